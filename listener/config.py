@@ -1,0 +1,232 @@
+"""The project file (``listener.toml``): brands, sources, engine and crawl settings.
+
+Loading validates everything up front, so a typo fails before any request is
+sent, with a message naming the file, the key and the bad value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from listener.errors import ConfigError
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ElasticsearchConfig(_Section):
+    """Where mentions are stored. Without ``url`` the embedded engine is started."""
+
+    url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    ca_certs: Path | None = None
+    verify_certs: bool = True
+    index_prefix: str = Field(default="listener", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    request_timeout: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_auth_method(self) -> ElasticsearchConfig:
+        if self.api_key and (self.username or self.password):
+            raise ValueError("give either api_key or username/password, not both")
+        if bool(self.username) != bool(self.password):
+            raise ValueError("username and password go together")
+        return self
+
+
+class BrandConfig(_Section):
+    """A brand to listen for."""
+
+    name: str = Field(min_length=1)
+    keywords: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    owned_domains: list[str] = Field(default_factory=list)
+    owned_accounts: list[str] = Field(default_factory=list)
+
+    @field_validator("keywords", "exclude")
+    @classmethod
+    def _no_blank_terms(cls, terms: list[str]) -> list[str]:
+        cleaned = [term.strip() for term in terms]
+        for term in cleaned:
+            if not term or term in {"#", "@"}:
+                raise ValueError("keywords and exclusions must not be blank")
+        return cleaned
+
+    @field_validator("owned_domains")
+    @classmethod
+    def _bare_domains(cls, domains: list[str]) -> list[str]:
+        return [d.strip().lower().removeprefix("www.") for d in domains]
+
+    @property
+    def terms(self) -> list[str]:
+        """The keywords to search for; the brand name when none are given."""
+        return self.keywords or [self.name]
+
+
+class CrawlConfig(_Section):
+    """How politely and how hard to crawl."""
+
+    user_agent: str = "listener/0.1 (+https://github.com/listener-project/listener; social listening crawler)"
+    obey_robots_txt: bool = True
+    concurrent_requests: int = Field(default=8, ge=1, le=256)
+    concurrent_requests_per_domain: int = Field(default=4, ge=1, le=64)
+    download_delay: float = Field(default=0.0, ge=0)
+    autothrottle: bool = True
+    retry_times: int = Field(default=3, ge=0, le=20)
+    max_retry_after: float = Field(default=300.0, ge=0, description="longest Retry-After honoured, seconds")
+    download_timeout: float = Field(default=30.0, gt=0)
+    batch_size: int = Field(default=64, ge=1, le=10_000)
+    max_consecutive_failures: int = Field(
+        default=10, ge=1, description="parse failures in a row before a source is paused for the run"
+    )
+
+
+class SourceConfig(BaseModel):
+    """One ``[[sources]]`` entry. Options beyond ``plugin`` belong to the plugin's own model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    plugin: str = Field(min_length=1)
+    name: str | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def label(self) -> str:
+        return self.name or self.plugin
+
+
+class ProjectConfig(_Section):
+    """A whole project file."""
+
+    elasticsearch: ElasticsearchConfig = Field(default_factory=ElasticsearchConfig)
+    crawl: CrawlConfig = Field(default_factory=CrawlConfig)
+    brands: list[BrandConfig] = Field(min_length=1)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ProjectConfig:
+        seen: set[str] = set()
+        for brand in self.brands:
+            if brand.name.casefold() in seen:
+                raise ValueError(f"brand {brand.name!r} is listed twice")
+            seen.add(brand.name.casefold())
+        return self
+
+    @property
+    def home(self) -> Path:
+        """Where listener keeps its state: engine data, spool, dead letters, run history."""
+        configured = os.environ.get("LISTENER_HOME")
+        if configured:
+            return Path(configured).expanduser().resolve()
+        base = self.path.parent if self.path else Path.cwd()
+        return (base / ".listener").resolve()
+
+    def brand(self, name: str) -> BrandConfig:
+        for brand in self.brands:
+            if brand.name.casefold() == name.casefold():
+                return brand
+        known = ", ".join(b.name for b in self.brands)
+        raise ConfigError(f"unknown brand {name!r}; the project file defines: {known}")
+
+
+def _expand_env(value: Any, where: str, source: Path) -> Any:
+    """Replace ``${NAME}`` with the environment variable's value, recursively."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"{source}: {where} refers to ${{{name}}}, but the environment variable "
+                    f"{name} is not set; export it or remove the reference"
+                )
+            return os.environ[name]
+
+        return _ENV_REFERENCE.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}" if where else k, source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{where}[{i}]", source) for i, v in enumerate(value)]
+    return value
+
+
+def _describe_location(data: dict[str, Any], loc: tuple[int | str, ...]) -> str:
+    """Turn a pydantic location into ``sources[1] (rss).feeds`` style text."""
+    parts: list[str] = []
+    node: Any = data
+    for key in loc:
+        if isinstance(key, int):
+            label = ""
+            if isinstance(node, list) and key < len(node) and isinstance(node[key], dict):
+                entry = node[key]
+                name = entry.get("name") or entry.get("plugin")
+                if name:
+                    label = f" ({name})"
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{key}]{label}"]
+        else:
+            parts.append(str(key))
+        node = node[key] if isinstance(node, (dict, list)) and _has(node, key) else None
+    return ".".join(parts)
+
+
+def _has(node: dict[str, Any] | list[Any], key: int | str) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(key, int) and key < len(node)
+
+
+def format_validation_error(error: ValidationError, data: dict[str, Any], source: str) -> str:
+    """One line per problem: file, key, bad value, what was expected."""
+    lines = []
+    for problem in error.errors():
+        where = _describe_location(data, problem["loc"]) or "(top level)"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key; check the spelling against the documentation"
+        value = problem.get("input")
+        shown = "" if problem["type"] in ("missing", "extra_forbidden") else f" (got {value!r})"
+        lines.append(f"{source}: {where}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def parse_project(data: dict[str, Any], source: Path) -> ProjectConfig:
+    """Validate already-parsed TOML data; ``source`` names the file in messages."""
+    expanded = _expand_env(data, "", source)
+    try:
+        config = ProjectConfig.model_validate(expanded)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, expanded, str(source))) from None
+    config.path = source.resolve()
+    return config
+
+
+def load_project(path: str | os.PathLike[str]) -> ProjectConfig:
+    """Read and validate a project file."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: project file not found; pass -c PATH or create listener.toml")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{file}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{file}: not UTF-8 text: {error}") from None
+    config = parse_project(data, file)
+    es_url = os.environ.get("LISTENER_ES_URL")
+    if es_url:
+        config.elasticsearch.url = es_url
+    return config

@@ -1,0 +1,223 @@
+"""The Mention: the one contract between the crawl, enrichment and the index.
+
+A source plugin builds Mentions with :func:`Mention.create`, which derives the
+stable id, the domain and the canonical URL. Enrichment fills language, brands,
+entities and sentiment. The Elasticsearch mapping in ``index_templates/`` holds
+exactly these fields (a test keeps the two equal, and the mapping is strict).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+SentimentLabel = Literal["negative", "neutral", "positive"]
+
+
+class SourceKind(StrEnum):
+    """What kind of place a mention comes from."""
+
+    NEWS = "news"
+    BLOG = "blog"
+    FORUM = "forum"
+    SOCIAL = "social"
+    REVIEW = "review"
+    VIDEO = "video"
+
+
+def _require_aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(
+            f"datetime {value.isoformat()} has no time zone; "
+            "sources must give timezone-aware datetimes (use UTC when the source says nothing)"
+        )
+    return value.astimezone(UTC)
+
+
+def _require_absolute_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"URL {value!r} is not an absolute http(s) URL")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_require_aware)]
+AbsoluteURL = Annotated[str, AfterValidator(_require_absolute_url)]
+
+# Query parameters that only track campaigns: dropped from canonical URLs so
+# the same article shared with different tracking tags is one mention.
+_TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "igshid", "mc_cid", "mc_eid", "ref", "ref_src", "spm", "cmpid"}
+)
+
+
+def canonicalize_url(url: str) -> str:
+    """Lower-case scheme and host, drop fragments, default ports and tracking parameters."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
+    query = urlencode(
+        [
+            (key, value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+            if not key.lower().startswith("utm_") and key.lower() not in _TRACKING_PARAMS
+        ]
+    )
+    path = parts.path or "/"
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def domain_of(url: str) -> str:
+    """The host of a URL without a leading ``www.``."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.")
+
+
+def mention_id(source: str, canonical_url: str) -> str:
+    """Stable id: a re-crawl of the same item updates the stored mention instead of adding one."""
+    return hashlib.sha1(f"{source}\n{canonical_url}".encode()).hexdigest()
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Author(_Model):
+    """Who wrote the mention, as far as the source says."""
+
+    name: str | None = None
+    handle: str | None = None
+    url: AbsoluteURL | None = None
+    followers: int | None = Field(default=None, ge=0)
+
+
+class Engagement(_Model):
+    """Interactions the source reports; ``None`` where the source gives no figure."""
+
+    likes: int | None = Field(default=None, ge=0)
+    comments: int | None = Field(default=None, ge=0)
+    shares: int | None = Field(default=None, ge=0)
+    views: int | None = Field(default=None, ge=0)
+    score: int | None = None
+    total: int = Field(default=0, ge=0, description="likes + comments + shares: the interactions")
+
+    @model_validator(mode="after")
+    def _sum_total(self) -> Engagement:
+        total = sum(v for v in (self.likes, self.comments, self.shares) if v)
+        if self.total != total:
+            object.__setattr__(self, "total", total)
+        return self
+
+
+class Rating(_Model):
+    """A review rating: the raw value on its scale and the value normalised to 0..1."""
+
+    value: float = Field(ge=0.0, le=1.0)
+    raw: float
+    scale_min: float = 0.0
+    scale_max: float
+
+    @classmethod
+    def from_raw(cls, raw: float, scale_max: float, scale_min: float = 0.0) -> Rating:
+        if scale_max <= scale_min:
+            raise ValueError(f"rating scale {scale_min}..{scale_max} is empty")
+        clipped = min(max(raw, scale_min), scale_max)
+        value = (clipped - scale_min) / (scale_max - scale_min)
+        return cls(value=value, raw=raw, scale_min=scale_min, scale_max=scale_max)
+
+
+class Sentiment(_Model):
+    """Sentiment as a score in -1..1 and a three-way label."""
+
+    score: float = Field(ge=-1.0, le=1.0)
+    label: SentimentLabel
+
+
+class Span(_Model):
+    """Character offsets of a match in ``Mention.text`` (end exclusive)."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class BrandMatch(_Model):
+    """One brand a mention belongs to, why, where, and how the text feels about it."""
+
+    brand: str
+    keyword: str
+    positions: list[Span] = Field(default_factory=list)
+    sentiment: Sentiment | None = None
+    owned: bool = False
+
+
+class Entity(_Model):
+    """A named entity found in the text."""
+
+    text: str
+    label: str
+
+
+class Mention(_Model):
+    """One public post, comment, article or review that may mention a brand."""
+
+    id: str
+    source: str = Field(description="name of the source plugin that found it")
+    source_kind: SourceKind
+    url: AbsoluteURL
+    canonical_url: AbsoluteURL
+    domain: str
+    title: str | None = None
+    text: str
+    language: str | None = None
+    published_at: AwareDatetime
+    crawled_at: AwareDatetime
+    author: Author = Field(default_factory=Author)
+    engagement: Engagement = Field(default_factory=Engagement)
+    rating: Rating | None = None
+    thread_id: str | None = None
+    parent_id: str | None = None
+    brands: list[BrandMatch] = Field(default_factory=list)
+    brand_names: list[str] = Field(
+        default_factory=list, description="the matched brands' names, flat, for filters and counts"
+    )
+    entities: list[Entity] = Field(default_factory=list)
+    sentiment: Sentiment | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        source: str,
+        source_kind: SourceKind | str,
+        url: str,
+        text: str,
+        published_at: datetime,
+        canonical_url: str | None = None,
+        crawled_at: datetime | None = None,
+        **fields: Any,
+    ) -> Mention:
+        """Build a Mention, deriving id, canonical URL and domain from the URL."""
+        canonical = canonicalize_url(canonical_url or url)
+        return cls(
+            id=mention_id(source, canonical),
+            source=source,
+            source_kind=SourceKind(source_kind),
+            url=url,
+            canonical_url=canonical,
+            domain=domain_of(canonical),
+            text=text,
+            published_at=published_at,
+            crawled_at=crawled_at or datetime.now(UTC),
+            **fields,
+        )
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON document stored in the index (``_id`` is :attr:`id`)."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,167 @@
+"""Finding sources: built-in plugins and third-party ones from the ``listener`` entry points."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from types import ModuleType
+
+import pluggy
+
+from listener import hookspecs
+from listener.errors import PluginError
+from listener.source import HOOK_API_VERSION, Source
+
+log = logging.getLogger(__name__)
+
+#: Built-in sources are plugins registered exactly like third-party ones.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "listener.plugins.rss",
+    "listener.plugins.hackernews",
+)
+
+ENTRY_POINT_GROUP = "listener"
+DISABLE_VARIABLE = "LISTENER_DISABLE_PLUGINS"
+
+
+@dataclass
+class PluginProblem:
+    """A plugin that was skipped, and why."""
+
+    plugin: str
+    reason: str
+
+
+@dataclass
+class Registry:
+    """The loaded plugin manager and the sources it provides."""
+
+    manager: pluggy.PluginManager
+    sources: dict[str, type[Source]] = field(default_factory=dict)
+    problems: list[PluginProblem] = field(default_factory=list)
+    packages: dict[str, str] = field(default_factory=dict)
+
+    def source(self, name: str) -> type[Source]:
+        try:
+            return self.sources[name]
+        except KeyError:
+            known = ", ".join(sorted(self.sources)) or "none"
+            skipped = "".join(
+                f"; plugin {p.plugin} was skipped: {p.reason}" for p in self.problems
+            )
+            raise PluginError(
+                f"unknown source plugin {name!r} (available: {known}){skipped}"
+            ) from None
+
+
+def _disabled() -> set[str]:
+    return {name.strip() for name in os.environ.get(DISABLE_VARIABLE, "").split(",") if name.strip()}
+
+
+def _check_source(cls: object, plugin: str) -> type[Source]:
+    if not (isinstance(cls, type) and issubclass(cls, Source)):
+        raise PluginError(f"plugin {plugin}: listener_register_sources returned {cls!r}, not a Source subclass")
+    for attribute in ("name", "kind"):
+        if not getattr(cls, attribute, None):
+            raise PluginError(f"plugin {plugin}: source {cls.__qualname__} does not set {attribute!r}")
+    if cls.api_version != HOOK_API_VERSION:
+        raise PluginError(
+            f"plugin {plugin}: source {cls.name!r} was written for listener source API "
+            f"version {cls.api_version}, but this listener implements version {HOOK_API_VERSION}; "
+            "upgrade the plugin (or listener)"
+        )
+    return cls
+
+
+def build_registry() -> Registry:
+    """Build a fresh plugin manager: built-ins, then entry points, minus disabled ones."""
+    manager = pluggy.PluginManager("listener")
+    manager.add_hookspecs(hookspecs)
+    registry = Registry(manager=manager)
+    disabled = _disabled()
+
+    candidates: list[tuple[str, str, ModuleType | None, Exception | None]] = []
+    for module_name in DEFAULT_PLUGINS:
+        short = module_name.rsplit(".", 1)[-1]
+        if short in disabled:
+            continue
+        candidates.append((short, "listener", importlib.import_module(module_name), None))
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        if entry_point.name in disabled:
+            continue
+        package = entry_point.dist.name if entry_point.dist else "?"
+        try:
+            module = entry_point.load()
+        except Exception as error:  # a broken third-party plugin must not stop listener
+            candidates.append((entry_point.name, package, None, error))
+        else:
+            candidates.append((entry_point.name, package, module, None))
+
+    for name, package, module, error in candidates:
+        if error is not None or module is None:
+            reason = f"import failed: {type(error).__name__}: {error}"
+            log.warning("skipping plugin %s: %s", name, reason)
+            registry.problems.append(PluginProblem(name, reason))
+            continue
+        try:
+            manager.register(module, name=name)
+        except Exception as error:
+            reason = f"registration failed: {error}"
+            log.warning("skipping plugin %s: %s", name, reason)
+            registry.problems.append(PluginProblem(name, reason))
+            continue
+        registry.packages[name] = package
+
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as error:
+        raise PluginError(
+            f"plugin {error.plugin!r} implements a hook listener does not define "
+            f"({error}); hook names must match listener.hookspecs exactly"
+        ) from None
+
+    for plugin_name, plugin in manager.list_name_plugin():
+        implementation = getattr(plugin, "listener_register_sources", None)
+        if implementation is None:
+            continue
+        try:
+            classes = implementation()
+            checked = [_check_source(cls, plugin_name) for cls in classes or []]
+        except Exception as error:
+            reason = str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+            log.warning("skipping plugin %s: %s", plugin_name, reason)
+            registry.problems.append(PluginProblem(plugin_name, reason))
+            manager.unregister(plugin)
+            continue
+        for cls in checked:
+            if cls.name in registry.sources:
+                raise PluginError(
+                    f"two plugins provide a source named {cls.name!r} "
+                    f"({registry.sources[cls.name].__module__} and {cls.__module__}); "
+                    f"disable one with {DISABLE_VARIABLE}"
+                )
+            if cls.name in disabled:
+                continue
+            registry.sources[cls.name] = cls
+            registry.packages.setdefault(cls.name, registry.packages.get(plugin_name, "?"))
+    return registry
+
+
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use (not at import)."""
+    global _registry
+    if _registry is None:
+        _registry = build_registry()
+    return _registry
+
+
+def reset_registry() -> None:
+    """Forget the registry so the next use rebuilds it (tests, changed environment)."""
+    global _registry
+    _registry = None

@@ -1,0 +1,126 @@
+"""What a source plugin writes: a :class:`Source` subclass, its options, requests and responses.
+
+A source never sees Scrapy. It asks for :class:`Request` objects to be fetched
+and receives :class:`Response` objects; the generic spider does the fetching
+(robots.txt, throttling, retries) and the contract checks can replay recorded
+responses without any network.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from listener.config import BrandConfig
+from listener.mention import Mention, SourceKind
+
+#: The version of the source contract this listener implements. A plugin
+#: declares the version it was written for in ``Source.api_version``; a plugin
+#: for another major version is refused when it is loaded.
+HOOK_API_VERSION = 1
+
+
+class SourceOptions(BaseModel):
+    """Options every source accepts. Subclass it to add the source's own keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plugin: str
+    name: str | None = None
+    max_pages: int = Field(default=5, ge=1, description="pages to follow per query")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search term for one brand."""
+
+    brand: str
+    term: str
+
+
+@dataclass
+class Request:
+    """A request a source wants fetched. ``meta`` comes back on the Response."""
+
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+
+
+@dataclass
+class Response:
+    """A fetched response, as a source sees it."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    request: Request
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.request.meta
+
+    @property
+    def text(self) -> str:
+        charset = "utf-8"
+        content_type = self.headers.get("content-type", "")
+        if "charset=" in content_type:
+            charset = content_type.split("charset=", 1)[1].split(";")[0].strip() or charset
+        return self.body.decode(charset, errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; a :class:`ValueError` naming the URL when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError as error:
+            snippet = self.body[:80].decode("utf-8", errors="replace").strip()
+            raise ValueError(
+                f"{self.url} did not return JSON ({error}); body starts with {snippet!r}"
+            ) from None
+
+
+class Source:
+    """Base class for sources. Set ``name``, ``kind`` and ``Options``; implement the two methods.
+
+    An instance is created per ``[[sources]]`` entry and per crawl, with the
+    validated options and the project's brands.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[SourceKind]
+    Options: ClassVar[type[SourceOptions]] = SourceOptions
+    api_version: ClassVar[int] = HOOK_API_VERSION
+    #: Polite defaults the spider applies to this source's requests.
+    download_delay: ClassVar[float] = 0.0
+    concurrency: ClassVar[int] = 4
+
+    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
+        self.options = options
+        self.brands = brands
+
+    @property
+    def label(self) -> str:
+        """How the project file names this entry (its ``name``, else the plugin)."""
+        return self.options.name or self.name
+
+    def queries(self) -> Iterator[Query]:
+        """Every (brand, keyword) pair, hashtags and handles included."""
+        for brand in self.brands:
+            for term in brand.terms:
+                yield Query(brand=brand.name, term=term)
+
+    def start_requests(self) -> Iterable[Request]:
+        """The first requests of a crawl."""
+        raise NotImplementedError
+
+    def parse(self, response: Response) -> Iterable[Mention | Request]:
+        """Turn one response into Mentions and follow-up Requests."""
+        raise NotImplementedError
