@@ -76,18 +76,24 @@ class BrandConfig(_Section):
 class CrawlConfig(_Section):
     """How politely and how hard to crawl."""
 
-    user_agent: str = "listener/0.1 (+https://github.com/listener-project/listener; social listening crawler)"
+    user_agent: str = (
+        "listener/0.1 (+https://github.com/listener-project/listener; social listening crawler)"
+    )
     obey_robots_txt: bool = True
     concurrent_requests: int = Field(default=8, ge=1, le=256)
     concurrent_requests_per_domain: int = Field(default=4, ge=1, le=64)
     download_delay: float = Field(default=0.0, ge=0)
     autothrottle: bool = True
     retry_times: int = Field(default=3, ge=0, le=20)
-    max_retry_after: float = Field(default=300.0, ge=0, description="longest Retry-After honoured, seconds")
+    max_retry_after: float = Field(
+        default=300.0, ge=0, description="longest Retry-After honoured, seconds"
+    )
     download_timeout: float = Field(default=30.0, gt=0)
     batch_size: int = Field(default=64, ge=1, le=10_000)
     max_consecutive_failures: int = Field(
-        default=10, ge=1, description="parse failures in a row before a source is paused for the run"
+        default=10,
+        ge=1,
+        description="parse failures in a row before a source is paused for the run",
     )
 
 

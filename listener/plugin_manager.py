@@ -10,9 +10,11 @@ from importlib.metadata import entry_points
 from types import ModuleType
 
 import pluggy
+from pydantic import ValidationError
 
 from listener import hookspecs
-from listener.errors import PluginError
+from listener.config import ProjectConfig
+from listener.errors import ConfigError, PluginError
 from listener.source import HOOK_API_VERSION, Source
 
 log = logging.getLogger(__name__)
@@ -49,24 +51,28 @@ class Registry:
             return self.sources[name]
         except KeyError:
             known = ", ".join(sorted(self.sources)) or "none"
-            skipped = "".join(
-                f"; plugin {p.plugin} was skipped: {p.reason}" for p in self.problems
-            )
+            skipped = "".join(f"; plugin {p.plugin} was skipped: {p.reason}" for p in self.problems)
             raise PluginError(
                 f"unknown source plugin {name!r} (available: {known}){skipped}"
             ) from None
 
 
 def _disabled() -> set[str]:
-    return {name.strip() for name in os.environ.get(DISABLE_VARIABLE, "").split(",") if name.strip()}
+    return {
+        name.strip() for name in os.environ.get(DISABLE_VARIABLE, "").split(",") if name.strip()
+    }
 
 
 def _check_source(cls: object, plugin: str) -> type[Source]:
     if not (isinstance(cls, type) and issubclass(cls, Source)):
-        raise PluginError(f"plugin {plugin}: listener_register_sources returned {cls!r}, not a Source subclass")
+        raise PluginError(
+            f"plugin {plugin}: listener_register_sources returned {cls!r}, not a Source subclass"
+        )
     for attribute in ("name", "kind"):
         if not getattr(cls, attribute, None):
-            raise PluginError(f"plugin {plugin}: source {cls.__qualname__} does not set {attribute!r}")
+            raise PluginError(
+                f"plugin {plugin}: source {cls.__qualname__} does not set {attribute!r}"
+            )
     if cls.api_version != HOOK_API_VERSION:
         raise PluginError(
             f"plugin {plugin}: source {cls.name!r} was written for listener source API "
@@ -131,7 +137,9 @@ def build_registry() -> Registry:
             classes = implementation()
             checked = [_check_source(cls, plugin_name) for cls in classes or []]
         except Exception as error:
-            reason = str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+            reason = (
+                str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+            )
             log.warning("skipping plugin %s: %s", plugin_name, reason)
             registry.problems.append(PluginProblem(plugin_name, reason))
             manager.unregister(plugin)
@@ -165,3 +173,53 @@ def reset_registry() -> None:
     """Forget the registry so the next use rebuilds it (tests, changed environment)."""
     global _registry
     _registry = None
+
+
+def instantiate_sources(project: ProjectConfig) -> list[Source]:
+    """One Source per ``[[sources]]`` entry, options validated by the plugin's own model.
+
+    Errors name the project file and the entry, e.g. ``sources[1] (rss).feeds``.
+    """
+    registry = get_registry()
+    where = project.path or "project file"
+    sources: list[Source] = []
+    labels: set[str] = set()
+    for index, entry in enumerate(project.sources):
+        entry_name = f"{where}: sources[{index}] ({entry.label})"
+        try:
+            cls = registry.source(entry.plugin)
+        except PluginError as error:
+            raise ConfigError(f"{entry_name}: {error}") from None
+        payload = {"plugin": entry.plugin, "name": entry.name, **entry.options}
+        try:
+            options = cls.Options.model_validate(payload)
+        except ValidationError as error:
+            details = "; ".join(
+                f"{'.'.join(str(p) for p in problem['loc']) or '(entry)'}: "
+                + (
+                    "unknown option for this plugin"
+                    if problem["type"] == "extra_forbidden"
+                    else problem["msg"].removeprefix("Value error, ")
+                )
+                + (
+                    ""
+                    if problem["type"] in ("missing", "extra_forbidden")
+                    else f" (got {problem.get('input')!r})"
+                )
+                for problem in error.errors()
+            )
+            raise ConfigError(f"{entry_name}: {details}") from None
+        try:
+            source = cls(options, project.brands)
+        except Exception as error:
+            raise PluginError(
+                f"{entry_name}: plugin {entry.plugin!r} failed to start: {error}"
+            ) from error
+        if source.label in labels:
+            raise ConfigError(
+                f"{entry_name}: two sources are both called {source.label!r}; "
+                'give one a distinct name = "…"'
+            )
+        labels.add(source.label)
+        sources.append(source)
+    return sources

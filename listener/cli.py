@@ -1,0 +1,367 @@
+"""The ``listener`` command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from listener import __version__
+from listener.config import ProjectConfig, load_project
+from listener.errors import ConfigError, ListenerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_SPOOLED = 3
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> None:
+    """Print a one-line reason on stderr and exit."""
+    first, *rest = message.splitlines() or [""]
+    click.echo(f"error: {first}", err=True)
+    for line in rest:
+        click.echo(f"  {line}", err=True)
+    sys.exit(code)
+
+
+def reports_errors(command: F) -> F:
+    """Turn listener's own errors into a one-line reason and a non-zero exit code."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as error:
+            fail(str(error), EXIT_USAGE)
+        except ListenerError as error:
+            fail(str(error))
+        except ValueError as error:
+            fail(str(error), EXIT_USAGE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default="listener.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Project file.",
+)
+format_option = click.option(
+    "--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table"
+)
+
+
+@contextmanager
+def store(project: ProjectConfig) -> Iterator[Any]:
+    """A connected Elasticsearch client (the embedded engine is started when no URL is set)."""
+    from listener.engine import connect
+
+    with connect(project) as client:
+        yield client
+
+
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    from listener.queries import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+
+
+def _emit(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], output_format: str, title: str = ""
+) -> None:
+    if output_format == "json":
+        click.echo(json.dumps(list(rows), indent=2, default=str, ensure_ascii=False))
+        return
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(row.get(k)) for k in columns})
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    table = Table(title=title or None, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="listener")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
+    """listener: crawl public mentions of brands, enrich them, index them, report share of voice."""
+    ctx.ensure_object(dict)
+    ctx.obj["log_level"] = ["WARNING", "INFO", "DEBUG"][min(verbose, 2)]
+    logging.basicConfig(level=ctx.obj["log_level"], format="%(levelname)s %(name)s: %(message)s")
+
+
+def _load(config_path: Path) -> ProjectConfig:
+    return load_project(config_path)
+
+
+def _print_summary(summary: Any) -> None:
+    for line in summary.lines():
+        err.print(line, markup=False)
+
+
+@main.command()
+@config_option
+@click.pass_context
+@reports_errors
+def crawl(ctx: click.Context, config_path: Path) -> None:
+    """Crawl every configured source for the configured brands."""
+    from listener.crawl import run_crawl
+
+    project = _load(config_path)
+    if not project.sources:
+        raise ConfigError(f"{project.path}: no [[sources]] configured; add at least one")
+    summary = run_crawl(project, log_level=ctx.obj["log_level"])
+    _print_summary(summary)
+    _exit_for(summary)
+
+
+def _exit_for(summary: Any) -> None:
+    if summary.spooled:
+        fail(
+            f"{summary.spooled} mentions were spooled because the engine was unreachable; "
+            "run the crawl again once it is back to index them",
+            EXIT_SPOOLED,
+        )
+    working = [s for s in summary.sources.values() if s.health != "broken"]
+    if summary.sources and not working:
+        names = ", ".join(summary.sources)
+        fail(f"every source failed ({names}); see the summary above")
+
+
+@main.command()
+@config_option
+@click.option("--since", help="ISO date/datetime or relative (7d, 12h, 2w).")
+@click.option("--until", help="ISO date/datetime or relative.")
+@click.option("--interval", type=click.Choice(["day", "week", "month"]))
+@click.option("--by", "measure", type=click.Choice(["mentions", "engagement"]), default="mentions")
+@click.option("--tz", default="UTC", show_default=True, help="Time zone for period boundaries.")
+@format_option
+@reports_errors
+def sov(
+    config_path: Path,
+    since: str | None,
+    until: str | None,
+    interval: str | None,
+    measure: str,
+    tz: str,
+    output_format: str,
+) -> None:
+    """Share of voice per brand (and per period with --interval)."""
+    from listener.queries import share_of_voice
+
+    project = _load(config_path)
+    start, end = _time(since, "--since"), _time(until, "--until")
+    with store(project) as client:
+        rows = share_of_voice(
+            client, project, since=start, until=end, interval=interval, by=measure, tz=tz
+        )
+    print_sov(rows, interval, output_format)
+
+
+def print_sov(rows: Iterable[Any], interval: str | None, output_format: str) -> None:
+    """Share-of-voice rows as a table, JSON or CSV."""
+    records = []
+    for row in rows:
+        record: dict[str, Any] = {
+            "brand": row.brand,
+            "mentions": row.mentions,
+            "engagement": row.engagement,
+            "share": round(row.share, 6),
+        }
+        if interval:
+            record = {"period": row.period.isoformat() if row.period else None, **record}
+        records.append(record)
+    columns = (["period"] if interval else []) + ["brand", "mentions", "engagement", "share"]
+    if output_format == "table":
+        for record in records:
+            record["share"] = f"{record['share'] * 100:.1f}%"
+    _emit(records, columns, output_format, title="Share of voice")
+
+
+@main.command()
+@config_option
+@click.argument("query", required=False, default="")
+@click.option("--brand")
+@click.option(
+    "--sentiment",
+    type=click.Choice(["pos", "neu", "neg", "positive", "neutral", "negative"]),
+)
+@click.option("--since")
+@click.option("--until")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@reports_errors
+def search(
+    config_path: Path,
+    query: str,
+    brand: str | None,
+    sentiment: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    output_format: str,
+) -> None:
+    """Full-text search over stored mentions, newest first."""
+    from listener.queries import search_mentions
+
+    project = _load(config_path)
+    if brand:
+        brand = project.brand(brand).name
+    label = {"pos": "positive", "neu": "neutral", "neg": "negative"}.get(sentiment or "", sentiment)
+    with store(project) as client:
+        hits = search_mentions(
+            client,
+            project,
+            query or None,
+            brand=brand,
+            sentiment=label,
+            since=_time(since, "--since"),
+            until=_time(until, "--until"),
+            limit=limit,
+        )
+    if output_format == "json":
+        click.echo(json.dumps(hits, indent=2, ensure_ascii=False, default=str))
+        return
+    rows = [
+        {
+            "date": str(hit.get("published_at", ""))[:16].replace("T", " "),
+            "source": hit.get("source"),
+            "brands": ", ".join(hit.get("brand_names") or []),
+            "sentiment": (hit.get("sentiment") or {}).get("label"),
+            "snippet": hit.get("snippet") or (hit.get("text") or "")[:160],
+            "url": hit.get("url"),
+        }
+        for hit in hits
+    ]
+    _emit(rows, ["date", "source", "brands", "sentiment", "snippet", "url"], "table")
+    if not rows:
+        err.print("no mentions matched")
+
+
+EXPORT_COLUMNS = [
+    "id",
+    "source",
+    "source_kind",
+    "url",
+    "canonical_url",
+    "domain",
+    "title",
+    "text",
+    "language",
+    "published_at",
+    "crawled_at",
+    "author",
+    "engagement",
+    "rating",
+    "thread_id",
+    "parent_id",
+    "brands",
+    "brand_names",
+    "entities",
+    "sentiment",
+]
+
+
+@main.command()
+@config_option
+@click.option("--format", "output_format", type=click.Choice(["ndjson", "csv"]), default="ndjson")
+@click.option("--since")
+@click.option("--until")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
+@reports_errors
+def export(
+    config_path: Path, output_format: str, since: str | None, until: str | None, output: Any
+) -> None:
+    """Every stored mention, one per line, with all fields (nested fields as JSON in CSV)."""
+    from listener.queries import iter_mentions
+
+    project = _load(config_path)
+    count = 0
+    with store(project) as client:
+        writer = None
+        if output_format == "csv":
+            writer = csv.DictWriter(output, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+        for document in iter_mentions(
+            client, project, since=_time(since, "--since"), until=_time(until, "--until")
+        ):
+            if writer is None:
+                output.write(json.dumps(document, ensure_ascii=False) + "\n")
+            else:
+                writer.writerow(
+                    {
+                        key: json.dumps(value, ensure_ascii=False)
+                        if isinstance(value, (dict, list))
+                        else value
+                        for key, value in document.items()
+                    }
+                )
+            count += 1
+    err.print(f"exported {count} mentions")
+
+
+@main.command()
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the demo project and its data go (default: $LISTENER_HOME or ./listener-demo).",
+)
+@click.pass_context
+@reports_errors
+def demo(ctx: click.Context, home: Path | None) -> None:
+    """Crawl the bundled sample site into the embedded engine and print share of voice."""
+    from listener.demo import run_demo
+
+    run_demo(home, log_level=ctx.obj["log_level"], console=err, on_sov=print_sov)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Run one crawl of a project in this process (the reactor cannot restart: one crawl per call)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+from twisted.python.failure import Failure
+
+from listener.config import ProjectConfig
+from listener.errors import ListenerError
+from listener.progress import CrawlSummary
+
+log = logging.getLogger(__name__)
+
+
+class CrawlFailed(ListenerError):
+    """The crawl could not run (engine, plugin or configuration problem during start-up)."""
+
+
+def run_crawl(project: ProjectConfig, *, log_level: str = "WARNING") -> CrawlSummary:
+    """Crawl every configured source of ``project``; enrich and index what matches a brand."""
+    from listener.spiders.mentions import PROJECT_SETTING, MentionsSpider
+
+    settings = Settings()
+    settings.set(PROJECT_SETTING, project)
+    settings.set("LOG_LEVEL", log_level)
+    settings.set("LOG_FORMAT", "%(levelname)s %(name)s: %(message)s")
+    process = CrawlerProcess(settings, install_root_handler=True)
+    crawler = process.create_crawler(MentionsSpider)
+    # The spider's update_settings sets LOG_LEVEL from the project; keep the caller's.
+    crawler.settings.frozen = False
+    crawler.settings.set("LOG_LEVEL", log_level, priority="cmdline")
+    failures: list[Failure] = []
+    deferred = process.crawl(crawler)
+    deferred.addErrback(failures.append)
+    process.start()
+    if failures:
+        error = failures[0].value
+        if isinstance(error, ListenerError):
+            raise error
+        raise CrawlFailed(f"crawl failed: {type(error).__name__}: {error}")
+    stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
+    summary = CrawlSummary.from_stats(stats)
+    if stats.get("listener/open_error"):
+        raise CrawlFailed(str(stats["listener/open_error"]))
+    record_run(project, summary)
+    return summary
+
+
+def record_run(project: ProjectConfig, summary: CrawlSummary) -> Path:
+    """Keep the run's per-source health under ``LISTENER_HOME/runs`` for later status reports."""
+    runs = project.home / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    finished = datetime.now(UTC)
+    path = runs / f"{finished:%Y%m%dT%H%M%S%fZ}.json"
+    payload = {
+        "finished_at": finished.isoformat(),
+        "elapsed_seconds": summary.elapsed,
+        "found": summary.found,
+        "indexed": summary.indexed,
+        "spooled": summary.spooled,
+        "rejected": summary.rejected,
+        "errors": summary.errors,
+        "dropped": summary.dropped,
+        "sources": {
+            label: {
+                "health": source.health,
+                "pages": source.pages,
+                "mentions": source.mentions,
+                "indexed": source.indexed,
+                "parse_errors": source.parse_errors,
+                "fetch_errors": source.fetch_errors,
+                "statuses": source.statuses,
+                "paused": source.paused,
+                "last_error": source.last_error,
+                "last_success": source.last_success,
+            }
+            for label, source in summary.sources.items()
+        },
+    }
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    temporary.replace(path)
+    return path

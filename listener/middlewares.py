@@ -1,0 +1,73 @@
+"""Downloader middleware: honour ``Retry-After`` on 429 and 503 responses."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+
+if TYPE_CHECKING:
+    from scrapy.http import Request, Response
+
+log = logging.getLogger(__name__)
+
+RATE_LIMIT_STATUSES = frozenset({429, 503})
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait for a ``Retry-After`` value (seconds or HTTP date); None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class RetryAfterMiddleware(RetryMiddleware):
+    """Scrapy's retry middleware, waiting as long as the server asks on 429/503.
+
+    Without a ``Retry-After`` header it behaves exactly like RetryMiddleware.
+    A wait longer than ``LISTENER_MAX_RETRY_AFTER`` seconds is not honoured:
+    the response is given up on and counted, so one source cannot stall a crawl.
+    """
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:  # type: ignore[override]
+        if request.meta.get("dont_retry", False) or response.status not in RATE_LIMIT_STATUSES:
+            return super().process_response(request, response)
+        header = response.headers.get(b"Retry-After")
+        delay = retry_after_seconds(header.decode("latin-1") if header else None)
+        if delay is None:
+            return super().process_response(request, response)
+        stats = self.crawler.stats
+        assert stats is not None
+        limit = self.crawler.settings.getfloat("LISTENER_MAX_RETRY_AFTER", 300.0)
+        if delay > limit:
+            stats.inc_value("listener/retry_after/too_long")
+            log.warning(
+                "%s asked to retry after %.0f s (limit %.0f s); giving up on %s",
+                response.status,
+                delay,
+                limit,
+                request.url,
+            )
+            return response
+        retry = self._retry(request, f"{response.status} with Retry-After {delay:.0f}s")
+        if retry is None:
+            return response
+        stats.inc_value("listener/retry_after/waited")
+        if delay > 0:
+            await maybe_deferred_to_future(deferLater(reactor, delay, lambda: None))
+        return retry

@@ -1,0 +1,188 @@
+"""The one generic spider: it drives every configured source plugin.
+
+Run it through ``listener crawl -c listener.toml`` or, from a project root
+with ``scrapy.cfg``, ``scrapy crawl mentions -s LISTENER_CONFIG=listener.toml``.
+The spider only fetches and parses; enrichment and indexing happen in the item
+pipeline, off the reactor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import scrapy
+from scrapy.crawler import Crawler
+from scrapy.http import Response as ScrapyResponse
+from scrapy.settings import BaseSettings
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
+
+from listener.config import ProjectConfig, load_project
+from listener.crawl_settings import scrapy_settings_for
+from listener.mention import Mention
+from listener.plugin_manager import instantiate_sources
+from listener.source import Request, Response, Source
+
+log = logging.getLogger(__name__)
+
+PROJECT_SETTING = "LISTENER_PROJECT"
+CONFIG_SETTING = "LISTENER_CONFIG"
+
+
+def _project_from(settings: BaseSettings) -> ProjectConfig:
+    project = settings.get(PROJECT_SETTING)
+    if isinstance(project, ProjectConfig):
+        return project
+    path = settings.get(CONFIG_SETTING) or os.environ.get(CONFIG_SETTING) or "listener.toml"
+    return load_project(path)
+
+
+class SourceState:
+    """Per-source counters for one crawl, and whether the source is paused."""
+
+    def __init__(self, source: Source, max_consecutive_failures: int) -> None:
+        self.source = source
+        self.max_consecutive_failures = max_consecutive_failures
+        self.consecutive_failures = 0
+        self.paused = False
+        self.last_error: str | None = None
+
+
+class MentionsSpider(scrapy.Spider):
+    """Fetch what each source asks for and hand its parsed Mentions to the pipeline."""
+
+    name = "mentions"
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        super().update_settings(settings)
+        project = _project_from(settings)
+        settings.set(PROJECT_SETTING, project, priority="spider")
+        for key, value in scrapy_settings_for(project).items():
+            settings.set(key, value, priority="spider")
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> MentionsSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.project = crawler.settings[PROJECT_SETTING]
+        spider.states = {
+            source.label: SourceState(source, spider.project.crawl.max_consecutive_failures)
+            for source in instantiate_sources(spider.project)
+        }
+        return spider
+
+    project: ProjectConfig
+    states: dict[str, SourceState]
+
+    def _inc(self, key: str, count: int = 1) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(key, count)
+
+    async def start(self) -> AsyncIterator[Any]:
+        for label, state in self.states.items():
+            self._inc(f"listener/source/{label}/started")
+            try:
+                requests = list(state.source.start_requests())
+            except Exception as error:
+                self._record_failure(state, f"{type(error).__name__}: {error}", "start_requests")
+                continue
+            for request in requests:
+                yield self._to_scrapy(request, label)
+
+    def _to_scrapy(self, request: Request, label: str) -> scrapy.Request:
+        return scrapy.Request(
+            request.url,
+            method=request.method,
+            headers=request.headers or None,
+            body=request.body,
+            priority=request.priority,
+            callback=self._parse,
+            errback=self._failed,
+            dont_filter=False,
+            meta={
+                "listener_source": label,
+                "listener_request": request,
+                "download_slot": f"source:{label}",
+            },
+        )
+
+    def _parse(self, response: ScrapyResponse) -> Iterable[Any]:
+        label: str = response.meta["listener_source"]
+        state = self.states[label]
+        self._inc(f"listener/source/{label}/pages")
+        self._inc(f"listener/source/{label}/status/{response.status}")
+        if state.paused:
+            self._inc(f"listener/source/{label}/skipped_while_paused")
+            return
+        own_response = Response(
+            url=response.url,
+            status=response.status,
+            headers={
+                key.decode("latin-1").lower(): values[-1].decode("latin-1")
+                for key, values in response.headers.items()
+                if values
+            },
+            body=response.body,
+            request=response.meta["listener_request"],
+        )
+        try:
+            results = list(state.source.parse(own_response))
+        except Exception as error:
+            self._record_failure(state, f"{type(error).__name__}: {error}", response.url)
+            return
+        state.consecutive_failures = 0
+        self.crawler.stats.set_value(  # type: ignore[union-attr]
+            f"listener/source/{label}/last_success", response.url
+        )
+        for result in results:
+            if isinstance(result, Mention):
+                self._inc(f"listener/source/{label}/mentions")
+                self._inc("listener/found")
+                yield {"mention": result, "source_label": label}
+            elif isinstance(result, Request):
+                yield self._to_scrapy(result, label)
+            else:
+                self._record_failure(
+                    state,
+                    f"parse() yielded {type(result).__name__}, expected Mention or Request",
+                    response.url,
+                )
+
+    def _failed(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        label = request.meta.get("listener_source", "?")
+        state = self.states.get(label)
+        if failure.check(HttpError):
+            response = failure.value.response
+            self._inc(f"listener/source/{label}/pages")
+            self._inc(f"listener/source/{label}/status/{response.status}")
+            reason = f"HTTP {response.status}"
+        else:
+            reason = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+        self._inc(f"listener/source/{label}/fetch_errors")
+        self._inc("listener/errors")
+        if state is not None:
+            state.last_error = f"{reason} at {request.url}"
+        log.warning("source %s: %s at %s", label, reason, request.url)
+
+    def _record_failure(self, state: SourceState, reason: str, where: str) -> None:
+        label = state.source.label
+        self._inc(f"listener/source/{label}/parse_errors")
+        self._inc("listener/errors")
+        state.consecutive_failures += 1
+        state.last_error = f"{reason} at {where}"
+        assert self.crawler.stats is not None
+        self.crawler.stats.set_value(f"listener/source/{label}/last_error", state.last_error)
+        log.warning("source %s: %s at %s", label, reason, where)
+        if not state.paused and state.consecutive_failures >= state.max_consecutive_failures:
+            state.paused = True
+            self.crawler.stats.set_value(f"listener/source/{label}/paused", True)
+            log.error(
+                "source %s paused for this run after %d failures in a row (last: %s)",
+                label,
+                state.consecutive_failures,
+                state.last_error,
+            )
