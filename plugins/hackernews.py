@@ -1,0 +1,281 @@
+"""The ``hackernews`` source: stories and comments from the public Algolia HN search API.
+
+One search per distinct keyword of the project's brands, newest first::
+
+    GET {base_url}/api/v1/search_by_date?query=TERM&tags=(story,comment)&hitsPerPage=N&page=P
+
+following ``page``/``nbPages`` up to ``max_pages`` pages. A hit found by two
+terms is yielded twice (same mention id); the pipeline's dedupe stage keeps one.
+
+The response format (checked against published clients and the API page at
+https://hn.algolia.com/api): ``{"hits": [...], "page": 0, "nbPages": 3,
+"nbHits": 123, "hitsPerPage": 50, ...}``. A hit has ``objectID`` (string),
+``author``, ``created_at`` (ISO 8601, UTC) and ``created_at_i`` (Unix seconds),
+``_tags`` (``story``/``comment``/…); stories add ``title``, ``url`` (absent for
+Ask HN), ``story_text`` (HTML, absent or null for link stories), ``points`` and
+``num_comments``; comments add ``comment_text`` (HTML), ``story_id``,
+``parent_id``, ``story_title``, ``story_url`` and ``points`` (usually null). Older
+responses carry every field with null where it does not apply; both shapes are
+read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+from pydantic import Field
+
+from listener.config import BrandConfig
+from listener.hookspecs import hookimpl
+from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
+from listener.source import Request, Response, Source, SourceOptions
+
+from .rss import html_to_text
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "HackerNewsOptions",
+    "HackerNewsSource",
+    "hit_to_mention",
+    "listener_register_sources",
+    "search_terms",
+]
+
+ITEM_URL = "https://news.ycombinator.com/item?id={}"
+USER_URL = "https://news.ycombinator.com/user?id={}"
+SEARCH_PATH = "/api/v1/search_by_date"
+
+
+class HackerNewsOptions(SourceOptions):
+    """Options of the ``hackernews`` source."""
+
+    base_url: AbsoluteURL = Field(
+        default="https://hn.algolia.com",
+        description="where the Algolia HN API lives (a mirror or a test server)",
+    )
+    hits_per_page: int = Field(default=50, ge=1, le=1000, description="hits per page")
+    tags: str = Field(
+        default="(story,comment)",
+        min_length=1,
+        description="Algolia tag filter: story, comment, (story,comment), ask_hn, …",
+    )
+
+
+def search_terms(brands: Iterable[BrandConfig]) -> dict[str, list[str]]:
+    """The distinct API search terms and the brands that asked for each.
+
+    A leading ``#`` or ``@`` is dropped (the API searches words, and ``#acme``
+    finds what ``acme`` finds); terms that are equal ignoring case are searched
+    once. Order follows the project file.
+    """
+    terms: dict[str, list[str]] = {}
+    spelled: dict[str, str] = {}
+    for brand in brands:
+        for term in brand.terms:
+            query = " ".join(term.lstrip("#@").split())
+            if not query:
+                continue
+            key = query.casefold()
+            first = spelled.setdefault(key, query)
+            if brand.name not in terms.setdefault(first, []):
+                terms[first].append(brand.name)
+    return terms
+
+
+def _int(value: object) -> int | None:
+    """An integer from an int or a numeric string; None otherwise."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _created(hit: Mapping[str, Any]) -> datetime | None:
+    seconds = _int(hit.get("created_at_i"))
+    if seconds is not None:
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    created = hit.get("created_at")
+    if isinstance(created, str) and created.strip():
+        try:
+            parsed = datetime.fromisoformat(created.strip())
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # the API speaks UTC
+        return parsed.astimezone(UTC)
+    return None
+
+
+def _text(value: object) -> str:
+    return html_to_text(value) if isinstance(value, str) and value.strip() else ""
+
+
+def hit_to_mention(hit: Mapping[str, Any], source: str = "hackernews") -> Mention | str:
+    """One search hit as a Mention, or the reason it cannot be one (a string)."""
+    object_id = hit.get("objectID")
+    if object_id is None or not str(object_id).strip():
+        return "without an objectID"
+    object_id = str(object_id).strip()
+    tags = hit.get("_tags") or []
+    is_comment = "comment" in tags or (not tags and hit.get("comment_text") is not None)
+    published = _created(hit)
+    if published is None:
+        return "without a date"
+
+    story_title = " ".join(str(hit.get("story_title") or "").split())
+    own_title = " ".join(str(hit.get("title") or "").split())
+    if is_comment:
+        title = f"Re: {story_title}" if story_title else None
+        text = _text(hit.get("comment_text"))
+    else:
+        title = own_title or None
+        text = _text(hit.get("story_text")) or _text(hit.get("job_text")) or own_title
+    if not text:
+        return "without text (deleted or empty)"
+
+    author_handle = hit.get("author")
+    author = Author()
+    if isinstance(author_handle, str) and author_handle.strip():
+        handle = author_handle.strip()
+        author = Author(name=handle, handle=handle, url=USER_URL.format(quote(handle)))
+
+    points = _int(hit.get("points"))
+    comments = _int(hit.get("num_comments"))
+    engagement = Engagement(
+        likes=points if points is not None and points >= 0 else None,
+        score=points,
+        comments=comments if comments is not None and comments >= 0 else None,
+    )
+    story_id = _int(hit.get("story_id"))
+    parent_id = _int(hit.get("parent_id"))
+    thread = str(story_id) if story_id is not None else (None if is_comment else object_id)
+    url = ITEM_URL.format(quote(object_id))
+    return Mention.create(
+        source=source,
+        source_kind=SourceKind.FORUM,
+        url=url,
+        canonical_url=url,
+        title=title,
+        text=text,
+        published_at=published,
+        author=author,
+        engagement=engagement,
+        thread_id=thread,
+        parent_id=str(parent_id) if parent_id is not None else None,
+    )
+
+
+def _with_page(url: str, page: int) -> str:
+    """``url`` with its ``page`` query parameter set to ``page``."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]
+    query.append(("page", str(page)))
+    return urlunsplit(parts._replace(query=urlencode(query, safe="(),", quote_via=quote)))
+
+
+class HackerNewsSource(Source):
+    """Searches Hacker News (stories and comments) through the Algolia HN API."""
+
+    name = "hackernews"
+    kind = SourceKind.FORUM
+    Options = HackerNewsOptions
+    # The public API allows about 10,000 requests an hour per address.
+    download_delay = 0.25
+    concurrency = 2
+
+    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
+        if not isinstance(options, HackerNewsOptions):
+            raise TypeError(
+                f"the hackernews source needs HackerNewsOptions, got {type(options).__name__}"
+            )
+        super().__init__(options, brands)
+        self.settings: HackerNewsOptions = options
+        #: Hits left out so far, by reason.
+        self.skipped: Counter[str] = Counter()
+
+    def search_url(self, term: str, page: int = 0) -> str:
+        """The search URL for one term and page."""
+        query = urlencode(
+            [
+                ("query", term),
+                ("tags", self.settings.tags),
+                ("hitsPerPage", str(self.settings.hits_per_page)),
+                ("page", str(page)),
+            ],
+            safe="(),",
+            quote_via=quote,
+        )
+        return f"{self.settings.base_url.rstrip('/')}{SEARCH_PATH}?{query}"
+
+    def start_requests(self) -> Iterable[Request]:
+        """The first page of one search per distinct term."""
+        for term, brands in search_terms(self.brands).items():
+            yield Request(
+                url=self.search_url(term),
+                headers={"Accept": "application/json"},
+                meta={"term": term, "brands": brands, "page": 0},
+            )
+
+    def parse(self, response: Response) -> Iterable[Mention | Request]:
+        """The page's hits as Mentions, then the next page's request when there is one."""
+        if response.status >= 400:
+            raise ValueError(f"{response.url} answered HTTP {response.status}")
+        data = response.json()
+        hits = data.get("hits") if isinstance(data, dict) else None
+        if not isinstance(hits, list):
+            raise ValueError(
+                f"{response.url} is not an Algolia HN search response: the JSON has no 'hits' list"
+            )
+        results: list[Mention | Request] = []
+        skipped: Counter[str] = Counter()
+        for hit in hits:
+            outcome = hit_to_mention(hit, self.name) if isinstance(hit, dict) else "not an object"
+            if isinstance(outcome, Mention):
+                results.append(outcome)
+            else:
+                skipped[outcome] += 1
+        if skipped:
+            self.skipped.update(skipped)
+            log.warning(
+                "%s: skipped %d of %d hits of %s (%s)",
+                self.label,
+                skipped.total(),
+                len(hits),
+                response.url,
+                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+            )
+
+        page = _int(data.get("page"))
+        if page is None:
+            page = _int(response.meta.get("page")) or 0
+        pages = _int(data.get("nbPages")) or 0
+        following = page + 1
+        if hits and following < pages and following < self.options.max_pages:
+            meta = {**response.meta, "page": following}
+            results.append(
+                Request(
+                    url=_with_page(response.request.url, following),
+                    headers=dict(response.request.headers),
+                    meta=meta,
+                )
+            )
+        return results
+
+
+@hookimpl
+def listener_register_sources() -> list[type[Source]]:
+    """The built-in ``hackernews`` source."""
+    return [HackerNewsSource]

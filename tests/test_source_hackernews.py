@@ -1,0 +1,398 @@
+"""The ``hackernews`` source: Algolia HN search pages from the demo site and own fixtures."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from listener.plugins import hackernews
+from listener.plugins.hackernews import (
+    HackerNewsOptions,
+    HackerNewsSource,
+    hit_to_mention,
+    search_terms,
+)
+from pydantic import ValidationError
+
+from listener import demo_site
+from listener.config import BrandConfig
+from listener.mention import Mention, SourceKind
+from listener.source import Request, Response
+
+DATA = Path(__file__).resolve().parent / "data"
+HN = demo_site.DIRECTORY / "hn"
+BASE = "http://127.0.0.1:8999"
+
+BRANDS = [
+    BrandConfig(name="Acme", keywords=["acme", "#acme", "acme corp"], exclude=["acme anvil"]),
+    BrandConfig(name="Globex", keywords=["globex", "@globex"]),
+    BrandConfig(name="Initech", keywords=["initech"]),
+]
+TERMS = ["acme", "acme corp", "globex", "initech"]
+PAGE_FILES = {
+    (term, page): HN / f"{term.replace(' ', '-')}-page{page}.json"
+    for term in TERMS
+    for page in (0, 1)
+}
+# Hits that two searches return (objectID: the searches).
+DUPLICATES = {
+    "48125321": {"acme", "acme corp"},  # story: Acme Corp Q3 revenue …
+    "47627179": {"acme", "acme corp"},  # comment: "Acme Corp has shipped late …"
+    "47766697": {"acme", "globex"},  # comment: "Acme's support was great, unlike Globex …"
+    "48036447": {"acme corp", "globex"},  # comment: split storage between Globex and Acme Corp
+}
+
+
+def source(brands: list[BrandConfig] | None = None, **options: Any) -> HackerNewsSource:
+    settings = {"base_url": BASE, "hits_per_page": 5, **options}
+    return HackerNewsSource(HackerNewsOptions(plugin="hackernews", **settings), brands or BRANDS)
+
+
+def page_response(
+    src: HackerNewsSource, term: str, page: int, body: bytes | None = None
+) -> Response:
+    url = src.search_url(term, page)
+    request = Request(
+        url=url, headers={"Accept": "application/json"}, meta={"term": term, "page": page}
+    )
+    return Response(
+        url=url,
+        status=200,
+        headers={"content-type": "application/json; charset=utf-8"},
+        body=PAGE_FILES[(term, page)].read_bytes() if body is None else body,
+        request=request,
+    )
+
+
+def split(results: list[Mention | Request]) -> tuple[list[Mention], list[Request]]:
+    mentions = [r for r in results if isinstance(r, Mention)]
+    requests = [r for r in results if isinstance(r, Request)]
+    assert len(mentions) + len(requests) == len(results)
+    return mentions, requests
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
+
+
+# --------------------------------------------------------------------------- search terms
+
+
+def test_search_terms_strip_hashtags_and_handles_and_skip_duplicates() -> None:
+    brands = [
+        *BRANDS,
+        BrandConfig(name="Acme Labs", keywords=["ACME", "  acme   labs "]),
+        BrandConfig(name="NoKeywords"),
+    ]
+    assert search_terms(brands) == {
+        "acme": ["Acme", "Acme Labs"],
+        "acme corp": ["Acme"],
+        "globex": ["Globex"],
+        "initech": ["Initech"],
+        "acme labs": ["Acme Labs"],
+        "NoKeywords": ["NoKeywords"],  # no keywords: the brand name
+    }
+
+
+def test_start_requests_is_one_first_page_per_distinct_term() -> None:
+    requests = list(source().start_requests())
+
+    assert [r.meta["term"] for r in requests] == TERMS
+    assert requests[0].url == (
+        f"{BASE}/api/v1/search_by_date?query=acme&tags=(story,comment)&hitsPerPage=5&page=0"
+    )
+    for request, term in zip(requests, TERMS, strict=True):
+        assert urlsplit(request.url).path == "/api/v1/search_by_date"
+        assert query_of(request.url) == {
+            "query": [term],
+            "tags": ["(story,comment)"],
+            "hitsPerPage": ["5"],
+            "page": ["0"],
+        }
+        assert request.meta["page"] == 0
+        assert request.headers["Accept"] == "application/json"
+    assert requests[0].meta["brands"] == ["Acme"]
+
+
+def test_options_defaults_and_bounds() -> None:
+    options = HackerNewsOptions(plugin="hackernews")
+    assert options.base_url == "https://hn.algolia.com"
+    assert (options.hits_per_page, options.tags, options.max_pages) == (50, "(story,comment)", 5)
+    for bad in ({"hits_per_page": 0}, {"hits_per_page": 1001}, {"base_url": "hn.algolia.com"}):
+        with pytest.raises(ValidationError):
+            HackerNewsOptions(plugin="hackernews", **bad)
+    with pytest.raises(ValidationError):
+        HackerNewsOptions.model_validate({"plugin": "hackernews", "hitsPerPage": 5})
+
+
+def test_base_url_with_a_path_and_custom_tags() -> None:
+    src = source(base_url="https://mirror.example/hn/", tags="story", hits_per_page=1000)
+    url = src.search_url("#acme corp", 2)
+    assert url.startswith("https://mirror.example/hn/api/v1/search_by_date?")
+    assert query_of(url) == {
+        "query": ["#acme corp"],
+        "tags": ["story"],
+        "hitsPerPage": ["1000"],
+        "page": ["2"],
+    }
+
+
+# --------------------------------------------------------------------------- demo pages
+
+
+def test_demo_first_page_gives_five_mentions_and_the_next_page_request() -> None:
+    src = source()
+    mentions, requests = split(list(src.parse(page_response(src, "acme", 0))))
+
+    assert len(mentions) == 5
+    assert len(requests) == 1
+    following = requests[0]
+    assert query_of(following.url) == {
+        "query": ["acme"],
+        "tags": ["(story,comment)"],
+        "hitsPerPage": ["5"],
+        "page": ["1"],
+    }
+    assert following.meta == {"term": "acme", "page": 1}
+    assert following.headers == {"Accept": "application/json"}
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_demo_second_page_is_the_last(term: str) -> None:
+    src = source()
+    mentions, requests = split(list(src.parse(page_response(src, term, 1))))
+    assert len(mentions) == 5
+    assert requests == []
+
+
+def test_max_pages_stops_pagination() -> None:
+    src = source(max_pages=1)
+    _, requests = split(list(src.parse(page_response(src, "globex", 0))))
+    assert requests == []
+
+
+@pytest.mark.parametrize(("term", "page"), sorted(PAGE_FILES))
+def test_demo_pages_map_every_hit_field(term: str, page: int) -> None:
+    data = json.loads(PAGE_FILES[(term, page)].read_bytes())
+    src = source()
+    mentions, _ = split(list(src.parse(page_response(src, term, page))))
+
+    assert len(mentions) == len(data["hits"]) == 5
+    for hit, mention in zip(data["hits"], mentions, strict=True):
+        object_id = hit["objectID"]
+        assert (
+            mention.url
+            == mention.canonical_url
+            == (f"https://news.ycombinator.com/item?id={object_id}")
+        )
+        assert mention.domain == "news.ycombinator.com"
+        assert mention.source == "hackernews"
+        assert mention.source_kind is SourceKind.FORUM
+        assert mention.published_at == datetime.fromtimestamp(hit["created_at_i"], UTC)
+        assert mention.published_at.tzinfo is not None
+        assert mention.author.name == mention.author.handle == hit["author"]
+        assert mention.author.url == f"https://news.ycombinator.com/user?id={hit['author']}"
+        assert mention.thread_id == str(hit["story_id"])
+        assert "<" not in mention.text and "&#x27;" not in mention.text
+        if "comment" in hit["_tags"]:
+            assert mention.title == f"Re: {hit['story_title']}"
+            assert mention.parent_id == str(hit["parent_id"])
+            assert mention.engagement.likes is None and mention.engagement.comments is None
+        else:
+            assert mention.title == hit["title"]
+            assert mention.parent_id is None
+            assert mention.engagement.likes == mention.engagement.score == hit["points"]
+            assert mention.engagement.comments == hit["num_comments"]
+            assert mention.engagement.total == hit["points"] + hit["num_comments"]
+            if not hit.get("story_text"):
+                assert mention.text == hit["title"]  # a link story: its title is its text
+
+
+def test_demo_hit_texts_are_plain_text() -> None:
+    src = source()
+    mentions = [
+        mention
+        for term, page in PAGE_FILES
+        for mention in split(list(src.parse(page_response(src, term, page))))[0]
+    ]
+    by_id = {m.url.rsplit("=", 1)[1]: m for m in mentions}
+
+    code = by_id["47765889"].text  # <p> paragraphs and <pre><code>
+    assert code.startswith("We run about 200 Acme Cloud Functions in production.")
+    assert "\n\nacme functions deploy webhook --timeout 15s\n\nOtherwise it's been boring" in code
+    french = by_id["47618609"].text
+    assert french == (
+        "J'ai commandé le Rocket 14 ce matin. Acme a vraiment soigné l'écran et la batterie, "
+        "j'ai hâte de le recevoir !"
+    )
+    ask = by_id["47765310"]  # Ask HN: the story text, not the title
+    assert ask.title == "Ask HN: Anyone running Acme Cloud Functions in production?"
+    assert ask.text.startswith("We're evaluating Acme Cloud Functions")
+    assert ask.text.endswith("Does anyone have real-world numbers? Anything that bit you?")
+    show = by_id["48000230"]  # links in story_text keep their text
+    assert "https://git.example/kwong/tpsgen" in show.text
+    handle = by_id["48036142"]
+    assert handle.text.startswith("@globex status page has been green")
+
+
+def test_demo_whole_search_has_40_hits_36_unique() -> None:
+    src = source()
+    found: dict[str, set[str]] = {}
+    total = 0
+    for (term, page), _ in sorted(PAGE_FILES.items()):
+        mentions, _ = split(list(src.parse(page_response(src, term, page))))
+        total += len(mentions)
+        for mention in mentions:
+            found.setdefault(mention.id, set()).add(term)
+    assert total == 40
+    assert len(found) == 36
+    twice = {mention_id: terms for mention_id, terms in found.items() if len(terms) > 1}
+    expected = {hackernews_id(object_id): terms for object_id, terms in DUPLICATES.items()}
+    assert twice == expected
+
+
+def hackernews_id(object_id: str) -> str:
+    outcome = hit_to_mention(
+        {"objectID": object_id, "created_at_i": 0, "title": "t", "_tags": ["story"]}
+    )
+    assert isinstance(outcome, Mention)
+    return outcome.id
+
+
+def test_demo_pages_are_consistent() -> None:
+    """The recorded pages agree with themselves the way the real API does."""
+    hits: dict[str, dict[str, Any]] = {}
+    for (term, page), path in PAGE_FILES.items():
+        data = json.loads(path.read_bytes())
+        assert (data["query"], data["page"], data["nbPages"], data["nbHits"]) == (term, page, 2, 10)
+        assert data["hitsPerPage"] == len(data["hits"]) == 5
+        times = [hit["created_at_i"] for hit in data["hits"]]
+        assert times == sorted(times, reverse=True)  # search_by_date: newest first
+        for hit in data["hits"]:
+            created = datetime.fromisoformat(hit["created_at"])
+            assert created.timestamp() == hit["created_at_i"]
+            assert datetime(2026, 10, 9, tzinfo=UTC) <= created < datetime(2026, 11, 20, tzinfo=UTC)
+            assert re.fullmatch(r"\d+", hit["objectID"])
+            hits[hit["objectID"]] = hit
+    stories = {k: h for k, h in hits.items() if "story" in h["_tags"]}
+    comments = {k: h for k, h in hits.items() if "comment" in h["_tags"]}
+    assert (len(stories), len(comments)) == (10, 26)
+    for comment in comments.values():
+        story = stories[str(comment["story_id"])]
+        assert comment["story_title"] == story["title"]
+        assert comment.get("story_url") == story.get("url")
+        parent = hits.get(str(comment["parent_id"]))
+        assert parent is not None and parent["created_at_i"] < comment["created_at_i"]
+        assert int(comment["objectID"]) in parent["children"]
+        assert comment["points"] is None and "num_comments" not in comment
+
+
+def test_demo_dates_spread_over_six_weeks() -> None:
+    src = source()
+    dates = [
+        mention.published_at
+        for term, page in PAGE_FILES
+        for mention in split(list(src.parse(page_response(src, term, page))))[0]
+    ]
+    assert min(dates).date().isoformat() == "2026-10-09"
+    assert max(dates).date().isoformat() == "2026-11-19"
+    assert len({date.isocalendar()[1] for date in dates}) == 6  # no HN hit in ISO week 44
+
+
+# --------------------------------------------------------------------------- other shapes
+
+
+def test_older_response_format_with_nulls() -> None:
+    src = source()
+    body = (DATA / "hn_legacy_format.json").read_bytes()
+    mentions, requests = split(list(src.parse(page_response(src, "initech", 0, body))))
+
+    assert requests == []  # nbPages is 1
+    story, comment = mentions
+    assert story.title == "Initech open-sources its ledger export tools"
+    assert story.text == story.title
+    assert story.thread_id == "23389020"  # no story_id: the story is its own thread
+    assert story.published_at == datetime(2020, 6, 2, 8, 46, 56, tzinfo=UTC)
+    assert (story.engagement.likes, story.engagement.comments) == (12, 3)
+    # created_at_i is null: created_at is used.
+    assert comment.published_at == datetime(2020, 6, 2, 9, 12, 1, tzinfo=UTC)
+    assert comment.title == "Re: Initech open-sources its ledger export tools"
+    assert (comment.thread_id, comment.parent_id) == ("23389020", "23389020")
+    assert comment.engagement.likes is None
+    assert src.skipped == {"without text (deleted or empty)": 1}
+
+
+@pytest.mark.parametrize(
+    ("hit", "reason"),
+    [
+        ({"created_at_i": 1, "title": "x", "_tags": ["story"]}, "without an objectID"),
+        ({"objectID": "1", "title": "x", "_tags": ["story"]}, "without a date"),
+        ({"objectID": "1", "created_at": "yesterday", "_tags": ["story"]}, "without a date"),
+        ({"objectID": "1", "created_at_i": 1, "_tags": ["pollopt"]}, "without text"),
+    ],
+)
+def test_hits_that_cannot_be_mentions_say_why(hit: dict[str, Any], reason: str) -> None:
+    outcome = hit_to_mention(hit)
+    assert isinstance(outcome, str) and outcome.startswith(reason)
+
+
+def test_a_hit_without_tags_is_a_comment_when_it_has_comment_text() -> None:
+    outcome = hit_to_mention(
+        {
+            "objectID": "42",
+            "created_at": "2026-11-01T10:00:00.000Z",
+            "comment_text": "Globex <i>again</i>?",
+            "story_id": 40,
+            "parent_id": 41,
+            "story_title": "Outage",
+            "author": "x",
+            "points": -3,
+        }
+    )
+    assert isinstance(outcome, Mention)
+    assert (outcome.title, outcome.text, outcome.parent_id) == ("Re: Outage", "Globex again?", "41")
+    assert (outcome.engagement.likes, outcome.engagement.score) == (None, -3)
+    assert outcome.published_at == datetime(2026, 11, 1, 10, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_an_html_error_page_instead_of_json_raises_value_error_naming_the_url() -> None:
+    src = source()
+    body = (DATA / "error_page.html").read_bytes()
+    response = page_response(src, "acme", 0, body)
+    with pytest.raises(ValueError, match=re.escape(response.url)) as error:
+        list(src.parse(response))
+    assert "did not return JSON" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"message": "Too many requests", "status": 429}', b"[]", b'{"hits": null}', b'"hits"'],
+)
+def test_json_without_hits_raises_value_error_naming_the_url(body: bytes) -> None:
+    src = source()
+    response = page_response(src, "acme", 0, body)
+    with pytest.raises(ValueError, match=re.escape(response.url)) as error:
+        list(src.parse(response))
+    assert "no 'hits' list" in str(error.value)
+
+
+def test_an_http_error_status_raises_value_error() -> None:
+    src = source()
+    response = page_response(src, "acme", 0)
+    response.status = 503
+    with pytest.raises(ValueError, match="HTTP 503"):
+        list(src.parse(response))
+
+
+def test_the_plugin_registers_the_source() -> None:
+    assert hackernews.listener_register_sources() == [HackerNewsSource]
+    assert (HackerNewsSource.name, HackerNewsSource.kind) == ("hackernews", SourceKind.FORUM)
+    assert HackerNewsSource.Options is HackerNewsOptions
