@@ -81,13 +81,13 @@ def store(project: ProjectConfig) -> Iterator[Any]:
         yield client
 
 
-def _time(value: str | None, option: str) -> datetime | None:
+def _time(value: str | None, option: str, tz: str = "UTC") -> datetime | None:
     if value is None:
         return None
     from listener.queries import parse_time
 
     try:
-        return parse_time(value)
+        return parse_time(value, tz=tz)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint=option) from None
 
@@ -133,8 +133,13 @@ def _cell(value: Any) -> str:
 def main(ctx: click.Context, verbose: int) -> None:
     """listener: crawl public mentions of brands, enrich them, index them, report share of voice."""
     ctx.ensure_object(dict)
-    ctx.obj["log_level"] = ["WARNING", "INFO", "DEBUG"][min(verbose, 2)]
-    logging.basicConfig(level=ctx.obj["log_level"], format="%(levelname)s %(name)s: %(message)s")
+    level = ["WARNING", "INFO", "DEBUG"][min(verbose, 2)]
+    ctx.obj["log_level"] = level
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.root.addHandler(handler)
+    logging.root.setLevel(level)
 
 
 def _load(config_path: Path) -> ProjectConfig:
@@ -143,21 +148,26 @@ def _load(config_path: Path) -> ProjectConfig:
 
 def _print_summary(summary: Any) -> None:
     for line in summary.lines():
-        err.print(line, markup=False)
+        click.echo(line, err=True)
 
 
 @main.command()
 @config_option
+@click.option(
+    "--since",
+    help="Backfill: ask sources for items since this time (ISO or 7d), ignoring what "
+    "earlier runs remembered.",
+)
 @click.pass_context
 @reports_errors
-def crawl(ctx: click.Context, config_path: Path) -> None:
+def crawl(ctx: click.Context, config_path: Path, since: str | None) -> None:
     """Crawl every configured source for the configured brands."""
     from listener.crawl import run_crawl
 
     project = _load(config_path)
     if not project.sources:
         raise ConfigError(f"{project.path}: no [[sources]] configured; add at least one")
-    summary = run_crawl(project, log_level=ctx.obj["log_level"])
+    summary = run_crawl(project, log_level=ctx.obj["log_level"], since=_time(since, "--since"))
     _print_summary(summary)
     _exit_for(summary)
 
@@ -197,7 +207,7 @@ def sov(
     from listener.queries import share_of_voice
 
     project = _load(config_path)
-    start, end = _time(since, "--since"), _time(until, "--until")
+    start, end = _time(since, "--since", tz), _time(until, "--until", tz)
     with store(project) as client:
         rows = share_of_voice(
             client, project, since=start, until=end, interval=interval, by=measure, tz=tz

@@ -23,19 +23,33 @@ class CrawlFailed(ListenerError):
     """The crawl could not run (engine, plugin or configuration problem during start-up)."""
 
 
-def run_crawl(project: ProjectConfig, *, log_level: str = "WARNING") -> CrawlSummary:
-    """Crawl every configured source of ``project``; enrich and index what matches a brand."""
-    from listener.spiders.mentions import PROJECT_SETTING, MentionsSpider
+def run_crawl(
+    project: ProjectConfig,
+    *,
+    log_level: str = "WARNING",
+    since: datetime | None = None,
+    collect_to: Path | None = None,
+) -> CrawlSummary:
+    """Crawl every configured source of ``project``; enrich and index what matches a brand.
+
+    With ``collect_to``, nothing is enriched or indexed: every Mention the
+    sources yield is written to that NDJSON file instead (the test kit's mode).
+    """
+    from listener.spiders.mentions import PROJECT_SETTING, SINCE_SETTING, MentionsSpider
 
     settings = Settings()
     settings.set(PROJECT_SETTING, project)
-    settings.set("LOG_LEVEL", log_level)
-    settings.set("LOG_FORMAT", "%(levelname)s %(name)s: %(message)s")
-    process = CrawlerProcess(settings, install_root_handler=True)
+    settings.set(SINCE_SETTING, since)
+    if collect_to is not None:
+        settings.set(
+            "ITEM_PIPELINES", {"listener.pipelines.CollectPipeline": 300}, priority="cmdline"
+        )
+        settings.set("LISTENER_COLLECT_PATH", str(collect_to), priority="cmdline")
+    settings.set("LOG_LEVEL", log_level, priority="cmdline")
+    # The CLI owns the root log handler (see listener.cli.main); Scrapy only routes to it.
+    settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    process = CrawlerProcess(settings)
     crawler = process.create_crawler(MentionsSpider)
-    # The spider's update_settings sets LOG_LEVEL from the project; keep the caller's.
-    crawler.settings.frozen = False
-    crawler.settings.set("LOG_LEVEL", log_level, priority="cmdline")
     failures: list[Failure] = []
     deferred = process.crawl(crawler)
     deferred.addErrback(failures.append)
@@ -49,7 +63,8 @@ def run_crawl(project: ProjectConfig, *, log_level: str = "WARNING") -> CrawlSum
     summary = CrawlSummary.from_stats(stats)
     if stats.get("listener/open_error"):
         raise CrawlFailed(str(stats["listener/open_error"]))
-    record_run(project, summary)
+    if collect_to is None:
+        record_run(project, summary)
     return summary
 
 

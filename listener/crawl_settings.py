@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 from listener.config import ProjectConfig
 
@@ -10,10 +13,28 @@ ITEM_PIPELINE = "listener.pipelines.MentionPipeline"
 PROGRESS_EXTENSION = "listener.progress.CrawlProgress"
 
 
+def download_slots(project: ProjectConfig) -> dict[str, dict[str, Any]]:
+    """One download slot per source entry, with the source's own polite concurrency and delay."""
+    from listener.plugin_manager import get_registry
+
+    registry = get_registry()
+    slots: dict[str, dict[str, Any]] = {}
+    for entry in project.sources:
+        cls = registry.sources.get(entry.plugin)
+        if cls is None:
+            continue  # reported with the entry's name when the sources are built
+        slots[f"source:{entry.label}"] = {
+            "concurrency": min(cls.concurrency, project.crawl.concurrent_requests_per_domain),
+            "delay": max(cls.download_delay, project.crawl.download_delay),
+        }
+    return slots
+
+
 def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
     """Settings a crawl of ``project`` runs with (robots.txt, throttling, retries, pipeline)."""
     crawl = project.crawl
     return {
+        "DOWNLOAD_SLOTS": download_slots(project),
         "BOT_NAME": "listener",
         "USER_AGENT": crawl.user_agent,
         "ROBOTSTXT_OBEY": crawl.obey_robots_txt,
@@ -34,6 +55,19 @@ def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
         "ITEM_PIPELINES": {ITEM_PIPELINE: 300},
         "EXTENSIONS": {PROGRESS_EXTENSION: 500, "scrapy.extensions.telnet.TelnetConsole": None},
         "COOKIES_ENABLED": False,
+        "LOG_FORMATTER": "listener.crawl_settings.QuietDropsLogFormatter",
         "TELNETCONSOLE_ENABLED": False,
-        "LOG_LEVEL": "INFO",
     }
+
+
+class QuietDropsLogFormatter(LogFormatter):
+    """Log dropped items at DEBUG with the reason only: drops are counted, not errors."""
+
+    def dropped(
+        self, item: Any, exception: BaseException, response: Any, spider: Any = None
+    ) -> LogFormatterResult:
+        return {
+            "level": logging.DEBUG,
+            "msg": "Dropped: %(exception)s",
+            "args": {"exception": exception},
+        }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -73,15 +74,28 @@ class MentionPipeline:
         from listener.enrichment import Enricher
         from listener.indexer import Indexer
 
-        client = self.exit_stack.enter_context(connect(self.project))
+        # A configured cluster that is down must not stop the crawl: batches are
+        # spooled and indexed by the next run. (The embedded engine is started here.)
+        client = self.exit_stack.enter_context(connect(self.project, verify=False))
         self.indexer = Indexer(client, self.project)
-        self.indexer.install_templates()
-        replayed = self.indexer.replay_spool()
-        if replayed.indexed or replayed.spooled:
-            log.info(
-                "replayed spool: %d indexed, %d still spooled", replayed.indexed, replayed.spooled
+        try:
+            self.indexer.install_templates()
+        except Exception as error:
+            log.warning(
+                "the index is unreachable (%s); mentions will be spooled under %s",
+                error,
+                self.project.home,
             )
-        self.stats.set_value("listener/spool_replayed", replayed.indexed)
+            self.stats.set_value("listener/store_unreachable", str(error))
+        else:
+            replayed = self.indexer.replay_spool()
+            if replayed.indexed or replayed.spooled:
+                log.info(
+                    "replayed spool: %d indexed, %d still spooled",
+                    replayed.indexed,
+                    replayed.spooled,
+                )
+            self.stats.set_value("listener/spool_replayed", replayed.indexed)
         self.enricher = Enricher(self.project, batch_size=self.batch_size)
 
     async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -189,3 +203,32 @@ class MentionPipeline:
             with contextlib.suppress(Exception):
                 self.indexer.refresh()
         self.exit_stack.close()
+
+
+class CollectPipeline:
+    """Write every Mention a crawl yields, as parsed (not enriched), to an NDJSON file.
+
+    Used by the test kit (``listener.testing.replay_crawl``) and ``plugins check``
+    to see exactly what a source produced through the real Scrapy engine.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.handle: Any = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CollectPipeline:
+        return cls(crawler.settings["LISTENER_COLLECT_PATH"])
+
+    def open_spider(self) -> None:
+        self.handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close_spider)
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        mention = item["mention"]
+        record = {"source_label": item.get("source_label"), "mention": mention.to_document()}
+        self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return item
+
+    def close_spider(self) -> None:
+        if self.handle is not None:
+            self.handle.close()

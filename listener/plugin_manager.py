@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import pkgutil
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -19,11 +20,22 @@ from listener.source import HOOK_API_VERSION, Source
 
 log = logging.getLogger(__name__)
 
-#: Built-in sources are plugins registered exactly like third-party ones.
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "listener.plugins.rss",
-    "listener.plugins.hackernews",
-)
+BUILTIN_PACKAGE = "listener.plugins"
+
+
+def default_plugins() -> tuple[str, ...]:
+    """Built-in sources: every public module of ``listener.plugins`` (the ``plugins/`` folder).
+
+    They are registered exactly like third-party plugins, so each one is also an
+    example of the public contract.
+    """
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return tuple(
+        f"{BUILTIN_PACKAGE}.{module.name}"
+        for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)
+        if not module.name.startswith("_")
+    )
+
 
 ENTRY_POINT_GROUP = "listener"
 DISABLE_VARIABLE = "LISTENER_DISABLE_PLUGINS"
@@ -90,7 +102,7 @@ def build_registry() -> Registry:
     disabled = _disabled()
 
     candidates: list[tuple[str, str, ModuleType | None, Exception | None]] = []
-    for module_name in DEFAULT_PLUGINS:
+    for module_name in default_plugins():
         short = module_name.rsplit(".", 1)[-1]
         if short in disabled:
             continue

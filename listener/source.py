@@ -9,8 +9,11 @@ responses without any network.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -87,6 +90,43 @@ class Response:
             ) from None
 
 
+class Checkpoint:
+    """What a source remembers between runs: the newest item seen per query.
+
+    Sources call :meth:`advance` for every item they yield and read
+    :meth:`newest` when building requests, so the next run asks only for newer
+    items. The spider saves the checkpoint when the crawl ends. Keys are the
+    source's own (a search term, a feed URL, a channel).
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.values: dict[str, str] = {}
+        if path is not None and path.is_file():
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            self.values = {str(k): str(v) for k, v in loaded.get("newest", {}).items()}
+
+    def newest(self, key: str) -> datetime | None:
+        """The newest publication time seen for ``key`` in earlier runs."""
+        value = self.values.get(key)
+        return datetime.fromisoformat(value) if value else None
+
+    def advance(self, key: str, seen: datetime) -> None:
+        """Remember ``seen`` for ``key`` if it is newer than what is remembered."""
+        current = self.newest(key)
+        if current is None or seen > current:
+            self.values[key] = seen.astimezone(UTC).isoformat()
+
+    def save(self) -> None:
+        """Write the checkpoint atomically (no-op for an in-memory one)."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"newest": self.values}, indent=2), encoding="utf-8")
+        temporary.replace(self.path)
+
+
 class Source:
     """Base class for sources. Set ``name``, ``kind`` and ``Options``; implement the two methods.
 
@@ -105,6 +145,14 @@ class Source:
     def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
         self.options = options
         self.brands = brands
+        #: Remembered between runs; replaced by the spider with one stored under LISTENER_HOME.
+        self.checkpoint = Checkpoint()
+        #: ``listener crawl --since``: a backfill start that overrides the checkpoint.
+        self.since: datetime | None = None
+
+    def newer_than(self, key: str) -> datetime | None:
+        """Only items published after this should be asked for (None: ask for everything)."""
+        return self.since or self.checkpoint.newest(key)
 
     @property
     def label(self) -> str:

@@ -1,5 +1,226 @@
-"""Test kit for listener and its plugins (also loaded as a pytest plugin).
+"""Test kit for sources: replay recorded responses through the real Scrapy engine.
 
-Fixtures are added here as the plugin SDK grows; importing this module must
-stay cheap because pytest loads it in every test session.
+Also a pytest plugin (registered under the ``pytest11`` entry point), so a
+plugin's tests can use the fixtures below without importing anything::
+
+    def test_my_source(replay_crawl):
+        result = replay_crawl(
+            "mysource",
+            {"base_url": "{base_url}"},
+            [Route("/api/search", body=recorded_json)],
+        )
+        assert [m.author.handle for m in result.mentions] == ["alice", "bob"]
+
+Each crawl runs in a fresh Python process, because Twisted's reactor cannot be
+restarted inside one process. Heavy imports stay inside functions: pytest
+loads this module in every session.
 """
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from listener.mention import Mention
+    from listener.replay import RecordedRequest, Route
+
+DEFAULT_BRANDS: tuple[dict[str, Any], ...] = ({"name": "Acme", "keywords": ["acme"]},)
+
+
+@dataclass
+class ReplayResult:
+    """What a replayed crawl produced."""
+
+    mentions: list[Mention]
+    labels: list[str]
+    summary: dict[str, Any]
+    requests: list[RecordedRequest] = field(default_factory=list)
+    log: str = ""
+    returncode: int = 0
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """The summary of the (single) source that was crawled."""
+        sources = self.summary.get("sources", {})
+        if len(sources) != 1:
+            raise AssertionError(f"expected one source in the summary, got {sorted(sources)}")
+        return next(iter(sources.values()))
+
+
+def _substitute(value: Any, base_url: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{base_url}", base_url)
+    if isinstance(value, list):
+        return [_substitute(v, base_url) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, base_url) for k, v in value.items()}
+    return value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        )
+    raise TypeError(f"cannot write {value!r} to a project file")
+
+
+def write_project(
+    path: Path,
+    sources: Sequence[Mapping[str, Any]],
+    brands: Sequence[Mapping[str, Any]] = DEFAULT_BRANDS,
+    crawl: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a project file with these sources and brands (for tests)."""
+    crawl_settings = {
+        "autothrottle": False,
+        "retry_times": 1,
+        "max_retry_after": 5,
+        **(crawl or {}),
+    }
+    lines = ["[crawl]"] + [f"{k} = {_toml_value(v)}" for k, v in crawl_settings.items()]
+    for brand in brands:
+        lines += ["", "[[brands]]"] + [f"{k} = {_toml_value(v)}" for k, v in brand.items()]
+    for source in sources:
+        lines += ["", "[[sources]]"] + [f"{k} = {_toml_value(v)}" for k, v in source.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def replay_crawl(
+    plugin: str,
+    options: Mapping[str, Any],
+    routes: Sequence[Route] | Path,
+    *,
+    brands: Sequence[Mapping[str, Any]] = DEFAULT_BRANDS,
+    home: Path | None = None,
+    since: datetime | None = None,
+    crawl: Mapping[str, Any] | None = None,
+    timeout: float = 300,
+) -> ReplayResult:
+    """Serve ``routes`` locally, crawl them with source ``plugin``, return the Mentions it yielded.
+
+    ``options`` are the source's project-file options; ``{base_url}`` in any
+    string is replaced by the replay server's address. ``home`` keeps state
+    (checkpoints) between calls, to test incremental crawling. The Mentions are
+    as the source produced them: not deduplicated, enriched or indexed.
+    """
+    from listener.mention import Mention
+    from listener.replay import ReplayServer, load_site
+
+    with tempfile.TemporaryDirectory(prefix="listener-replay-") as scratch:
+        folder = Path(scratch)
+        state = home or folder / "home"
+        routes_list = load_site(routes) if isinstance(routes, Path) else list(routes)
+        with ReplayServer(routes_list) as server:
+            source = {"plugin": plugin, **_substitute(dict(options), server.url)}
+            project = write_project(folder / "listener.toml", [source], brands, crawl)
+            output = folder / "mentions.ndjson"
+            summary_path = folder / "summary.json"
+            command = [
+                sys.executable,
+                "-m",
+                "listener.testing",
+                str(project),
+                str(output),
+                str(summary_path),
+            ]
+            if since is not None:
+                command.append(since.isoformat())
+            env = {**os.environ, "LISTENER_HOME": str(state)}
+            process = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            )
+            requests = server.requests
+        if process.returncode != 0 and not summary_path.exists():
+            raise AssertionError(
+                f"the replayed crawl failed (exit {process.returncode}):\n{process.stderr[-4000:]}"
+            )
+        records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+        return ReplayResult(
+            mentions=[Mention.model_validate(record["mention"]) for record in records],
+            labels=[record["source_label"] for record in records],
+            summary=json.loads(summary_path.read_text(encoding="utf-8")),
+            requests=requests,
+            log=process.stderr,
+            returncode=process.returncode,
+        )
+
+
+def _worker(arguments: list[str]) -> int:
+    """Subprocess side of :func:`replay_crawl`: crawl, collect, write the summary."""
+    import logging
+
+    from listener.config import load_project
+    from listener.crawl import run_crawl
+
+    project_path, output, summary_path, *rest = arguments
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.root.addHandler(handler)
+    since = datetime.fromisoformat(rest[0]) if rest else None
+    project = load_project(project_path)
+    summary = run_crawl(project, since=since, collect_to=Path(output))
+    payload = {
+        "found": summary.found,
+        "errors": summary.errors,
+        "dropped": summary.dropped,
+        "sources": {
+            label: {
+                "health": s.health,
+                "pages": s.pages,
+                "mentions": s.mentions,
+                "parse_errors": s.parse_errors,
+                "fetch_errors": s.fetch_errors,
+                "statuses": s.statuses,
+                "paused": s.paused,
+                "last_error": s.last_error,
+            }
+            for label, s in summary.sources.items()
+        },
+    }
+    Path(summary_path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return 0
+
+
+try:  # the fixtures need pytest; the rest of the kit (replay_crawl) does not
+    import pytest
+except ImportError:  # pragma: no cover - pytest is in the [test] extra
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.fixture(name="replay_crawl")
+    def replay_crawl_fixture() -> Callable[..., ReplayResult]:
+        """The :func:`replay_crawl` function, as a fixture."""
+        return replay_crawl
+
+    @pytest.fixture(name="listener_engine", scope="session")
+    def listener_engine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+        """A throwaway embedded engine for the test session (``.url`` is its address)."""
+        from listener.engine import EmbeddedEngine
+
+        with EmbeddedEngine(tmp_path_factory.mktemp("listener-engine")) as engine:
+            yield engine
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))

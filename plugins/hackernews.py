@@ -34,8 +34,7 @@ from listener.config import BrandConfig
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-
-from .rss import html_to_text
+from listener.text import html_to_text
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import scrapy
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.http import Response as ScrapyResponse
 from scrapy.settings import BaseSettings
@@ -24,12 +25,13 @@ from listener.config import ProjectConfig, load_project
 from listener.crawl_settings import scrapy_settings_for
 from listener.mention import Mention
 from listener.plugin_manager import instantiate_sources
-from listener.source import Request, Response, Source
+from listener.source import Checkpoint, Request, Response, Source
 
 log = logging.getLogger(__name__)
 
 PROJECT_SETTING = "LISTENER_PROJECT"
 CONFIG_SETTING = "LISTENER_CONFIG"
+SINCE_SETTING = "LISTENER_SINCE"
 
 
 def _project_from(settings: BaseSettings) -> ProjectConfig:
@@ -68,11 +70,24 @@ class MentionsSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> MentionsSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.project = crawler.settings[PROJECT_SETTING]
-        spider.states = {
-            source.label: SourceState(source, spider.project.crawl.max_consecutive_failures)
-            for source in instantiate_sources(spider.project)
-        }
+        since = crawler.settings.get(SINCE_SETTING)
+        spider.states = {}
+        for source in instantiate_sources(spider.project):
+            source.checkpoint = Checkpoint(spider.project.home / "state" / f"{source.label}.json")
+            source.since = since
+            spider.states[source.label] = SourceState(
+                source, spider.project.crawl.max_consecutive_failures
+            )
+        crawler.signals.connect(spider._save_checkpoints, signal=signals.spider_closed)
         return spider
+
+    def _save_checkpoints(self) -> None:
+        """Remember the newest item per source and query, for the next incremental run."""
+        for label, state in self.states.items():
+            try:
+                state.source.checkpoint.save()
+            except OSError as error:
+                log.warning("could not save the checkpoint of source %s: %s", label, error)
 
     project: ProjectConfig
     states: dict[str, SourceState]

@@ -1,0 +1,515 @@
+"""Writing mentions to Elasticsearch: templates, bulk writes, dead letters and the spool.
+
+Nothing handed to :meth:`Indexer.index` is lost. Each mention ends in exactly
+one of three places, counted in the returned :class:`IndexResult`:
+
+* **indexed** — accepted by the cluster (``_id`` = mention id, so writing a
+  mention again updates it instead of duplicating it);
+* **rejected** — refused by the cluster for the document itself (a mapping
+  error, say): appended to ``<home>/dead-letter.ndjson`` with the reason;
+* **spooled** — the cluster could not be reached, or kept answering 429/5xx,
+  after retries with exponential backoff: written to
+  ``<home>/spool/<timestamp>-<uuid>.ndjson`` for :meth:`Indexer.replay_spool`.
+
+Mentions live in monthly indices ``<prefix>-mentions-YYYY.MM`` (by
+``published_at``, UTC) read through the alias ``<prefix>-mentions``. When a
+re-crawl moves a mention's ``published_at`` into another month, the indexer
+deletes the copy left in the old month's index after the new one is accepted,
+so the alias never returns the mention twice. This costs one real-time
+multi-get per batch (each id in each other monthly index).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
+from elasticsearch.helpers import streaming_bulk
+from pydantic import ValidationError
+
+from listener.config import ProjectConfig
+from listener.errors import IndexingError
+from listener.mention import Mention
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_PACKAGE = "listener.index_templates"
+DEAD_LETTER_FILE = "dead-letter.ndjson"
+SPOOL_DIR = "spool"
+
+# Per-document or whole-request statuses worth retrying: the cluster is busy or in trouble,
+# the document itself is fine.
+_TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """What became of a batch of mentions."""
+
+    indexed: int = 0
+    rejected: int = 0
+    spooled: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every mention handled: indexed, rejected or spooled."""
+        return self.indexed + self.rejected + self.spooled
+
+    def __add__(self, other: IndexResult) -> IndexResult:
+        return IndexResult(
+            self.indexed + other.indexed,
+            self.rejected + other.rejected,
+            self.spooled + other.spooled,
+        )
+
+
+@dataclass
+class _Delivery:
+    """The outcome of one attempt to deliver a batch, before spooling."""
+
+    indexed: list[Mention]
+    rejected: list[tuple[Mention, dict[str, Any]]]
+    undelivered: list[Mention]
+    reason: str | None = None
+    final: bool = False  # retrying cannot help (e.g. 401): spool right away
+
+
+def mentions_alias(prefix: str) -> str:
+    """The read alias over all monthly mention indices."""
+    return f"{prefix}-mentions"
+
+
+def load_templates(prefix: str) -> dict[str, dict[str, Any]]:
+    """The index templates shipped in ``listener.index_templates``, by name, for ``prefix``."""
+    templates: dict[str, dict[str, Any]] = {}
+    for entry in sorted(files(TEMPLATE_PACKAGE).iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        text = entry.read_text(encoding="utf-8").replace("{prefix}", prefix)
+        try:
+            body = json.loads(text)
+        except ValueError as error:
+            raise IndexingError(f"index template {entry.name} is not valid JSON: {error}") from None
+        templates[f"{prefix}-{entry.name.removesuffix('.json')}"] = body
+    return templates
+
+
+class Indexer:
+    """Writes mentions to the project's indices through the bulk API, never dropping one.
+
+    ``max_retries`` attempts after the first are made for connection errors and
+    transient statuses, waiting ``initial_backoff`` seconds, doubling each time
+    up to ``max_backoff``.
+    """
+
+    def __init__(
+        self,
+        client: Elasticsearch,
+        config: ProjectConfig,
+        *,
+        chunk_size: int = 500,
+        max_retries: int = 3,
+        initial_backoff: float = 1.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.prefix = config.elasticsearch.index_prefix
+        self.chunk_size = chunk_size
+        self.max_retries = max_retries
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self._templates_installed = False
+
+    # -- locations ---------------------------------------------------------
+
+    @property
+    def alias(self) -> str:
+        """The read alias, ``<prefix>-mentions``."""
+        return mentions_alias(self.prefix)
+
+    @property
+    def dead_letter_path(self) -> Path:
+        """Where rejected documents are appended, one JSON object per line."""
+        return self.config.home / DEAD_LETTER_FILE
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where batches wait while the cluster is unreachable."""
+        return self.config.home / SPOOL_DIR
+
+    def index_name_for(self, mention: Mention) -> str:
+        """The monthly index a mention belongs in: ``<prefix>-mentions-YYYY.MM`` (UTC)."""
+        published = mention.published_at.astimezone(UTC)
+        return f"{self.alias}-{published:%Y.%m}"
+
+    def spooled_files(self) -> list[Path]:
+        """Spool files waiting for replay, oldest first."""
+        if not self.spool_dir.is_dir():
+            return []
+        return sorted(
+            path
+            for path in self.spool_dir.iterdir()
+            if path.suffix == ".ndjson" and not path.name.startswith(".")
+        )
+
+    # -- cluster operations ------------------------------------------------
+
+    def install_templates(self) -> list[str]:
+        """Install (or update) the project's index templates; returns their names."""
+        names = []
+        for name, body in load_templates(self.prefix).items():
+            self.client.indices.put_index_template(name=name, **body)
+            names.append(name)
+            log.debug("installed index template %s", name)
+        self._templates_installed = True
+        return names
+
+    def refresh(self) -> None:
+        """Make everything written so far visible to searches."""
+        self.client.indices.refresh(
+            index=self.alias, ignore_unavailable=True, allow_no_indices=True
+        )
+
+    def index(self, mentions: Sequence[Mention]) -> IndexResult:
+        """Write mentions; rejects to the dead letters, the undeliverable to the spool.
+
+        Never raises for cluster trouble; raises :class:`IndexingError` only if
+        the spool or dead-letter file itself cannot be written.
+        """
+        if not mentions:
+            return IndexResult()
+        delivery = self._deliver(list(mentions))
+        self._dead_letter(delivery.rejected)
+        if delivery.undelivered:
+            path = self._spool(delivery.undelivered)
+            log.warning(
+                "could not write to Elasticsearch (%s): spooled %d mention(s) to %s; "
+                "they are indexed by the next spool replay",
+                delivery.reason,
+                len(delivery.undelivered),
+                path,
+            )
+        return IndexResult(
+            indexed=len(delivery.indexed),
+            rejected=len(delivery.rejected),
+            spooled=len(delivery.undelivered),
+        )
+
+    def replay_spool(self) -> IndexResult:
+        """Index every spooled batch, deleting each file once all its mentions are handled.
+
+        A file is deleted when each of its mentions was accepted or rejected
+        (rejected ones go to the dead-letter file). If the cluster is still
+        unreachable, the file is rewritten with only the mentions not yet
+        accepted, replay stops, and the rest wait for the next replay;
+        ``spooled`` counts the mentions still waiting.
+        """
+        total = IndexResult()
+        files_ = self.spooled_files()
+        for position, path in enumerate(files_):
+            mentions, invalid = self._read_spool(path)
+            delivery = self._deliver(mentions) if mentions else _Delivery([], [], [])
+            self._dead_letter([*delivery.rejected, *invalid])
+            if delivery.undelivered:
+                waiting = len(delivery.undelivered) + sum(
+                    self._count_lines(rest) for rest in files_[position + 1 :]
+                )
+                log.warning(
+                    "Elasticsearch still unavailable (%s): %d spooled mention(s) wait in %s",
+                    delivery.reason,
+                    waiting,
+                    self.spool_dir,
+                )
+                # Keep only what is still waiting, so nothing is dead-lettered twice.
+                self._write_spool_file(path, delivery.undelivered)
+                return total + IndexResult(
+                    indexed=len(delivery.indexed),
+                    rejected=len(delivery.rejected) + len(invalid),
+                    spooled=waiting,
+                )
+            path.unlink(missing_ok=True)  # another replay may have finished it first
+            total = total + IndexResult(
+                indexed=len(delivery.indexed), rejected=len(delivery.rejected) + len(invalid)
+            )
+            log.info("replayed %s", path.name)
+        return total
+
+    # -- delivery ----------------------------------------------------------
+
+    def _deliver(self, mentions: list[Mention]) -> _Delivery:
+        """Send mentions with retries; report which were accepted, rejected or undeliverable."""
+        indexed: list[Mention] = []
+        rejected: list[tuple[Mention, dict[str, Any]]] = []
+        pending = mentions
+        stale: dict[str, list[str]] | None = None
+        reason: str | None = None
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                delay = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
+                log.info(
+                    "retrying %d mention(s) in %.2f s (attempt %d of %d): %s",
+                    len(pending),
+                    delay,
+                    attempt + 1,
+                    self.max_retries + 1,
+                    reason,
+                )
+                time.sleep(delay)
+            try:
+                if not self._templates_installed:
+                    self.install_templates()
+                if stale is None:
+                    stale = self._find_other_copies(mentions)
+            except (TransportError, ApiError) as error:
+                reason = _describe(error)
+                if _retryable(error):
+                    continue
+                break
+            outcome = self._send(pending)
+            indexed.extend(outcome.indexed)
+            rejected.extend(outcome.rejected)
+            pending = outcome.undelivered
+            reason = outcome.reason
+            if not pending or outcome.final:
+                break
+        if stale:
+            self._delete_other_copies(stale, indexed)
+        return _Delivery(indexed, rejected, pending, reason)
+
+    def _send(self, mentions: list[Mention]) -> _Delivery:
+        """One bulk pass over ``mentions``; never raises for cluster trouble.
+
+        Items answered with a transient status, and every item not answered
+        because the connection failed mid-way, come back as undelivered.
+        """
+        waiting: dict[str, deque[Mention]] = defaultdict(deque)
+        for mention in mentions:
+            waiting[mention.id].append(mention)
+        outcome = _Delivery([], [], [])
+        try:
+            for success, info in streaming_bulk(
+                self.client,
+                self._actions(mentions),
+                chunk_size=self.chunk_size,
+                raise_on_error=False,
+                raise_on_exception=True,
+                max_retries=0,  # retries happen in _deliver, for connection errors too
+            ):
+                item = next(iter(info.values()))
+                queue = waiting.get(str(item.get("_id")))
+                if not queue:
+                    continue
+                mention = queue.popleft()
+                status = item.get("status")
+                if success:
+                    outcome.indexed.append(mention)
+                elif isinstance(status, int) and status in _TRANSIENT_STATUSES:
+                    outcome.undelivered.append(mention)
+                    outcome.reason = f"HTTP {status} for some documents"
+                else:
+                    outcome.rejected.append((mention, item))
+        except (TransportError, ApiError) as error:
+            outcome.reason = _describe(error)
+            outcome.final = not _retryable(error)
+        outcome.undelivered.extend(m for queue in waiting.values() for m in queue)
+        return outcome
+
+    def _actions(self, mentions: Iterable[Mention]) -> Iterator[dict[str, Any]]:
+        for mention in mentions:
+            yield {
+                "_op_type": "index",
+                "_index": self.index_name_for(mention),
+                "_id": mention.id,
+                "_source": mention.to_document(),
+            }
+
+    def _find_other_copies(self, mentions: list[Mention]) -> dict[str, list[str]]:
+        """Indices (by mention id) holding a copy outside the mention's current monthly index.
+
+        A multi-get of each id in each other monthly index: real-time (sees
+        unrefreshed writes) and far cheaper than an ``ids`` search on the
+        embedded engine (measured: 0.05 s against 2.6 s for 500 ids).
+        """
+        try:
+            indices = sorted(self.client.indices.get_alias(name=self.alias))
+        except NotFoundError:
+            return {}
+        targets = {m.id: self.index_name_for(m) for m in mentions}
+        probes = [
+            {"_index": index, "_id": mention_id}
+            for mention_id, target in targets.items()
+            for index in indices
+            if index != target
+        ]
+        found: dict[str, list[str]] = defaultdict(list)
+        for start in range(0, len(probes), 5000):
+            response = self.client.mget(docs=probes[start : start + 5000], source=False)
+            for doc in response["docs"]:
+                if doc.get("found"):
+                    found[doc["_id"]].append(doc["_index"])
+        return dict(found)
+
+    def _delete_other_copies(self, stale: dict[str, list[str]], indexed: list[Mention]) -> None:
+        """Delete old-month copies of mentions whose new copy was accepted."""
+        actions = [
+            {"_op_type": "delete", "_index": index, "_id": mention.id}
+            for mention in indexed
+            for index in stale.get(mention.id, [])
+        ]
+        if not actions:
+            return
+        try:
+            for success, info in streaming_bulk(
+                self.client, actions, raise_on_error=False, raise_on_exception=True
+            ):
+                item = next(iter(info.values()))
+                if not success and item.get("status") != 404:
+                    log.warning(
+                        "could not delete the old copy %s/%s", item.get("_index"), item.get("_id")
+                    )
+        except (TransportError, ApiError) as error:
+            log.warning(
+                "could not delete %d old-month copies (%s); they disappear on the next re-index",
+                len(actions),
+                _describe(error),
+            )
+        else:
+            log.info("moved %d mention(s) to another month's index", len(actions))
+
+    # -- files -------------------------------------------------------------
+
+    def _spool(self, mentions: list[Mention]) -> Path:
+        """Write a batch to a new spool file."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = self.spool_dir / f"{stamp}-{uuid.uuid4().hex}.ndjson"
+        self._write_spool_file(path, mentions)
+        return path
+
+    def _write_spool_file(self, path: Path, mentions: list[Mention]) -> None:
+        """Write (or replace) a spool file atomically: temporary file, fsync, rename."""
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with temporary.open("w", encoding="utf-8") as handle:
+                for mention in mentions:
+                    handle.write(json.dumps(mention.to_document(), ensure_ascii=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise IndexingError(
+                f"Elasticsearch is unreachable and {len(mentions)} mention(s) could not be "
+                f"spooled to {path.parent} either: {error.strerror}; free disk space or fix "
+                "the permissions, then run again"
+            ) from None
+
+    def dead_letter(self, mentions: Sequence[Mention], reason: str) -> None:
+        """Keep mentions listener itself could not process (e.g. enrichment failed) with why."""
+        self._dead_letter([(mention, {"error": {"reason": reason}}) for mention in mentions])
+
+    def _dead_letter(
+        self, rejected: Sequence[tuple[Mention | dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """Append rejected documents with the cluster's reason to the dead-letter file."""
+        if not rejected:
+            return
+        failed_at = datetime.now(UTC).isoformat(timespec="seconds")
+        lines = []
+        for mention, item in rejected:
+            document = mention.to_document() if isinstance(mention, Mention) else mention
+            record = {
+                "reason": _item_reason(item),
+                "status": item.get("status"),
+                "index": item.get("_index")
+                or (self.index_name_for(mention) if isinstance(mention, Mention) else None),
+                "id": item.get("_id") or document.get("id"),
+                "failed_at": failed_at,
+                "document": document,
+            }
+            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+        try:
+            self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.dead_letter_path.open("a", encoding="utf-8") as handle:
+                handle.write("".join(lines))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise IndexingError(
+                f"{len(lines)} document(s) were rejected by Elasticsearch and could not be "
+                f"written to {self.dead_letter_path}: {error.strerror}"
+            ) from None
+        log.warning(
+            "Elasticsearch rejected %d mention(s) (first: %s); kept in %s",
+            len(lines),
+            _item_reason(rejected[0][1]),
+            self.dead_letter_path,
+        )
+
+    def _read_spool(
+        self, path: Path
+    ) -> tuple[list[Mention], list[tuple[dict[str, Any], dict[str, Any]]]]:
+        """The mentions in a spool file, and the lines that no longer validate."""
+        mentions: list[Mention] = []
+        invalid: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                document: Any = None
+                try:
+                    document = json.loads(line)
+                    mentions.append(Mention.model_validate(document))
+                except (ValueError, ValidationError) as error:
+                    kept = document if isinstance(document, dict) else {"line": line}
+                    reason = f"spool file {path.name} line {number} is not a valid mention: {error}"
+                    invalid.append(
+                        (kept, {"error": {"type": "invalid_spool_line", "reason": reason}})
+                    )
+        return mentions, invalid
+
+    @staticmethod
+    def _count_lines(path: Path) -> int:
+        try:
+            with path.open(encoding="utf-8") as handle:
+                return sum(1 for line in handle if line.strip())
+        except OSError:
+            return 0
+
+
+def _item_reason(item: dict[str, Any]) -> str:
+    """``type: reason`` from a bulk item error."""
+    error = item.get("error")
+    if isinstance(error, dict):
+        text = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
+        caused = error.get("caused_by")
+        if isinstance(caused, dict) and caused.get("reason"):
+            text += f" (caused by {caused.get('type')}: {caused['reason']})"
+        return text
+    return str(error or f"HTTP {item.get('status')}")
+
+
+def _retryable(error: Exception) -> bool:
+    """Connection trouble and busy/unavailable answers are worth retrying; 4xx are not."""
+    if isinstance(error, ApiError):
+        return error.status_code in _TRANSIENT_STATUSES
+    return True
+
+
+def _describe(error: Exception) -> str:
+    """A short, secret-free description of a transport or API error."""
+    if isinstance(error, ApiError):
+        return f"HTTP {error.status_code} {error.error}"
+    return type(error).__name__

@@ -1,0 +1,148 @@
+"""Shared fixtures: one storage engine per test session, one index prefix per test.
+
+Storage tests talk to a real Elasticsearch-API server: the embedded engine
+started once for the session on a free loopback port, or the cluster named by
+``LISTENER_TEST_ES_URL``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from listener.config import ProjectConfig, parse_project
+from listener.engine import EmbeddedEngine, find_binary
+from listener.errors import EngineError
+from listener.mention import BrandMatch, Engagement, Mention, Sentiment
+
+BRANDS = ("Acme", "Globex", "Initech")
+
+_SENTIMENT_SCORES = {"positive": 0.6, "neutral": 0.0, "negative": -0.6}
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class ExternalCluster:
+    """A cluster given by ``LISTENER_TEST_ES_URL`` instead of the embedded engine."""
+
+    url: str
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedEngine | ExternalCluster]:
+    """The storage engine for the session: embedded, or the cluster in LISTENER_TEST_ES_URL."""
+    external = os.environ.get("LISTENER_TEST_ES_URL")
+    if external:
+        yield ExternalCluster(external.rstrip("/"))
+        return
+    try:
+        find_binary()
+    except EngineError as error:
+        pytest.skip(str(error))
+    with EmbeddedEngine(tmp_path_factory.mktemp("engine")) as embedded:
+        yield embedded
+
+
+@pytest.fixture(scope="session")
+def session_client(engine: EmbeddedEngine | ExternalCluster) -> Iterator[Elasticsearch]:
+    """One client for the whole session."""
+    client = Elasticsearch(engine.url, request_timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def client(session_client: Elasticsearch) -> Elasticsearch:
+    """An Elasticsearch client connected to the session's engine."""
+    return session_client
+
+
+def make_project(
+    url: str | None, tmp_path: Path, prefix: str, **elasticsearch: Any
+) -> ProjectConfig:
+    """A project with three brands (Initech never gets mentions in the test data)."""
+    settings: dict[str, Any] = {"index_prefix": prefix, **elasticsearch}
+    if url:
+        settings["url"] = url
+    data = {
+        "elasticsearch": settings,
+        "brands": [
+            {"name": "Acme", "keywords": ["acme", "acme corp"]},
+            {"name": "Globex"},
+            {"name": "Initech"},
+        ],
+    }
+    return parse_project(data, tmp_path / "listener.toml")
+
+
+def _delete_prefix(client: Elasticsearch, prefix: str) -> None:
+    """Drop a test's indices and templates (wildcard deletes are refused by design)."""
+    quiet = client.options(ignore_status=404)
+    names = list(quiet.indices.get(index=f"{prefix}-*", allow_no_indices=True).body or {})
+    if names:
+        quiet.indices.delete(index=",".join(names))
+    quiet.indices.delete_index_template(name=f"{prefix}-mentions")
+
+
+@pytest.fixture
+def project(
+    engine: EmbeddedEngine | ExternalCluster,
+    session_client: Elasticsearch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[ProjectConfig]:
+    """A project on the session engine with its own index prefix and LISTENER_HOME."""
+    monkeypatch.setenv("LISTENER_HOME", str(tmp_path / "home"))
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    yield make_project(engine.url, tmp_path, prefix)
+    _delete_prefix(session_client, prefix)
+
+
+MentionFactory = Callable[..., Mention]
+
+
+@pytest.fixture
+def make_mention() -> MentionFactory:
+    """Build a test Mention with brands, sentiment and engagement set directly."""
+
+    def build(
+        published_at: datetime,
+        *,
+        brands: Iterable[str] = ("Acme",),
+        text: str | None = None,
+        title: str | None = None,
+        sentiment: str = "neutral",
+        likes: int = 0,
+        comments: int = 0,
+        shares: int = 0,
+        url: str | None = None,
+        source: str = "testsource",
+        **fields: Any,
+    ) -> Mention:
+        number = next(_counter)
+        names = list(brands)
+        label = sentiment
+        return Mention.create(
+            source=source,
+            source_kind="blog",
+            url=url or f"https://blog.example.com/posts/{number}",
+            title=title,
+            text=text or f"Post number {number} about {' and '.join(names) or 'nothing'}.",
+            published_at=published_at,
+            brands=[BrandMatch(brand=name, keyword=name.lower()) for name in names],
+            brand_names=names,
+            sentiment=Sentiment(score=_SENTIMENT_SCORES[label], label=label),
+            engagement=Engagement(likes=likes, comments=comments, shares=shares),
+            **fields,
+        )
+
+    return build

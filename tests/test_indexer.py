@@ -1,0 +1,314 @@
+"""Bulk indexing against the real engine: idempotence, dead letters, spool and replay."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from listener.config import ProjectConfig
+from listener.engine import free_port
+from listener.indexer import Indexer, IndexResult
+from listener.mention import Mention
+
+MentionFactory = Callable[..., Mention]
+JAN = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
+
+
+class SmuggledMention(Mention):
+    """A mention carrying a field the strict mapping does not know: the cluster rejects it."""
+
+    smuggled: str = "not in the mapping"
+
+
+def _fast(client: Elasticsearch, config: ProjectConfig) -> Indexer:
+    return Indexer(client, config, max_retries=2, initial_backoff=0.01, max_backoff=0.02)
+
+
+def _count(client: Elasticsearch, config: ProjectConfig) -> int:
+    alias = f"{config.elasticsearch.index_prefix}-mentions"
+    client.indices.refresh(index=alias)
+    return int(client.count(index=alias)["count"])
+
+
+def _down_client() -> Elasticsearch:
+    """A client for a port nobody listens on: every request fails to connect."""
+    return Elasticsearch(f"http://127.0.0.1:{free_port()}", max_retries=0, request_timeout=2)
+
+
+def test_templates_install_idempotently(client: Elasticsearch, project: ProjectConfig) -> None:
+    indexer = Indexer(client, project)
+    assert indexer.install_templates() == [f"{indexer.prefix}-mentions"]
+    assert indexer.install_templates() == [f"{indexer.prefix}-mentions"]
+    stored = client.indices.get_index_template(name=f"{indexer.prefix}-mentions")
+    template = stored["index_templates"][0]["index_template"]
+    assert template["index_patterns"] == [f"{indexer.prefix}-mentions-*"]
+
+
+def test_index_name_is_monthly_by_published_at(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    indexer = Indexer(client, project)
+    prefix = project.elasticsearch.index_prefix
+    late = make_mention(datetime(2024, 3, 31, 23, 59, tzinfo=UTC))
+    assert indexer.index_name_for(late) == f"{prefix}-mentions-2024.03"
+    assert indexer.alias == f"{prefix}-mentions"
+
+
+def test_indexing_twice_keeps_one_document(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    indexer = Indexer(client, project)
+    mention = make_mention(JAN, likes=1)
+    assert indexer.index([mention]) == IndexResult(indexed=1)
+    updated = mention.model_copy(update={"text": "edited text"})
+    assert indexer.index([updated]) == IndexResult(indexed=1)
+    assert _count(client, project) == 1
+    stored = client.get(index=indexer.index_name_for(mention), id=mention.id)["_source"]
+    assert stored["text"] == "edited text"
+    # The index was created from the template: it joined the read alias.
+    assert client.indices.get_alias(name=indexer.alias)
+
+
+def test_same_mention_twice_in_one_batch(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    indexer = Indexer(client, project)
+    mention = make_mention(JAN)
+    assert indexer.index([mention, mention]).indexed == 2
+    assert _count(client, project) == 1
+
+
+def test_moved_to_another_month_leaves_no_old_copy(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    indexer = Indexer(client, project)
+    mention = make_mention(JAN)
+    indexer.index([mention])
+    # No refresh: the old copy is found in real time.
+    moved = mention.model_copy(update={"published_at": datetime(2024, 2, 2, tzinfo=UTC)})
+    assert indexer.index([moved]).indexed == 1
+    indexer.refresh()
+    hits = client.search(index=indexer.alias, query={"ids": {"values": [mention.id]}})["hits"]
+    assert [hit["_index"] for hit in hits["hits"]] == [indexer.index_name_for(moved)]
+
+
+def test_rejected_documents_go_to_the_dead_letter_file(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    indexer = Indexer(client, project)
+    good = [make_mention(JAN) for _ in range(3)]
+    base = make_mention(JAN).model_dump()
+    bad = SmuggledMention(**base)
+    result = indexer.index([good[0], bad, *good[1:]])
+    assert result == IndexResult(indexed=3, rejected=1)
+    assert _count(client, project) == 3
+
+    lines = indexer.dead_letter_path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert "smuggled" in record["reason"]
+    assert record["index"] == indexer.index_name_for(bad)
+    assert record["document"]["id"] == bad.id
+    assert record["document"]["smuggled"] == "not in the mapping"
+    assert not indexer.spooled_files()
+
+
+def test_unreachable_cluster_spools_then_replay_indexes_everything(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    mentions = [make_mention(datetime(2024, month, 3, tzinfo=UTC)) for month in (1, 1, 2, 3)]
+    down = _fast(_down_client(), project)
+    assert down.index(mentions[:3]) == IndexResult(spooled=3)
+    assert down.index(mentions[3:]) == IndexResult(spooled=1)
+    spooled = down.spooled_files()
+    assert len(spooled) == 2
+    assert all(path.parent == project.home / "spool" for path in spooled)
+    assert not list((project.home / "spool").glob(".*")), "no temporary files left"
+    first = [json.loads(line)["id"] for line in spooled[0].read_text().splitlines()]
+    assert sorted(first) == sorted(m.id for m in mentions[:3])
+
+    # Still down: nothing is lost, files stay.
+    assert down.replay_spool() == IndexResult(spooled=4)
+    assert down.spooled_files() == spooled
+
+    live = _fast(client, project)
+    assert live.replay_spool() == IndexResult(indexed=4)
+    assert live.spooled_files() == []
+    assert _count(client, project) == 4
+    assert live.replay_spool() == IndexResult()
+
+
+def test_replay_sends_invalid_spool_lines_to_dead_letters(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    indexer = _fast(client, project)
+    spool: Path = indexer.spool_dir
+    spool.mkdir(parents=True)
+    good = make_mention(JAN).to_document()
+    (spool / "20240101T000000000000Z-manual.ndjson").write_text(
+        json.dumps(good) + "\n" + json.dumps({"id": "broken"}) + "\n", encoding="utf-8"
+    )
+    assert indexer.replay_spool() == IndexResult(indexed=1, rejected=1)
+    assert indexer.spooled_files() == []
+    record = json.loads(indexer.dead_letter_path.read_text(encoding="utf-8"))
+    assert "not a valid mention" in record["reason"]
+
+
+def test_replay_while_down_keeps_waiting_mentions_and_dead_letters_once(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    down = _fast(_down_client(), project)
+    down.spool_dir.mkdir(parents=True)
+    mentions = [make_mention(JAN), make_mention(JAN)]
+    lines = [json.dumps(m.to_document()) for m in mentions] + [json.dumps({"id": "broken"})]
+    spool_file = down.spool_dir / "20240101T000000000000Z-manual.ndjson"
+    spool_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    assert down.replay_spool() == IndexResult(rejected=1, spooled=2)
+    assert down.replay_spool() == IndexResult(spooled=2)
+    assert len(spool_file.read_text(encoding="utf-8").splitlines()) == 2
+    assert len(down.dead_letter_path.read_text(encoding="utf-8").splitlines()) == 1
+
+    assert _fast(client, project).replay_spool() == IndexResult(indexed=2)
+    assert not spool_file.exists()
+    assert _count(client, project) == 2
+
+
+def test_empty_batch_is_a_no_op(client: Elasticsearch, project: ProjectConfig) -> None:
+    assert Indexer(client, project).index([]) == IndexResult()
+
+
+def test_chunks_smaller_than_the_batch(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    count = 7
+    indexer = Indexer(client, project, chunk_size=3)
+    result = indexer.index([make_mention(JAN) for _ in range(count)])
+    assert result == IndexResult(indexed=count)
+    assert _count(client, project) == count
+
+
+class FlakyProxy:
+    """A loopback proxy to the engine that refuses the first ``failures`` bulk requests.
+
+    ``mode="request"`` answers the whole bulk request with 503; ``mode="items"``
+    answers 200 with every item rejected with 429 (the cluster's back-pressure).
+    """
+
+    def __init__(self, upstream: str, failures: int, mode: str) -> None:
+        self.upstream, self.failures, self.mode = upstream, failures, mode
+        self.bulk_requests = 0
+        proxy = self
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("X-Elastic-Product", "Elasticsearch")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.path.split("?")[0].endswith("/_bulk"):
+                    proxy.bulk_requests += 1
+                    if proxy.bulk_requests <= proxy.failures:
+                        self._answer(*proxy.refusal(body or b""))
+                        return
+                request = urllib.request.Request(
+                    proxy.upstream + self.path, data=body, method=self.command
+                )
+                for name in ("Content-Type", "Accept"):
+                    if self.headers.get(name):
+                        request.add_header(name, self.headers[name])
+                try:
+                    with direct.open(request, timeout=30) as response:
+                        status, payload = response.status, response.read()
+                        kind = response.headers.get("Content-Type", "application/json")
+                except urllib.error.HTTPError as error:
+                    status, payload = error.code, error.read()
+                    kind = error.headers.get("Content-Type", "application/json")
+                self._answer(status, payload, kind)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def refusal(self, body: bytes) -> tuple[int, bytes, str]:
+        kind = "application/json"
+        if self.mode == "request":
+            error = {"error": {"type": "unavailable", "reason": "busy"}, "status": 503}
+            return 503, json.dumps(error).encode(), kind
+        items = []
+        for line in body.decode().splitlines():
+            action = json.loads(line) if line.strip() else {}
+            if "index" in action and "_id" in action["index"]:
+                meta = action["index"]
+                error = {"type": "es_rejected_execution_exception", "reason": "queue full"}
+                items.append({"index": {**meta, "status": 429, "error": error}})
+        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode(), kind
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def flaky(engine: object) -> Iterator[Callable[[int, str], FlakyProxy]]:
+    proxies: list[FlakyProxy] = []
+
+    def start(failures: int, mode: str) -> FlakyProxy:
+        proxies.append(FlakyProxy(engine.url, failures, mode))  # type: ignore[attr-defined]
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.close()
+
+
+@pytest.mark.parametrize("mode", ["request", "items"])
+def test_busy_cluster_is_retried_with_backoff(
+    project: ProjectConfig,
+    make_mention: MentionFactory,
+    flaky: Callable[[int, str], FlakyProxy],
+    client: Elasticsearch,
+    mode: str,
+) -> None:
+    proxy = flaky(2, mode)
+    through_proxy = Elasticsearch(proxy.url, max_retries=0)
+    mentions = [make_mention(JAN) for _ in range(4)]
+    assert _fast(through_proxy, project).index(mentions) == IndexResult(indexed=4)
+    assert proxy.bulk_requests == 3
+    assert _count(client, project) == 4
+
+
+def test_a_cluster_that_stays_busy_gets_the_batch_spooled(
+    project: ProjectConfig, make_mention: MentionFactory, flaky: Callable[[int, str], FlakyProxy]
+) -> None:
+    proxy = flaky(100, "items")
+    through_proxy = Elasticsearch(proxy.url, max_retries=0)
+    indexer = _fast(through_proxy, project)
+    assert indexer.index([make_mention(JAN) for _ in range(3)]) == IndexResult(spooled=3)
+    assert proxy.bulk_requests == 3  # first attempt and max_retries=2 retries
+    assert len(indexer.spooled_files()) == 1
+    assert not indexer.dead_letter_path.exists()
