@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from enum import Enum
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -371,6 +372,154 @@ def demo(ctx: click.Context, home: Path | None) -> None:
     from listener.demo import run_demo
 
     run_demo(home, log_level=ctx.obj["log_level"], console=err, on_sov=print_sov)
+
+
+@main.group()
+def plugins() -> None:
+    """Source plugins: list them, scaffold a new one, check one against the contract."""
+
+
+def _describe_field(name: str, info: Any) -> str:
+    kind = info.annotation
+    plain = isinstance(kind, type) and not getattr(kind, "__args__", None)
+    annotation = kind.__name__ if plain else str(kind).replace("typing.", "")
+    if info.is_required():
+        return f"{name}: {annotation} (required)"
+    default = info.get_default(call_default_factory=True)
+    if isinstance(default, Enum):
+        default = default.value
+    return f"{name}: {annotation} = {default!r}"
+
+
+@plugins.command("list")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@reports_errors
+def plugins_list(output_format: str) -> None:
+    """Every source, built-in and third-party: version, package, options and hooks."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from listener.plugin_manager import get_registry
+
+    registry = get_registry()
+    rows = []
+    for name, cls in sorted(registry.sources.items()):
+        package = registry.packages.get(name, "?")
+        try:
+            package_version = version(package)
+        except (PackageNotFoundError, ValueError):
+            package_version = "?"
+        own_options = {
+            key: info
+            for key, info in cls.Options.model_fields.items()
+            if key not in ("plugin", "name")
+        }
+        rows.append(
+            {
+                "source": name,
+                "kind": str(cls.kind),
+                "package": package,
+                "version": package_version,
+                "module": cls.__module__,
+                "api_version": cls.api_version,
+                "options": [_describe_field(k, v) for k, v in own_options.items()],
+                "hooks": registry.hooks_of(registry.plugin_of.get(name, "")),
+            }
+        )
+    problems = [{"plugin": p.plugin, "reason": p.reason} for p in registry.problems]
+    if output_format == "json":
+        click.echo(json.dumps({"sources": rows, "skipped": problems}, indent=2))
+        return
+    table_rows = [
+        {**row, "options": "\n".join(row["options"]), "hooks": "\n".join(row["hooks"])}
+        for row in rows
+    ]
+    _emit(
+        table_rows,
+        ["source", "kind", "package", "version", "options", "hooks"],
+        "table",
+        title="Sources",
+    )
+    for problem in problems:
+        err.print(f"skipped plugin {problem['plugin']}: {problem['reason']}", markup=False)
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to create the listener-NAME folder.",
+)
+@reports_errors
+def plugins_new(name: str, directory: Path) -> None:
+    """Scaffold an installable source plugin package with recorded responses and tests."""
+    from listener.scaffold import scaffold
+
+    root = scaffold(name, directory)
+    click.echo(f"created {root}")
+    click.echo(f"next:  pip install -e '{root}[test]'")
+    click.echo(f"       listener plugins check {name}")
+    click.echo(f"       (cd {root} && pytest)")
+
+
+@plugins.command("check")
+@click.argument("name")
+@click.option(
+    "--fixtures",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A recorded site (folder with routes.json) to replay; default: the plugin's own.",
+)
+@reports_errors
+def plugins_check(name: str, fixtures: Path | None) -> None:
+    """Run a source plugin's contract checks (options, requests, parsing recorded responses)."""
+    from listener.contract import check_plugin
+
+    checks = check_plugin(name, fixtures)
+    for check in checks:
+        mark = "ok  " if check.ok else "FAIL"
+        click.echo(f"{mark} {check.name}: {check.detail}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        fail(f"{len(failed)} of {len(checks)} contract checks failed for source {name!r}")
+    click.echo(f"all {len(checks)} contract checks passed for source {name!r}")
+
+
+@main.group()
+def sources() -> None:
+    """Configured sources: their health over the last runs."""
+
+
+@sources.command("status")
+@config_option
+@click.option("--runs", "limit", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@reports_errors
+def sources_status(config_path: Path, limit: int, output_format: str) -> None:
+    """Which sources are healthy, degraded or broken over the last runs."""
+    from dataclasses import asdict
+
+    from listener.health import load_runs, source_health
+
+    project = _load(config_path)
+    runs = load_runs(project.home, limit)
+    if not runs:
+        raise ListenerError(f"no crawl has been recorded under {project.home / 'runs'} yet")
+    report = [asdict(entry) for entry in source_health(runs)]
+    if output_format == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    for row in report:
+        row["history"] = " ".join(row["history"])
+    _emit(
+        report,
+        ["source", "status", "history", "last_run_mentions", "last_run_errors", "last_success",
+         "last_error"],
+        "table",
+        title=f"Source health over the last {len(runs)} run(s)",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -57,6 +57,15 @@ class Registry:
     sources: dict[str, type[Source]] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
     packages: dict[str, str] = field(default_factory=dict)
+    #: Which registered plugin provides each source.
+    plugin_of: dict[str, str] = field(default_factory=dict)
+
+    def hooks_of(self, plugin_name: str) -> list[str]:
+        """The ``listener_*`` hooks a registered plugin implements."""
+        plugin = self.manager.get_plugin(plugin_name)
+        if plugin is None:
+            return []
+        return sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
 
     def source(self, name: str) -> type[Source]:
         try:
@@ -166,6 +175,7 @@ def build_registry() -> Registry:
             if cls.name in disabled:
                 continue
             registry.sources[cls.name] = cls
+            registry.plugin_of[cls.name] = plugin_name
             registry.packages.setdefault(cls.name, registry.packages.get(plugin_name, "?"))
     return registry
 

@@ -101,20 +101,23 @@ class Checkpoint:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
-        self.values: dict[str, str] = {}
+        #: As loaded at the start of the run: what :meth:`newest` answers all run long.
+        self.previous: dict[str, str] = {}
         if path is not None and path.is_file():
             loaded = json.loads(path.read_text(encoding="utf-8"))
-            self.values = {str(k): str(v) for k, v in loaded.get("newest", {}).items()}
+            self.previous = {str(k): str(v) for k, v in loaded.get("newest", {}).items()}
+        #: What will be saved: the previous values advanced by this run's items.
+        self.values: dict[str, str] = dict(self.previous)
 
     def newest(self, key: str) -> datetime | None:
-        """The newest publication time seen for ``key`` in earlier runs."""
-        value = self.values.get(key)
+        """The newest publication time seen for ``key`` in earlier runs (not this one)."""
+        value = self.previous.get(key)
         return datetime.fromisoformat(value) if value else None
 
     def advance(self, key: str, seen: datetime) -> None:
         """Remember ``seen`` for ``key`` if it is newer than what is remembered."""
-        current = self.newest(key)
-        if current is None or seen > current:
+        current = self.values.get(key)
+        if current is None or seen > datetime.fromisoformat(current):
             self.values[key] = seen.astimezone(UTC).isoformat()
 
     def save(self) -> None:
@@ -141,6 +144,11 @@ class Source:
     #: Polite defaults the spider applies to this source's requests.
     download_delay: ClassVar[float] = 0.0
     concurrency: ClassVar[int] = 4
+    #: Options for contract checks (``listener plugins check``); ``{base_url}``
+    #: is replaced by the address of the server replaying ``fixtures_dir``.
+    example_options: ClassVar[dict[str, Any]] = {}
+    #: A recorded site (``routes.json`` and files) the contract checks replay.
+    fixtures_dir: ClassVar[Path | None] = None
 
     def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
         self.options = options

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
+import textwrap
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from listener.config import ProjectConfig, parse_project
 from listener.engine import EmbeddedEngine, find_binary
 from listener.errors import EngineError
 from listener.mention import BrandMatch, Engagement, Mention, Sentiment
+from listener.plugin_manager import reset_registry
 
 BRANDS = ("Acme", "Globex", "Initech")
 
@@ -146,3 +149,28 @@ def make_mention() -> MentionFactory:
         )
 
     return build
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder on sys.path where tests install throwaway plugin distributions."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    reset_registry()
+    yield folder
+    for name in [m for m in sys.modules if m.startswith("fake_listener_")]:
+        del sys.modules[name]
+    reset_registry()
+
+
+def install_plugin(site: Path, name: str, module_source: str) -> None:
+    """Write a module and a dist-info whose entry point registers it in the ``listener`` group."""
+    module = f"fake_listener_{name}"
+    (site / f"{module}.py").write_text(textwrap.dedent(module_source), encoding="utf-8")
+    dist = site / f"fake_listener_{name}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: fake-listener-{name}\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (dist / "entry_points.txt").write_text(f"[listener]\n{name} = {module}\n", encoding="utf-8")

@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import install_plugin
 
 from listener.errors import PluginError
-from listener.plugin_manager import build_registry, reset_registry
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A folder on sys.path where tests install throwaway plugin distributions."""
-    folder = tmp_path / "site"
-    folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    reset_registry()
-    yield folder
-    for name in [m for m in sys.modules if m.startswith("fake_listener_")]:
-        del sys.modules[name]
-    reset_registry()
-
-
-def install_plugin(site: Path, name: str, module_source: str) -> None:
-    """Write a module and a dist-info whose entry point registers it in the ``listener`` group."""
-    module = f"fake_listener_{name}"
-    (site / f"{module}.py").write_text(textwrap.dedent(module_source), encoding="utf-8")
-    dist = site / f"fake_listener_{name}-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: fake-listener-{name}\nVersion: 1.0\n", encoding="utf-8"
-    )
-    (dist / "entry_points.txt").write_text(f"[listener]\n{name} = {module}\n", encoding="utf-8")
-
+from listener.plugin_manager import build_registry
 
 GOOD_PLUGIN = """
 from listener import hookimpl

@@ -1,0 +1,1 @@
+"""Example listener plugin: product reviews from a shop's review API."""

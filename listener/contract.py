@@ -1,0 +1,171 @@
+"""``listener plugins check``: the contract checks a source plugin must pass."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from listener.config import BrandConfig
+from listener.mention import Mention
+from listener.plugin_manager import get_registry
+from listener.source import Request, Source, SourceOptions
+
+CHECK_BRANDS = [BrandConfig(name="Acme", keywords=["acme", "#acme"])]
+PLACEHOLDER_URL = "http://127.0.0.1:9"
+
+
+@dataclass
+class Check:
+    """One contract check and its outcome."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def _substitute(value: Any, base_url: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{base_url}", base_url)
+    if isinstance(value, list):
+        return [_substitute(v, base_url) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, base_url) for k, v in value.items()}
+    return value
+
+
+def check_options(cls: type[Source], options: dict[str, Any]) -> tuple[Check, SourceOptions | None]:
+    """Options subclass SourceOptions, have a JSON schema, accept the example, reject typos."""
+    if not (isinstance(cls.Options, type) and issubclass(cls.Options, SourceOptions)):
+        return Check(
+            "options model", False, "Options must subclass listener.source.SourceOptions"
+        ), None
+    try:
+        cls.Options.model_json_schema()
+        validated = cls.Options.model_validate({"plugin": cls.name, **options})
+    except (ValidationError, TypeError, ValueError) as error:
+        return Check("options model", False, f"example options do not validate: {error}"), None
+    try:
+        cls.Options.model_validate({"plugin": cls.name, **options, "no_such_option_xyz": 1})
+    except ValidationError:
+        pass
+    else:
+        return Check(
+            "options model", False, "unknown options are accepted (use extra='forbid')"
+        ), None
+    fields = ", ".join(sorted(cls.Options.model_fields))
+    return Check("options model", True, f"fields: {fields}"), validated
+
+
+def check_requests(cls: type[Source], options: SourceOptions) -> Check:
+    """start_requests() gives at least one well-formed Request."""
+    try:
+        source = cls(options, CHECK_BRANDS)
+        requests = list(source.start_requests())
+    except Exception as error:
+        return Check("start requests", False, f"{type(error).__name__}: {error}")
+    if not requests:
+        return Check("start requests", False, "start_requests() yielded nothing for brand Acme")
+    for request in requests:
+        if not isinstance(request, Request):
+            return Check("start requests", False, f"yielded {type(request).__name__}, not Request")
+        parts = urlsplit(request.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return Check("start requests", False, f"URL {request.url!r} is not absolute http(s)")
+        if request.method.upper() not in {"GET", "POST", "PUT", "HEAD"}:
+            return Check("start requests", False, f"unexpected method {request.method!r}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in request.headers.items()):
+            return Check("start requests", False, "header names and values must be strings")
+    return Check("start requests", True, f"{len(requests)} request(s), first {requests[0].url}")
+
+
+def check_replay(
+    cls: type[Source], options: dict[str, Any], fixtures: Path, crawl: Callable[..., Any]
+) -> list[Check]:
+    """Replaying the recorded responses twice gives valid, stable Mentions and no parse errors."""
+    runs = [crawl(cls.name, options, fixtures, brands=[b.model_dump() for b in CHECK_BRANDS])]
+    runs.append(crawl(cls.name, options, fixtures, brands=[b.model_dump() for b in CHECK_BRANDS]))
+    first, second = runs
+    checks = []
+    summary = first.source
+    errors = summary["parse_errors"] + summary["fetch_errors"]
+    checks.append(
+        Check(
+            "parse recorded responses",
+            errors == 0 and bool(first.mentions),
+            f"{len(first.mentions)} mentions from {summary['pages']} responses, "
+            f"{summary['parse_errors']} parse errors, {summary['fetch_errors']} fetch errors"
+            + (f" — last: {summary['last_error']}" if summary.get("last_error") else ""),
+        )
+    )
+    problems = []
+    for mention in first.mentions:
+        try:
+            Mention.model_validate(mention.model_dump())
+        except ValidationError as error:
+            problems.append(f"{mention.url}: {error.error_count()} invalid fields")
+        if not mention.text.strip():
+            problems.append(f"{mention.url}: empty text")
+        if mention.source != cls.name:
+            problems.append(f"{mention.url}: source is {mention.source!r}, not {cls.name!r}")
+    checks.append(
+        Check(
+            "mentions valid (fields, aware dates, absolute URLs)",
+            not problems and bool(first.mentions),
+            "; ".join(problems[:5]) or f"{len(first.mentions)} valid",
+        )
+    )
+    ids_first = sorted(m.id for m in first.mentions)
+    ids_second = sorted(m.id for m in second.mentions)
+    checks.append(
+        Check(
+            "ids stable across runs",
+            ids_first == ids_second,
+            "same ids" if ids_first == ids_second else "a second run produced different ids",
+        )
+    )
+    return checks
+
+
+def check_plugin(name: str, fixtures: Path | None = None) -> list[Check]:
+    """Run every contract check for source ``name``; replay ``fixtures`` when there are some."""
+    from listener.testing import replay_crawl
+
+    registry = get_registry()
+    cls = registry.source(name)
+    module = inspect.getmodule(cls)
+    checks = [
+        Check(
+            "registered",
+            True,
+            f"{cls.__module__}.{cls.__qualname__} from package {registry.packages.get(name, '?')}, "
+            f"contract version {cls.api_version}",
+        )
+    ]
+    fixture_dir = fixtures or cls.fixtures_dir
+    base_url = PLACEHOLDER_URL
+    options_check, options = check_options(cls, _substitute(dict(cls.example_options), base_url))
+    checks.append(options_check)
+    if options is not None:
+        checks.append(check_requests(cls, options))
+    if fixture_dir is None:
+        checks.append(
+            Check(
+                "parse recorded responses",
+                False,
+                f"no fixtures: pass --fixtures DIR (a folder with routes.json) or set fixtures_dir "
+                f"on {cls.__qualname__} in {module.__file__ if module else cls.__module__}",
+            )
+        )
+    elif not (Path(fixture_dir) / "routes.json").is_file():
+        checks.append(
+            Check("parse recorded responses", False, f"{fixture_dir}/routes.json not found")
+        )
+    elif options is not None:
+        checks.extend(check_replay(cls, dict(cls.example_options), Path(fixture_dir), replay_crawl))
+    return checks
