@@ -316,7 +316,11 @@ EXPORT_COLUMNS = [
     "brands",
     "brand_names",
     "entities",
+    "phrases",
     "sentiment",
+    "country",
+    "cluster_id",
+    "duplicate",
 ]
 
 

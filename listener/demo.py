@@ -14,6 +14,7 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
 
+import click
 from rich.console import Console
 
 from listener.config import load_project
@@ -62,7 +63,7 @@ def run_demo(
         console.print(f"recorded site served at {server.url}", markup=False)
         summary = run_crawl(project, log_level=log_level)
     for line in summary.lines():
-        console.print(line, markup=False)
+        click.echo(line, err=True)
     with connect(project) as client:
         rows = share_of_voice(client, project, by="mentions")
     on_sov(rows, None, "table")

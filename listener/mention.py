@@ -180,6 +180,11 @@ class Mention(_Model):
     title: str | None = None
     text: str
     language: str | None = None
+    country: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2 country, where the source reports one",
+    )
     published_at: AwareDatetime
     crawled_at: AwareDatetime
     author: Author = Field(default_factory=Author)
@@ -192,7 +197,16 @@ class Mention(_Model):
         default_factory=list, description="the matched brands' names, flat, for filters and counts"
     )
     entities: list[Entity] = Field(default_factory=list)
+    phrases: list[str] = Field(
+        default_factory=list, description="normalised key phrases, for trending terms"
+    )
     sentiment: Sentiment | None = None
+    cluster_id: str | None = Field(
+        default=None, description="id of the first mention with the same or nearly the same text"
+    )
+    duplicate: bool = Field(
+        default=False, description="True when an earlier mention of the cluster exists"
+    )
 
     @classmethod
     def create(

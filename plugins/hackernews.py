@@ -206,15 +206,19 @@ class HackerNewsSource(Source):
         self.skipped: Counter[str] = Counter()
 
     def search_url(self, term: str, page: int = 0) -> str:
-        """The search URL for one term and page."""
+        """The search URL for one term and page (only hits newer than the last run's newest)."""
+        parameters = [
+            ("query", term),
+            ("tags", self.settings.tags),
+            ("hitsPerPage", str(self.settings.hits_per_page)),
+            ("page", str(page)),
+        ]
+        newer_than = self.newer_than(term)
+        if newer_than is not None:
+            parameters.append(("numericFilters", f"created_at_i>{int(newer_than.timestamp())}"))
         query = urlencode(
-            [
-                ("query", term),
-                ("tags", self.settings.tags),
-                ("hitsPerPage", str(self.settings.hits_per_page)),
-                ("page", str(page)),
-            ],
-            safe="(),",
+            parameters,
+            safe="(),>",
             quote_via=quote,
         )
         return f"{self.settings.base_url.rstrip('/')}{SEARCH_PATH}?{query}"
@@ -244,6 +248,7 @@ class HackerNewsSource(Source):
             outcome = hit_to_mention(hit, self.name) if isinstance(hit, dict) else "not an object"
             if isinstance(outcome, Mention):
                 results.append(outcome)
+                self.checkpoint.advance(str(response.meta.get("term", "")), outcome.published_at)
             else:
                 skipped[outcome] += 1
         if skipped:

@@ -507,12 +507,22 @@ class RssSource(Source):
         feed = read_feed(response.body, response.url, _header(response.headers, "content-type"))
         skipped: Counter[str] = Counter()
         mentions: list[Mention] = []
+        feed_key = response.request.url
+        newer_than = self.newer_than(feed_key)
+        seen_before = 0
         for entry in feed.entries:
             mention, reason = self._mention(entry, feed)
             if mention is None:
                 skipped[reason] += 1
+            elif newer_than is not None and mention.published_at <= newer_than:
+                seen_before += 1  # incremental: an earlier run already had it
             else:
+                self.checkpoint.advance(feed_key, mention.published_at)
                 mentions.append(mention)
+        if seen_before:
+            log.info(
+                "%s: %d entries of %s seen in an earlier run", self.label, seen_before, feed_key
+            )
         if skipped:
             self.skipped.update(skipped)
             details = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))

@@ -10,6 +10,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pydantic import ValidationError
+
+from listener import demo_site
+from listener.config import BrandConfig
+from listener.mention import Mention, SourceKind
 from listener.plugins import hackernews
 from listener.plugins.hackernews import (
     HackerNewsOptions,
@@ -17,11 +22,6 @@ from listener.plugins.hackernews import (
     hit_to_mention,
     search_terms,
 )
-from pydantic import ValidationError
-
-from listener import demo_site
-from listener.config import BrandConfig
-from listener.mention import Mention, SourceKind
 from listener.source import Request, Response
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -396,3 +396,18 @@ def test_the_plugin_registers_the_source() -> None:
     assert hackernews.listener_register_sources() == [HackerNewsSource]
     assert (HackerNewsSource.name, HackerNewsSource.kind) == ("hackernews", SourceKind.FORUM)
     assert HackerNewsSource.Options is HackerNewsOptions
+
+
+def test_second_run_asks_only_for_newer_hits(tmp_path: Path) -> None:
+    from listener.testing import replay_crawl
+
+    options = {"base_url": "{base_url}", "hits_per_page": 5, "max_pages": 2}
+    brands = [{"name": "Acme", "keywords": ["acme"]}]
+    first = replay_crawl("hackernews", options, demo_site.DIRECTORY, brands=brands, home=tmp_path)
+    second = replay_crawl("hackernews", options, demo_site.DIRECTORY, brands=brands, home=tmp_path)
+    searches = [r for r in first.requests if r.path == "/api/v1/search_by_date"]
+    assert searches and all(r.param("numericFilters") is None for r in searches)
+    newest = max(int(m.published_at.timestamp()) for m in first.mentions)
+    again = [r for r in second.requests if r.path == "/api/v1/search_by_date"]
+    assert again
+    assert {r.param("numericFilters") for r in again} == {f"created_at_i>{newest}"}
