@@ -115,7 +115,12 @@ def build_registry() -> Registry:
         short = module_name.rsplit(".", 1)[-1]
         if short in disabled:
             continue
-        candidates.append((short, "listener", importlib.import_module(module_name), None))
+        try:
+            builtin = importlib.import_module(module_name)
+        except Exception as error:  # reported and skipped like any other broken plugin
+            candidates.append((short, "listener", None, error))
+        else:
+            candidates.append((short, "listener", builtin, None))
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         if entry_point.name in disabled:
             continue
