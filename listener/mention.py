@@ -56,8 +56,12 @@ _TRACKING_PARAMS = frozenset(
 )
 
 
-def canonicalize_url(url: str) -> str:
-    """Lower-case scheme and host, drop fragments, default ports and tracking parameters."""
+def canonicalize_url(url: str, *, keep_fragment: bool = False) -> str:
+    """Normalise a URL: lower-case host, no default port, tracking parameters or fragment.
+
+    ``keep_fragment``: sources giving one item per anchor of a page (reviews) pass an explicit
+    ``canonical_url`` with a fragment, which is kept.
+    """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
@@ -75,7 +79,7 @@ def canonicalize_url(url: str) -> str:
         ]
     )
     path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, query, ""))
+    return urlunsplit((scheme, netloc, path, query, parts.fragment if keep_fragment else ""))
 
 
 def domain_of(url: str) -> str:
@@ -222,7 +226,11 @@ class Mention(_Model):
         **fields: Any,
     ) -> Mention:
         """Build a Mention, deriving id, canonical URL and domain from the URL."""
-        canonical = canonicalize_url(canonical_url or url)
+        canonical = (
+            canonicalize_url(canonical_url, keep_fragment=True)
+            if canonical_url
+            else canonicalize_url(url)
+        )
         return cls(
             id=mention_id(source, canonical),
             source=source,

@@ -18,6 +18,7 @@ loads this module in every session.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from listener.mention import Mention
-    from listener.replay import RecordedRequest, Route
+    from listener.replay import RecordedRequest, ReplayServer, Route
 
 DEFAULT_BRANDS: tuple[dict[str, Any], ...] = ({"name": "Acme", "keywords": ["acme"]},)
 
@@ -97,9 +98,13 @@ def write_project(
     }
     lines = ["[crawl]"] + [f"{k} = {_toml_value(v)}" for k, v in crawl_settings.items()]
     for brand in brands:
-        lines += ["", "[[brands]]"] + [f"{k} = {_toml_value(v)}" for k, v in brand.items()]
+        lines += ["", "[[brands]]"] + [
+            f"{k} = {_toml_value(v)}" for k, v in brand.items() if v is not None
+        ]
     for source in sources:
-        lines += ["", "[[sources]]"] + [f"{k} = {_toml_value(v)}" for k, v in source.items()]
+        lines += ["", "[[sources]]"] + [
+            f"{k} = {_toml_value(v)}" for k, v in source.items() if v is not None
+        ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -114,13 +119,15 @@ def replay_crawl(
     since: datetime | None = None,
     crawl: Mapping[str, Any] | None = None,
     timeout: float = 300,
+    server: ReplayServer | None = None,
 ) -> ReplayResult:
     """Serve ``routes`` locally, crawl them with source ``plugin``, return the Mentions it yielded.
 
     ``options`` are the source's project-file options; ``{base_url}`` in any
     string is replaced by the replay server's address. ``home`` keeps state
     (checkpoints) between calls, to test incremental crawling. The Mentions are
-    as the source produced them: not deduplicated, enriched or indexed.
+    as the source produced them: not deduplicated, enriched or indexed. Pass a
+    running ``server`` to crawl it (its routes) instead of starting one.
     """
     from listener.mention import Mention
     from listener.replay import ReplayServer, load_site
@@ -129,7 +136,10 @@ def replay_crawl(
         folder = Path(scratch)
         state = home or folder / "home"
         routes_list = load_site(routes) if isinstance(routes, Path) else list(routes)
-        with ReplayServer(routes_list) as server:
+        context = (
+            contextlib.nullcontext(server) if server is not None else ReplayServer(routes_list)
+        )
+        with context as server:
             source = {"plugin": plugin, **_substitute(dict(options), server.url)}
             project = write_project(folder / "listener.toml", [source], brands, crawl)
             output = folder / "mentions.ndjson"

@@ -1,0 +1,1232 @@
+"""The ``reviews`` source: schema.org Reviews on product and business pages.
+
+One request per configured page. The page's structured data is read in all
+three syntaxes schema.org is published in — JSON-LD (``@graph``, ``@id``
+references and nested ``Product → review`` lists included), microdata and
+RDFa (through extruct) — and every ``Review`` (or subtype: ``UserReview``,
+``CriticReview``, ``EmployerReview``, ``MediaReview``, ``Recommendation``)
+becomes a Mention of kind ``review``.
+
+Decisions a user may want to know about:
+
+- **Identity.** A review's canonical URL is its own ``url`` (or ``@id``/
+  ``itemid``) when that is an http(s) URL unique among the page's reviews;
+  otherwise the reviewed item's URL plus a fragment ``#review-<hash>`` where
+  the hash covers the author, the day and the text — so the id survives
+  re-crawls, new reviews pushing old ones down, and pagination. The fragment
+  is kept in ``canonical_url`` (``Mention.create`` drops fragments; see the
+  module's ``_anchored``).
+- **Thread.** ``thread_id`` is the reviewed item: its own URL/``@id`` when it
+  has one, else the page's canonical URL (``<link rel=canonical>``).
+- **Rating.** ``reviewRating`` is normalised to 0..1 with
+  :meth:`Rating.from_raw` (``bestRating`` defaults to 5 and ``worstRating``
+  to 1, as schema.org says). A value above 5 with no ``bestRating`` is read on
+  a 10 or 100 scale instead of being clipped to the top; a value below 1 with
+  no ``worstRating`` on a scale starting at 0. The raw value is kept.
+- **Dates.** ``datePublished`` (else ``dateCreated``, else ``dateModified``)
+  is parsed as ISO 8601,
+  RFC 822 or a written date with a four-digit year; a date without a time is
+  midnight UTC, a time without a zone is UTC. A review without any usable date
+  is skipped and counted (:attr:`ReviewsSource.skipped`): a stamped crawl time
+  would invent a spike.
+- **Missing fields degrade the Mention**: no headline → no title (see below),
+  no ``reviewBody``/``description`` → the headline as text, or for a bare
+  rating ``"Rated 3 out of 5."``; no author → an empty Author; an unreadable
+  rating → no rating. A review with neither text, headline nor rating is
+  skipped and counted.
+- **Title.** Enrichment matches brands in the title and the text, and reviews
+  rarely name the product they are written under. With ``item_in_title``
+  (default), a title that does not already name the item gets it appended:
+  ``"Great keyboard (review of Acme Rocket 14)"``, or ``"Review of Acme Rocket
+  14"`` for a review without a headline.
+- **AggregateRating only.** A page whose items carry an ``AggregateRating``
+  but no individual review yields nothing by default: an average is nobody's
+  mention, has no author and no date, and would count as one in share of
+  voice. With ``aggregate_ratings = true`` it yields one Mention per item and
+  crawl day (a snapshot: published at midnight UTC of the crawl day, canonical
+  URL ``#aggregate-rating-YYYY-MM-DD``), so a rating trend can be charted.
+- **Duplicates.** Shops often publish the same reviews twice (JSON-LD and
+  microdata); reviews with the same author, day and text are merged, missing
+  fields filled from the other copy.
+- **Incremental.** Per configured URL, reviews older than the newest one seen
+  in earlier runs are skipped (same-day ones are re-read: dates are often
+  day-only). Reviews are usually listed newest first, so ``rel=next`` pages are
+  followed (up to ``max_pages``, same site and same path only) only while a
+  page still has new reviews.
+- **Failures.** An HTTP error status, an empty body, a body that is not HTML
+  (JSON, PDF, an image, XML) or an HTML error page (a "404"/"Access denied"/
+  CAPTCHA page served with status 200, carrying no structured data) raises
+  :class:`ValueError` naming the URL. A page that is fine but carries no
+  reviews yields nothing and is logged and counted (:attr:`ReviewsSource.empty_pages`).
+- ``ClaimReview`` (fact checks) is not a product or business review and is
+  ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import re
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import extruct
+from extruct.utils import parse_xmldom_html
+from lxml import etree
+from pydantic import Field
+from w3lib.encoding import html_to_unicode
+
+from listener.config import BrandConfig
+from listener.hookspecs import hookimpl
+from listener.mention import (
+    AbsoluteURL,
+    Author,
+    Engagement,
+    Mention,
+    Rating,
+    SourceKind,
+    canonicalize_url,
+    mention_id,
+)
+from listener.source import Request, Response, Source, SourceOptions
+from listener.text import html_to_text
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AggregateScore",
+    "ExtractedReview",
+    "PageReviews",
+    "ReviewedItem",
+    "ReviewsOptions",
+    "ReviewsSource",
+    "decode_html",
+    "error_page_title",
+    "extract_reviews",
+    "listener_register_sources",
+    "parse_datetime",
+    "parse_html",
+    "rating_from",
+    "response_header",
+    "same_site",
+]
+
+#: What a browser asks for; some shops answer bare clients with a bot wall.
+ACCEPT_HTML = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+
+REVIEW_TYPES = frozenset(
+    {"Review", "UserReview", "CriticReview", "EmployerReview", "MediaReview", "Recommendation"}
+)
+AGGREGATE_TYPES = frozenset({"AggregateRating", "EmployerAggregateRating"})
+_SCHEMA_PREFIXES = (
+    "http://schema.org/",
+    "https://schema.org/",
+    "http://www.schema.org/",
+    "https://www.schema.org/",
+    "schema:",
+)
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_SNIFFABLE_TYPES = frozenset({"", "text/plain", "application/octet-stream", "binary/octet-stream"})
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def response_header(headers: Mapping[str, str], name: str) -> str:
+    """A header value, looked up case-insensitively; ``""`` when absent."""
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return ""
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower().removeprefix("www.")
+
+
+def same_site(url: str, site: str) -> bool:
+    """Whether ``url`` is on ``site``'s host: equal ignoring ``www.``, or a subdomain either way."""
+    a, b = _host(url), _host(site)
+    if not a or not b:
+        return False
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def _http_url(value: object, base: str) -> str | None:
+    """``value`` resolved against ``base`` when it is an http(s) URL, else None."""
+    if not isinstance(value, str) or not value.strip() or value.strip().startswith("_:"):
+        return None
+    resolved = urljoin(base, value.strip())
+    parts = urlsplit(resolved)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return resolved
+
+
+def _anchored(url: str) -> str:
+    """``url`` canonicalised, but keeping its fragment (an anchor that tells reviews apart)."""
+    base, _, fragment = url.partition("#")
+    canonical = canonicalize_url(base)
+    return f"{canonical}#{fragment}" if fragment else canonical
+
+
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
+_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*|/[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>")
+
+
+def _one_line(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return " ".join(html.unescape(value).split()) or None
+
+
+def _clean_text(value: str | None) -> str:
+    """Plain text with paragraphs kept: HTML converted, entities decoded, spaces tidied."""
+    if not value or not value.strip():
+        return ""
+    if _TAG.search(value):
+        return html_to_text(value)
+    text = html.unescape(value).replace("\r\n", "\n")
+    paragraphs = []
+    for paragraph in re.split(r"\n[ \t]*\n+", text.strip()):
+        lines = [_SPACES.sub(" ", line).strip() for line in paragraph.split("\n")]
+        joined = "\n".join(line for line in lines if line)
+        if joined:
+            paragraphs.append(joined)
+    return "\n\n".join(paragraphs)
+
+
+# --------------------------------------------------------------------------- dates and numbers
+
+_YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
+_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2}))?")
+_TIME = re.compile(r"\d{1,2}:\d{2}")
+
+
+def parse_datetime(value: object) -> tuple[datetime, bool] | None:
+    """A date as an aware UTC datetime and whether it carried a time; None when unusable.
+
+    ISO 8601 / W3C (``2024``, ``2024-03``, ``2024-03-05``, ``…T10:00Z``,
+    ``…+0200``), RFC 822 and written dates with a four-digit year
+    (``March 5, 2024``) are read. A date alone is midnight UTC; a time without
+    a zone is taken as UTC.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    has_time = bool(_TIME.search(text))
+    partial = _PARTIAL_DATE.fullmatch(text)
+    parsed: datetime | None = None
+    if partial:
+        try:
+            parsed = datetime(int(partial.group(1)), int(partial.group(2) or 1), 1)
+        except ValueError:
+            return None
+    if parsed is None:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            parsed = None
+    if parsed is None and _YEAR.search(text):
+        try:
+            from dateutil import parser as date_parser  # trafilatura → htmldate brings it
+        except ImportError:  # pragma: no cover - a dependency of a dependency
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                parsed = date_parser.parse(text, default=datetime(2000, 1, 1))
+            except (ValueError, OverflowError, TypeError):
+                return None
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC), has_time
+
+
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+
+
+def _number(value: object) -> float | None:
+    """The first number in a string such as ``"4,5"``, ``"4.5 out of 5"`` or ``"80%"``."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _NUMBER.search(str(value).replace("\u2212", "-"))
+    return float(match.group().replace(",", ".")) if match else None
+
+
+def _count(value: object) -> int | None:
+    """A non-negative count from ``"1,234"``, ``"89 reviews"`` or a number."""
+    if isinstance(value, bool) or value is None:
+        return None
+    match = re.search(r"\d[\d,.\u00a0 ]*", str(value))
+    if not match:
+        return None
+    digits = re.sub(r"\D", "", match.group())
+    return int(digits) if digits else None
+
+
+def rating_from(value: object, best: object = None, worst: object = None) -> Rating | None:
+    """A schema.org rating normalised to 0..1; None when there is no usable value.
+
+    ``best`` defaults to 5 and ``worst`` to 1. Without a ``best``, a value above 5
+    is read on a 10 or 100 scale (not clipped to the top); without a ``worst``,
+    a value below 1 (or a scale topping at 1) starts the scale at 0.
+    """
+    raw = _number(value)
+    if raw is None:
+        return None
+    top = _number(best)
+    if top is None:
+        if raw <= 5:
+            top = 5.0
+        elif raw <= 10:
+            top = 10.0
+        elif raw <= 100:
+            top = 100.0
+        else:
+            return None
+    bottom = _number(worst)
+    if bottom is None:
+        bottom = 0.0 if raw < 1 or top <= 1 else 1.0
+    try:
+        return Rating.from_raw(raw, scale_max=top, scale_min=bottom)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- HTML pages
+
+_ERROR_TITLE = re.compile(
+    r"^\s*(?:error\s*|http\s*)?[45]\d\d\b"
+    r"|\b(?:page not found|not found|access denied|forbidden|bad gateway|service unavailable"
+    r"|internal server error|gateway time-?out|too many requests|just a moment"
+    r"|attention required|are you a robot|captcha|under maintenance|temporarily unavailable)\b",
+    re.IGNORECASE,
+)
+
+
+def _describe(body: bytes) -> str:
+    return " ".join(body[:80].decode("utf-8", errors="replace").split())
+
+
+def _sniff(body: bytes) -> str:
+    """What a body looks like: ``html``, ``xml``, ``json``, ``pdf``, ``binary`` or ``text``."""
+    start = body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1024]
+    lowered = start.lower()
+    if start.startswith(b"%PDF") or b"\x00" in start[:512]:
+        return "pdf" if start.startswith(b"%PDF") else "binary"
+    if start[:1] in (b"{", b"["):
+        return "json"
+    if lowered.startswith((b"<!doctype html", b"<html")) or re.search(
+        rb"<(html|head|body|meta|title|div|p)[\s>]", lowered[:1024]
+    ):
+        return "html"
+    if start.startswith(b"<"):
+        return "xml"
+    return "text"
+
+
+def decode_html(body: bytes, url: str, content_type: str = "") -> str:
+    """The body of an HTML page as text; a :class:`ValueError` naming ``url`` when it is not one.
+
+    The encoding comes from the Content-Type header, a BOM or the page's own
+    ``<meta charset>``, as browsers do (w3lib). A body that is empty, declared
+    as something other than HTML (JSON, XML, PDF, an image …) or that looks like
+    JSON, PDF or binary data whatever its declared type is refused.
+    """
+    media_type = content_type.split(";")[0].strip().lower()
+    if not body.strip():
+        raise ValueError(f"{url} returned an empty body, not an HTML page")
+    kind = _sniff(body)
+    if media_type in _HTML_TYPES:
+        if kind in ("json", "pdf", "binary"):
+            raise ValueError(
+                f"{url} is declared as {media_type} but its body is {kind}, not HTML; "
+                f"body starts {_describe(body)!r}"
+            )
+    elif media_type in _SNIFFABLE_TYPES:
+        if kind != "html":
+            raise ValueError(f"{url} is not an HTML page; body starts {_describe(body)!r}")
+    else:
+        raise ValueError(
+            f"{url} is not an HTML page (Content-Type {media_type}); "
+            f"body starts {_describe(body)!r}"
+        )
+    _, text = html_to_unicode(content_type or None, body)
+    return text
+
+
+def parse_html(text: str, url: str) -> Any:
+    """An lxml tree of the page (the flavour extruct's RDFa reader needs)."""
+    try:
+        tree = parse_xmldom_html(text.encode("utf-8"), encoding="utf-8")
+    except (etree.ParserError, ValueError) as error:
+        raise ValueError(f"{url} could not be parsed as HTML: {error}") from None
+    if tree is None:
+        raise ValueError(f"{url} could not be parsed as HTML")
+    return tree
+
+
+def _first_text(tree: Any, xpath: str) -> str | None:
+    for element in tree.xpath(xpath):
+        text = element if isinstance(element, str) else element.text_content()
+        cleaned = _one_line(str(text))
+        if cleaned:
+            return cleaned
+    return None
+
+
+def error_page_title(tree: Any) -> str | None:
+    """The page's title (or first heading) when it reads like an error or bot-wall page."""
+    for xpath in ("//title", "//h1"):
+        text = _first_text(tree, xpath)
+        if text and _ERROR_TITLE.search(text):
+            return text
+    return None
+
+
+def _link(tree: Any, rel: str, base: str) -> str | None:
+    """The first ``<link>`` (or ``<a>``) with ``rel`` among its tokens, resolved."""
+    for element in tree.xpath("//link[@rel and @href] | //a[@rel and @href]"):
+        if rel in (element.get("rel") or "").lower().split():
+            resolved = _http_url(element.get("href"), base)
+            if resolved:
+                return resolved
+    return None
+
+
+def _language(tree: Any) -> str | None:
+    value = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
+    if not value:
+        return None
+    primary = value.strip().split("-")[0].split("_")[0].lower()
+    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
+
+
+# --------------------------------------------------------------------------- structured data
+
+
+@dataclass(eq=False)
+class _Node:
+    """One schema.org thing from any syntax: local type names and property values."""
+
+    types: set[str]
+    id: str | None
+    props: dict[str, list[_Node | str]]
+    syntax: str
+
+    @property
+    def is_reference(self) -> bool:
+        return bool(self.id) and not self.types and not self.props
+
+    def values(self, name: str) -> list[_Node | str]:
+        return self.props.get(name, [])
+
+    def nodes(self, name: str) -> list[_Node]:
+        return [value for value in self.values(name) if isinstance(value, _Node)]
+
+    def first(self, name: str) -> _Node | str | None:
+        values = self.values(name)
+        return values[0] if values else None
+
+    def text(self, *names: str) -> str | None:
+        """The first non-blank string value of the first property that has one."""
+        for name in names:
+            for value in self.values(name):
+                if isinstance(value, str):
+                    if value.strip():
+                        return value.strip()
+                elif value.is_reference and value.id:
+                    return value.id
+                else:
+                    nested = value.text("name") if "name" in value.props else None
+                    if nested:
+                        return nested
+        return None
+
+    def is_a(self, types: frozenset[str]) -> bool:
+        return bool(self.types & types)
+
+
+def _local(key: str) -> str | None:
+    """A schema.org term's local name (``http://schema.org/name`` → ``name``); None if foreign."""
+    for prefix in _SCHEMA_PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix) :] or None
+    if ":" in key or "/" in key:
+        return None
+    return key
+
+
+def _flatten(value: object) -> Iterator[object]:
+    """The members of a JSON-LD value: lists and ``@list``/``@set`` objects unwrapped."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _flatten(item)
+    elif isinstance(value, Mapping) and ("@list" in value or "@set" in value):
+        yield from _flatten(value.get("@list", value.get("@set")))
+    else:
+        yield value
+
+
+class _Graph:
+    """Every node of a page, with ``@id`` references resolved across syntaxes."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.nodes: list[_Node] = []
+        self.roots: list[_Node] = []
+
+    def add_root(self, value: object, syntax: str) -> None:
+        for member in _flatten(value):
+            if isinstance(member, Mapping) and "@graph" in member:
+                self.add_root(member["@graph"], syntax)
+                if "@type" not in member:
+                    continue
+            node = self._convert(member, syntax, 0)
+            if isinstance(node, _Node):
+                self.roots.append(node)
+
+    def _convert(self, value: object, syntax: str, depth: int) -> _Node | str | None:
+        if depth > 40:
+            return None
+        if isinstance(value, Mapping):
+            if "@value" in value:
+                inner = value["@value"]
+                if inner is None or isinstance(inner, (Mapping, list)):
+                    return None
+                return str(inner).lower() if isinstance(inner, bool) else str(inner)
+            types = {
+                local
+                for local in (_local(str(t)) for t in _flatten(value.get("@type")) if t)
+                if local
+            }
+            raw_id = value.get("@id")
+            if raw_id is None and syntax == "microdata":
+                raw_id = value.get("id")  # extruct's name for itemid
+            node_id: str | None = None
+            if isinstance(raw_id, str) and raw_id.strip():
+                raw_id = raw_id.strip()
+                node_id = raw_id if raw_id.startswith("_:") else urljoin(self.base, raw_id)
+            props: dict[str, list[_Node | str]] = {}
+            for key, member in value.items():
+                if not isinstance(key, str) or key.startswith("@"):
+                    continue
+                if syntax == "microdata" and key in ("id", "htmlNode"):
+                    continue
+                name = _local(key)
+                if not name:
+                    continue
+                for element in _flatten(member):
+                    converted = self._convert(element, syntax, depth + 1)
+                    if converted is not None and converted != "":
+                        props.setdefault(name, []).append(converted)
+            node = _Node(types=types, id=node_id, props=props, syntax=syntax)
+            self.nodes.append(node)
+            return node
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, (int, float, str)):
+            return str(value)
+        return None
+
+    def resolve(self) -> None:
+        """Point ``{"@id": …}`` references at the node they name (merging split definitions)."""
+        index: dict[str, _Node] = {}
+        for node in self.nodes:
+            if not node.id or node.is_reference:
+                continue
+            known = index.get(node.id)
+            if known is None:
+                index[node.id] = node
+            elif known is not node:
+                known.types |= node.types
+                for name, values in node.props.items():
+                    known.props.setdefault(name, []).extend(values)
+        for node in self.nodes:
+            for name, values in node.props.items():
+                node.props[name] = [
+                    index.get(value.id, value)
+                    if isinstance(value, _Node) and value.is_reference and value.id
+                    else value
+                    for value in values
+                ]
+        self.roots = [index.get(root.id, root) if root.id else root for root in self.roots]
+
+
+def _load_json(raw: str) -> object | None:
+    """A JSON-LD script's content; tolerates comments, CDATA wrappers and trailing commas."""
+    text = raw.strip()
+    text = re.sub(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$", "", text)
+    text = re.sub(r"^\s*<!--|-->\s*$", "", text).strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text, strict=False)
+    except ValueError:
+        pass
+    try:
+        import jstyleson  # extruct's own fallback for hand-written JSON-LD
+    except ImportError:  # pragma: no cover - an extruct dependency
+        return None
+    try:
+        loaded: object = jstyleson.loads(text, strict=False)
+    except (ValueError, TypeError):
+        return None
+    return loaded
+
+
+def _jsonld_documents(tree: Any, url: str) -> tuple[list[object], int]:
+    """Every JSON-LD block of the page, and how many could not be read (each one on its own)."""
+    documents: list[object] = []
+    broken = 0
+    for script in tree.xpath("//script[@type]"):
+        media_type = (script.get("type") or "").split(";")[0].strip().lower()
+        if media_type != "application/ld+json":
+            continue
+        loaded = _load_json(script.text_content() or "")
+        if loaded is None:
+            if (script.text_content() or "").strip():
+                broken += 1
+                log.warning("%s: a JSON-LD block is not valid JSON; it was skipped", url)
+            continue
+        documents.append(loaded)
+    return documents, broken
+
+
+def _structured_graph(tree: Any, url: str, base: str) -> tuple[_Graph, Counter[str]]:
+    """The page's schema.org graph from JSON-LD, microdata and RDFa, and nodes per syntax.
+
+    Relative ``@id``s resolve against ``base`` (the page's canonical URL), so an
+    item keeps its identity on every page of a paginated review list.
+    """
+    graph = _Graph(base)
+    counts: Counter[str] = Counter()
+    documents, broken = _jsonld_documents(tree, url)
+    if broken:
+        counts["json-ld broken"] = broken
+    for document in documents:
+        before = len(graph.nodes)
+        graph.add_root(document, "json-ld")
+        counts["json-ld"] += len(graph.nodes) - before
+    syntaxes = []
+    if tree.xpath("boolean(//*[@itemscope])"):
+        syntaxes.append("microdata")
+    if tree.xpath("boolean(//*[@typeof])"):
+        syntaxes.append("rdfa")
+    if "rdfa" in syntaxes:
+        # HTML5 RDFa reads <time datetime>; extruct's RDFa parser only reads @content.
+        for element in tree.xpath("//time[@property and @datetime and not(@content)]"):
+            element.set("content", element.get("datetime"))
+    for syntax in syntaxes:
+        try:
+            extracted = extruct.extract(tree, base_url=base, syntaxes=[syntax], uniform=True)
+        except Exception as error:  # extruct raises whatever its parsers raise
+            log.warning("%s: could not read the page's %s: %s", url, syntax, error)
+            continue
+        before = len(graph.nodes)
+        for document in extracted.get(syntax, []):
+            graph.add_root(document, syntax)
+        counts[syntax] += len(graph.nodes) - before
+    graph.resolve()
+    return graph, counts
+
+
+# --------------------------------------------------------------------------- what a page says
+
+
+@dataclass
+class AggregateScore:
+    """An item's AggregateRating."""
+
+    value: float | None
+    best: float | None
+    worst: float | None
+    rating_count: int | None
+    review_count: int | None
+    rating: Rating | None
+
+
+@dataclass
+class ReviewedItem:
+    """The product, business or other thing reviews are about."""
+
+    name: str | None
+    brand: str | None
+    url: str | None
+    types: tuple[str, ...]
+    aggregate: AggregateScore | None = None
+
+    @property
+    def display_name(self) -> str | None:
+        """The name with the brand in front when the name does not already carry it."""
+        if self.name and self.brand and self.brand.casefold() not in self.name.casefold():
+            return f"{self.brand} {self.name}"
+        return self.name or self.brand
+
+
+@dataclass
+class ExtractedReview:
+    """One review as the page describes it."""
+
+    item: ReviewedItem | None
+    title: str | None
+    text: str
+    author_name: str | None
+    author_url: str | None
+    published: datetime | None
+    has_time: bool
+    rating: Rating | None
+    url: str | None
+    language: str | None
+    likes: int | None
+    comments: int | None
+    syntax: str
+
+    def key(self) -> tuple[str, str, str]:
+        """What makes two copies the same review: author, day and text (title if no text)."""
+
+        def norm(value: str | None, size: int) -> str:
+            return re.sub(r"\W+", "", (value or "").casefold())[:size]
+
+        day = self.published.date().isoformat() if self.published else ""
+        return (norm(self.author_name, 60), day, norm(self.text, 300) or norm(self.title, 120))
+
+    def merge(self, other: ExtractedReview) -> None:
+        """Fill fields this copy lacks from another copy of the same review."""
+        for name in ("title", "author_name", "author_url", "rating", "url", "language"):
+            if getattr(self, name) is None and getattr(other, name) is not None:
+                setattr(self, name, getattr(other, name))
+        if not self.text and other.text:
+            self.text = other.text
+        if other.published and (self.published is None or (other.has_time and not self.has_time)):
+            self.published, self.has_time = other.published, other.has_time
+        if self.likes is None:
+            self.likes = other.likes
+        if self.comments is None:
+            self.comments = other.comments
+        if self.item is None:
+            self.item = other.item
+
+
+@dataclass
+class PageReviews:
+    """Everything the reviews parser read from one page."""
+
+    url: str
+    canonical_url: str
+    title: str | None
+    language: str | None
+    next_url: str | None
+    items: list[ReviewedItem] = field(default_factory=list)
+    reviews: list[ExtractedReview] = field(default_factory=list)
+    syntaxes: Counter[str] = field(default_factory=Counter)
+    error_title: str | None = None
+
+
+def _aggregate(node: _Node) -> AggregateScore:
+    value, best, worst = (
+        node.text("ratingValue"),
+        node.text("bestRating"),
+        node.text("worstRating"),
+    )
+    return AggregateScore(
+        value=_number(value),
+        best=_number(best),
+        worst=_number(worst),
+        rating_count=_count(node.text("ratingCount")),
+        review_count=_count(node.text("reviewCount")),
+        rating=rating_from(value, best, worst),
+    )
+
+
+def _item(node: _Node, base: str) -> ReviewedItem:
+    brand_value = (
+        node.first("brand")
+        or node.first("manufacturer")
+        or node.first("publisher")
+        or node.first("provider")
+    )
+    if isinstance(brand_value, _Node):
+        brand = _one_line(brand_value.text("name"))
+    else:
+        brand = _one_line(brand_value) if brand_value and not brand_value.startswith("_:") else None
+    aggregates = [n for n in node.nodes("aggregateRating") if n.props]
+    url = _http_url(node.text("url"), base) or _http_url(node.id, base)
+    return ReviewedItem(
+        name=_one_line(node.text("name")),
+        brand=brand,
+        url=url,
+        types=tuple(sorted(node.types)),
+        aggregate=_aggregate(aggregates[0]) if aggregates else None,
+    )
+
+
+def _author(node: _Node, base: str) -> tuple[str | None, str | None]:
+    value = node.first("author") or node.first("creator")
+    if isinstance(value, _Node):
+        name = value.text("name", "alternateName")
+        if not name:
+            parts = [value.text("givenName"), value.text("familyName")]
+            name = " ".join(part for part in parts if part) or None
+        url = _http_url(value.text("url"), base) or _http_url(value.id, base)
+        if name and _http_url(name, base) == name:
+            name = None
+        return _clean_author(name), url
+    if isinstance(value, str):
+        if _http_url(value, base) == value.strip():
+            return None, value.strip()
+        return _clean_author(value), None
+    return None, None
+
+
+def _clean_author(value: str | None) -> str | None:
+    name = _one_line(value)
+    if name:
+        name = re.sub(r"^(?:by|von|par|por|door)\s+", "", name, flags=re.IGNORECASE).strip()
+    return name or None
+
+
+_LIKE_ACTIONS = frozenset({"LikeAction", "AgreeAction", "VoteAction", "EndorseAction"})
+_COMMENT_ACTIONS = frozenset({"CommentAction", "ReplyAction"})
+
+
+def _interactions(node: _Node) -> tuple[int | None, int | None]:
+    likes = _count(node.text("upvoteCount"))
+    comments = _count(node.text("commentCount"))
+    for statistic in node.nodes("interactionStatistic"):
+        count = _count(statistic.text("userInteractionCount"))
+        action = statistic.first("interactionType")
+        if isinstance(action, _Node):
+            kinds = set(action.types) | ({_local(action.id) or ""} if action.id else set())
+        else:
+            kinds = {_local(action or "") or ""}
+        if count is None:
+            continue
+        if kinds & _LIKE_ACTIONS:
+            likes = (likes or 0) + count
+        elif kinds & _COMMENT_ACTIONS:
+            comments = (comments or 0) + count
+    return likes, comments
+
+
+def _review(node: _Node, item: ReviewedItem | None, base: str) -> ExtractedReview:
+    rating_node = node.first("reviewRating")
+    if isinstance(rating_node, _Node):
+        rating = rating_from(
+            rating_node.text("ratingValue"),
+            rating_node.text("bestRating"),
+            rating_node.text("worstRating"),
+        )
+    else:
+        rating = rating_from(rating_node)
+    published = None
+    for name in ("datePublished", "dateCreated", "dateModified"):
+        published = parse_datetime(node.text(name))
+        if published:
+            break
+    author_name, author_url = _author(node, base)
+    likes, comments = _interactions(node)
+    language = node.text("inLanguage")
+    return ExtractedReview(
+        item=item,
+        title=_one_line(node.text("name", "headline")),
+        text=_clean_text(node.text("reviewBody", "description", "text")),
+        author_name=author_name,
+        author_url=author_url,
+        published=published[0] if published else None,
+        has_time=published[1] if published else False,
+        rating=rating,
+        url=_http_url(node.text("url"), base) or _http_url(node.id, base),
+        language=language.split("-")[0].lower() if language else None,
+        likes=likes,
+        comments=comments,
+        syntax=node.syntax,
+    )
+
+
+def _is_review(node: _Node) -> bool:
+    if node.types:
+        return node.is_a(REVIEW_TYPES)
+    # Untyped microdata/JSON-LD objects under "review" that are plainly reviews.
+    return "reviewBody" in node.props or "reviewRating" in node.props
+
+
+def _read_graph(graph: _Graph, base: str) -> tuple[list[ReviewedItem], list[ExtractedReview]]:
+    """Items and their reviews: nested lists first, then ``itemReviewed`` links, then loners."""
+    items: dict[int, ReviewedItem] = {}
+    order: list[ReviewedItem] = []
+    claimed: dict[int, tuple[_Node, ReviewedItem]] = {}
+
+    def item_for(node: _Node) -> ReviewedItem:
+        known = items.get(id(node))
+        if known is None:
+            known = items[id(node)] = _item(node, base)
+            order.append(known)
+        return known
+
+    for node in graph.nodes:
+        if node.is_reference or node.is_a(REVIEW_TYPES | AGGREGATE_TYPES):
+            continue
+        reviews = [r for r in node.nodes("review") + node.nodes("reviews") if _is_review(r)]
+        has_aggregate = any(n.props for n in node.nodes("aggregateRating"))
+        if not reviews and not has_aggregate:
+            continue
+        item = item_for(node)
+        for review in reviews:
+            claimed.setdefault(id(review), (review, item))
+
+    loose: dict[int, _Node] = {}
+    for node in graph.nodes:
+        if node.is_a(REVIEW_TYPES) and not node.is_a(frozenset({"ClaimReview"})):
+            if id(node) in claimed:
+                continue
+            reviewed = node.first("itemReviewed")
+            if isinstance(reviewed, _Node) and not reviewed.is_reference:
+                claimed[id(node)] = (node, item_for(reviewed))
+            elif isinstance(reviewed, (str, _Node)):
+                name = reviewed if isinstance(reviewed, str) else reviewed.id
+                pseudo = ReviewedItem(
+                    name=_one_line(name), brand=None, url=_http_url(name, base), types=()
+                )
+                order.append(pseudo)
+                claimed[id(node)] = (node, pseudo)
+            else:
+                loose[id(node)] = node
+        elif node.is_a(AGGREGATE_TYPES):
+            reviewed = node.first("itemReviewed")
+            if isinstance(reviewed, _Node) and not reviewed.is_reference:
+                item = item_for(reviewed)
+                if item.aggregate is None:
+                    item.aggregate = _aggregate(node)
+
+    sole = order[0] if len(order) == 1 else None
+    extracted: list[ExtractedReview] = []
+    seen: set[int] = set()
+    # Document order of the review nodes, whichever way they were attached.
+    for node in graph.nodes:
+        key = id(node)
+        if key in seen:
+            continue
+        if key in claimed:
+            seen.add(key)
+            review_node, item = claimed[key]
+            extracted.append(_review(review_node, item, base))
+        elif key in loose:
+            seen.add(key)
+            extracted.append(_review(node, sole, base))
+    return order, extracted
+
+
+def _merge_duplicates(reviews: list[ExtractedReview]) -> list[ExtractedReview]:
+    """One review per (author, day, text), the first copy completed by the others."""
+    kept: dict[tuple[str, str, str], ExtractedReview] = {}
+    result: list[ExtractedReview] = []
+    for review in reviews:
+        key = review.key()
+        if not any(key):
+            result.append(review)  # nothing to compare: keep it as it is
+            continue
+        first = kept.get(key)
+        if first is None:
+            kept[key] = review
+            result.append(review)
+        else:
+            first.merge(review)
+    return result
+
+
+def extract_reviews(body: bytes | str, url: str, content_type: str = "") -> PageReviews:
+    """Read every schema.org review and reviewed item of one HTML page.
+
+    ``body`` is the page as fetched from ``url`` (bytes, decoded with the
+    Content-Type's charset or the page's own, or already decoded text).
+    Raises :class:`ValueError` naming ``url`` when it is empty or not HTML.
+    """
+    if isinstance(body, bytes):
+        text = decode_html(body, url, content_type)
+    else:
+        if not body.strip():
+            raise ValueError(f"{url} returned an empty body, not an HTML page")
+        text = body
+    tree = parse_html(text, url)
+    canonical = _link(tree, "canonical", url)
+    if canonical is None or not same_site(canonical, url):
+        canonical = url
+    graph, counts = _structured_graph(tree, url, canonical)
+    items, reviews = _read_graph(graph, canonical)
+    return PageReviews(
+        url=url,
+        canonical_url=canonical,
+        title=_first_text(tree, "//title"),
+        language=_language(tree),
+        next_url=_link(tree, "next", url),
+        items=items,
+        reviews=_merge_duplicates(reviews),
+        syntaxes=counts,
+        error_title=error_page_title(tree),
+    )
+
+
+# --------------------------------------------------------------------------- the source
+
+
+def _rating_sentence(rating: Rating | None) -> str:
+    """The text of a review that is only a rating: ``"Rated 3 out of 5."``."""
+    if rating is None:
+        return ""
+    return f"Rated {rating.raw:g} out of {rating.scale_max:g}."
+
+
+class ReviewsOptions(SourceOptions):
+    """Options of the ``reviews`` source."""
+
+    urls: list[AbsoluteURL] = Field(
+        min_length=1, description="product or business pages carrying schema.org reviews"
+    )
+    item_in_title: bool = Field(
+        default=True,
+        description="name the reviewed item in the title when the headline does not",
+    )
+    aggregate_ratings: bool = Field(
+        default=False,
+        description="one daily snapshot Mention per item that has an AggregateRating "
+        "but no individual reviews on the page",
+    )
+    max_pages: int = Field(
+        default=5, ge=1, description="pages read per URL, following rel=next review pages"
+    )
+
+
+class ReviewsSource(Source):
+    """Reads schema.org Reviews (JSON-LD, microdata, RDFa) from product and business pages."""
+
+    name = "reviews"
+    kind = SourceKind.REVIEW
+    Options = ReviewsOptions
+    # Shops are touchy about crawlers: one page at a time, at most one a second.
+    download_delay = 1.0
+    concurrency = 1
+    example_options = {"urls": ["{base_url}/shop/rocket-14", "{base_url}/shop/anvil-50"]}
+
+    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
+        if not isinstance(options, ReviewsOptions):
+            raise TypeError(
+                f"the reviews source needs ReviewsOptions, got {type(options).__name__}"
+            )
+        super().__init__(options, brands)
+        self.settings: ReviewsOptions = options
+        #: Reviews left out so far, by reason.
+        self.skipped: Counter[str] = Counter()
+        #: Pages read that carried no review at all.
+        self.empty_pages = 0
+
+    def start_requests(self) -> Iterable[Request]:
+        """One request per configured page."""
+        for url in self.settings.urls:
+            yield Request(url=url, headers={"Accept": ACCEPT_HTML}, meta={"origin": url, "page": 1})
+
+    def parse(self, response: Response) -> Iterable[Mention | Request]:
+        """The page's reviews as Mentions, and the next review page while it has new ones."""
+        if response.status >= 400:
+            raise ValueError(f"{response.url} answered HTTP {response.status}, not a review page")
+        page = extract_reviews(
+            response.body, response.url, response_header(response.headers, "content-type")
+        )
+        if page.error_title and not page.items and not page.reviews:
+            raise ValueError(
+                f"{response.url} is an error page ({page.error_title!r}), not a review page"
+            )
+        origin = str(response.meta.get("origin") or response.request.url)
+        cutoff = self.newer_than(origin)
+        results: list[Mention | Request] = []
+        skipped: Counter[str] = Counter()
+        anchors = self._anchors(page)
+        fresh = 0
+        for review, (url, canonical) in zip(page.reviews, anchors, strict=True):
+            if review.published is None:
+                skipped["without a date"] += 1
+                continue
+            if not (review.text or review.title or review.rating):
+                skipped["without text, headline or rating"] += 1
+                continue
+            if cutoff is not None and review.published < cutoff:
+                skipped["older than the checkpoint"] += 1
+                continue
+            results.append(self._mention(review, page, url, canonical))
+            # A date in the future (a bad clock) must not hide every later review.
+            self.checkpoint.advance(origin, min(review.published, datetime.now(UTC)))
+            fresh += 1
+        if not page.reviews:
+            self.empty_pages += 1
+            if self.settings.aggregate_ratings:
+                results.extend(self._snapshots(page))
+            rated = [item for item in page.items if item.aggregate is not None]
+            log.warning(
+                "%s: %s carries no schema.org review%s",
+                self.label,
+                response.url,
+                f" (only an AggregateRating for {len(rated)} item(s))" if rated else "",
+            )
+        if skipped:
+            self.skipped.update(skipped)
+            log.info(
+                "%s: skipped %d of %d reviews of %s (%s)",
+                self.label,
+                skipped.total(),
+                len(page.reviews),
+                response.url,
+                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+            )
+        following = self._next_page(response, page, fresh)
+        if following is not None:
+            results.append(following)
+        return results
+
+    def _next_page(self, response: Response, page: PageReviews, fresh: int) -> Request | None:
+        number = int(response.meta.get("page") or 1)
+        target = page.next_url
+        if target is None or number >= self.settings.max_pages or fresh == 0:
+            return None
+        current = urlsplit(response.url)
+        following = urlsplit(target)
+        if not same_site(target, response.url):
+            return None
+        if not following.path.rstrip("/").startswith(current.path.rstrip("/")):
+            return None  # a link to another product, not to more of this one's reviews
+        if canonicalize_url(target) == canonicalize_url(response.url):
+            return None
+        return Request(
+            url=target,
+            headers={"Accept": ACCEPT_HTML},
+            meta={**response.meta, "page": number + 1},
+        )
+
+    def _anchors(self, page: PageReviews) -> list[tuple[str, str]]:
+        """Per review: the URL to show and the canonical URL its id derives from."""
+        own = [review.url for review in page.reviews]
+        counts = Counter(_anchored(url) for url in own if url)
+        anchors: list[tuple[str, str]] = []
+        used: Counter[str] = Counter()
+        for review, url in zip(page.reviews, own, strict=True):
+            if url and counts[_anchored(url)] == 1 and self._distinctive(url, review, page):
+                anchors.append((url, _anchored(url)))
+                continue
+            thread = self._thread(review, page)
+            digest = hashlib.sha1("\n".join(review.key()).encode()).hexdigest()[:12]
+            anchor = f"review-{digest}"
+            used[anchor] += 1
+            if used[anchor] > 1:
+                anchor = f"{anchor}-{used[anchor]}"
+            base = thread.partition("#")[0] if "#" in thread else thread
+            shown = f"{page.url.partition('#')[0]}#{anchor}"
+            anchors.append((shown, f"{base}#{anchor}"))
+        return anchors
+
+    @staticmethod
+    def _distinctive(url: str, review: ExtractedReview, page: PageReviews) -> bool:
+        """Whether a review's own URL names the review, not just the page or item it is on."""
+        taken = {canonicalize_url(page.url), canonicalize_url(page.canonical_url)}
+        if review.item and review.item.url:
+            taken |= {_anchored(review.item.url), canonicalize_url(review.item.url)}
+        return _anchored(url) not in taken
+
+    @staticmethod
+    def _thread(review: ExtractedReview, page: PageReviews) -> str:
+        item_url = review.item.url if review.item else None
+        if item_url and same_site(item_url, page.url):
+            return _anchored(item_url)
+        return canonicalize_url(page.canonical_url)
+
+    def _title(self, headline: str | None, item: ReviewedItem | None, text: str) -> str | None:
+        name = item.display_name if item else None
+        if not self.settings.item_in_title or not name:
+            return headline
+        if headline is None:
+            return f"Review of {name}"
+        if name.casefold() in f"{headline}\n{text}".casefold():
+            return headline
+        return f"{headline} (review of {name})"
+
+    def _mention(
+        self, review: ExtractedReview, page: PageReviews, url: str, canonical: str
+    ) -> Mention:
+        assert review.published is not None
+        author = Author(name=review.author_name, url=review.author_url)
+        mention = Mention.create(
+            source=self.name,
+            source_kind=SourceKind.REVIEW,
+            url=url,
+            canonical_url=canonical,
+            title=self._title(review.title, review.item, review.text),
+            text=review.text or review.title or _rating_sentence(review.rating),
+            published_at=review.published,
+            author=author,
+            engagement=Engagement(likes=review.likes, comments=review.comments),
+            rating=review.rating,
+            thread_id=self._thread(review, page),
+            language=review.language or page.language,
+        )
+        if "#" in canonical:
+            mention = mention.model_copy(
+                update={"canonical_url": canonical, "id": mention_id(self.name, canonical)}
+            )
+        return mention
+
+    def _snapshots(self, page: PageReviews) -> list[Mention]:
+        """One Mention per item with an AggregateRating: today's snapshot of the average."""
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        mentions = []
+        for item in page.items:
+            score = item.aggregate
+            if score is None or score.rating is None:
+                continue
+            name = item.display_name or page.title or page.canonical_url
+            count = score.rating_count or score.review_count
+            scale = f"{score.rating.raw:g} out of {score.rating.scale_max:g}"
+            text = f"{name}: rated {scale}" + (f" from {count} ratings." if count else ".")
+            base = item.url if item.url and same_site(item.url, page.url) else page.canonical_url
+            canonical = f"{canonicalize_url(base)}#aggregate-rating-{today:%Y-%m-%d}"
+            mention = Mention.create(
+                source=self.name,
+                source_kind=SourceKind.REVIEW,
+                url=f"{page.url.partition('#')[0]}#aggregate-rating",
+                canonical_url=canonical,
+                title=f"Average rating of {name}",
+                text=text,
+                published_at=today,
+                rating=score.rating,
+                thread_id=_anchored(base),
+                language=page.language,
+            )
+            mentions.append(
+                mention.model_copy(
+                    update={"canonical_url": canonical, "id": mention_id(self.name, canonical)}
+                )
+            )
+        return mentions
+
+
+@hookimpl
+def listener_register_sources() -> list[type[Source]]:
+    """The built-in ``reviews`` source."""
+    return [ReviewsSource]
