@@ -23,9 +23,16 @@ def download_slots(project: ProjectConfig) -> dict[str, dict[str, Any]]:
         cls = registry.sources.get(entry.plugin)
         if cls is None:
             continue  # reported with the entry's name when the sources are built
+        options = entry.options
+        delay = options.get("download_delay")
+        concurrency = options.get("concurrency")
         slots[f"source:{entry.label}"] = {
-            "concurrency": min(cls.concurrency, project.crawl.concurrent_requests_per_domain),
-            "delay": max(cls.download_delay, project.crawl.download_delay),
+            "concurrency": int(concurrency)
+            if isinstance(concurrency, int)
+            else min(cls.concurrency, project.crawl.concurrent_requests_per_domain),
+            "delay": float(delay)
+            if isinstance(delay, (int, float))
+            else max(cls.download_delay, project.crawl.download_delay),
         }
     return slots
 

@@ -35,6 +35,17 @@ class SourceOptions(BaseModel):
     plugin: str
     name: str | None = None
     max_pages: int = Field(default=5, ge=1, description="pages to follow per query")
+    download_delay: float | None = Field(
+        default=None, ge=0, description="seconds between requests; default: the source's own"
+    )
+    concurrency: int | None = Field(
+        default=None, ge=1, le=64, description="requests in flight; default: the source's own"
+    )
+    obey_robots_txt: bool | None = Field(
+        default=None,
+        description="false: ignore robots.txt for this source only (e.g. a documented API "
+        "used under its own terms); default: the source's own setting",
+    )
 
 
 @dataclass(frozen=True)
@@ -144,6 +155,16 @@ class Source:
     #: Polite defaults the spider applies to this source's requests.
     download_delay: ClassVar[float] = 0.0
     concurrency: ClassVar[int] = 4
+    #: Whether this source's requests obey robots.txt (when the project does);
+    #: a user can turn it off per entry with ``obey_robots_txt = false``.
+    obey_robots_txt: ClassVar[bool] = True
+
+    @property
+    def obeys_robots_txt(self) -> bool:
+        """The entry's ``obey_robots_txt`` option, else the source's default."""
+        chosen = self.options.obey_robots_txt
+        return self.obey_robots_txt if chosen is None else chosen
+
     #: Options for contract checks (``listener plugins check``); ``{base_url}``
     #: is replaced by the address of the server replaying ``fixtures_dir``.
     example_options: ClassVar[dict[str, Any]] = {}

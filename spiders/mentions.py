@@ -121,6 +121,7 @@ class MentionsSpider(scrapy.Spider):
                 "listener_source": label,
                 "listener_request": request,
                 "download_slot": f"source:{label}",
+                "dont_obey_robotstxt": not self.states[label].source.obeys_robots_txt,
             },
         )
 
@@ -181,6 +182,8 @@ class MentionsSpider(scrapy.Spider):
         self._inc("listener/errors")
         if state is not None:
             state.last_error = f"{reason} at {request.url}"
+            assert self.crawler.stats is not None
+            self.crawler.stats.set_value(f"listener/source/{label}/last_error", state.last_error)
         log.warning("source %s: %s at %s", label, reason, request.url)
 
     def _record_failure(self, state: SourceState, reason: str, where: str) -> None:
