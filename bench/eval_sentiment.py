@@ -1,0 +1,258 @@
+"""Evaluate listener's sentiment model against VADER on every labelled set, in one run.
+
+    OMP_NUM_THREADS=1 python bench/eval_sentiment.py
+
+Prints one table: set, n, VADER macro-F1, listener macro-F1, delta, and for the sets with
+VADER-style human mean ratings the Pearson r of each model's score with the human mean.
+Only examples the model was not trained on are scored: the test fold of the VADER sets
+(see ``sentiment_data``) and every other set in full (none of them is trained on).
+
+Labels: VADER's label comes from its documented compound thresholds (>= 0.05 positive,
+<= -0.05 negative); listener's is the argmax of its three probabilities. SST-2 has no
+neutral class, so both models make a forced positive-vs-negative decision there (VADER:
+compound >= 0; listener: P(positive) >= P(negative)) and macro-F1 is over the two classes.
+
+Then, per target, on the SemEval-2014 aspect sets: the accuracy of giving every aspect
+term the label of its whole sentence, against scoring the clause around the term
+(``listener.models.sentiment.clause_around``), for VADER and for listener.
+
+Skips cleanly (exit code 0) when the shared fixtures are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sentiment_data as sd
+
+from listener.models.sentiment import LABELS, SentimentModel, clause_around
+
+Scorer = Callable[[Sequence[str]], list[tuple[str, float]]]
+
+
+def macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> float:
+    """Unweighted mean of the per-class F1 over ``labels``."""
+    scores = []
+    for lab in labels:
+        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == lab and p == lab)
+        fp = sum(1 for g, p in zip(gold, pred, strict=True) if g != lab and p == lab)
+        fn = sum(1 for g, p in zip(gold, pred, strict=True) if g == lab and p != lab)
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    return float(np.corrcoef(np.asarray(x, float), np.asarray(y, float))[0, 1])
+
+
+def vader_scorer() -> Scorer:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+
+    def score(texts: Sequence[str]) -> list[tuple[str, float]]:
+        out = []
+        for t in texts:
+            c = analyzer.polarity_scores(t)["compound"]
+            out.append(("positive" if c >= 0.05 else "negative" if c <= -0.05 else "neutral", c))
+        return out
+
+    return score
+
+
+@dataclass
+class Row:
+    name: str
+    n: int
+    vader_f1: float
+    model_f1: float
+    vader_r: float | None = None
+    model_r: float | None = None
+
+
+def evaluate_set(
+    name: str, examples: Sequence[sd.Example], vader: Scorer, model: SentimentModel
+) -> Row:
+    texts = [e.text for e in examples]
+    gold = [e.label for e in examples]
+    v = vader(texts)
+    if name.startswith("sst2"):
+        proba = model.predict_proba(texts)
+        m_bin = ["positive" if p[2] >= p[0] else "negative" for p in proba]
+        v_bin = ["positive" if s >= 0 else "negative" for _, s in v]
+        pair = ("negative", "positive")
+        return Row(name, len(texts), macro_f1(gold, v_bin, pair), macro_f1(gold, m_bin, pair))
+    m = model.score_texts(texts)
+    row = Row(
+        name,
+        len(texts),
+        macro_f1(gold, [lab for lab, _ in v], LABELS),
+        macro_f1(gold, [lab for lab, _ in m], LABELS),
+    )
+    ratings = [e.rating for e in examples]
+    if all(r is not None for r in ratings):
+        row.vader_r = pearson([s for _, s in v], ratings)  # type: ignore[arg-type]
+        row.model_r = pearson([s for _, s in m], ratings)  # type: ignore[arg-type]
+    return row
+
+
+def labelled_sets() -> list[tuple[str, list[sd.Example]]]:
+    """Every set evaluated, restricted to examples never used for training."""
+    return [
+        ("vader_tweets (test fold)", [e for e in sd.load_vader_tweets() if e.split == "test"]),
+        ("vader_movies (test fold)", [e for e in sd.load_vader_movies() if e.split == "test"]),
+        ("tweeteval_test", sd.load_tweeteval("test")),
+        ("tweeteval_val", sd.load_tweeteval("val")),
+        ("sst2_dev (binary)", sd.load_sst2()),
+        ("fpb_allagree", sd.load_fpb("AllAgree")),
+        ("fpb_75agree", sd.load_fpb("75Agree")),
+        ("semeval14_laptops_sent", sd.semeval_sentences("laptops")),
+        ("semeval14_restaurants_sent", sd.semeval_sentences("restaurants")),
+    ]
+
+
+@dataclass
+class TargetRow:
+    name: str
+    n: int
+    n_mixed: int
+    vader_doc: float
+    vader_target: float
+    model_doc: float
+    model_target: float
+    vader_doc_mixed: float
+    vader_target_mixed: float
+    model_doc_mixed: float
+    model_target_mixed: float
+
+
+def evaluate_targets(domain: str, vader: Scorer, model: SentimentModel) -> TargetRow:
+    """Per-target accuracy: sentence label for every target vs the target's own clause.
+
+    listener uses ``SentimentModel.score_targets``; VADER gets the same rule (its clause
+    compound, or the sentence's when the clause is neutral).
+    """
+    sentences = [s for s in sd.load_semeval_aspects(domain) if s.aspects]  # type: ignore[arg-type]
+    gold = [a[3] for s in sentences for a in s.aspects]
+    mixed = [len({a[3] for a in s.aspects}) > 1 for s in sentences for _ in s.aspects]
+
+    def acc(pred: Sequence[str], only_mixed: bool = False) -> float:
+        pairs = [(p, g) for p, g, m in zip(pred, gold, mixed, strict=True) if m or not only_mixed]
+        return float(np.mean([p == g for p, g in pairs]))
+
+    v_doc: list[str] = []
+    v_target: list[str] = []
+    m_doc: list[str] = []
+    m_target: list[str] = []
+    for s in sentences:
+        spans = [(a[0], a[1]) for a in s.aspects]
+        whole, *clauses = vader([s.text, *(clause_around(s.text, a, b) for a, b in spans)])
+        v_doc.extend(whole[0] for _ in spans)
+        v_target.extend(c[0] if c[0] != "neutral" else whole[0] for c in clauses)
+        doc_label = model.score_texts([s.text])[0][0]
+        m_doc.extend(doc_label for _ in spans)
+        m_target.extend(lab for lab, _ in model.score_targets(s.text, spans))
+    return TargetRow(
+        f"semeval14_{domain}",
+        len(gold),
+        sum(mixed),
+        acc(v_doc),
+        acc(v_target),
+        acc(m_doc),
+        acc(m_target),
+        acc(v_doc, True),
+        acc(v_target, True),
+        acc(m_doc, True),
+        acc(m_target, True),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    if not sd.fixtures_available():
+        print(f"SKIP: no labelled sets at {sd.sentiment_root()}")
+        return 0
+
+    model = SentimentModel.load()
+    vader = vader_scorer()
+    rows: list[Row] = []
+    timings = {"vader": [0.0, 0], "listener": [0.0, 0]}
+    for name, examples in labelled_sets():
+        t0 = time.perf_counter()
+        vader([e.text for e in examples])
+        timings["vader"][0] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model.score_texts([e.text for e in examples])
+        timings["listener"][0] += time.perf_counter() - t0
+        for key in timings:
+            timings[key][1] += len(examples)
+        rows.append(evaluate_set(name, examples, vader, model))
+
+    def r(x: float | None) -> str:
+        return "" if x is None else f"{x:.3f}"
+
+    header = (
+        f"{'set':28s} {'n':>6s} {'VADER F1':>9s} {'listener F1':>12s} {'delta':>7s}"
+        f" {'VADER r':>8s} {'listener r':>11s}"
+    )
+    print("Document-level sentiment: macro-F1 on examples not used in training")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row.name:28s} {row.n:6d} {row.vader_f1:9.3f} {row.model_f1:12.3f}"
+            f" {row.model_f1 - row.vader_f1:+7.3f} {r(row.vader_r):>8s} {r(row.model_r):>11s}"
+        )
+    print(
+        "r = Pearson correlation of the score (VADER compound; listener P(pos)-P(neg)) with"
+        " the human mean rating."
+    )
+    print(f"neutral band for VADER mean ratings: |mean| < {sd.VADER_NEUTRAL_BAND}")
+
+    print()
+    print("Per-target sentiment (SemEval-2014 aspect terms, 'conflict' dropped): accuracy")
+    theader = (
+        f"{'set':34s} {'n':>5s} {'VADER doc':>10s} {'VADER target':>13s}"
+        f" {'listener doc':>13s} {'listener target':>16s}"
+    )
+    print(theader)
+    print("-" * len(theader))
+    for domain in ("laptops", "restaurants"):
+        t = evaluate_targets(domain, vader, model)
+        print(
+            f"{t.name:34s} {t.n:5d} {t.vader_doc:10.3f} {t.vader_target:13.3f}"
+            f" {t.model_doc:13.3f} {t.model_target:16.3f}"
+        )
+        print(
+            f"{'  targets in mixed sentences':34s} {t.n_mixed:5d} {t.vader_doc_mixed:10.3f}"
+            f" {t.vader_target_mixed:13.3f} {t.model_doc_mixed:13.3f}"
+            f" {t.model_target_mixed:16.3f}"
+        )
+    print(
+        "doc = every target gets its sentence's label; target = the clause around the target"
+        " (the sentence's label when the clause is neutral); mixed = sentences whose aspect"
+        " terms do not all share one polarity"
+    )
+
+    print()
+    for key, (secs, n) in timings.items():
+        print(f"speed {key:9s} {n / secs:8.0f} texts/s (one process, {n} texts)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

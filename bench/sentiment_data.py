@@ -1,0 +1,224 @@
+"""Loaders for the human-labelled sentiment sets in ``shared/fixtures/sentiment_ground_truth``.
+
+Every loader returns plain records so the training script, the evaluation script and the
+tests read the files the same way. Labels are ``negative`` / ``neutral`` / ``positive``
+(SST-2 has only the two polar classes).
+
+The VADER ICWSM-14 sets carry a mean human rating on -4..+4. Raters answer on an integer
+scale, so a mean that rounds to 0 (``|mean| < 0.5``) is mapped to *neutral*; see
+``VADER_NEUTRAL_BAND``.
+
+The only sets the shipped model is trained on are the two VADER sets (MIT). They are split
+deterministically, by a hash of the normalised text (so duplicate snippets always land in
+the same split), into a test fold (20 %) that is never used for training or tuning, a dev
+fold (10 %) used for model selection, and the training folds.
+
+The VADER movie snippets and SST-2 come from the same Rotten Tomatoes sentences (833 of the
+872 SST-2 dev sentences share an 8-word run with a snippet), so every snippet that overlaps
+SST-2 is forced into the test fold: SST-2 then stays a set the model never trained on.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Label = Literal["negative", "neutral", "positive"]
+Split = Literal["train", "dev", "test"]
+
+#: Mean human ratings with an absolute value below this are "neutral": the rating rounds to
+#: 0 on the raters' integer -4..+4 scale.
+VADER_NEUTRAL_BAND = 0.5
+
+_HERE = Path(__file__).resolve().parent
+
+
+def fixtures_root() -> Path:
+    """Where the shared fixtures live: ``$LISTENER_FIXTURES`` or ``../shared/fixtures``."""
+    env = os.environ.get("LISTENER_FIXTURES")
+    if env:
+        return Path(env)
+    return _HERE.parent.parent / "shared" / "fixtures"
+
+
+def sentiment_root() -> Path:
+    return fixtures_root() / "sentiment_ground_truth"
+
+
+def fixtures_available() -> bool:
+    return sentiment_root().is_dir()
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One labelled text. ``rating`` is the human mean (-4..+4) for the VADER sets."""
+
+    text: str
+    label: Label
+    rating: float | None = None
+    split: Split = "test"
+
+
+@dataclass(frozen=True, slots=True)
+class AspectSentence:
+    """A SemEval-2014 review sentence with its aspect terms ``(start, end, term, label)``."""
+
+    text: str
+    aspects: tuple[tuple[int, int, str, Label], ...]
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _normalise_key(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+def assign_split(text: str, salt: str = "listener-sentiment-v1") -> Split:
+    """Deterministic 70/10/20 train/dev/test split keyed on the normalised text."""
+    digest = hashlib.sha1(f"{salt}:{_normalise_key(text)}".encode()).digest()
+    bucket = int.from_bytes(digest[:4], "big") % 10
+    if bucket < 2:
+        return "test"
+    if bucket == 2:
+        return "dev"
+    return "train"
+
+
+def _word_ngrams(text: str, n: int = 8) -> set[str]:
+    words = re.findall(r"[a-z]+", text.lower())
+    if len(words) < n:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+@functools.cache
+def _sst2_ngrams() -> frozenset[str]:
+    path = sentiment_root() / "sst2" / "sst2_glue_dev_872.tsv"
+    if not path.is_file():
+        return frozenset()
+    grams: set[str] = set()
+    for line in _read_text(path).splitlines()[1:]:
+        grams |= _word_ngrams(line.rpartition("\t")[0])
+    return frozenset(grams)
+
+
+def rating_to_label(rating: float, band: float = VADER_NEUTRAL_BAND) -> Label:
+    if rating <= -band:
+        return "negative"
+    if rating >= band:
+        return "positive"
+    return "neutral"
+
+
+def _vader_file(name: str, guard: frozenset[str] = frozenset()) -> Iterator[Example]:
+    path = sentiment_root() / "vader_hutto_icwsm2014" / name
+    for line in _read_text(path).splitlines():
+        parts = line.split("\t", 2)
+        if len(parts) < 3 or not parts[2].strip():
+            continue
+        rating = float(parts[1])
+        text = parts[2].strip()
+        split = "test" if guard and _word_ngrams(text) & guard else assign_split(text)
+        yield Example(text, rating_to_label(rating), rating, split)
+
+
+def load_vader_tweets() -> list[Example]:
+    """VADER ICWSM-14 tweets (4,200; MIT)."""
+    return list(_vader_file("tweets_GroundTruth.txt"))
+
+
+def load_vader_movies() -> list[Example]:
+    """VADER ICWSM-14 movie-review snippets (10,605; MIT; text from Pang & Lee 2004)."""
+    return list(_vader_file("movieReviewSnippets_GroundTruth.txt", _sst2_ngrams()))
+
+
+_TWEETEVAL_LABELS: dict[str, Label] = {"0": "negative", "1": "neutral", "2": "positive"}
+
+
+def load_tweeteval(part: Literal["test", "val"] = "test") -> list[Example]:
+    """TweetEval sentiment (SemEval-2017 Task 4A). Evaluation only: no clear licence."""
+    root = sentiment_root() / "tweeteval_semeval2017"
+    texts = _read_text(root / f"{part}_text.txt").splitlines()
+    labels = _read_text(root / f"{part}_labels.txt").splitlines()
+    if len(texts) != len(labels):
+        raise ValueError(f"tweeteval {part}: {len(texts)} texts but {len(labels)} labels")
+    return [
+        Example(t.strip(), _TWEETEVAL_LABELS[lab.strip()])
+        for t, lab in zip(texts, labels, strict=True)
+        if t.strip()
+    ]
+
+
+def load_sst2() -> list[Example]:
+    """SST-2 GLUE dev (872 sentences, binary). Evaluation only: no explicit licence."""
+    path = sentiment_root() / "sst2" / "sst2_glue_dev_872.tsv"
+    out: list[Example] = []
+    for i, line in enumerate(_read_text(path).splitlines()):
+        if i == 0 or not line.strip():
+            continue
+        text, _, lab = line.rpartition("\t")
+        out.append(Example(text.strip(), "positive" if lab.strip() == "1" else "negative"))
+    return out
+
+
+def load_fpb(agreement: Literal["AllAgree", "75Agree"] = "AllAgree") -> list[Example]:
+    """Financial PhraseBank v1.0. CC BY-NC-SA 3.0: evaluation only, never shipped."""
+    path = sentiment_root() / "financial_phrasebank" / f"Sentences_{agreement}.txt"
+    out: list[Example] = []
+    for line in _read_text(path).splitlines():
+        text, sep, lab = line.rpartition("@")
+        lab = lab.strip()
+        if not sep or lab not in ("negative", "neutral", "positive"):
+            continue
+        out.append(Example(text.strip(), lab))  # type: ignore[arg-type]
+    return out
+
+
+def load_semeval_aspects(domain: Literal["laptops", "restaurants"]) -> list[AspectSentence]:
+    """SemEval-2014 Task 4 test gold: sentences with per-aspect-term polarity.
+
+    Aspect terms labelled ``conflict`` are dropped (they are neither of the three classes).
+    """
+    name = "Laptops_Test_Gold.xml" if domain == "laptops" else "Restaurants_Test_Gold.xml"
+    tree = ET.parse(sentiment_root() / "semeval2014_absa" / name)
+    out: list[AspectSentence] = []
+    for sent in tree.getroot().iter("sentence"):
+        text_el = sent.find("text")
+        if text_el is None or text_el.text is None:
+            continue
+        aspects: list[tuple[int, int, str, Label]] = []
+        for term in sent.iter("aspectTerm"):
+            pol = term.get("polarity", "")
+            if pol not in ("negative", "neutral", "positive"):
+                continue
+            start, end = int(term.get("from", "0")), int(term.get("to", "0"))
+            aspects.append((start, end, term.get("term", ""), pol))  # type: ignore[arg-type]
+        out.append(AspectSentence(text_el.text, tuple(aspects)))
+    return out
+
+
+def semeval_sentences(domain: Literal["laptops", "restaurants"]) -> list[Example]:
+    """Sentence-level set from SemEval-2014: sentences whose aspect terms all agree.
+
+    Sentences without aspect terms, or with mixed polarities, are left out: there is no
+    single sentence label for them.
+    """
+    out: list[Example] = []
+    for s in load_semeval_aspects(domain):
+        labels = {a[3] for a in s.aspects}
+        if len(labels) == 1:
+            out.append(Example(s.text, labels.pop()))
+    return out

