@@ -1,0 +1,547 @@
+"""The ``discourse`` source: topics and posts matching the keywords on listed Discourse forums.
+
+For every forum and distinct keyword, the forum's search is asked for the newest
+posts first::
+
+    GET {forum}/search.json?q=TERM order:latest[ after:YYYY-MM-DD]&page=N
+
+A search hit carries only a blurb (about 200 characters), so with ``full_text``
+(the default) the topic of each hit is then fetched for the posts' full text::
+
+    GET {forum}/t/TOPIC_ID.json                          (first 20 posts and the topic)
+    GET {forum}/t/TOPIC_ID/posts.json?post_ids[]=ID&…    (hits beyond the first 20)
+
+The formats (checked against Discourse's serializers and recorded responses):
+``/search.json`` answers ``{"posts": [...], "topics": [...], "users": [...],
+"grouped_search_result": {"more_full_page_results": bool, "post_ids": [...],
+"error": str|null, ...}}``; a post has ``id``, ``topic_id``, ``post_number``,
+``username``, ``name``, ``created_at`` (ISO 8601), ``like_count`` and ``blurb``;
+a topic has ``id``, ``title``, ``fancy_title``, ``slug``, ``posts_count``,
+``reply_count``, ``created_at``. Very old forums answer a list of groups
+(``[{"type": "topic", "results": [{"id", "title", "url"}]}]``); their topics are
+fetched and their opening posts yielded. ``/t/ID.json`` answers the topic
+(``id``, ``title``, ``slug``, ``views``, ``like_count``, ``posts_count``, …) with
+``post_stream: {"posts": [...], "stream": [post ids]}``; a post there adds
+``cooked`` (HTML), ``reply_to_post_number``, ``reply_count``, ``reads``,
+``score`` and ``actions_summary`` (likes are action id 2). Older forums give no
+``like_count`` on posts; the ``actions_summary`` count is used then.
+
+Ids: ``thread_id`` is the topic id; a post's own id within the thread is the
+topic id for the opening post and ``TOPIC/POST_NUMBER`` for the others, so
+``parent_id`` is the topic id for a reply to the opening post (or to nothing in
+particular) and ``TOPIC/N`` for a reply to post N.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from pydantic import Field, field_validator
+
+from listener.config import BrandConfig
+from listener.errors import ConfigError
+from listener.hookspecs import hookimpl
+from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
+from listener.plugins.hackernews import search_terms
+from listener.source import Request, Response, Source, SourceOptions
+from listener.text import html_to_text
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DiscourseOptions",
+    "DiscourseSource",
+    "listener_register_sources",
+    "post_to_mention",
+]
+
+#: Discourse's action type id for a like in ``actions_summary``.
+LIKE_ACTION = 2
+#: Discourse's post type for "closed this topic"-style notices.
+SMALL_ACTION = 3
+#: Posts per ``/t/ID/posts.json`` request (Discourse serves at most 20 at a time).
+POSTS_PER_REQUEST = 20
+
+
+class DiscourseOptions(SourceOptions):
+    """Options of the ``discourse`` source."""
+
+    forums: list[AbsoluteURL] = Field(
+        min_length=1,
+        description="base URLs of the forums, e.g. https://meta.discourse.org (sub-folders work)",
+    )
+    full_text: bool = Field(
+        default=True,
+        description="fetch each hit's topic for the posts' full text (else keep search blurbs)",
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        description="environment variable holding an API key (for private forums; optional)",
+    )
+    api_username_env: str | None = Field(
+        default=None, description="environment variable holding the API key's user name"
+    )
+
+    @field_validator("forums")
+    @classmethod
+    def _no_trailing_slash(cls, forums: list[str]) -> list[str]:
+        return [forum.rstrip("/") for forum in forums]
+
+
+# --------------------------------------------------------------------------- field readers
+
+
+def _int(value: object) -> int | None:
+    """An integer from an int, a float or a numeric string; None otherwise."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return round(value)
+    try:
+        return round(float(str(value).strip()))
+    except ValueError:
+        return None
+
+
+def _count(value: object) -> int | None:
+    """A non-negative count, or None."""
+    number = _int(value)
+    return number if number is not None and number >= 0 else None
+
+
+def _time(value: object) -> datetime | None:
+    """A timezone-aware datetime from an ISO 8601 string (UTC when it names no zone)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _clean(value: object) -> str | None:
+    """A single-line string with entities decoded, or None when blank."""
+    if not isinstance(value, str):
+        return None
+    cleaned = " ".join(html.unescape(value).split())
+    return cleaned or None
+
+
+def _likes(post: Mapping[str, Any]) -> int | None:
+    likes = _count(post.get("like_count"))
+    if likes is not None:
+        return likes
+    for action in post.get("actions_summary") or []:
+        if isinstance(action, dict) and _int(action.get("id")) == LIKE_ACTION:
+            return _count(action.get("count"))
+    return None
+
+
+def _topic_title(topic: Mapping[str, Any]) -> str | None:
+    return _clean(topic.get("title")) or _clean(topic.get("fancy_title"))
+
+
+def post_to_mention(
+    post: Mapping[str, Any],
+    topic: Mapping[str, Any],
+    forum: str,
+    source: str = "discourse",
+) -> Mention | str:
+    """One Discourse post (from a topic or a search) as a Mention, or why it cannot be one.
+
+    ``topic`` is what is known of the post's topic (``title``, ``slug``,
+    ``views``, ``posts_count``); ``forum`` the forum's base URL.
+    """
+    topic_id = _int(post.get("topic_id"))
+    if topic_id is None:
+        topic_id = _int(topic.get("id"))
+    number = _int(post.get("post_number"))
+    if topic_id is None or number is None:
+        return "without a topic id or post number"
+    published = _time(post.get("created_at"))
+    if published is None:
+        return "without a date"
+    if post.get("deleted_at") or post.get("user_deleted"):
+        return "deleted"
+    if _int(post.get("post_type")) == SMALL_ACTION:
+        return "a moderator action, not a post"
+    cooked = post.get("cooked")
+    if isinstance(cooked, str) and cooked.strip():
+        text = html_to_text(cooked)
+    else:
+        raw = post.get("raw") if isinstance(post.get("raw"), str) else None
+        blurb = post.get("blurb") if isinstance(post.get("blurb"), str) else None
+        text = (raw or "").strip() or (html_to_text(blurb) if blurb else "")
+    if not text:
+        return "without text"
+
+    title = _topic_title(topic) or _clean(post.get("topic_title"))
+    if number > 1 and title:
+        title = f"Re: {title}"
+    slug = post.get("topic_slug") or topic.get("slug")
+    path = (
+        f"/t/{quote(str(slug))}/{topic_id}" if isinstance(slug, str) and slug else f"/t/{topic_id}"
+    )
+    url = f"{forum}{path}/{number}" if number > 1 else f"{forum}{path}"
+    canonical = f"{forum}/t/{topic_id}/{number}"
+
+    username = post.get("username")
+    author = Author()
+    if isinstance(username, str) and username.strip():
+        handle = username.strip()
+        name = _clean(post.get("name")) or _clean(post.get("display_username")) or handle
+        author = Author(name=name, handle=handle, url=f"{forum}/u/{quote(handle)}")
+
+    likes = _likes(post)
+    if number == 1:
+        posts = _count(topic.get("posts_count"))
+        comments = posts - 1 if posts else _count(post.get("reply_count"))
+        views = _count(topic.get("views"))
+        views = views if views is not None else _count(post.get("reads"))
+    else:
+        comments = _count(post.get("reply_count"))
+        views = _count(post.get("reads"))
+    engagement = Engagement(
+        likes=likes, comments=comments, views=views, score=_int(post.get("score"))
+    )
+
+    parent: str | None = None
+    if number > 1:
+        reply_to = _int(post.get("reply_to_post_number"))
+        parent = f"{topic_id}/{reply_to}" if reply_to and reply_to > 1 else str(topic_id)
+    return Mention.create(
+        source=source,
+        source_kind=SourceKind.FORUM,
+        url=url,
+        canonical_url=canonical,
+        title=title,
+        text=text,
+        published_at=published,
+        author=author,
+        engagement=engagement,
+        thread_id=str(topic_id),
+        parent_id=parent,
+    )
+
+
+def _error_of(data: object) -> str | None:
+    """The error a Discourse JSON answer reports, if any."""
+    if not isinstance(data, dict):
+        return None
+    errors = data.get("errors")
+    if isinstance(errors, list) and errors:
+        kind = data.get("error_type")
+        return "; ".join(str(e) for e in errors) + (f" ({kind})" if kind else "")
+    grouped = data.get("grouped_search_result")
+    if isinstance(grouped, dict) and grouped.get("error"):
+        return str(grouped["error"])
+    return None
+
+
+class DiscourseSource(Source):
+    """Searches Discourse forums and yields the matching posts with their full text."""
+
+    name = "discourse"
+    kind = SourceKind.FORUM
+    Options = DiscourseOptions
+    # Discourse limits requests per address (200 a minute by default) and,
+    # much more tightly, anonymous searches per address per second and per
+    # minute (site settings rate_limit_search_anon_user_per_*). One request at
+    # a time, a second apart, stays under the first; topic fetches go first
+    # (higher priority), which spaces the searches out, and a search over the
+    # limit is answered 429 with Retry-After, which the crawler honours.
+    download_delay = 1.0
+    concurrency = 1
+    # The documented JSON API (docs.discourse.org), used as its documentation
+    # says. Discourse's default robots.txt disallows /search for crawlers of
+    # its pages, which would leave this source nothing to read.
+    obey_robots_txt = False
+    example_options = {"forums": ["{base_url}"]}
+
+    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
+        if not isinstance(options, DiscourseOptions):
+            raise TypeError(
+                f"the discourse source needs DiscourseOptions, got {type(options).__name__}"
+            )
+        super().__init__(options, brands)
+        self.settings: DiscourseOptions = options
+        self.headers = {"Accept": "application/json"}
+        if options.api_key_env:
+            self.headers["Api-Key"] = _credential("api_key_env", options.api_key_env)
+        if options.api_username_env:
+            if not options.api_key_env:
+                raise ConfigError(
+                    "discourse: api_username_env is set but api_key_env is not; "
+                    "an API user name is only sent with an API key"
+                )
+            self.headers["Api-Username"] = _credential("api_username_env", options.api_username_env)
+        #: Items left out so far, by reason.
+        self.skipped: Counter[str] = Counter()
+        self._topics_requested: set[tuple[str, int]] = set()
+        self._posts_requested: set[tuple[str, int]] = set()
+
+    # -- requests --------------------------------------------------------------------------
+
+    @staticmethod
+    def key(forum: str, term: str) -> str:
+        """The checkpoint key of one search: the forum's host and path, and the term.
+
+        Scheme and port are left out, so moving a forum to https (or a test
+        server to another port) keeps its checkpoint.
+        """
+        parts = urlsplit(forum)
+        return f"{(parts.hostname or '').lower()}{parts.path.rstrip('/')} {term}"
+
+    def search_url(self, forum: str, term: str, page: int = 1) -> str:
+        """The search URL for one forum, term and page (newest posts first)."""
+        query = f"{term} order:latest"
+        newer = self.newer_than(self.key(forum, term))
+        if newer is not None:
+            # Discourse filters by day; the day itself is filtered here, by time.
+            query += f" after:{newer.astimezone(UTC).date().isoformat()}"
+        params = [("q", query)]
+        if page > 1:
+            params.append(("page", str(page)))
+        return f"{forum}/search.json?{urlencode(params, quote_via=quote)}"
+
+    def start_requests(self) -> Iterable[Request]:
+        """The first search page of every forum and distinct term."""
+        for forum in self.settings.forums:
+            for term in search_terms(self.brands):
+                yield Request(
+                    url=self.search_url(forum, term),
+                    headers=dict(self.headers),
+                    meta={"kind": "search", "forum": forum, "term": term, "page": 1},
+                )
+
+    # -- responses -------------------------------------------------------------------------
+
+    def parse(self, response: Response) -> Iterable[Mention | Request]:
+        """Search pages give topic requests (or Mentions from blurbs); topics give Mentions."""
+        if response.status >= 400:
+            raise ValueError(f"{response.url} answered HTTP {response.status}")
+        data = response.json()
+        error = _error_of(data)
+        if error:
+            raise ValueError(f"{response.url} answered with a Discourse error: {error}")
+        if response.meta.get("kind") == "search":
+            return self._parse_search(response, data)
+        return self._parse_topic(response, data)
+
+    def _parse_search(self, response: Response, data: Any) -> list[Mention | Request]:
+        meta = response.meta
+        forum: str = meta["forum"]
+        if isinstance(data, list):
+            return self._parse_legacy_search(response, data)
+        if not isinstance(data, dict) or not (
+            isinstance(data.get("posts"), list) or "grouped_search_result" in data
+        ):
+            raise ValueError(
+                f"{response.url} is not a Discourse search response: "
+                "the JSON has neither 'posts' nor 'grouped_search_result'"
+            )
+        posts = data.get("posts")
+        if not isinstance(posts, list):
+            posts = []  # a search without hits leaves 'posts' out
+        topics = {
+            _int(topic.get("id")): topic
+            for topic in data.get("topics") or []
+            if isinstance(topic, dict)
+        }
+        key = self.key(forum, meta["term"])
+        newer = self.newer_than(key)
+        results: list[Mention | Request] = []
+        skipped: Counter[str] = Counter()
+        wanted: dict[int, list[int]] = {}
+        reached_older = False
+        for post in posts:
+            if not isinstance(post, dict):
+                skipped["not an object"] += 1
+                continue
+            created = _time(post.get("created_at"))
+            if newer is not None and created is not None and created <= newer:
+                reached_older = True
+                continue
+            topic_id = _int(post.get("topic_id"))
+            post_id = _int(post.get("id"))
+            if not self.settings.full_text or topic_id is None or post_id is None:
+                outcome = post_to_mention(post, topics.get(topic_id) or {}, forum, self.name)
+                if isinstance(outcome, Mention):
+                    self.checkpoint.advance(key, outcome.published_at)
+                    results.append(outcome)
+                else:
+                    skipped[outcome] += 1
+                continue
+            if created is not None:
+                self.checkpoint.advance(key, created)
+            if (forum, post_id) in self._posts_requested:
+                continue  # another search already asked for it
+            self._posts_requested.add((forum, post_id))
+            wanted.setdefault(topic_id, []).append(post_id)
+        self._report(skipped, len(posts), response.url)
+
+        for topic_id, post_ids in wanted.items():
+            results.extend(
+                self._topic_requests(forum, meta["term"], topic_id, post_ids, topics.get(topic_id))
+            )
+        grouped = data.get("grouped_search_result")
+        more = isinstance(grouped, dict) and bool(grouped.get("more_full_page_results"))
+        page = _int(meta.get("page")) or 1
+        if posts and more and not reached_older and page < self.options.max_pages:
+            results.append(
+                Request(
+                    url=self.search_url(forum, meta["term"], page + 1),
+                    headers=dict(self.headers),
+                    meta={**meta, "page": page + 1},
+                )
+            )
+        return results
+
+    def _parse_legacy_search(
+        self, response: Response, groups: list[Any]
+    ) -> list[Mention | Request]:
+        """The grouped search format of old Discourse versions: fetch the topics found."""
+        forum: str = response.meta["forum"]
+        results: list[Mention | Request] = []
+        for group in groups:
+            if not isinstance(group, dict) or group.get("type") != "topic":
+                continue
+            for hit in group.get("results") or []:
+                topic_id = _int(hit.get("id")) if isinstance(hit, dict) else None
+                if topic_id is None:
+                    continue
+                topic = {"id": topic_id, "title": hit.get("title")}
+                results.extend(
+                    self._topic_requests(forum, response.meta["term"], topic_id, [], topic)
+                )
+        return results
+
+    def _topic_requests(
+        self,
+        forum: str,
+        term: str,
+        topic_id: int,
+        post_ids: list[int],
+        topic: Mapping[str, Any] | None,
+    ) -> list[Request]:
+        """Fetch a topic once per crawl; later hits in it through ``posts.json``."""
+        meta = {
+            "kind": "topic",
+            "forum": forum,
+            "term": term,
+            "topic": dict(topic or {"id": topic_id}),
+            # No post ids (an old-style search): the topic's opening post.
+            "posts": post_ids,
+        }
+        if (forum, topic_id) not in self._topics_requested:
+            self._topics_requested.add((forum, topic_id))
+            return [
+                Request(
+                    url=f"{forum}/t/{topic_id}.json",
+                    headers=dict(self.headers),
+                    meta=meta,
+                    priority=1,
+                )
+            ]
+        return self._posts_requests(forum, topic_id, post_ids, meta)
+
+    def _posts_requests(
+        self, forum: str, topic_id: int, post_ids: list[int], meta: dict[str, Any]
+    ) -> list[Request]:
+        requests = []
+        for start in range(0, len(post_ids), POSTS_PER_REQUEST):
+            chunk = post_ids[start : start + POSTS_PER_REQUEST]
+            query = urlencode([("post_ids[]", str(post_id)) for post_id in chunk])
+            requests.append(
+                Request(
+                    url=f"{forum}/t/{topic_id}/posts.json?{query}",
+                    headers=dict(self.headers),
+                    meta={**meta, "posts": chunk},
+                    priority=1,
+                )
+            )
+        return requests
+
+    def _parse_topic(self, response: Response, data: Any) -> list[Mention | Request]:
+        meta = response.meta
+        forum: str = meta["forum"]
+        stream = data.get("post_stream") if isinstance(data, dict) else None
+        posts = stream.get("posts") if isinstance(stream, dict) else None
+        if not isinstance(posts, list):
+            raise ValueError(
+                f"{response.url} is not a Discourse topic: the JSON has no 'post_stream.posts' list"
+            )
+        topic: dict[str, Any] = dict(meta.get("topic") or {})
+        if isinstance(data, dict) and ("title" in data or "fancy_title" in data):
+            topic.update({k: v for k, v in data.items() if k != "post_stream" and v is not None})
+        wanted: list[int] = list(meta.get("posts") or [])
+        by_id = {_int(p.get("id")): p for p in posts if isinstance(p, dict)}
+        if not wanted:  # an old-style search hit: the opening post
+            opening = next((p for p in by_id.values() if _int(p.get("post_number")) == 1), None)
+            wanted = [_int(opening.get("id")) or 0] if opening else []
+        key = self.key(forum, meta["term"])
+        newer = self.newer_than(key)
+        results: list[Mention | Request] = []
+        skipped: Counter[str] = Counter()
+        missing: list[int] = []
+        for post_id in wanted:
+            post = by_id.get(post_id)
+            if post is None:
+                missing.append(post_id)
+                continue
+            outcome = post_to_mention(post, topic, forum, self.name)
+            if isinstance(outcome, str):
+                skipped[outcome] += 1
+            elif newer is None or outcome.published_at > newer:
+                self.checkpoint.advance(key, outcome.published_at)
+                results.append(outcome)
+        self._report(skipped, len(wanted), response.url)
+        if missing and "/posts.json" not in response.url:
+            topic_id = _int(topic.get("id")) or _int(data.get("id"))
+            if topic_id is not None:
+                results.extend(self._posts_requests(forum, topic_id, missing, meta))
+        elif missing:
+            self.skipped["not returned by posts.json (deleted or hidden)"] += len(missing)
+        return results
+
+    def _report(self, skipped: Counter[str], total: int, url: str) -> None:
+        if not skipped:
+            return
+        self.skipped.update(skipped)
+        log.warning(
+            "%s: skipped %d of %d posts of %s (%s)",
+            self.label,
+            skipped.total(),
+            total,
+            url,
+            ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+        )
+
+
+def _credential(option: str, variable: str) -> str:
+    """The value of the environment variable an option names; a ConfigError when unset."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise ConfigError(
+            f"discourse: option {option} names the environment variable {variable}, "
+            f"which is not set; export {variable} or remove {option}"
+        )
+    return value
+
+
+@hookimpl
+def listener_register_sources() -> list[type[Source]]:
+    """The built-in ``discourse`` source."""
+    return [DiscourseSource]

@@ -1,0 +1,346 @@
+"""The ``telegram`` source: posts of listed public Telegram channels, from their web previews.
+
+Telegram shows the recent posts of every public channel on a public web page,
+newest at the bottom, twenty or so at a time::
+
+    GET {base_url}/s/CHANNEL               the newest posts
+    GET {base_url}/s/CHANNEL?before=ID     the posts before post ID
+
+No account or API key is needed; the crawler obeys ``robots.txt`` (a channel
+page it forbids is counted as a fetch error, never fetched).
+
+The markup read (the ``tgme_`` widget classes of https://t.me/s/…):
+
+- the channel: ``.tgme_channel_info_header_title`` (its name) and the
+  ``.tgme_channel_info_counter`` whose ``.counter_type`` is "subscribers"
+  (``.counter_value`` such as ``12.3K``: the author's followers, rounded as shown);
+- a post: ``div.tgme_widget_message[data-post="CHANNEL/ID"]`` with its text in
+  ``.tgme_widget_message_text.js-message_text`` (not the quoted text of a reply,
+  which reuses the class inside ``.tgme_widget_message_reply``), its date in
+  ``.tgme_widget_message_date time[datetime]`` and its link in
+  ``a.tgme_widget_message_date[href]``, views in ``.tgme_widget_message_views``
+  (``1.2K``), reactions in ``.tgme_reaction`` (each an emoji and a count), a
+  signature in ``.tgme_widget_message_from_author`` and the post replied to in
+  ``a.tgme_widget_message_reply[href]``;
+- older posts: ``a.tme_messages_more[data-before]``.
+
+Posts without text (a photo without caption, a sticker) are skipped: there is
+nothing to match a brand in. Ids: ``thread_id`` is the post itself
+(``CHANNEL/ID``), or the post it replies to, which is also its ``parent_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from parsel import Selector
+from pydantic import Field, field_validator
+
+from listener.config import BrandConfig
+from listener.hookspecs import hookimpl
+from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
+from listener.source import Request, Response, Source, SourceOptions
+from listener.text import html_to_text
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ChannelPage",
+    "TelegramOptions",
+    "TelegramSource",
+    "listener_register_sources",
+    "parse_count",
+    "read_channel_page",
+]
+
+PUBLIC_URL = "https://t.me"
+_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{4,31}$")
+_COUNT = re.compile(r"^(\d+(?:[.,]\d+)?)\s*([KMB]?)$", re.IGNORECASE)
+_MULTIPLIERS = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
+
+
+def _has_class(name: str) -> str:
+    """An XPath test for an element carrying the class ``name``."""
+    return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+
+
+_OWN_TEXT = (
+    f".//div[{_has_class('tgme_widget_message_text')}"
+    f" and not({_has_class('js-message_reply_text')})"
+    f" and not(ancestor::*[{_has_class('tgme_widget_message_reply')}])]"
+)
+
+
+def channel_name(value: str) -> str:
+    """A channel's username from ``name``, ``@name`` or a t.me link; ValueError otherwise."""
+    text = value.strip()
+    if "/" in text:
+        parts = [p for p in urlsplit(text if "//" in text else f"//{text}").path.split("/") if p]
+        if parts and parts[0] == "s":
+            parts = parts[1:]
+        text = parts[0] if parts else ""
+    text = text.removeprefix("@")
+    if not _USERNAME.match(text):
+        raise ValueError(
+            f"{value!r} is not a public channel username (5 to 32 letters, digits and _), "
+            "as in https://t.me/s/NAME"
+        )
+    return text
+
+
+def parse_count(value: str | None) -> int | None:
+    """A count as Telegram shows it (``987``, ``1.2K``, ``15.3M``, ``12 345``) as an integer."""
+    if value is None:
+        return None
+    text = value.strip().replace("\u00a0", "").replace(" ", "")
+    match = _COUNT.match(text)
+    if not match:
+        return None
+    number, suffix = match.groups()
+    if suffix:
+        return round(float(number.replace(",", ".")) * _MULTIPLIERS[suffix.upper()])
+    return int(number.replace(",", "").replace(".", ""))
+
+
+class TelegramOptions(SourceOptions):
+    """Options of the ``telegram`` source."""
+
+    base_url: AbsoluteURL = Field(
+        default=PUBLIC_URL,
+        description="where the channel previews are served (a mirror or a test server)",
+    )
+    channels: list[str] = Field(
+        min_length=1, description="public channels: username, @username or t.me link"
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _usernames(cls, channels: list[str]) -> list[str]:
+        return [channel_name(channel) for channel in channels]
+
+
+@dataclass
+class ChannelPage:
+    """What one preview page shows: the channel, its posts and where older posts are."""
+
+    title: str | None
+    subscribers: int | None
+    posts: list[Mention]
+    skipped: Counter[str]
+    before: int | None
+    oldest: datetime | None
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _text_of(selector: Selector | Any) -> str | None:
+    text = " ".join(" ".join(selector.xpath(".//text()").getall()).split())
+    return text or None
+
+
+def _post_link(href: str | None) -> tuple[str, str] | None:
+    """``(channel, id)`` from a post link such as https://t.me/acme/120."""
+    if not href:
+        return None
+    parts = [p for p in urlsplit(href).path.split("/") if p]
+    if parts and parts[0] == "s":
+        parts = parts[1:]
+    if len(parts) >= 2 and parts[1].isdigit():
+        return parts[0], parts[1]
+    return None
+
+
+def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelPage:
+    """Parse one ``t.me/s/CHANNEL`` page; a ValueError naming ``url`` when it is not one."""
+    page = Selector(text=html, type="html")
+    history = page.css(".tgme_channel_history, .js-message_history")
+    messages = page.css("div.tgme_widget_message[data-post]")
+    if not history and not messages:
+        hint = "not a public channel preview page (t.me/s/…)"
+        if page.css(".tgme_page"):
+            hint = "a channel or user page without a public preview (private, or not a channel)"
+        raise ValueError(f"{url} is {hint}; no tgme_channel_history or messages in it")
+
+    title = _text_of(page.css(".tgme_channel_info_header_title")) or _text_of(
+        page.css(".tgme_header_title")
+    )
+    subscribers = None
+    for counter in page.css(".tgme_channel_info_counter"):
+        kind = (_text_of(counter.css(".counter_type")) or "").lower()
+        if kind.startswith(("subscriber", "member")):
+            subscribers = parse_count(_text_of(counter.css(".counter_value")))
+
+    posts: list[Mention] = []
+    skipped: Counter[str] = Counter()
+    dates: list[datetime] = []
+    for message in messages:
+        channel, _, number = (message.attrib.get("data-post") or "").partition("/")
+        if not channel or not number.isdigit():
+            skipped["without a post id"] += 1
+            continue
+        if "service_message" in (message.attrib.get("class") or ""):
+            skipped["a service message"] += 1
+            continue
+        published = _time(message.css(".tgme_widget_message_date time::attr(datetime)").get())
+        if published is None:
+            published = _time(message.css("time::attr(datetime)").get())
+        if published is None:
+            skipped["without a date"] += 1
+            continue
+        dates.append(published)
+        own = message.xpath(_OWN_TEXT)
+        text = html_to_text(own[0].get()) if own else ""
+        if not text:
+            text = _text_of(message.css(".tgme_widget_message_poll_question")) or ""
+        if not text:
+            skipped["without text (media only)"] += 1
+            continue
+        public = f"{PUBLIC_URL}/{quote(channel)}/{number}"
+        link = message.css("a.tgme_widget_message_date::attr(href)").get()
+        url_of_post = link if link and _post_link(link) == (channel, number) else public
+        if urlsplit(url_of_post).scheme not in ("http", "https"):
+            url_of_post = public
+        signature = _text_of(message.css(".tgme_widget_message_from_author"))
+        owner = _text_of(message.css(".tgme_widget_message_owner_name")) or title
+        reactions = [
+            parse_count(" ".join(reaction.xpath("./text()").getall()))
+            for reaction in message.css(".tgme_reaction")
+        ]
+        counted = [count for count in reactions if count is not None]
+        replied = _post_link(message.css("a.tgme_widget_message_reply::attr(href)").get())
+        parent = f"{replied[0]}/{replied[1]}" if replied else None
+        own_id = f"{channel}/{number}"
+        posts.append(
+            Mention.create(
+                source=source,
+                source_kind=SourceKind.SOCIAL,
+                url=url_of_post,
+                canonical_url=public,
+                text=text,
+                published_at=published,
+                author=Author(
+                    name=signature or owner,
+                    handle=channel,
+                    url=f"{PUBLIC_URL}/{quote(channel)}",
+                    followers=subscribers,
+                ),
+                engagement=Engagement(
+                    views=parse_count(_text_of(message.css(".tgme_widget_message_views"))),
+                    likes=sum(counted) if counted else None,
+                ),
+                thread_id=parent or own_id,
+                parent_id=parent,
+            )
+        )
+
+    before_link = page.css("a.tme_messages_more[data-before]::attr(data-before)").get()
+    # Without the link there is nothing older: the first post of the channel is shown.
+    before = int(before_link) if before_link and before_link.isdigit() else None
+    return ChannelPage(
+        title=title,
+        subscribers=subscribers,
+        posts=posts,
+        skipped=skipped,
+        before=before if messages else None,
+        oldest=min(dates) if dates else None,
+    )
+
+
+class TelegramSource(Source):
+    """Reads the posts of public Telegram channels from their t.me/s web previews."""
+
+    name = "telegram"
+    kind = SourceKind.SOCIAL
+    Options = TelegramOptions
+    # Telegram publishes no limit for its web previews and answers floods with
+    # 429; one page every two seconds is a person scrolling back quickly.
+    download_delay = 2.0
+    concurrency = 1
+    example_options = {"base_url": "{base_url}", "channels": ["acmenews"]}
+
+    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
+        if not isinstance(options, TelegramOptions):
+            raise TypeError(
+                f"the telegram source needs TelegramOptions, got {type(options).__name__}"
+            )
+        super().__init__(options, brands)
+        self.settings: TelegramOptions = options
+        #: Posts left out so far, by reason.
+        self.skipped: Counter[str] = Counter()
+
+    @staticmethod
+    def key(channel: str) -> str:
+        """The checkpoint key of a channel (usernames ignore case)."""
+        return channel.lower()
+
+    def page_url(self, channel: str, before: int | None = None) -> str:
+        """The preview page of ``channel``, the newest posts or those before post ``before``."""
+        url = f"{self.settings.base_url.rstrip('/')}/s/{quote(channel)}"
+        return f"{url}?before={before}" if before is not None else url
+
+    def start_requests(self) -> Iterable[Request]:
+        """The newest posts of every channel."""
+        for channel in self.settings.channels:
+            yield Request(
+                url=self.page_url(channel),
+                headers={"Accept": "text/html,application/xhtml+xml"},
+                meta={"channel": channel, "page": 1},
+            )
+
+    def parse(self, response: Response) -> Iterable[Mention | Request]:
+        """The page's posts newer than the checkpoint, then older posts while useful."""
+        if response.status >= 400:
+            raise ValueError(f"{response.url} answered HTTP {response.status}")
+        page = read_channel_page(response.text, response.url, self.name)
+        channel: str = response.meta["channel"]
+        key = self.key(channel)
+        newer = self.newer_than(key)
+        results: list[Mention | Request] = []
+        for post in page.posts:
+            if newer is not None and post.published_at <= newer:
+                continue
+            self.checkpoint.advance(key, post.published_at)
+            results.append(post)
+        if page.skipped:
+            self.skipped.update(page.skipped)
+            log.info(
+                "%s: skipped %d posts of %s (%s)",
+                self.label,
+                page.skipped.total(),
+                response.url,
+                ", ".join(f"{count} {reason}" for reason, count in sorted(page.skipped.items())),
+            )
+        reached_older = newer is not None and page.oldest is not None and page.oldest <= newer
+        number = int(response.meta.get("page") or 1)
+        if page.before is not None and not reached_older and number < self.options.max_pages:
+            results.append(
+                Request(
+                    url=self.page_url(channel, page.before),
+                    headers=dict(response.request.headers),
+                    meta={**response.meta, "page": number + 1},
+                )
+            )
+        return results
+
+
+@hookimpl
+def listener_register_sources() -> list[type[Source]]:
+    """The built-in ``telegram`` source."""
+    return [TelegramSource]
