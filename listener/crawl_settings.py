@@ -58,6 +58,8 @@ def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "listener.middlewares.RetryAfterMiddleware": 550,
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "listener.middlewares.RobotsTxtMiddleware": 100,
         },
         "ITEM_PIPELINES": {ITEM_PIPELINE: 300},
         "EXTENSIONS": {PROGRESS_EXTENSION: 500, "scrapy.extensions.telnet.TelnetConsole": None},

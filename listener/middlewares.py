@@ -1,18 +1,24 @@
-"""Downloader middleware: honour ``Retry-After`` on 429 and 503 responses."""
+"""Downloader middlewares: honour ``Retry-After`` on 429/503, and robots.txt for every request."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.downloadermiddlewares.robotstxt import (
+    RobotsTxtMiddleware as ScrapyRobotsTxtMiddleware,
+)
 from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
 
 log = logging.getLogger(__name__)
@@ -71,3 +77,33 @@ class RetryAfterMiddleware(RetryMiddleware):
         if delay > 0:
             await maybe_deferred_to_future(deferLater(reactor, delay, lambda: None))
         return retry
+
+
+class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
+    """Scrapy's robots.txt middleware, with every waiting request getting the parsed rules.
+
+    In Scrapy 2.19 the requests that arrive while a host's robots.txt is being
+    fetched share one Deferred; only the first waiter receives the parser and
+    the later ones get None, which lets them through unchecked. Here each host
+    has an asyncio future that any number of requests can await.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+
+    async def robot_parser(self, request: Request) -> Any:
+        netloc = urlparse_cached(request).netloc
+        waiting = self._waiting.get(netloc)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        if netloc in self._parsers:
+            return await super().robot_parser(request)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[netloc] = future
+        parser = None
+        try:
+            parser = await super().robot_parser(request)
+        finally:
+            future.set_result(parser)
+        return parser
