@@ -22,6 +22,7 @@ from rich.table import Table
 from listener import __version__
 from listener.config import ProjectConfig, load_project
 from listener.errors import ConfigError, ListenerError
+from listener.mention import Mention
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -296,32 +297,8 @@ def search(
         err.print("no mentions matched")
 
 
-EXPORT_COLUMNS = [
-    "id",
-    "source",
-    "source_kind",
-    "url",
-    "canonical_url",
-    "domain",
-    "title",
-    "text",
-    "language",
-    "published_at",
-    "crawled_at",
-    "author",
-    "engagement",
-    "rating",
-    "thread_id",
-    "parent_id",
-    "brands",
-    "brand_names",
-    "entities",
-    "phrases",
-    "sentiment",
-    "country",
-    "cluster_id",
-    "duplicate",
-]
+#: Every Mention field, in model order (nested values are JSON in CSV).
+EXPORT_COLUMNS = list(Mention.model_fields)
 
 
 @main.command()
@@ -360,6 +337,122 @@ def export(
                 )
             count += 1
     err.print(f"exported {count} mentions")
+
+
+@main.command()
+@config_option
+@click.option("--brand", "brands", multiple=True, help="Only this brand (repeatable).")
+@reports_errors
+def rematch(config_path: Path, brands: tuple[str, ...]) -> None:
+    """Re-label stored mentions with the brands' current keywords and rules (no re-crawl)."""
+    from listener.relabel import reenrich, rematch_query
+
+    project = _load(config_path)
+    names = [project.brand(b).name for b in brands] or [b.name for b in project.brands]
+    with store(project) as client:
+        result = reenrich(
+            client,
+            project,
+            query=rematch_query(project, names),
+            progress=lambda r: err.print(f"\rre-matched {r.examined} mentions", end=""),
+        )
+    err.print("")
+    rows = [
+        {"brand": name, "added": result.added.get(name, 0), "removed": result.removed.get(name, 0)}
+        for name in names
+    ]
+    _emit(rows, ["brand", "added", "removed"], "table", title="Rematch")
+    click.echo(f"{result.examined} stored mentions examined, {result.written} rewritten", err=True)
+    if result.spooled:
+        fail(f"{result.spooled} mentions were spooled (engine unreachable)", EXIT_SPOOLED)
+
+
+@main.command()
+@config_option
+@click.argument("rule")
+@click.option("--samples", type=click.IntRange(0, 200), default=10, show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@reports_errors
+def preview(config_path: Path, rule: str, samples: int, output_format: str) -> None:
+    """How many stored mentions a draft brand rule matches, with the newest samples."""
+    from listener.relabel import preview_rule
+    from listener.rules import RuleSyntaxError, parse_rule
+
+    project = _load(config_path)
+    try:
+        parsed = parse_rule(rule, label="rule")
+    except RuleSyntaxError as error:
+        raise ConfigError(str(error)) from None
+    with store(project) as client:
+        result = preview_rule(client, project, parsed, samples=samples)
+    if output_format == "json":
+        click.echo(json.dumps({"count": result.count, "samples": result.samples}, indent=2,
+                              ensure_ascii=False, default=str))  # fmt: skip
+        return
+    click.echo(f"{result.count} stored mentions match {rule}")
+    rows = [
+        {
+            "date": str(s.get("published_at", ""))[:16].replace("T", " "),
+            "source": s.get("source"),
+            "brands": ", ".join(s.get("brand_names") or []),
+            "text": (s.get("title") or s.get("text") or "")[:120],
+            "url": s.get("url"),
+        }
+        for s in result.samples
+    ]
+    if rows:
+        _emit(rows, ["date", "source", "brands", "text", "url"], "table")
+
+
+@main.command()
+@config_option
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=64, show_default=True)
+@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True)
+@reports_errors
+def enrich(config_path: Path, batch_size: int, processes: int) -> None:
+    """Enrich NDJSON from stdin (``text`` required) and write enriched Mentions to stdout."""
+    from listener.enrichment import Enricher
+    from listener.textinput import read_ndjson_mentions
+
+    project = _load(config_path)
+    enricher = Enricher(project, batch_size=batch_size, n_process=processes)
+    stdout = click.get_text_stream("stdout")
+    for mention in enricher.enrich(read_ndjson_mentions(sys.stdin)):
+        stdout.write(mention.model_dump_json() + "\n")
+
+
+@main.command()
+@config_option
+@click.option("--since")
+@click.option("--until")
+@reports_errors
+def reenrich(config_path: Path, since: str | None, until: str | None) -> None:
+    """Re-run enrichment over stored mentions (after a model or rule update), in place."""
+    from listener.relabel import reenrich as run_reenrich
+
+    project = _load(config_path)
+    start, end = _time(since, "--since"), _time(until, "--until")
+    window: dict[str, Any] = {}
+    if start:
+        window["gte"] = start.isoformat()
+    if end:
+        window["lt"] = end.isoformat()
+    query = {"range": {"published_at": window}} if window else None
+    with store(project) as client:
+        result = run_reenrich(
+            client,
+            project,
+            query=query,
+            progress=lambda r: err.print(f"\rre-enriched {r.examined} mentions", end=""),
+        )
+    err.print("")
+    click.echo(
+        f"{result.examined} mentions re-enriched, {result.written} written; brands added: "
+        f"{dict(result.added) or 'none'}, removed: {dict(result.removed) or 'none'}",
+        err=True,
+    )
+    if result.spooled:
+        fail(f"{result.spooled} mentions were spooled (engine unreachable)", EXIT_SPOOLED)
 
 
 @main.command()
@@ -524,6 +617,696 @@ def sources_status(config_path: Path, limit: int, output_format: str) -> None:
         "table",
         title=f"Source health over the last {len(runs)} run(s)",
     )  # fmt: skip
+
+
+# =====================================================================================
+# Analytics commands: sentiment, earned, top …, trending, spikes, report, alerts.
+# The figures come from listener.analytics (docs/analytics.md has the formulas).
+# =====================================================================================
+
+_SOURCE_KINDS = ["news", "blog", "forum", "social", "review", "video"]
+_PERCENT = {
+    "share",
+    "weighted_share",
+    "earned_share",
+    "share_before",
+    "engagement_share",
+    "reach_share",
+    "mentions_change",
+}
+
+
+# Columns left out of text tables (they stay in JSON and CSV): raw or secondary figures.
+_TEXT_HIDDEN = {"formula", "weighted", "reach_known", "earned_reach_known", "currency", "value",
+                "total", "id"}  # fmt: skip
+
+
+def _analytics_options(*, since: str | None = None, interval: bool = True) -> Callable[[F], F]:
+    """The time range, brand and filter options shared by the analytics commands."""
+
+    def decorate(command: F) -> F:
+        options = [
+            config_option,
+            click.option(
+                "--since",
+                default=since,
+                show_default=since is not None,
+                help="Start: ISO date/datetime or relative (7d, 12h, 2w).",
+            ),
+            click.option("--until", help="End (exclusive): ISO date/datetime or relative."),
+            *(
+                [
+                    click.option(
+                        "--interval",
+                        type=click.Choice(["hour", "day", "week", "month"]),
+                        help="Break the figures down per period.",
+                    )
+                ]
+                if interval
+                else []
+            ),
+            click.option(
+                "--tz", default="UTC", show_default=True, help="Time zone of dates and periods."
+            ),
+            click.option("--brand", "brands", multiple=True, help="Only this brand (repeatable)."),
+            click.option(
+                "--source", "sources", multiple=True, help="Only this source plugin (repeatable)."
+            ),
+            click.option(
+                "--kind",
+                "kinds",
+                multiple=True,
+                type=click.Choice(_SOURCE_KINDS),
+                help="Only this source kind (repeatable).",
+            ),
+            click.option(
+                "--language", "languages", multiple=True, help="Only this language (repeatable)."
+            ),
+            click.option(
+                "--country", "countries", multiple=True, help="Only this country (repeatable)."
+            ),
+            click.option(
+                "--unique/--raw",
+                default=False,
+                show_default=True,
+                help="Leave out duplicate copies of the same text, or count every copy.",
+            ),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _scope(project: ProjectConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """since/until/tz/brands/filters keyword arguments for the analytics API."""
+    from listener.analytics.scope import Filters
+
+    tz = options.pop("tz")
+    return {
+        "since": _time(options.pop("since"), "--since", tz),
+        "until": _time(options.pop("until"), "--until", tz),
+        "tz": tz,
+        "brands": [project.brand(name).name for name in options.pop("brands")] or None,
+        "filters": Filters.of(
+            sources=options.pop("sources"),
+            source_kinds=options.pop("kinds"),
+            languages=options.pop("languages"),
+            countries=options.pop("countries"),
+            unique=options.pop("unique"),
+        ),
+    }
+
+
+def _show(table: Any, output_format: str, text_columns: Sequence[str] | None = None) -> None:
+    """Print an analytics Table: text with its notes, or JSON/CSV rows only.
+
+    ``text_columns`` narrows what the text table shows (JSON and CSV have every column).
+    """
+    if output_format == "json":
+        click.echo(table.to_json())
+        return
+    if output_format == "csv":
+        click.echo(table.to_csv(), nl=False)
+        return
+    columns = list(text_columns or [c for c in table.columns if c not in _TEXT_HIDDEN])
+    rows = []
+    for row in table.rows:
+        shown: dict[str, Any] = {}
+        for column in columns:
+            value = row.get(column)
+            if column == "mentions_change" and isinstance(value, (int, float)):
+                value = f"{value * 100:+.1f}%"
+            elif column in _PERCENT and isinstance(value, (int, float)):
+                value = f"{value * 100:.1f}%"
+            elif column.startswith("net_sentiment") and isinstance(value, float):
+                value = f"{value:+.3f}"
+            elif column == "share_change_pp" and isinstance(value, float):
+                value = f"{value:+.1f} pp"
+            elif column == "emv" and isinstance(value, float):
+                value = f"{value:,.2f}"
+            elif column == "published_at" and isinstance(value, str):
+                value = value[:16].replace("T", " ")
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k}: {v}" for k, v in value.items())
+            # Headers with spaces wrap between words instead of squeezing the values.
+            shown[column.replace("_", " ")] = value
+        rows.append(shown)
+    headers = [c.replace("_", " ") for c in columns]
+    _emit(rows, headers, "table", title=table.title)
+    if not table.rows:
+        err.print("nothing matched")
+    for note in table.notes:
+        click.echo(note)
+
+
+def _rates(
+    project: ProjectConfig, cpm: Sequence[str], cpe: float | None, currency: str | None
+) -> Any:
+    """The project's [earned_media] rates with --cpm/--cpe/--currency applied on top."""
+    from listener.analytics.settings import EarnedMediaConfig
+
+    rates = dict(project.earned_media.cpm)
+    for entry in cpm:
+        kind, sep, value = entry.partition("=")
+        try:
+            rates[kind.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"{entry!r}: use KIND=RATE, e.g. social=5.0", param_hint="--cpm"
+            ) from None
+        if not sep:
+            raise click.BadParameter(f"{entry!r}: use KIND=RATE", param_hint="--cpm")
+    return EarnedMediaConfig(
+        currency=currency or project.earned_media.currency,
+        cpm=rates,
+        cost_per_engagement=cpe if cpe is not None else project.earned_media.cost_per_engagement,
+    )
+
+
+_rate_options = [
+    click.option(
+        "--cpm",
+        multiple=True,
+        metavar="KIND=RATE",
+        help="Cost per 1000 impressions (reach) for a source kind, e.g. social=5 (repeatable).",
+    ),
+    click.option("--cpe", type=float, help="Cost per engagement (like, comment, share)."),
+    click.option("--currency", help="Currency label for earned media value (default USD)."),
+]
+
+
+def _with(options: Sequence[Callable[[F], F]]) -> Callable[[F], F]:
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+@main.command("sentiment")
+@_analytics_options()
+@format_option
+@reports_errors
+def sentiment_command(config_path: Path, output_format: str, **options: Any) -> None:
+    """Sentiment per brand: positive/neutral/negative, net sentiment, weighted share of voice."""
+    from listener.analytics.measures import NET_SENTIMENT_FORMULA, sentiment, weighted_formula
+    from listener.analytics.tables import SENTIMENT_COLUMNS, Table, records, with_period
+    from listener.queries import parse_zone
+
+    project = _load(config_path)
+    interval = options.pop("interval")
+    scope = _scope(project, options)
+    with store(project) as client:
+        rows = sentiment(client, project, interval=interval, **scope)
+    weights = project.analytics.sentiment_weights
+    table = Table(
+        "sentiment",
+        "Sentiment" + (f" per {interval}" if interval else ""),
+        with_period(SENTIMENT_COLUMNS, bool(interval)),
+        records(rows, parse_zone(scope["tz"])),
+        [NET_SENTIMENT_FORMULA, weighted_formula(weights)],
+    )
+    _show(table, output_format)
+
+
+@main.command("earned")
+@_analytics_options()
+@_with(_rate_options)
+@format_option
+@reports_errors
+def earned_command(
+    config_path: Path,
+    output_format: str,
+    cpm: tuple[str, ...],
+    cpe: float | None,
+    currency: str | None,
+    **options: Any,
+) -> None:
+    """Earned media per brand: mentions off its owned domains/accounts, and their value."""
+    from listener.analytics.measures import EARNED_NOTE, EMV_FORMULA, earned_media
+    from listener.analytics.tables import EARNED_COLUMNS, Table, records, with_period
+    from listener.queries import parse_zone
+
+    project = _load(config_path)
+    interval = options.pop("interval")
+    scope = _scope(project, options)
+    rates = _rates(project, cpm, cpe, currency)
+    with store(project) as client:
+        rows = earned_media(client, project, interval=interval, rates=rates, **scope)
+    notes = [EARNED_NOTE]
+    if rates.has_rates:
+        notes.append(EMV_FORMULA)
+        notes.extend(
+            f"{row.brand}{' ' + str(row.period) if row.period else ''}: {row.formula}"
+            for row in rows
+        )
+    else:
+        notes.append("earned media value: not computed; give rates with --cpm/--cpe or in "
+                     "the project file's [earned_media] section")  # fmt: skip
+    table = Table(
+        "earned_media",
+        "Earned media" + (f" per {interval}" if interval else ""),
+        with_period(EARNED_COLUMNS, bool(interval)),
+        records(rows, parse_zone(scope["tz"])),
+        notes if output_format == "table" else [],
+    )
+    _show(table, output_format)
+
+
+@main.group("top")
+def top_group() -> None:
+    """Top authors, domains, sources, co-mentioned entities and earned mentions."""
+
+
+_limit_option = click.option(
+    "--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="Rows to show."
+)
+_by_option = click.option(
+    "--by",
+    type=click.Choice(["mentions", "engagement", "reach"]),
+    default="mentions",
+    show_default=True,
+    help="What to rank by.",
+)
+
+
+def _print_top(
+    result: Any,
+    name: str,
+    title: str,
+    columns: list[str],
+    fmt: str,
+    text_columns: Sequence[str] | None = None,
+) -> None:
+    from listener.analytics.tables import Table
+
+    notes = []
+    if result.truncated:
+        notes.append("ranked among the most frequent keys only (there were more)")
+    _show(Table(name, title, columns, result.rows, notes), fmt, text_columns)
+
+
+@top_group.command("authors")
+@_analytics_options(interval=False)
+@_by_option
+@_limit_option
+@format_option
+@reports_errors
+def top_authors_command(
+    config_path: Path, by: str, limit: int, output_format: str, **options: Any
+) -> None:
+    """Authors with the most mentions, engagement or reach (their largest follower count)."""
+    from listener.analytics.tables import AUTHOR_COLUMNS
+    from listener.analytics.top import AUTHORS_NOTE, top_authors
+
+    project = _load(config_path)
+    with store(project) as client:
+        result = top_authors(client, project, by=by, limit=limit, **_scope(project, options))
+    shown = ["rank", "author", "sources", "mentions", "engagement", "reach", "brands"]
+    _print_top(result, "top_authors", f"Top authors by {by}", AUTHOR_COLUMNS, output_format, shown)
+    if output_format == "table":
+        click.echo(AUTHORS_NOTE)
+
+
+@top_group.command("domains")
+@_analytics_options(interval=False)
+@_by_option
+@_limit_option
+@format_option
+@reports_errors
+def top_domains_command(
+    config_path: Path, by: str, limit: int, output_format: str, **options: Any
+) -> None:
+    """Domains carrying the most mentions, engagement or reach."""
+    from listener.analytics.tables import DOMAIN_COLUMNS
+    from listener.analytics.top import top_domains
+
+    project = _load(config_path)
+    with store(project) as client:
+        result = top_domains(client, project, by=by, limit=limit, **_scope(project, options))
+    _print_top(result, "top_domains", f"Top domains by {by}", DOMAIN_COLUMNS, output_format)
+
+
+@top_group.command("sources")
+@_analytics_options(interval=False)
+@_by_option
+@_limit_option
+@click.option("--kinds", "by_kind", is_flag=True, help="Group by source kind instead of plugin.")
+@format_option
+@reports_errors
+def top_sources_command(
+    config_path: Path, by: str, limit: int, by_kind: bool, output_format: str, **options: Any
+) -> None:
+    """Source plugins (or, with --kinds, source kinds) by mentions, engagement or reach."""
+    from listener.analytics.tables import KIND_COLUMNS, SOURCE_COLUMNS
+    from listener.analytics.top import top_sources
+
+    project = _load(config_path)
+    field = "source_kind" if by_kind else "source"
+    with store(project) as client:
+        result = top_sources(
+            client, project, by=by, limit=limit, field=field, **_scope(project, options)
+        )
+    columns = KIND_COLUMNS if by_kind else SOURCE_COLUMNS
+    name = "top_source_kinds" if by_kind else "top_sources"
+    _print_top(result, name, f"Top {'source kinds' if by_kind else 'sources'} by {by}", columns,
+               output_format)  # fmt: skip
+
+
+@top_group.command("entities")
+@_analytics_options(interval=False)
+@_limit_option
+@format_option
+@reports_errors
+def top_entities_command(config_path: Path, limit: int, output_format: str, **options: Any) -> None:
+    """Named entities most often co-mentioned with each brand."""
+    from listener.analytics.tables import ENTITY_COLUMNS
+    from listener.analytics.top import ENTITIES_NOTE, top_entities
+
+    project = _load(config_path)
+    with store(project) as client:
+        result = top_entities(client, project, limit=limit, **_scope(project, options))
+    _print_top(result, "top_entities", "Entities co-mentioned", ENTITY_COLUMNS, output_format)
+    if output_format == "table":
+        click.echo(ENTITIES_NOTE)
+
+
+@top_group.command("earned")
+@_analytics_options(interval=False)
+@click.option(
+    "--by",
+    type=click.Choice(["engagement", "reach", "recent"]),
+    default="engagement",
+    show_default=True,
+)
+@_limit_option
+@format_option
+@reports_errors
+def top_earned_command(
+    config_path: Path, by: str, limit: int, output_format: str, **options: Any
+) -> None:
+    """Each brand's top earned mentions (not on its own domains or accounts)."""
+    from listener.analytics.measures import top_earned_mentions
+    from listener.analytics.tables import MENTION_COLUMNS, Table
+
+    project = _load(config_path)
+    with store(project) as client:
+        rows = top_earned_mentions(client, project, by=by, limit=limit, **_scope(project, options))
+    _show(Table("top_earned_mentions", f"Top earned mentions by {by}", MENTION_COLUMNS, rows),
+          output_format, ["brand", "rank", "published_at", "source", "author", "engagement",
+                          "sentiment", "url"])  # fmt: skip
+
+
+@main.command("trending")
+@_analytics_options(since="7d", interval=False)
+@click.option(
+    "--field",
+    type=click.Choice(["auto", "phrases", "entities"]),
+    default="auto",
+    show_default=True,
+    help="Terms from key phrases, or named entities (auto: phrases when stored).",
+)
+@_limit_option
+@click.option("--min-count", type=click.IntRange(1), help="Smallest count in the current range.")
+@format_option
+@reports_errors
+def trending_command(
+    config_path: Path,
+    field: str,
+    limit: int,
+    min_count: int | None,
+    output_format: str,
+    **options: Any,
+) -> None:
+    """Terms whose frequency for each brand rose most against the range before."""
+    from listener.analytics.tables import TRENDING_COLUMNS, Table
+    from listener.analytics.trending import TRENDING_FORMULA, trending_terms
+    from listener.queries import parse_zone
+
+    project = _load(config_path)
+    scope = _scope(project, options)
+    with store(project) as client:
+        result = trending_terms(
+            client, project, field=field, limit=limit, min_count=min_count, **scope
+        )
+    zone = parse_zone(scope["tz"])
+    start, end, before = (
+        moment.astimezone(zone) for moment in (*result.current, result.previous[0])
+    )
+    notes = [
+        f"compared {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} with the "
+        f"{before:%Y-%m-%d %H:%M} to {start:%Y-%m-%d %H:%M} before it ({scope['tz']}); terms from "
+        f"{'phrases' if result.field == 'phrases' else 'named entities (no phrases stored)'}",
+        TRENDING_FORMULA,
+    ]
+    _show(Table("trending_terms", "Trending terms", TRENDING_COLUMNS, result.records(),
+                notes if output_format == "table" else []), output_format)  # fmt: skip
+
+
+@main.command("spikes")
+@_analytics_options(since="30d", interval=False)
+@click.option(
+    "--interval",
+    type=click.Choice(["hour", "day", "week", "month"]),
+    default="day",
+    show_default=True,
+)
+@click.option(
+    "--metric", type=click.Choice(["mentions", "negative"]), default="mentions", show_default=True
+)
+@click.option("--k", type=click.FloatRange(min=0, min_open=True), help="Standard deviations.")
+@click.option("--window", type=click.IntRange(2, 366), help="Trailing periods in the baseline.")
+@click.option("--min-count", type=click.IntRange(1), help="Smallest count that can be a spike.")
+@click.option("--all", "show_all", is_flag=True, help="Print every period with its threshold.")
+@format_option
+@reports_errors
+def spikes_command(
+    config_path: Path,
+    interval: str,
+    metric: str,
+    k: float | None,
+    window: int | None,
+    min_count: int | None,
+    show_all: bool,
+    output_format: str,
+    **options: Any,
+) -> None:
+    """Periods where a brand's (negative) mentions exceed mean + k*sd of the trailing window."""
+    from listener.analytics.spikes import detect_spikes
+    from listener.analytics.tables import BASELINE_COLUMNS, SPIKE_COLUMNS, Table, records
+    from listener.queries import parse_zone
+
+    project = _load(config_path)
+    scope = _scope(project, options)
+    with store(project) as client:
+        analysis = detect_spikes(
+            client,
+            project,
+            interval=interval,
+            metric=metric,
+            k=k,
+            window=window,
+            min_count=min_count,
+            **scope,
+        )
+    zone = parse_zone(scope["tz"])
+    if show_all:
+        table = Table("spike_baselines", f"{metric} per {interval}", BASELINE_COLUMNS,
+                      records(analysis.series, zone), [analysis.formula])  # fmt: skip
+    else:
+        table = Table("spikes", f"Spikes in {metric} per {interval}", SPIKE_COLUMNS,
+                      [s.record(zone) for s in analysis.spikes], [analysis.formula])  # fmt: skip
+    if output_format != "table":
+        table.notes = []
+        _show(table, output_format)
+        return
+    if not show_all:
+        table.columns = ["period", "brand", "metric", "count", "mean", "std", "threshold"]
+    _show(table, output_format)
+    for spike in analysis.spikes if not show_all else []:
+        record = spike.record(zone)
+        click.echo(
+            f"\n{spike.brand} {record['period']} ({metric}): {spike.count} against a mean of "
+            f"{spike.mean:.1f}, threshold {spike.threshold:.1f}"
+        )
+        explanation = spike.explanation
+        if explanation.terms:
+            click.echo(
+                "  terms:   " + ", ".join(f"{t.term} ({t.count})" for t in explanation.terms)
+            )
+        if explanation.sources:
+            click.echo("  sources: " + ", ".join(f"{s} ({n})" for s, n in explanation.sources))
+        if explanation.domains:
+            click.echo("  domains: " + ", ".join(f"{d} ({n})" for d, n in explanation.domains))
+        for sample in explanation.samples:
+            click.echo(f"  sample:  {sample.get('url')}  {sample.get('title') or ''}".rstrip())
+
+
+_REPORT_SUMMARY = [
+    "brand",
+    "mentions",
+    "mentions_change",
+    "share",
+    "share_change_pp",
+    "net_sentiment",
+    "net_sentiment_change",
+    "earned_share",
+    "emv",
+]
+
+
+@main.command("report")
+@_analytics_options(since="30d")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="Where to write the HTML report.",
+)
+@click.option(
+    "--export-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write every table as CSV and JSON into this folder.",
+)
+@click.option("--title", help="Report title (default: the brands).")
+@_with(_rate_options)
+@click.option(
+    "--k", type=click.FloatRange(min=0, min_open=True), help="Spike: standard deviations."
+)
+@click.option("--window", type=click.IntRange(2, 366), help="Spike: trailing periods.")
+@click.option("--min-count", type=click.IntRange(1), help="Spike: smallest count.")
+@click.option("--top", type=click.IntRange(1, 100), default=10, show_default=True)
+@reports_errors
+def report_command(
+    config_path: Path,
+    out: Path,
+    export_dir: Path | None,
+    title: str | None,
+    cpm: tuple[str, ...],
+    cpe: float | None,
+    currency: str | None,
+    k: float | None,
+    window: int | None,
+    min_count: int | None,
+    top: int,
+    **options: Any,
+) -> None:
+    """Write a self-contained HTML report (charts, tables, formulas) for a time range."""
+    from listener.analytics.report import build_report, render_html
+    from listener.analytics.settings import SpikeSettings
+    from listener.analytics.tables import Table, write_exports
+
+    project = _load(config_path)
+    interval = options.pop("interval")
+    scope = _scope(project, options)
+    defaults = project.analytics.spikes
+    spikes = SpikeSettings(
+        k=k if k is not None else defaults.k,
+        window=window if window is not None else defaults.window,
+        min_count=min_count if min_count is not None else defaults.min_count,
+    )
+    with store(project) as client:
+        report = build_report(
+            client,
+            project,
+            interval=interval,
+            rates=_rates(project, cpm, cpe, currency),
+            spikes=spikes,
+            top=top,
+            title=title,
+            **scope,
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(report), encoding="utf-8")
+    tables = report.tables()
+    summary = tables[0]
+    _show(Table(summary.name, summary.title, _REPORT_SUMMARY, summary.rows, summary.notes), "table")
+    found = len(report.spikes.spikes) + len(report.negative_spikes.spikes)
+    err.print(f"wrote {out} ({out.stat().st_size // 1024 or 1} KB; {found} spike(s))",
+              markup=False)  # fmt: skip
+    if export_dir is not None:
+        written = write_exports(tables, export_dir)
+        err.print(f"wrote {len(written)} files to {export_dir}", markup=False)
+
+
+@main.command("alerts")
+@config_option
+@click.option("--rule", "rules", multiple=True, help="Only this rule (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Evaluate and show; post and record nothing.")
+@click.option("--at", help="Evaluate as of this time (ISO or relative), e.g. to replay a day.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@reports_errors
+def alerts_command(
+    config_path: Path, rules: tuple[str, ...], dry_run: bool, at: str | None, output_format: str
+) -> None:
+    """Evaluate the spike rules over the latest periods; post new alerts to the webhooks."""
+    from listener.analytics.alerts import run_alerts
+
+    project = _load(config_path)
+    if not project.alerts.rules:
+        raise ConfigError(f"{project.path}: no [[alerts.rules]] configured; see docs/analytics.md")
+    with store(project) as client:
+        run = run_alerts(
+            client, project, rules=rules or None, dry_run=dry_run, now=_time(at, "--at")
+        )
+    if output_format == "json":
+        click.echo(json.dumps({
+            "sent": [a.record() for a in run.sent],
+            "suppressed": [{**a.record(), "reason": why} for a, why in run.suppressed],
+            "deliveries": [d.__dict__ for d in run.deliveries],
+            "dry_run": dry_run,
+        }, indent=2, ensure_ascii=False, default=str))  # fmt: skip
+    else:
+        shown = run.sent if dry_run else run.printed
+        for alert in shown:
+            click.echo(alert.text())
+            click.echo("")
+        for delivery in run.deliveries:
+            state = "sent" if delivery.ok else "FAILED"
+            detail = f" ({delivery.error})" if delivery.error else ""
+            err.print(f"{state}: {delivery.alert} -> {delivery.destination} after "
+                      f"{delivery.attempts} attempt(s){detail}", markup=False)  # fmt: skip
+        for alert, why in run.suppressed:
+            err.print(f"suppressed: {alert.key} ({why})", markup=False)
+        verb = "would send" if dry_run else "sent" if project.alerts.webhooks else "printed"
+        err.print(f"{verb} {len(run.sent)} alert(s), suppressed {len(run.suppressed)}",
+                  markup=False)  # fmt: skip
+    if run.failed:
+        fail(
+            f"{len(run.failed)} of {len(run.deliveries)} webhook deliveries failed; "
+            "they will be retried on the next run"
+        )
+
+
+# =====================================================================================
+# listener serve: the REST API and dashboard (listener.web, docs/web.md).
+# =====================================================================================
+
+
+@main.command("serve")
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port."
+)
+@click.pass_context
+@reports_errors
+def serve_command(ctx: click.Context, config_path: Path, host: str, port: int) -> None:
+    """Serve the REST API and the dashboard (token: LISTENER_API_TOKEN, needed beyond loopback)."""
+    from listener.web.server import serve
+
+    serve(
+        _load(config_path),
+        host=host,
+        port=port,
+        verbose=ctx.obj["log_level"] != "WARNING",
+        echo=lambda line: click.echo(line, err=True),
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from listener.analytics.settings import AlertsConfig, AnalyticsConfig, EarnedMediaConfig
 from listener.errors import ConfigError
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -49,6 +50,10 @@ class BrandConfig(_Section):
 
     name: str = Field(min_length=1)
     keywords: list[str] = Field(default_factory=list)
+    query: str | None = Field(
+        default=None,
+        description="a boolean rule (docs/rules.md); a mention matching it belongs to the brand",
+    )
     exclude: list[str] = Field(default_factory=list)
     owned_domains: list[str] = Field(default_factory=list)
     owned_accounts: list[str] = Field(default_factory=list)
@@ -62,6 +67,19 @@ class BrandConfig(_Section):
                 raise ValueError("keywords and exclusions must not be blank")
         return cleaned
 
+    @field_validator("query")
+    @classmethod
+    def _rule_parses(cls, query: str | None) -> str | None:
+        if query is None:
+            return None
+        from listener.rules import RuleSyntaxError, parse_rule
+
+        try:
+            parse_rule(query)
+        except RuleSyntaxError as error:
+            raise ValueError(error.detail) from None
+        return query
+
     @field_validator("owned_domains")
     @classmethod
     def _bare_domains(cls, domains: list[str]) -> list[str]:
@@ -69,8 +87,13 @@ class BrandConfig(_Section):
 
     @property
     def terms(self) -> list[str]:
-        """The keywords to search for; the brand name when none are given."""
-        return self.keywords or [self.name]
+        """What sources search for: the keywords and the rule's anchor terms, else the name."""
+        found = list(self.keywords)
+        if self.query:
+            from listener.rules import parse_rule
+
+            found += [t for t in parse_rule(self.query).search_terms() if t not in found]
+        return found or [self.name]
 
 
 class CrawlConfig(_Section):
@@ -121,6 +144,9 @@ class ProjectConfig(_Section):
     crawl: CrawlConfig = Field(default_factory=CrawlConfig)
     brands: list[BrandConfig] = Field(min_length=1)
     sources: list[SourceConfig] = Field(default_factory=list)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+    earned_media: EarnedMediaConfig = Field(default_factory=EarnedMediaConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -204,7 +230,10 @@ def format_validation_error(error: ValidationError, data: dict[str, Any], source
         if problem["type"] == "extra_forbidden":
             message = "unknown key; check the spelling against the documentation"
         value = problem.get("input")
-        shown = "" if problem["type"] in ("missing", "extra_forbidden") else f" (got {value!r})"
+        quiet = problem["type"] in ("missing", "extra_forbidden") or (
+            isinstance(value, str) and value in message
+        )
+        shown = "" if quiet else f" (got {value!r})"
         lines.append(f"{source}: {where}: {message}{shown}")
     return "\n".join(lines)
 

@@ -172,6 +172,14 @@ class Entity(_Model):
     label: str
 
 
+class Dedupe(_Model):
+    """Fingerprints for duplicate detection (see :mod:`listener.dedupe`)."""
+
+    exact: str
+    signature: str
+    bands: list[str] = Field(default_factory=list)
+
+
 class Mention(_Model):
     """One public post, comment, article or review that may mention a brand."""
 
@@ -211,6 +219,7 @@ class Mention(_Model):
     duplicate: bool = Field(
         default=False, description="True when an earlier mention of the cluster exists"
     )
+    dedupe: Dedupe | None = None
 
     @classmethod
     def create(

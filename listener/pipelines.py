@@ -38,6 +38,7 @@ class BatchOutcome:
     spooled: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     indexed_by_source: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
     error: str | None = None
 
 
@@ -55,6 +56,7 @@ class MentionPipeline:
         self.exit_stack = contextlib.ExitStack()
         self.enricher: Any = None
         self.indexer: Any = None
+        self.deduplicator: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MentionPipeline:
@@ -70,9 +72,10 @@ class MentionPipeline:
 
     def _open_store(self) -> None:
         """Connect (starting the embedded engine if needed), install templates, replay the spool."""
+        from listener.dedupe import Deduplicator, index_lookup
         from listener.engine import connect
         from listener.enrichment import Enricher
-        from listener.indexer import Indexer
+        from listener.indexer import Indexer, mentions_alias
 
         # A configured cluster that is down must not stop the crawl: batches are
         # spooled and indexed by the next run. (The embedded engine is started here.)
@@ -97,6 +100,9 @@ class MentionPipeline:
                 )
             self.stats.set_value("listener/spool_replayed", replayed.indexed)
         self.enricher = Enricher(self.project, batch_size=self.batch_size)
+        self.deduplicator = Deduplicator(
+            lookup=index_lookup(client, mentions_alias(self.project.elasticsearch.index_prefix))
+        )
 
     async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         mention = item.get("mention")
@@ -153,6 +159,8 @@ class MentionPipeline:
                 outcome.dropped["no_brand_match"] += 1
                 outcome.dropped[f"source:{labels.get(mention.id, '?')}:no_brand_match"] += 1
         if keep:
+            keep = self.deduplicator.assign(keep)
+            outcome.duplicates = sum(1 for mention in keep if mention.duplicate)
             result = self.indexer.index(keep)
             outcome.indexed, outcome.rejected, outcome.spooled = (
                 result.indexed,
@@ -179,6 +187,7 @@ class MentionPipeline:
         self.stats.inc_value("listener/indexed", outcome.indexed)
         self.stats.inc_value("listener/rejected", outcome.rejected)
         self.stats.inc_value("listener/spooled", outcome.spooled)
+        self.stats.inc_value("listener/duplicates", outcome.duplicates)
         for reason, count in outcome.dropped.items():
             if reason.startswith("source:"):
                 _, label, short = reason.split(":", 2)

@@ -51,6 +51,7 @@ class CrawlSummary:
     rejected: int = 0
     spooled: int = 0
     spool_replayed: int = 0
+    duplicates: int = 0
     errors: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     sources: dict[str, SourceSummary] = field(default_factory=dict)
@@ -65,6 +66,7 @@ class CrawlSummary:
             rejected=int(stats.get("listener/rejected", 0)),
             spooled=int(stats.get("listener/spooled", 0)),
             spool_replayed=int(stats.get("listener/spool_replayed", 0)),
+            duplicates=int(stats.get("listener/duplicates", 0)),
             errors=int(stats.get("listener/errors", 0)),
             finish_reason=stats.get("finish_reason"),
         )
@@ -103,7 +105,7 @@ class CrawlSummary:
         rate = self.found / self.elapsed if self.elapsed else 0.0
         out = [
             f"crawl finished in {self.elapsed:.1f} s: {self.found} mentions found "
-            f"({rate:.1f}/s), {self.indexed} indexed, "
+            f"({rate:.1f}/s), {self.indexed} indexed ({self.duplicates} duplicates), "
             f"dropped: {dropped or 'none'}, {self.errors} errors",
         ]
         if self.spool_replayed:

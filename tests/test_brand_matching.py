@@ -12,7 +12,7 @@ import pluggy
 import pytest
 
 from listener import hookspecs
-from listener.config import BrandConfig, ProjectConfig
+from listener.config import BrandConfig, ProjectConfig, parse_project
 from listener.enrichment import Enricher, fold
 from listener.enrichment.brands import OwnedRule
 from listener.mention import Author, BrandMatch, Mention
@@ -300,3 +300,48 @@ def test_real_tweets_match_brands_like_an_independent_check() -> None:
     assert all(count > 0 for count in matched.values()), matched
     assert matched["Google"] > 50 and matched["Microsoft"] > 50
     assert any(r.language == "en" and r.sentiment is not None for r in results)
+
+
+def _rule_project(*brands: dict[str, object]) -> ProjectConfig:
+    return parse_project({"brands": list(brands)}, Path("listener.toml"))
+
+
+def test_brand_rules_decide_at_crawl_time() -> None:
+    from datetime import UTC, datetime
+
+    from listener.enrichment import Enricher
+    from listener.mention import Author
+
+    project = _rule_project(
+        {"name": "Shell", "query": '"shell" NEAR/5 (oil OR gas OR petrol) NOT site:shell.com'},
+        {"name": "Apple", "query": "(apple NEAR/3 (iphone OR mac OR ios)) OR @apple"},
+        {"name": "Globex", "keywords": ["globex"], "query": "author:globexfan"},
+    )
+
+    def mention(
+        text: str, url: str = "https://news.example/1", handle: str | None = None
+    ) -> Mention:
+        return Mention.create(
+            source="rss", source_kind="news", url=url, text=text,
+            published_at=datetime(2026, 11, 1, tzinfo=UTC), author=Author(handle=handle),
+        )  # fmt: skip
+
+    texts = [
+        mention("Shell raised petrol prices again this week."),
+        mention("I found a pretty shell on the beach."),
+        mention("Shell says oil output is up.", url="https://www.shell.com/news/1"),
+        mention("The new Apple iPhone is out; apple pie later."),
+        mention("Apple pie with cinnamon is the best."),
+        mention("Thanks @Apple for the quick fix!"),
+        mention("Nothing about brands here.", handle="globexfan"),
+    ]
+    enriched = list(Enricher(project).enrich(texts))
+    assert [m.brand_names for m in enriched] == [
+        ["Shell"], [], [], ["Apple"], [], ["Apple"], ["Globex"],
+    ]  # fmt: skip
+    shell = enriched[0].brands[0]
+    assert shell.keyword.startswith('"shell" NEAR/5')
+    assert [enriched[0].text[p.start : p.end] for p in shell.positions] == ["Shell", "petrol"]
+    assert shell.sentiment is not None
+    assert enriched[6].brands[0].positions == []
+    assert enriched[6].brands[0].sentiment is not None

@@ -45,7 +45,7 @@ def config() -> ProjectConfig:
 
 @pytest.fixture(scope="module")
 def enricher(config: ProjectConfig) -> Enricher:
-    return Enricher(config, plugin_manager=plain_plugin_manager())
+    return Enricher(config, scorer=VaderScorer(), plugin_manager=plain_plugin_manager())
 
 
 def mention(text: str, number: int = 0, **fields: Any) -> Mention:
@@ -368,3 +368,26 @@ def test_two_processes_give_the_same_results(config: ProjectConfig) -> None:
     got = list(double.enrich(iter(inputs)))
     assert [m.to_document() for m in got] == [m.to_document() for m in expected]
     assert any(m.entities for m in got) and any(m.brands for m in got)
+
+
+def test_default_scorer_is_the_trained_model(config: ProjectConfig) -> None:
+    from listener.enrichment.sentiment import ModelScorer
+
+    enricher = Enricher(config, plugin_manager=plain_plugin_manager())
+    component = enricher.nlp.get_pipe("listener_brand_sentiment")
+    assert isinstance(component.scorer, ModelScorer)  # type: ignore[attr-defined]
+    [happy, angry] = component.scorer.score(  # type: ignore[attr-defined]
+        ["I love how fast the new Acme app is!", "Acme lost my parcel again, terrible service."]
+    )
+    assert happy.label == "positive" and angry.label == "negative"
+
+
+def test_key_phrases_feed_trending_terms(enricher: Enricher) -> None:
+    [result] = enricher.enrich(
+        [mention("Acme's new Rocket laptop has great battery life. #AcmeRocket in São Paulo!")]
+    )
+    phrases = result.phrases
+    assert {"rocket", "laptop", "battery life", "great battery", "#acmerocket"} <= set(phrases)
+    assert "sao paulo" in phrases  # accent-folded
+    assert not {"has", "in", "the"} & set(phrases)  # stop words and short words are left out
+    assert len(phrases) == len(set(phrases)) <= 30

@@ -30,7 +30,14 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from listener.config import ProjectConfig
-from listener.enrichment.brands import BRANDS_EXTENSION, OwnedRule, brand_settings, fold, normalize
+from listener.enrichment.brands import (
+    BRANDS_EXTENSION,
+    META_KEY,
+    OwnedRule,
+    brand_settings,
+    fold,
+    normalize,
+)
 from listener.enrichment.language import LANGUAGE_EXTENSION, runs_english_steps
 from listener.enrichment.pipeline import build_pipeline, resolve_model
 from listener.enrichment.sentiment import (
@@ -148,10 +155,27 @@ class Enricher:
         # n_process > 1 contexts are pickled to the workers and back.
         pending: dict[int, Mention] = {}
 
-        def texts() -> Iterator[tuple[str, int]]:
+        needs_meta = any(brand.query for brand in self.config.brands)
+
+        def texts() -> Iterator[tuple[str | Doc, int]]:
             for key, mention in enumerate(mentions):
                 pending[key] = mention
-                yield analysed_text(mention, self.max_text_chars)[0], key
+                text, offset = analysed_text(mention, self.max_text_chars)
+                if not needs_meta:
+                    yield text, key
+                    continue
+                # Brand rules look at metadata (site:, author:, source:): it travels
+                # with the Doc, as plain values, to worker processes too.
+                doc = nlp.make_doc(text)
+                doc.user_data[META_KEY] = {
+                    "offset": offset,
+                    "title": mention.title,
+                    "domain": mention.domain,
+                    "author_name": mention.author.name,
+                    "author_handle": mention.author.handle,
+                    "source": mention.source,
+                }
+                yield doc, key
 
         docs = nlp.pipe(
             texts(), as_tuples=True, batch_size=self.batch_size, n_process=self.n_process
@@ -175,7 +199,7 @@ class Enricher:
             matches.append(
                 BrandMatch(
                     brand=name,
-                    keyword=(in_text or entry["matches"])[0]["keyword"],
+                    keyword=(in_text or entry["matches"] or [entry])[0]["keyword"],
                     positions=[
                         Span(start=m["start"] - offset, end=m["end"] - offset) for m in in_text
                     ],
@@ -194,9 +218,45 @@ class Enricher:
                 "brands": matches,
                 "brand_names": [match.brand for match in matches],
                 "entities": list(entities.values()),
+                "phrases": key_phrases(doc, entities.values()),
                 "sentiment": _sentiment(doc._.get(SENTIMENT_EXTENSION)),
             }
         )
+
+
+MAX_PHRASES = 30
+
+
+def key_phrases(doc: Doc, entities: Iterable[Entity]) -> list[str]:
+    """Normalised phrases for trending terms: entities, hashtags, content words and word pairs.
+
+    Portable (no parser, no significant_text): lower-cased, accent-folded words
+    of 3+ letters that are not stop words, adjacent pairs of them, #hashtags,
+    and entity names, in order of first appearance, at most ``MAX_PHRASES``.
+    """
+    found: dict[str, None] = {}
+    for entity in entities:
+        found[fold(entity.text)] = None
+    previous: str | None = None
+    for token in doc:
+        text = token.text
+        after_hash = (
+            token.i > 0 and doc[token.i - 1].text == "#" and not doc[token.i - 1].whitespace_
+        )
+        if (text.startswith("#") and len(text) > 2) or (after_hash and token.is_alpha):
+            found[fold(text if text.startswith("#") else f"#{text}")] = None
+            previous = None
+        elif token.is_alpha and len(text) > 2 and not token.is_stop:
+            word = fold(text)
+            found[word] = None
+            if previous is not None:
+                found[f"{previous} {word}"] = None
+            previous = word
+        else:
+            previous = None
+        if len(found) >= MAX_PHRASES:
+            break
+    return [phrase for phrase in found if phrase][:MAX_PHRASES]
 
 
 def _sentiment(value: dict[str, Any] | None) -> Sentiment | None:

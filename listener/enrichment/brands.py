@@ -42,8 +42,12 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
 from listener.config import BrandConfig
+from listener.enrichment.language import LANGUAGE_EXTENSION
+from listener.rules import Rule, RuleInput, parse_rule
 
 BRANDS_EXTENSION = "listener_brands"
+#: ``doc.user_data`` key for what a brand rule needs besides the text (plain, picklable).
+META_KEY = "listener_meta"
 
 HASHTAG = "#"
 HANDLE = "@"
@@ -163,8 +167,14 @@ class BrandMatcher:
         self.terms: dict[int, _Term] = {}
         self._first_words: set[str] = set()
         self._prefilter: re.Pattern[str] | None = None
+        #: Brands with a boolean rule (``query``), by brand index.
+        self.rules: dict[int, Rule] = {}
         for index, brand in enumerate(brands):
-            terms = list(brand.get("keywords") or []) or [str(brand["name"])]
+            if brand.get("query"):
+                self.rules[index] = parse_rule(str(brand["query"]))
+            terms = list(brand.get("keywords") or [])
+            if not terms and index not in self.rules:
+                terms = [str(brand["name"])]
             for term in terms:
                 self._add(nlp, index, term, excluded=False)
             for term in brand.get("exclude") or []:
@@ -213,6 +223,59 @@ class BrandMatcher:
 
     def find(self, doc: Doc) -> list[dict[str, Any]]:
         """Match the brands in one document; the plain-dict result of :class:`BrandMatcher`."""
+        keyword_results = self._find_keywords(doc)
+        if not self.rules or not len(doc):
+            return keyword_results
+        by_brand = {entry["brand"]: entry for entry in keyword_results}
+        document = self._rule_input(doc)
+        for index, rule in self.rules.items():
+            name = self.brand_names[index]
+            if name in by_brand:
+                continue  # keywords already put the mention in this brand
+            match = rule.matches(document)
+            if match is None:
+                continue
+            offset = len(doc.text) - len(document.text)
+            matches = []
+            for position in match.positions:
+                span = doc.char_span(
+                    position.start + offset, position.end + offset, alignment_mode="expand"
+                )
+                if span is None:
+                    continue
+                matches.append(
+                    {
+                        "start": position.start + offset,
+                        "end": position.end + offset,
+                        "token_start": span.start,
+                        "token_end": span.end,
+                        "keyword": match.keyword,
+                    }
+                )
+            by_brand[name] = {
+                "brand": name,
+                "keyword": match.keyword,
+                "matches": matches,
+                "sentiment": None,
+            }
+        return [by_brand[name] for name in self.brand_names if name in by_brand]
+
+    def _rule_input(self, doc: Doc) -> RuleInput:
+        """What a rule looks at: the mention's text (without its title) and metadata."""
+        meta: dict[str, Any] = doc.user_data.get(META_KEY) or {}
+        offset = int(meta.get("offset", 0))
+        return RuleInput(
+            text=doc.text[offset:],
+            title=meta.get("title"),
+            domain=meta.get("domain"),
+            author_name=meta.get("author_name"),
+            author_handle=meta.get("author_handle"),
+            language=doc._.get(LANGUAGE_EXTENSION),
+            source=meta.get("source"),
+        )
+
+    def _find_keywords(self, doc: Doc) -> list[dict[str, Any]]:
+        """The keyword (phrase matcher) part of :meth:`find`."""
         if not len(doc) or not self.could_match(doc.text):
             return []
         units = units_of(doc)
@@ -289,7 +352,12 @@ def _resolve(
 def brand_settings(brands: Iterable[BrandConfig]) -> list[dict[str, Any]]:
     """The brands as the plain, serialisable config the ``listener_brands`` factory takes."""
     return [
-        {"name": brand.name, "keywords": list(brand.terms), "exclude": list(brand.exclude)}
+        {
+            "name": brand.name,
+            "keywords": list(brand.keywords),
+            "query": brand.query,
+            "exclude": list(brand.exclude),
+        }
         for brand in brands
     ]
 

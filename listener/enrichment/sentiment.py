@@ -129,8 +129,32 @@ class VaderScorer:
 
 @spacy.registry.misc("listener.vader_scorer.v1")
 def make_vader_scorer() -> VaderScorer:
-    """The default scorer, referenced from the component config."""
+    """The lexicon baseline (VADER)."""
     return VaderScorer()
+
+
+class ModelScorer:
+    """listener's trained sentiment model (``listener.models.sentiment``), shipped with it."""
+
+    def __init__(self) -> None:
+        from listener.models.sentiment import SentimentModel
+
+        self.model = SentimentModel.load()
+
+    def score(self, texts: Sequence[str]) -> list[Sentiment]:
+        """Score each distinct text once."""
+        unique = list(dict.fromkeys(texts))
+        scored = {
+            text: Sentiment(score=max(-1.0, min(1.0, score)), label=label)
+            for text, (label, score) in zip(unique, self.model.score_texts(unique), strict=True)
+        }
+        return [scored[text] for text in texts]
+
+
+@spacy.registry.misc("listener.model_scorer.v1")
+def make_model_scorer() -> ModelScorer:
+    """The default scorer, referenced from the component config: the trained model."""
+    return ModelScorer()
 
 
 # ORTH, IDX and LENGTH as plain ints: reading them through Token objects costs
@@ -352,13 +376,16 @@ class SentimentComponent:
                 for brand, units in zip(brands, plan.brands, strict=False):
                     scores = [scored[text[start:end]] for (start, end), _ in units]
                     signs = [sign for _, sign in units]
-                    brand["sentiment"] = _as_dict(_combine(scores, signs))
+                    if scores:
+                        brand["sentiment"] = _as_dict(_combine(scores, signs))
+                    else:  # matched without positions (a rule on metadata): the document's
+                        brand["sentiment"] = plan.doc._.get(SENTIMENT_EXTENSION)
             yield from batch
 
 
 @Language.factory(
     "listener_brand_sentiment",
-    default_config={"scorer": {"@misc": "listener.vader_scorer.v1"}},
+    default_config={"scorer": {"@misc": "listener.model_scorer.v1"}},
 )
 def make_sentiment_component(
     nlp: Language, name: str, scorer: SentimentScorer

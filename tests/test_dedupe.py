@@ -1,0 +1,80 @@
+"""Duplicate detection: exact and near copies share a cluster, within a crawl and with the index."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from listener.config import ProjectConfig
+from listener.dedupe import Deduplicator, index_lookup, normalise, signature, similarity
+from listener.indexer import Indexer, mentions_alias
+from listener.mention import Mention
+
+ORIGINAL = (
+    "Globex's object storage went down on Thursday and took thousands of websites and apps "
+    "offline for almost three hours, according to the company's status page."
+)
+
+
+def mention(number: int, text: str) -> Mention:
+    return Mention.create(
+        source="rss",
+        source_kind="news",
+        url=f"https://site{number}.example/story",
+        text=text,
+        published_at=datetime(2026, 11, 12, tzinfo=UTC),
+    )
+
+
+def test_similarity_estimates_jaccard() -> None:
+    same = signature(normalise(ORIGINAL))
+    edited = signature(normalise(ORIGINAL.replace("thousands", "hundreds")))
+    other = signature(normalise("Acme opened a new office in Lyon and customers love it."))
+    assert similarity(same, same) == 1.0
+    assert similarity(same, edited) >= 0.6
+    assert similarity(same, other) < 0.2
+
+
+def test_copies_join_the_first_mentions_cluster() -> None:
+    texts = [
+        ORIGINAL,
+        ORIGINAL.upper(),  # case only
+        f"{ORIGINAL} via @techwire https://t.co/abc",  # syndication tag
+        ORIGINAL.replace("almost three", "nearly three"),  # an edit
+        "Acme opened a new office in Lyon and customers love it, says the mayor.",
+    ]
+    result = Deduplicator().assign([mention(i, t) for i, t in enumerate(texts)])
+    head = result[0]
+    assert head.cluster_id == head.id and not head.duplicate
+    assert [m.cluster_id == head.id for m in result[1:4]] == [True, True, True]
+    assert all(m.duplicate for m in result[1:4])
+    assert result[4].cluster_id == result[4].id and not result[4].duplicate
+    assert head.dedupe is not None and len(head.dedupe.bands) == 16
+
+
+def test_recrawl_of_the_head_stays_the_head() -> None:
+    deduplicator = Deduplicator()
+    first = deduplicator.assign([mention(0, ORIGINAL), mention(1, ORIGINAL)])
+    again = deduplicator.assign([mention(0, ORIGINAL)])
+    assert first[1].duplicate and first[1].cluster_id == first[0].id
+    assert not again[0].duplicate and again[0].cluster_id == again[0].id
+
+
+def test_copies_of_stored_mentions_are_found_through_the_index(
+    client: Elasticsearch, project: ProjectConfig, engine: Any
+) -> None:
+    indexer = Indexer(client, project)
+    indexer.install_templates()
+    [stored] = Deduplicator().assign([mention(0, ORIGINAL)])
+    assert indexer.index([stored]).indexed == 1
+    indexer.refresh()
+    later = Deduplicator(
+        lookup=index_lookup(client, mentions_alias(project.elasticsearch.index_prefix))
+    )
+    [copy, other] = later.assign(
+        [mention(5, ORIGINAL.replace("Thursday", "Friday")), mention(6, "Initech hires 40 people.")]
+    )
+    assert copy.duplicate and copy.cluster_id == stored.id
+    assert not other.duplicate
