@@ -187,36 +187,6 @@ def _exit_for(summary: Any) -> None:
         fail(f"every source failed ({names}); see the summary above")
 
 
-@main.command()
-@config_option
-@click.option("--since", help="ISO date/datetime or relative (7d, 12h, 2w).")
-@click.option("--until", help="ISO date/datetime or relative.")
-@click.option("--interval", type=click.Choice(["day", "week", "month"]))
-@click.option("--by", "measure", type=click.Choice(["mentions", "engagement"]), default="mentions")
-@click.option("--tz", default="UTC", show_default=True, help="Time zone for period boundaries.")
-@format_option
-@reports_errors
-def sov(
-    config_path: Path,
-    since: str | None,
-    until: str | None,
-    interval: str | None,
-    measure: str,
-    tz: str,
-    output_format: str,
-) -> None:
-    """Share of voice per brand (and per period with --interval)."""
-    from listener.queries import share_of_voice
-
-    project = _load(config_path)
-    start, end = _time(since, "--since", tz), _time(until, "--until", tz)
-    with store(project) as client:
-        rows = share_of_voice(
-            client, project, since=start, until=end, interval=interval, by=measure, tz=tz
-        )
-    print_sov(rows, interval, output_format)
-
-
 def print_sov(rows: Iterable[Any], interval: str | None, output_format: str) -> None:
     """Share-of-voice rows as a table, JSON or CSV."""
     records = []
@@ -687,9 +657,9 @@ def _analytics_options(*, since: str | None = None, interval: bool = True) -> Ca
             ),
             click.option(
                 "--unique/--raw",
-                default=False,
+                default=True,
                 show_default=True,
-                help="Leave out duplicate copies of the same text, or count every copy.",
+                help="Count each duplicate cluster once (default), or count every copy.",
             ),
         ]
         for option in reversed(options):
@@ -1307,6 +1277,29 @@ def serve_command(ctx: click.Context, config_path: Path, host: str, port: int) -
         verbose=ctx.obj["log_level"] != "WARNING",
         echo=lambda line: click.echo(line, err=True),
     )
+
+
+@main.command("sov")
+@_analytics_options()
+@click.option(
+    "--by",
+    "measure",
+    type=click.Choice(["mentions", "engagement", "reach"]),
+    default="mentions",
+    show_default=True,
+)
+@format_option
+@reports_errors
+def sov(config_path: Path, measure: str, output_format: str, **options: Any) -> None:
+    """Share of voice per brand (and per period with --interval)."""
+    from listener.analytics.measures import share_of_voice
+
+    project = _load(config_path)
+    interval = options.pop("interval")
+    scope = _scope(project, options)
+    with store(project) as client:
+        rows = share_of_voice(client, project, interval=interval, by=measure, **scope)
+    print_sov(rows, interval, output_format)
 
 
 if __name__ == "__main__":

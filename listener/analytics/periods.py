@@ -1,0 +1,274 @@
+"""Periods (hour, day, ISO week, month) in a time zone, and counting per period.
+
+A period is named by its start: a :class:`~datetime.date` for days, weeks
+(Monday) and months, read in the report's time zone; for hours, the aware UTC
+instant the local hour starts at (local hours repeat when clocks go back, UTC
+instants do not).
+
+:func:`count_cells` is the one primitive the measures share: it counts
+mentions, and sums engagement and reach, for a set of named filters
+("cells"), overall or per period. It follows the time-zone method of
+:mod:`listener.queries`: the range is cut where the zone's UTC offset changes,
+each stretch is histogrammed with its fixed offset (the embedded engine ignores
+named zones), and buckets are merged by period. Every period between the range
+ends is returned, zero-filled, with every cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any, Literal
+
+from elasticsearch import Elasticsearch
+
+from listener.queries import (
+    _data_range,
+    _es_offset,
+    _millis,
+    _next_period,
+    _offset_segments,
+    _time_filter,
+)
+
+Interval = Literal["hour", "day", "week", "month"]
+INTERVALS: tuple[str, ...] = ("hour", "day", "week", "month")
+Period = date  # a datetime (UTC instant) for hourly periods
+
+_MS = timedelta(milliseconds=1)
+
+
+def check_interval(interval: str | None) -> None:
+    """Raise ValueError naming the choices when ``interval`` is not one of :data:`INTERVALS`."""
+    if interval is not None and interval not in INTERVALS:
+        raise ValueError(f"unknown interval {interval!r}; use one of: {', '.join(INTERVALS)}")
+
+
+def period_of(moment: datetime, zone: tzinfo, interval: str) -> Period:
+    """The period containing ``moment`` (aware)."""
+    local = moment.astimezone(zone)
+    if interval == "hour":
+        return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    day = local.date()
+    if interval == "week":
+        return day - timedelta(days=day.weekday())
+    if interval == "month":
+        return day.replace(day=1)
+    return day
+
+
+def next_period(period: Period, interval: str) -> Period:
+    """The period after ``period``."""
+    if interval == "hour":
+        return period + timedelta(hours=1)
+    return _next_period(period, interval)
+
+
+def previous_period(period: Period, interval: str) -> Period:
+    """The period before ``period``."""
+    if interval == "hour":
+        return period - timedelta(hours=1)
+    if interval == "day":
+        return period - timedelta(days=1)
+    if interval == "week":
+        return period - timedelta(weeks=1)
+    return (period - timedelta(days=1)).replace(day=1)
+
+
+def period_start(period: Period, zone: tzinfo, interval: str) -> datetime:
+    """When ``period`` starts, as an aware UTC datetime."""
+    if interval == "hour":
+        assert isinstance(period, datetime)
+        return period.astimezone(UTC)
+    return datetime.combine(period, time.min, tzinfo=zone).astimezone(UTC)
+
+
+def period_bounds(period: Period, zone: tzinfo, interval: str) -> tuple[datetime, datetime]:
+    """``[start, end)`` of ``period`` in UTC."""
+    return (
+        period_start(period, zone, interval),
+        period_start(next_period(period, interval), zone, interval),
+    )
+
+
+def periods_between(zone: tzinfo, start: datetime, end: datetime, interval: str) -> list[Period]:
+    """Every period touching ``[start, end)``, in order."""
+    if start >= end:
+        return []
+    first = period_of(start, zone, interval)
+    last = period_of(end - _MS, zone, interval)
+    periods = [first]
+    while periods[-1] < last:
+        periods.append(next_period(periods[-1], interval))
+    return periods
+
+
+def period_label(period: Period | None, zone: tzinfo | None = None) -> str | None:
+    """``2024-05-01`` for days, weeks and months; ``2024-05-01T14:00+02:00`` for hours."""
+    if period is None:
+        return None
+    if isinstance(period, datetime):
+        return period.astimezone(zone or UTC).isoformat(timespec="minutes")
+    return period.isoformat()
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a cell adds up to: mentions, engagement (interactions) and reach (followers)."""
+
+    mentions: int = 0
+    engagement: int = 0
+    reach: int = 0
+    reach_known: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Counts)))
+
+    def measure(self, by: str) -> int:
+        """The figure share of voice divides: ``mentions``, ``engagement`` or ``reach``."""
+        if by not in ("mentions", "engagement", "reach"):
+            raise ValueError(f"unknown measure {by!r}; use mentions, engagement or reach")
+        return int(getattr(self, by))
+
+
+CellTable = dict[Period | None, dict[str, Counts]]
+
+_CELL_METRICS = {
+    "engagement": {"sum": {"field": "engagement.total"}},
+    "reach": {"sum": {"field": "author.followers"}},
+    "reach_known": {"value_count": {"field": "author.followers"}},
+}
+
+
+def _cells_agg(cells: Mapping[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A ``filters`` aggregation over the cells (keys made safe) and the key → cell name map."""
+    keys = {f"c{index}": name for index, name in enumerate(cells)}
+    aggregation = {
+        "filters": {"filters": {key: cells[name] for key, name in keys.items()}},
+        "aggs": _CELL_METRICS,
+    }
+    return aggregation, keys
+
+
+def _counts(bucket: dict[str, Any]) -> Counts:
+    """Counts from a bucket carrying the ``_CELL_METRICS`` sub-aggregations."""
+    return Counts(
+        mentions=int(bucket.get("doc_count") or 0),
+        engagement=round((bucket.get("engagement") or {}).get("value") or 0),
+        reach=round((bucket.get("reach") or {}).get("value") or 0),
+        reach_known=int((bucket.get("reach_known") or {}).get("value") or 0),
+    )
+
+
+def _read_cells(aggregation: dict[str, Any] | None, keys: dict[str, str]) -> dict[str, Counts]:
+    if not aggregation:
+        return {}
+    return {
+        keys[key]: _counts(bucket)
+        for key, bucket in aggregation.get("buckets", {}).items()
+        if key in keys
+    }
+
+
+def _search(client: Elasticsearch, alias: str, **body: Any) -> dict[str, Any]:
+    response = client.search(
+        index=alias, size=0, ignore_unavailable=True, allow_no_indices=True, **body
+    )
+    return dict(response.body)
+
+
+def resolve_open_range(
+    client: Elasticsearch,
+    alias: str,
+    query: dict[str, Any],
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    since_given: bool,
+) -> tuple[datetime | None, datetime | None]:
+    """Fill a missing ``start``/``end`` from the first/last matching mention.
+
+    With ``since`` given and no ``until``, the range ends now. Returns
+    ``(None, None)`` when nothing is stored and a bound stays unknown.
+    """
+    if start is not None and end is not None:
+        return start, end
+    first, last = _data_range(client, alias, query)
+    start = start or first
+    end = end or (last + _MS if last else None)
+    if start is not None and end is None and since_given:
+        end = max(datetime.now(UTC), start + _MS)
+    if start is None or end is None or start >= end:
+        return None, None
+    return start, end
+
+
+def count_cells(
+    client: Elasticsearch,
+    alias: str,
+    filters: list[dict[str, Any]],
+    cells: Mapping[str, dict[str, Any]],
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    zone: tzinfo = UTC,
+    interval: str | None = None,
+    since_given: bool = False,
+) -> CellTable:
+    """Counts per cell, overall (key ``None``) or per period, zero-filled.
+
+    ``filters`` restrict every cell (brand set, source filters, duplicates);
+    ``start``/``end`` bound the range (``end`` exclusive). With an interval and
+    an open range, the range runs from the first to the last matching mention
+    (to now when only ``start`` is given, see :func:`resolve_open_range`); an
+    empty result then means nothing matched.
+    """
+    check_interval(interval)
+    aggregation, keys = _cells_agg(cells)
+    empty = {name: Counts() for name in cells}
+    if interval is None:
+        query = {"bool": {"filter": [*filters, *_time_filter(start, end)]}}
+        response = _search(client, alias, query=query, aggs={"cells": aggregation})
+        found = _read_cells(response.get("aggregations", {}).get("cells"), keys)
+        return {None: {**empty, **found}}
+
+    start, end = resolve_open_range(
+        client, alias, {"bool": {"filter": filters}}, start, end, since_given=since_given
+    )
+    if start is None or end is None:
+        return {}
+    table: CellTable = {
+        period: dict(empty) for period in periods_between(zone, start, end, interval)
+    }
+    for segment_start, segment_end, offset in _offset_segments(zone, start, end):
+        query = {"bool": {"filter": [*filters, *_time_filter(segment_start, segment_end)]}}
+        histogram = {
+            "date_histogram": {
+                "field": "published_at",
+                "calendar_interval": interval,
+                "time_zone": _es_offset(offset),
+                "min_doc_count": 0,
+                "extended_bounds": {
+                    "min": _millis(segment_start),
+                    "max": _millis(segment_end) - 1,
+                },
+            },
+            "aggs": _CELL_METRICS,
+        }
+        # Cells outside, periods inside: each filter is evaluated once (the other way
+        # round, the embedded engine evaluates every filter again in every period).
+        outer = {"filters": aggregation["filters"], "aggs": {"periods": histogram}}
+        response = _search(client, alias, query=query, aggs={"cells": outer})
+        cells_out = ((response.get("aggregations") or {}).get("cells") or {}).get("buckets") or {}
+        fixed = timezone(offset)
+        for key, cell_bucket in cells_out.items():
+            name = keys.get(key)
+            if name is None:
+                continue
+            for bucket in (cell_bucket.get("periods") or {}).get("buckets") or []:
+                moment = datetime.fromtimestamp(bucket["key"] / 1000, fixed)
+                period: Period = moment.astimezone(UTC) if interval == "hour" else moment.date()
+                row = table.setdefault(period, dict(empty))
+                row[name] = row[name] + _counts(bucket)
+    return dict(sorted(table.items(), key=lambda item: item[0]))  # type: ignore[arg-type,return-value]
