@@ -468,7 +468,7 @@ def plugins_list(output_format: str) -> None:
     from listener.plugin_manager import get_registry
 
     registry = get_registry()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, cls in sorted(registry.sources.items()):
         package = registry.packages.get(name, "?")
         try:
@@ -497,7 +497,11 @@ def plugins_list(output_format: str) -> None:
         click.echo(json.dumps({"sources": rows, "skipped": problems}, indent=2))
         return
     table_rows = [
-        {**row, "options": "\n".join(row["options"]), "hooks": "\n".join(row["hooks"])}
+        {
+            **row,
+            "options": "\n".join(row["options"]),
+            "hooks": "\n".join(row["hooks"]),
+        }
         for row in rows
     ]
     _emit(

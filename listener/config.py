@@ -203,7 +203,7 @@ def _describe_location(data: dict[str, Any], loc: tuple[int | str, ...]) -> str:
     for key in loc:
         if isinstance(key, int):
             label = ""
-            if isinstance(node, list) and key < len(node) and isinstance(node[key], dict):
+            if isinstance(node, list) and key < len(node) and isinstance(node[int(key)], dict):
                 entry = node[key]
                 name = entry.get("name") or entry.get("plugin")
                 if name:
@@ -211,14 +211,10 @@ def _describe_location(data: dict[str, Any], loc: tuple[int | str, ...]) -> str:
             parts[-1:] = [f"{parts[-1] if parts else ''}[{key}]{label}"]
         else:
             parts.append(str(key))
-        node = node[key] if isinstance(node, (dict, list)) and _has(node, key) else None
+        found = isinstance(node, dict) and key in node
+        found = found or (isinstance(node, list) and isinstance(key, int) and key < len(node))
+        node = node[key] if found else None
     return ".".join(parts)
-
-
-def _has(node: dict[str, Any] | list[Any], key: int | str) -> bool:
-    if isinstance(node, dict):
-        return key in node
-    return isinstance(key, int) and key < len(node)
 
 
 def format_validation_error(error: ValidationError, data: dict[str, Any], source: str) -> str:

@@ -232,14 +232,15 @@ class Mention(_Model):
         published_at: datetime,
         canonical_url: str | None = None,
         crawled_at: datetime | None = None,
+        keep_fragment: bool = False,
         **fields: Any,
     ) -> Mention:
-        """Build a Mention, deriving id, canonical URL and domain from the URL."""
-        canonical = (
-            canonicalize_url(canonical_url, keep_fragment=True)
-            if canonical_url
-            else canonicalize_url(url)
-        )
+        """Build a Mention, deriving id, canonical URL and domain from the URL.
+
+        ``keep_fragment``: the canonical URL keeps its ``#fragment`` (for sources
+        giving one item per anchor of a page, such as reviews).
+        """
+        canonical = canonicalize_url(canonical_url or url, keep_fragment=keep_fragment)
         return cls(
             id=mention_id(source, canonical),
             source=source,

@@ -117,8 +117,8 @@ def build_registry() -> Registry:
             continue
         try:
             builtin = importlib.import_module(module_name)
-        except Exception as error:  # reported and skipped like any other broken plugin
-            candidates.append((short, "listener", None, error))
+        except Exception as import_error:  # reported and skipped like any other broken plugin
+            candidates.append((short, "listener", None, import_error))
         else:
             candidates.append((short, "listener", builtin, None))
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
@@ -127,14 +127,14 @@ def build_registry() -> Registry:
         package = entry_point.dist.name if entry_point.dist else "?"
         try:
             module = entry_point.load()
-        except Exception as error:  # a broken third-party plugin must not stop listener
-            candidates.append((entry_point.name, package, None, error))
+        except Exception as load_error:  # a broken third-party plugin must not stop listener
+            candidates.append((entry_point.name, package, None, load_error))
         else:
             candidates.append((entry_point.name, package, module, None))
 
-    for name, package, module, error in candidates:
-        if error is not None or module is None:
-            reason = f"import failed: {type(error).__name__}: {error}"
+    for name, package, module, failure in candidates:
+        if failure is not None or module is None:
+            reason = f"import failed: {type(failure).__name__}: {failure}"
             log.warning("skipping plugin %s: %s", name, reason)
             registry.problems.append(PluginProblem(name, reason))
             continue

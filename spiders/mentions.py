@@ -114,7 +114,7 @@ class MentionsSpider(scrapy.Spider):
             headers=request.headers or None,
             body=request.body,
             priority=request.priority,
-            callback=self._parse,
+            callback=self._parse_source_response,
             errback=self._failed,
             dont_filter=False,
             meta={
@@ -125,7 +125,7 @@ class MentionsSpider(scrapy.Spider):
             },
         )
 
-    def _parse(self, response: ScrapyResponse) -> Iterable[Any]:
+    def _parse_source_response(self, response: ScrapyResponse) -> Iterable[Any]:
         label: str = response.meta["listener_source"]
         state = self.states[label]
         self._inc(f"listener/source/{label}/pages")
@@ -150,9 +150,8 @@ class MentionsSpider(scrapy.Spider):
             self._record_failure(state, f"{type(error).__name__}: {error}", response.url)
             return
         state.consecutive_failures = 0
-        self.crawler.stats.set_value(  # type: ignore[union-attr]
-            f"listener/source/{label}/last_success", response.url
-        )
+        assert self.crawler.stats is not None
+        self.crawler.stats.set_value(f"listener/source/{label}/last_success", response.url)
         for result in results:
             if isinstance(result, Mention):
                 self._inc(f"listener/source/{label}/mentions")
@@ -172,12 +171,13 @@ class MentionsSpider(scrapy.Spider):
         label = request.meta.get("listener_source", "?")
         state = self.states.get(label)
         if failure.check(HttpError):
-            response = failure.value.response
+            response = failure.value.response  # type: ignore[union-attr]
             self._inc(f"listener/source/{label}/pages")
             self._inc(f"listener/source/{label}/status/{response.status}")
             reason = f"HTTP {response.status}"
         else:
-            reason = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+            kind = failure.type.__name__ if failure.type else "Error"
+            reason = f"{kind}: {failure.getErrorMessage()}"
         self._inc(f"listener/source/{label}/fetch_errors")
         self._inc("listener/errors")
         if state is not None:

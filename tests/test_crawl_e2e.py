@@ -267,7 +267,7 @@ base_url = "{server.url}"
         result = listener_cli("crawl", "-c", str(project), env=environment(tmp_path, engine.url))
     assert result.returncode == 0, result.stderr
     assert "good: healthy, 1 mentions, 1 indexed" in result.stderr
-    assert f"broken: broken, 0 mentions, 0 indexed" in result.stderr
+    assert "broken: broken, 0 mentions, 0 indexed" in result.stderr
     assert f"{server.url}/broken.xml" in result.stderr
     assert "hackernews: broken" in result.stderr
     assert "did not return JSON" in result.stderr
@@ -278,7 +278,9 @@ base_url = "{server.url}"
 def test_unknown_plugin_is_a_clear_error(tmp_path: Path) -> None:
     project = tmp_path / "listener.toml"
     project.write_text('[[brands]]\nname = "Acme"\n[[sources]]\nplugin = "friendster"\n')
-    result = listener_cli("crawl", "-c", str(project), env=environment(tmp_path, "http://127.0.0.1:9"))
+    result = listener_cli(
+        "crawl", "-c", str(project), env=environment(tmp_path, "http://127.0.0.1:9")
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("error: ")
     assert "sources[0] (friendster)" in result.stderr
@@ -288,7 +290,9 @@ def test_unknown_plugin_is_a_clear_error(tmp_path: Path) -> None:
 def test_invalid_project_file_is_a_clear_error(tmp_path: Path) -> None:
     project = tmp_path / "listener.toml"
     project.write_text('[[brands]]\nname = "Acme"\nkeyword = ["acme"]\n')
-    result = listener_cli("sov", "-c", str(project), env=environment(tmp_path, "http://127.0.0.1:9"))
+    result = listener_cli(
+        "sov", "-c", str(project), env=environment(tmp_path, "http://127.0.0.1:9")
+    )
     assert result.returncode == 2
     assert f"error: {project}: brands[0] (Acme).keyword: unknown key" in result.stderr
 
@@ -341,7 +345,7 @@ def test_engine_down_mid_crawl_loses_nothing(
     thread.start()
     try:
         extra = (
-            "[[sources]]\nplugin = \"rss\"\nname = \"gate\"\n"
+            '[[sources]]\nplugin = "rss"\nname = "gate"\n'
             f'feeds = ["http://127.0.0.1:{gate.server_address[1]}/gate.xml"]\n'
         )
         project = demo_project(tmp_path / "project", demo_server.url, "outage")

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from listener.plugins import rss
-from listener.plugins.rss import RssOptions, RssSource, html_to_text, read_feed
 from pydantic import ValidationError
 
 from listener import demo_site
 from listener.mention import Mention, SourceKind
+from listener.plugins import rss
+from listener.plugins.rss import RssOptions, RssSource, html_to_text, read_feed
 from listener.source import Request, Response
 
 DATA = Path(__file__).resolve().parent / "data"
