@@ -6,8 +6,8 @@ Runs listener's own enrichment pipeline (``listener.enrichment.pipeline``: the
 small English model's NER behind the language gate) over the human-labelled NER
 sets in ../shared/fixtures/entity_ground_truth, and prints per set and type the
 exact-span precision, recall and F1, twice: for the pipeline as shipped (NER only
-on documents detected as English or undetermined) and for the NER alone on every
-document (what the language gate costs).
+on documents detected as English or undetermined, then ``listener_entity_cleanup``)
+and for the model's NER alone on every document (no language gate, no cleanup).
 
 Then, on the social sets whose labels include companies and products, it checks
 the claim that brand mentions the model misses are still caught by the brand
@@ -275,7 +275,7 @@ def main() -> int:
             f"\n{name}: {len(sentences)} texts, {english / len(sentences):.1%} English or "
             f"undetermined, {len(sentences) / elapsed:.0f} texts/s through the pipeline"
         )
-        print(f"  {'':<9} {'':>5}   {'as shipped (language gate)':<19}|  NER on every text")
+        print(f"  {'':<9} {'':>5}   {'listener as shipped':<19}|  the model's NER alone")
         print(header)
         for label in [t for t in TYPES if t in scored] + [None]:
             n, p1, r1, f1 = as_shipped.row(label)

@@ -293,6 +293,7 @@ def test_pipeline_runs_only_what_the_job_needs(enricher: Enricher) -> None:
     assert nlp.pipe_names == [
         "listener_language",
         "listener_ner",
+        "listener_entity_cleanup",
         "listener_brands",
         "listener_brand_sentiment",
     ]
@@ -370,6 +371,42 @@ def test_two_processes_give_the_same_results(config: ProjectConfig) -> None:
     assert any(m.entities for m in got) and any(m.brands for m in got)
 
 
+@pytest.mark.slow
+def test_two_processes_apply_brand_rules_with_their_metadata() -> None:
+    rules = ProjectConfig.model_validate(
+        {
+            "brands": [
+                {"name": "Shell", "query": '"shell" NEAR/3 (oil OR gas) NOT site:jobs.example'},
+                {"name": "Acme", "query": "acme AND author:alice"},
+            ]
+        }
+    )
+    texts = [
+        ("Shell raised oil output again", "news.example", "bob"),
+        ("Shell raised oil output again", "jobs.example", "bob"),
+        ("Acme shipped a fix", "blog.example", "alice"),
+        ("Acme shipped a fix", "blog.example", "carol"),
+        ("A sea shell on the beach", "news.example", "alice"),
+    ] * 40
+    inputs = [
+        Mention.create(
+            source="test",
+            source_kind="news",
+            url=f"https://{domain}/{i}",
+            text=text,
+            published_at=datetime(2026, 1, 5, tzinfo=UTC),
+            author={"name": author},
+        )
+        for i, (text, domain, author) in enumerate(texts)
+    ]
+    single = Enricher(rules, batch_size=8, plugin_manager=plain_plugin_manager())
+    double = Enricher(rules, batch_size=8, n_process=2, plugin_manager=plain_plugin_manager())
+    expected = [m.brand_names for m in single.enrich(inputs)]
+    got = [m.brand_names for m in double.enrich(iter(inputs))]
+    assert got == expected
+    assert expected[:5] == [["Shell"], [], ["Acme"], [], []]
+
+
 def test_default_scorer_is_the_trained_model(config: ProjectConfig) -> None:
     from listener.enrichment.sentiment import ModelScorer
 
@@ -391,3 +428,62 @@ def test_key_phrases_feed_trending_terms(enricher: Enricher) -> None:
     assert "sao paulo" in phrases  # accent-folded
     assert not {"has", "in", "the"} & set(phrases)  # stop words and short words are left out
     assert len(phrases) == len(set(phrases)) <= 30
+
+
+# -- entity cleanup ------------------------------------------------------------
+
+
+def _doc_with_ents(enricher: Enricher, text: str, ents: list[tuple[str, str]]) -> Doc:
+    """A tokenised Doc whose entities are the given (exact text, label) pairs."""
+    doc = enricher.nlp.make_doc(text)
+    spans = []
+    for ent_text, label in ents:
+        start = text.index(ent_text)
+        span = doc.char_span(start, start + len(ent_text), label=label)
+        assert span is not None, ent_text
+        spans.append(span)
+    doc.set_ents(spans)
+    return doc
+
+
+def test_entity_cleanup_trims_markup_from_entity_ends(enricher: Enricher) -> None:
+    text = "RT @newsdesk : Emile Harmon 's new single ProudOfLouis http://t.co/HdswyedBIO"
+    doc = _doc_with_ents(
+        enricher,
+        text,
+        [
+            ("RT @newsdesk : Emile Harmon 's", "PERSON"),
+            ("ProudOfLouis http://t.co/HdswyedBIO", "ORG"),
+        ],
+    )
+    cleaned = enricher.nlp.get_pipe("listener_entity_cleanup")(doc)
+    assert [(e.text, e.label_) for e in cleaned.ents] == [
+        ("Emile Harmon", "PERSON"),
+        ("ProudOfLouis", "ORG"),
+    ]
+    # Trimmed tokens are outside any entity, not left dangling inside one.
+    assert [t.ent_iob_ for t in cleaned[:3]] == ["O", "O", "O"]
+
+
+def test_entity_cleanup_drops_entities_that_are_only_markup(enricher: Enricher) -> None:
+    text = "RT @AndreaRussett : see https://t.co/YehZxttlQF and Paris"
+    doc = _doc_with_ents(
+        enricher,
+        text,
+        [("RT @AndreaRussett :", "PERSON"), ("https://t.co/YehZxttlQF", "ORG"), ("Paris", "GPE")],
+    )
+    cleaned = enricher.nlp.get_pipe("listener_entity_cleanup")(doc)
+    assert [(e.text, e.label_) for e in cleaned.ents] == [("Paris", "GPE")]
+
+
+def test_enriched_entities_carry_no_retweet_marks_or_links(enricher: Enricher) -> None:
+    result = enrich_one(
+        enricher,
+        "RT @acmefans : Barack Obama 's speech at Acme in Chicago http://t.co/abc123",
+    )
+    texts = [entity.text for entity in result.entities]
+    assert texts, "the model found no entity at all"
+    for entity_text in texts:
+        assert "http" not in entity_text
+        assert not entity_text.startswith(("RT", "@"))
+        assert not entity_text.endswith("'s")

@@ -5,6 +5,7 @@ The pipeline, in order::
     listener_language         py3langid on every document
     ner                       the model's NER, disabled in place ...
     listener_ner              ... and run by this gate on English/undetermined documents only
+    listener_entity_cleanup   trims links, handles, "RT" and possessives from entity ends
     listener_brands           brand keywords and exclusions (every language)
     listener_brand_sentiment  document and per-brand sentiment (English/undetermined)
 
@@ -28,6 +29,7 @@ from spacy.language import Language
 
 # Importing the modules registers the factories.
 from listener.enrichment import brands, language, sentiment
+from listener.enrichment import entities as _entities  # noqa: F401  (registers its factory)
 from listener.enrichment.sentiment import SentimentScorer
 
 #: Tried in order: the official package where installed, then its offline twin.
@@ -124,6 +126,7 @@ def build_pipeline(
             "listener_english_only", name="listener_ner", after="ner", config={"component": "ner"}
         )
         nlp.disable_pipe("ner")
+        nlp.add_pipe("listener_entity_cleanup", after="listener_ner")
     nlp.add_pipe("listener_brands", config={"brands": list(brand_config)})
     component = nlp.add_pipe("listener_brand_sentiment")
     if scorer is not None:
