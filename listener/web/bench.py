@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import os
 import signal
 import statistics
@@ -44,6 +45,9 @@ def _cases(client: httpx.Client) -> list[tuple[str, str, dict[str, Any]]]:
     if not first or not last:
         raise SystemExit("the project has no stored mentions; crawl (or run listener demo) first")
     scope = {"since": first[:10], "until": last[:10], "tz": "UTC"}
+    # The data's own last week (the demo data is dated; "7d" from today may hold nothing).
+    end = datetime.date.fromisoformat(last[:10]) + datetime.timedelta(days=1)
+    week_start, week_end = (end - datetime.timedelta(days=7)).isoformat(), end.isoformat()
     page = client.get("/api/mentions", params={"size": 25}).json()
     word = next(
         (w for m in page["mentions"] for w in (m["title"] or "").split() if len(w) > 5), "the"
@@ -65,7 +69,7 @@ def _cases(client: httpx.Client) -> list[tuple[str, str, dict[str, Any]]]:
         ("earned media + top 5", "/api/earned-media", {**scope, "top": 5}),
         ("top authors", "/api/top/authors", {**scope, "limit": 8}),
         ("top domains", "/api/top/domains", {**scope, "limit": 8}),
-        ("trending (last 7 days)", "/api/trending", {"since": "7d", "until": last[:10]}),
+        ("trending (last 7 days)", "/api/trending", {"since": week_start, "until": week_end}),
         ("spikes per day, explained", "/api/spikes", {**scope, "interval": "day"}),
         ("source health", "/api/sources/health", {}),
     ]
