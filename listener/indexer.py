@@ -15,8 +15,15 @@ Mentions live in monthly indices ``<prefix>-mentions-YYYY.MM`` (by
 ``published_at``, UTC) read through the alias ``<prefix>-mentions``. When a
 re-crawl moves a mention's ``published_at`` into another month, the indexer
 deletes the copy left in the old month's index after the new one is accepted,
-so the alias never returns the mention twice. This costs one real-time
-multi-get per batch (each id in each other monthly index).
+so the alias never returns the mention twice. Where each mention lives is
+kept in a small lookup index, ``<prefix>-mention-locations`` (mention id →
+the monthly indices that may hold a copy): one real-time multi-get of the
+batch's ids there finds the old copies, whatever the number of months kept.
+New and moved mentions get their lookup entry in the same bulk request as the
+mention itself, written *before* it and naming the old and the new index, so
+a crash at any point leaves the lookup naming every copy; once the old copy is
+deleted the entry is narrowed to the new index. The lookup is filled from the
+alias the first time an indexer meets a project with mentions but no lookup.
 """
 
 from __future__ import annotations
@@ -34,8 +41,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
-from elasticsearch.helpers import streaming_bulk
+from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch.helpers import scan, streaming_bulk
 from pydantic import ValidationError
 
 from listener.config import ProjectConfig
@@ -46,6 +53,12 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_PACKAGE = "listener.index_templates"
 DEAD_LETTER_FILE = "dead-letter.ndjson"
+#: The lookup document whose presence says the lookup holds every stored mention.
+_LOCATIONS_COMPLETE = "_complete"
+_LOCATIONS_MAPPING: dict[str, Any] = {  # "index": every monthly index that may hold a copy
+    "dynamic": "strict",
+    "properties": {"index": {"type": "keyword"}},
+}
 SPOOL_DIR = "spool"
 
 # Per-document or whole-request statuses worth retrying: the cluster is busy or in trouble,
@@ -90,6 +103,11 @@ def mentions_alias(prefix: str) -> str:
     return f"{prefix}-mentions"
 
 
+def locations_index(prefix: str) -> str:
+    """The lookup index recording which monthly index holds each mention id."""
+    return f"{prefix}-mention-locations"
+
+
 def load_templates(prefix: str) -> dict[str, dict[str, Any]]:
     """The index templates shipped in ``listener.index_templates``, by name, for ``prefix``."""
     templates: dict[str, dict[str, Any]] = {}
@@ -131,6 +149,11 @@ class Indexer:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self._templates_installed = False
+        self._locations_ready = False
+        # The batch being delivered: old indices of its new or moved mentions (see _deliver),
+        # and the ids whose lookup entry the cluster did not accept with the batch.
+        self._batch_stale: dict[str, list[str]] = {}
+        self._unrecorded: set[str] = set()
 
     # -- locations ---------------------------------------------------------
 
@@ -308,6 +331,12 @@ class Indexer:
                 max_retries=0,  # retries happen in _deliver, for connection errors too
             ):
                 item = next(iter(info.values()))
+                if item.get("_index") == self.locations:  # the lookup entry sent with a mention
+                    if success:
+                        self._unrecorded.discard(str(item.get("_id")))
+                    else:
+                        self._unrecorded.add(str(item.get("_id")))
+                    continue
                 queue = waiting.get(str(item.get("_id")))
                 if not queue:
                     continue
@@ -328,6 +357,10 @@ class Indexer:
 
     def _actions(self, mentions: Iterable[Mention]) -> Iterator[dict[str, Any]]:
         for mention in mentions:
+            old = self._batch_stale.get(mention.id)
+            if old is not None:  # new or moved: record every index that may hold it, first
+                where = sorted({*old, self.index_name_for(mention)})
+                yield {"_index": self.locations, "_id": mention.id, "_source": {"index": where}}
             yield {
                 "_op_type": "index",
                 "_index": self.index_name_for(mention),
@@ -335,42 +368,85 @@ class Indexer:
                 "_source": mention.to_document(),
             }
 
-    def _find_other_copies(self, mentions: list[Mention]) -> dict[str, list[str]]:
-        """Indices (by mention id) holding a copy outside the mention's current monthly index.
+    @property
+    def locations(self) -> str:
+        """The lookup index: mention id → the monthly index holding it."""
+        return locations_index(self.prefix)
 
-        A multi-get of each id in each other monthly index: real-time (sees
-        unrefreshed writes) and far cheaper than an ``ids`` search on the
-        embedded engine (measured: 0.05 s against 2.6 s for 500 ids).
+    def _find_other_copies(self, mentions: list[Mention]) -> dict[str, list[str]]:
+        """Mentions whose recorded location is not their monthly index, with where they were.
+
+        One real-time multi-get of the ids in the lookup index, however many
+        months are kept (probing each id in each monthly index made indexing
+        slower with every month of history). An id maps to the old indices to
+        clean up, or to ``[]`` when it is new; ids recorded in their own
+        monthly index only are left out. The ids kept get their lookup entry
+        with the batch (:meth:`_actions`); :meth:`_delete_other_copies`
+        narrows it once the old copies are gone.
         """
-        try:
-            indices = sorted(self.client.indices.get_alias(name=self.alias))
-        except NotFoundError:
-            return {}
+        self._batch_stale = {}
+        self._ensure_locations()
         targets = {m.id: self.index_name_for(m) for m in mentions}
-        probes = [
-            {"_index": index, "_id": mention_id}
-            for mention_id, target in targets.items()
-            for index in indices
-            if index != target
-        ]
-        found: dict[str, list[str]] = defaultdict(list)
-        for start in range(0, len(probes), 5000):
-            response = self.client.mget(docs=probes[start : start + 5000], source=False)
-            for doc in response["docs"]:
-                if doc.get("found"):
-                    found[doc["_id"]].append(doc["_index"])
-        return dict(found)
+        response = self.client.mget(index=self.locations, ids=list(targets))
+        found: dict[str, list[str]] = {}
+        for doc in response["docs"]:
+            recorded = doc.get("_source", {}).get("index", []) if doc.get("found") else []
+            target = targets.get(str(doc.get("_id")))
+            if target is not None and recorded != [target]:
+                found[doc["_id"]] = [index for index in recorded if index != target]
+        self._batch_stale = found
+        self._unrecorded = set()
+        return found
+
+    def _ensure_locations(self) -> None:
+        """Create the lookup index, and fill it from the alias if mentions predate it."""
+        if self._locations_ready:
+            return
+        marker = self.client.options(ignore_status=404).get(
+            index=self.locations, id=_LOCATIONS_COMPLETE, source=False
+        )
+        if not marker.body.get("found"):
+            self.client.options(ignore_status=400).indices.create(  # 400: created meanwhile
+                index=self.locations, mappings=_LOCATIONS_MAPPING
+            )
+            self._backfill_locations()
+        self._locations_ready = True
+
+    def _backfill_locations(self) -> None:
+        """Record the location of every mention already stored (once per project)."""
+        count = 0
+        if self.client.indices.exists_alias(name=self.alias):
+            self.refresh()  # searches see only refreshed writes
+            body = {"query": {"match_all": {}}, "_source": False}
+            hits = scan(self.client, index=self.alias, query=body, size=1000)
+            actions = (
+                {"_index": self.locations, "_id": hit["_id"], "_source": {"index": [hit["_index"]]}}
+                for hit in hits
+            )
+            for success, _ in streaming_bulk(self.client, actions, chunk_size=1000):
+                count += success
+        self.client.index(
+            index=self.locations, id=_LOCATIONS_COMPLETE, document={"index": []}, refresh=False
+        )
+        if count:
+            log.info("recorded where %d stored mention(s) live in %s", count, self.locations)
 
     def _delete_other_copies(self, stale: dict[str, list[str]], indexed: list[Mention]) -> None:
-        """Delete old-month copies of mentions whose new copy was accepted."""
+        """Delete old-month copies of mentions whose new copy was accepted, then say so.
+
+        The lookup entry is narrowed to the new index only after the old copy
+        is gone: if a delete fails, the entry keeps naming the old index and
+        the next write of the mention deletes it.
+        """
+        self._batch_stale = {}
         actions = [
             {"_op_type": "delete", "_index": index, "_id": mention.id}
             for mention in indexed
             for index in stale.get(mention.id, [])
         ]
-        if not actions:
-            return
+        settled = {m.id for m in indexed if m.id in self._unrecorded}
         try:
+            moved = {action["_id"] for action in actions}
             for success, info in streaming_bulk(
                 self.client, actions, raise_on_error=False, raise_on_exception=True
             ):
@@ -379,14 +455,49 @@ class Indexer:
                     log.warning(
                         "could not delete the old copy %s/%s", item.get("_index"), item.get("_id")
                     )
+                    moved.discard(str(item.get("_id")))
+            settled |= moved
         except (TransportError, ApiError) as error:
             log.warning(
-                "could not delete %d old-month copies (%s); they disappear on the next re-index",
+                "could not delete %d old-month copies (%s); they are deleted the next time "
+                "those mentions are indexed",
                 len(actions),
                 _describe(error),
             )
-        else:
+        if actions:
             log.info("moved %d mention(s) to another month's index", len(actions))
+        self._record_locations([m for m in indexed if m.id in settled])
+
+    def _record_locations(self, mentions: list[Mention]) -> None:
+        """Record mentions as living in their monthly index only."""
+        if not mentions:
+            return
+        actions = (
+            {
+                "_index": self.locations,
+                "_id": mention.id,
+                "_source": {"index": [self.index_name_for(mention)]},
+            }
+            for mention in mentions
+        )
+        try:
+            for success, info in streaming_bulk(
+                self.client, actions, raise_on_error=False, raise_on_exception=True
+            ):
+                if not success:
+                    item = next(iter(info.values()))
+                    log.warning(
+                        "could not record the index of mention %s: %s",
+                        item.get("_id"),
+                        _item_reason(item),
+                    )
+        except (TransportError, ApiError) as error:
+            log.warning(
+                "could not record the monthly index of %d mention(s) (%s); a later move of "
+                "one of them to another month may leave its old copy behind",
+                len(mentions),
+                _describe(error),
+            )
 
     # -- files -------------------------------------------------------------
 

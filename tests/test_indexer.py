@@ -312,3 +312,62 @@ def test_a_cluster_that_stays_busy_gets_the_batch_spooled(
     assert proxy.bulk_requests == 3  # first attempt and max_retries=2 retries
     assert len(indexer.spooled_files()) == 1
     assert not indexer.dead_letter_path.exists()
+
+
+def test_a_mention_moved_twice_across_far_months_is_stored_once(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    indexer = Indexer(client, project)
+    # Many months of history, so a move has plenty of other indices to hide in.
+    indexer.index(
+        [make_mention(datetime(2022 + n // 12, n % 12 + 1, 3, tzinfo=UTC)) for n in range(24)]
+    )
+    mention = make_mention(JAN)
+    indexer.index([mention])
+    for when in (datetime(2022, 5, 1, tzinfo=UTC), datetime(2023, 12, 31, tzinfo=UTC)):
+        moved = mention.model_copy(update={"published_at": when})
+        assert indexer.index([moved]).indexed == 1
+    indexer.refresh()
+    hits = client.search(index=indexer.alias, query={"ids": {"values": [mention.id]}})["hits"]
+    assert [hit["_index"] for hit in hits["hits"]] == [indexer.index_name_for(moved)]
+    assert _count(client, project) == 25
+
+
+def test_mentions_stored_before_the_location_lookup_are_found(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    """A project indexed by an older listener (no lookup yet) gets its lookup filled once."""
+    old = make_mention(JAN)
+    earlier = Indexer(client, project)
+    earlier.index([old])
+    client.indices.delete(index=earlier.locations)  # as if written before the lookup existed
+    moved = old.model_copy(update={"published_at": datetime(2024, 6, 1, tzinfo=UTC)})
+    later = Indexer(client, project)
+    assert later.index([moved]).indexed == 1
+    later.refresh()
+    hits = client.search(index=later.alias, query={"ids": {"values": [old.id]}})["hits"]
+    assert [hit["_index"] for hit in hits["hits"]] == [later.index_name_for(moved)]
+    recorded = client.get(index=later.locations, id=old.id)["_source"]
+    assert recorded == {"index": [later.index_name_for(moved)]}
+
+
+def test_a_refused_move_keeps_the_old_copy_findable(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    """The lookup names the old and the new index until the old copy is really gone."""
+    indexer = Indexer(client, project)
+    mention = make_mention(JAN)
+    indexer.index([mention])
+    feb = datetime(2024, 2, 2, tzinfo=UTC)
+    refused = SmuggledMention(**{**mention.model_dump(), "published_at": feb})
+    assert indexer.index([refused]).rejected == 1
+    recorded = client.get(index=indexer.locations, id=mention.id)["_source"]["index"]
+    assert recorded == sorted([indexer.index_name_for(mention), indexer.index_name_for(refused)])
+    moved = mention.model_copy(update={"published_at": feb})
+    assert indexer.index([moved]).indexed == 1
+    indexer.refresh()
+    hits = client.search(index=indexer.alias, query={"ids": {"values": [mention.id]}})["hits"]
+    assert [hit["_index"] for hit in hits["hits"]] == [indexer.index_name_for(moved)]
+    assert client.get(index=indexer.locations, id=mention.id)["_source"]["index"] == [
+        indexer.index_name_for(moved)
+    ]

@@ -1,0 +1,169 @@
+"""Indexing speed as history grows: the Indexer against raw ``helpers.bulk`` of the same documents.
+
+For each history length (default 1 and 24 monthly indices) two index prefixes
+in one fresh embedded engine get the same history (``--history`` mentions
+spread over the months, written by the Indexer so its id lookup is filled).
+Then ``--new`` fresh mentions of the current month are written to one prefix
+by :meth:`Indexer.index` (in batches of ``--batch``, the crawl's batch size)
+and to the other by ``helpers.bulk`` (same batches, no cross-month check),
+taking turns batch by batch. Prints docs per second of wall time and per CPU
+second (this process and the engine), for both, and the ratios (medians over
+``--rounds``). The Indexer also keeps a re-crawled mention whose date moved to
+another month from being stored twice; raw bulk does not, which is the work
+being priced here.
+
+Usage::
+
+    python bench/index_history.py [--months 1 24] [--history 3000] [--new 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+from listener.config import ProjectConfig, parse_project
+from listener.engine import EmbeddedEngine
+from listener.indexer import Indexer
+from listener.mention import Mention
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+TEXT = (
+    "Post {n}: the new Acme phone is great, battery lasts two days and the camera beats "
+    "last year's model #acme"
+)
+
+
+def mentions(tag: str, count: int, months: int) -> list[Mention]:
+    """``count`` mentions spread evenly over the last ``months`` months."""
+    return [
+        Mention.create(
+            source="bench",
+            source_kind="social",
+            url=f"https://social.example/{tag}/{n}",
+            text=TEXT.format(n=n),
+            published_at=NOW - timedelta(days=31 * (n % months), minutes=n),
+        )
+        for n in range(count)
+    ]
+
+
+def project(url: str, folder: Path, prefix: str) -> ProjectConfig:
+    data = {"elasticsearch": {"url": url, "index_prefix": prefix}, "brands": [{"name": "Acme"}]}
+    return parse_project(data, folder / "listener.toml")
+
+
+def actions(indexer: Indexer, batch: list[Mention]) -> Iterator[dict[str, Any]]:
+    for mention in batch:
+        yield {
+            "_op_type": "index",
+            "_index": indexer.index_name_for(mention),
+            "_id": mention.id,
+            "_source": mention.to_document(),
+        }
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time used so far by this process and the engine process (Linux /proc)."""
+    total = time.process_time()
+    if pid is not None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return total
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def interleaved(
+    client: Elasticsearch,
+    listener: Indexer,
+    raw: Indexer,
+    docs: list[Mention],
+    batch: int,
+    engine_pid: int | None,
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (client + engine) of raw bulk and of the Indexer.
+
+    They take turns batch by batch so both see the same machine load; the
+    CPU figures are the steadier ones on a busy machine.
+    """
+    raw_cost, listener_cost = [0.0, 0.0], [0.0, 0.0]
+    for number, start in enumerate(range(0, len(docs), batch)):
+        chunk = docs[start : start + batch]
+        for turn in (0, 1) if number % 2 else (1, 0):
+            started, cpu = time.perf_counter(), cpu_seconds(engine_pid)
+            if turn:
+                helpers.bulk(client, actions(raw, chunk), chunk_size=500)
+                cost = raw_cost
+            else:
+                result = listener.index(chunk)
+                assert result.indexed == len(chunk), result
+                cost = listener_cost
+            cost[0] += time.perf_counter() - started
+            cost[1] += cpu_seconds(engine_pid) - cpu
+    return raw_cost, listener_cost
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--months", type=int, nargs="+", default=[1, 24])
+    parser.add_argument("--history", type=int, default=3000, help="mentions already stored")
+    parser.add_argument("--new", type=int, default=3000, help="mentions written per round")
+    parser.add_argument("--batch", type=int, default=64, help="mentions per Indexer.index call")
+    parser.add_argument("--rounds", type=int, default=3)
+    arguments = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="listener-bench-index-") as scratch:
+        folder = Path(scratch)
+        with EmbeddedEngine(folder / "engine") as engine:
+            client = Elasticsearch(engine.url, request_timeout=120)
+            for months in arguments.months:
+                listener = Indexer(client, project(engine.url, folder, f"i{months}"))
+                raw = Indexer(client, project(engine.url, folder, f"r{months}"))
+                history = mentions(f"history{months}", arguments.history, months)
+                for indexer in (listener, raw):
+                    indexer.index(history)
+                    indexer.refresh()
+                raw_costs, listener_costs = [], []
+                for round_ in range(arguments.rounds):
+                    fresh = mentions(f"new{months}-{round_}", arguments.new, 1)
+                    raw_cost, listener_cost = interleaved(
+                        client, listener, raw, fresh, arguments.batch, engine._pid
+                    )
+                    raw_costs.append(raw_cost)
+                    listener_costs.append(listener_cost)
+                indices = len(client.indices.get_alias(name=listener.alias))
+                raw_rate, listener_rate = (
+                    [arguments.new / statistics.median(c[k] for c in costs) for k in (0, 1)]
+                    for costs in (raw_costs, listener_costs)
+                )
+                rows.append((months, indices, raw_rate, listener_rate))
+            client.close()
+    print(
+        f"{arguments.history} mentions of history, {arguments.new} new per round in batches of "
+        f"{arguments.batch}, median of {arguments.rounds} rounds; {os.cpu_count()} cores"
+    )
+    print(
+        f"{'months':>7}{'indices':>9}{'raw bulk/s':>12}{'Indexer/s':>11}{'ratio':>8}"
+        f"{'raw/cpu-s':>11}{'Indexer/cpu-s':>15}{'ratio':>8}"
+    )
+    for months, indices, raw_rate, listener_rate in rows:
+        print(
+            f"{months:>7}{indices:>9}{raw_rate[0]:>12.0f}{listener_rate[0]:>11.0f}"
+            f"{listener_rate[0] / raw_rate[0]:>7.2f}x"
+            f"{raw_rate[1]:>11.0f}{listener_rate[1]:>15.0f}{listener_rate[1] / raw_rate[1]:>7.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
