@@ -9,6 +9,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Any
 
 import pluggy
 from pydantic import ValidationError
@@ -94,13 +95,50 @@ def _check_source(cls: object, plugin: str) -> type[Source]:
             raise PluginError(
                 f"plugin {plugin}: source {cls.__qualname__} does not set {attribute!r}"
             )
-    if cls.api_version != HOOK_API_VERSION:
+    declared = getattr(cls, "api_version", None)
+    if declared is None:
+        raise PluginError(
+            f"plugin {plugin}: source {cls.name!r} ({cls.__module__}.{cls.__qualname__}) does not "
+            "declare the listener source contract version it was written for; add "
+            f"`api_version = {HOOK_API_VERSION}` to the class (listener.source.HOOK_API_VERSION "
+            "of the listener you tested it with)"
+        )
+    if declared != HOOK_API_VERSION:
         raise PluginError(
             f"plugin {plugin}: source {cls.name!r} was written for listener source API "
-            f"version {cls.api_version}, but this listener implements version {HOOK_API_VERSION}; "
+            f"version {declared}, but this listener implements version {HOOK_API_VERSION}; "
             "upgrade the plugin (or listener)"
         )
     return cls
+
+
+def _unmarked_hooks(manager: pluggy.PluginManager, plugin_name: str, plugin: object) -> list[str]:
+    """``listener_*`` attributes of a plugin that pluggy will never call, with the reason.
+
+    pluggy only sees functions marked with ``@hookimpl`` (and ``check_pending``
+    only checks those), so an undecorated ``listener_prepare_nlp`` or a
+    misspelt undecorated hook would be ignored without a word.
+    """
+    known = {name for name in vars(hookspecs) if name.startswith("listener_")}
+    implemented = {caller.name for caller in manager.get_hookcallers(plugin) or []}
+    problems = []
+    for attribute in sorted(vars(plugin) if isinstance(plugin, ModuleType) else dir(plugin)):
+        if not attribute.startswith("listener_") or attribute in implemented:
+            continue
+        value = getattr(plugin, attribute, None)
+        if isinstance(value, ModuleType):
+            continue  # a package named listener_… imported by the plugin
+        if attribute in known:
+            problems.append(
+                f"{attribute} is not decorated with @listener.hookimpl, so it would never be "
+                "called; add the decorator"
+            )
+        else:
+            problems.append(
+                f"{attribute} is not a listener hook (known: {', '.join(sorted(known))}); "
+                "hook names must match listener.hookspecs exactly"
+            )
+    return [f"plugin {plugin_name!r}: {problem}" for problem in problems]
 
 
 def build_registry() -> Registry:
@@ -151,16 +189,29 @@ def build_registry() -> Registry:
         manager.check_pending()
     except pluggy.PluginValidationError as error:
         raise PluginError(
-            f"plugin {error.plugin!r} implements a hook listener does not define "
-            f"({error}); hook names must match listener.hookspecs exactly"
+            f"plugin {manager.get_name(error.plugin)!r} implements a hook listener does not "
+            f"define ({error}); hook names must match listener.hookspecs exactly"
         ) from None
+    unmarked = [
+        problem
+        for plugin_name, plugin in manager.list_name_plugin()
+        for problem in _unmarked_hooks(manager, plugin_name, plugin)
+    ]
+    if unmarked:
+        raise PluginError("; ".join(unmarked))
 
+    # Only @hookimpl-marked implementations count (the pluggy way), one plugin at a time
+    # so that a failing plugin is reported by name and the others go on.
+    implementations = {
+        impl.plugin_name: impl.function
+        for impl in manager.hook.listener_register_sources.get_hookimpls()
+    }
     for plugin_name, plugin in manager.list_name_plugin():
-        implementation = getattr(plugin, "listener_register_sources", None)
+        implementation = implementations.get(plugin_name)
         if implementation is None:
             continue
         try:
-            classes = implementation()
+            classes: Any = implementation()
             checked = [_check_source(cls, plugin_name) for cls in classes or []]
         except Exception as error:
             reason = (

@@ -86,13 +86,13 @@ Adapt the URL, the options and ``parse`` to the API you are adding.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
 from listener import hookimpl
 from listener.mention import Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
+from listener.sourcekit import parse_time, search_terms, to_count
 
 
 class {cls}Options(SourceOptions):
@@ -101,25 +101,23 @@ class {cls}Options(SourceOptions):
     base_url: str = "https://api.example.com"
 
 
-class {cls}Source(Source):
+class {cls}Source(Source[{cls}Options]):
     """Searches the {name} API for each brand keyword."""
 
     name = "{name}"
     kind = SourceKind.SOCIAL
-    Options = {cls}Options
-    api_version = {api_version}
+    api_version = {api_version}  # the listener source contract this was written for
     download_delay = 1.0
     concurrency = 2
     example_options = {{"base_url": "{{base_url}}"}}
     fixtures_dir = Path(__file__).parent / "fixtures"
 
     def search_url(self, term: str, page: int = 1) -> str:
-        assert isinstance(self.options, {cls}Options)
         base = self.options.base_url.rstrip("/")
         return f"{{base}}/api/search?{{urlencode({{'q': term, 'page': page}})}}"
 
     def start_requests(self) -> Iterable[Request]:
-        for term in sorted({{query.term.lstrip("#@") for query in self.queries()}}):
+        for term in search_terms(self.brands):
             yield Request(self.search_url(term), meta={{"term": term, "page": 1}})
 
     def parse(self, response: Response) -> Iterable[Mention | Request]:
@@ -129,7 +127,9 @@ class {cls}Source(Source):
         term = response.meta["term"]
         newer_than = self.newer_than(term)
         for item in data["results"]:
-            published = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00"))
+            published = parse_time(item.get("created_at"))
+            if published is None:
+                raise ValueError(f"{{response.url}}: item {{item.get('id')!r}} has no created_at")
             if newer_than is not None and published <= newer_than:
                 return  # newest first: everything after this was seen by an earlier run
             self.checkpoint.advance(term, published)
@@ -141,10 +141,11 @@ class {cls}Source(Source):
                 text=item.get("text") or "",
                 published_at=published,
                 author=Author(name=author.get("name"), handle=author.get("handle")),
-                engagement=Engagement(likes=item.get("likes"), comments=item.get("replies")),
+                engagement=Engagement(
+                    likes=to_count(item.get("likes")), comments=to_count(item.get("replies"))
+                ),
             )
         page = response.meta["page"]
-        assert isinstance(self.options, {cls}Options)
         if data.get("next_page") and page < self.options.max_pages:
             yield Request(
                 self.search_url(term, page + 1), meta={{"term": term, "page": page + 1}}

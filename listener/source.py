@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -141,17 +141,26 @@ class Checkpoint:
         temporary.replace(self.path)
 
 
-class Source:
-    """Base class for sources. Set ``name``, ``kind`` and ``Options``; implement the two methods.
+OptionsT = TypeVar("OptionsT", bound=SourceOptions)
 
-    An instance is created per ``[[sources]]`` entry and per crawl, with the
-    validated options and the project's brands.
+
+class Source(Generic[OptionsT]):
+    """Base class for sources, generic over the options model; implement the two methods.
+
+    ``class ShoutboxSource(Source[ShoutboxOptions])`` makes ``Options`` that
+    model and types ``self.options`` as it, so no ``isinstance`` is needed. Set
+    ``name``, ``kind`` and ``api_version``. An instance is created per
+    ``[[sources]]`` entry and per crawl, with the validated options and the
+    project's brands.
     """
 
     name: ClassVar[str]
     kind: ClassVar[SourceKind]
+    #: The options model; set from ``Source[Model]`` (or explicitly, a subclass of it).
     Options: ClassVar[type[SourceOptions]] = SourceOptions
-    api_version: ClassVar[int] = HOOK_API_VERSION
+    #: The contract version the source was written for. Required: a third-party
+    #: source that does not set it is refused when it is loaded.
+    api_version: ClassVar[int]
     #: Polite defaults the spider applies to this source's requests.
     download_delay: ClassVar[float] = 0.0
     concurrency: ClassVar[int] = 4
@@ -171,8 +180,31 @@ class Source:
     #: A recorded site (``routes.json`` and files) the contract checks replay.
     fixtures_dir: ClassVar[Path | None] = None
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        self.options = options
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            origin = get_origin(base)
+            if not (isinstance(origin, type) and issubclass(origin, Source)):
+                continue
+            (model, *_) = get_args(base) or (None,)
+            if not (isinstance(model, type) and issubclass(model, SourceOptions)):
+                continue  # Source[SomeTypeVar]: a generic intermediate class
+            declared = cls.__dict__.get("Options")
+            if declared is None:
+                cls.Options = model
+            elif not (isinstance(declared, type) and issubclass(declared, model)):
+                raise TypeError(
+                    f"{cls.__qualname__}: Options = {getattr(declared, '__name__', declared)} "
+                    f"is not the {model.__name__} named in Source[{model.__name__}]"
+                )
+
+    def __init__(self, options: OptionsT, brands: list[BrandConfig]) -> None:
+        if not isinstance(options, self.Options):
+            raise TypeError(
+                f"the {getattr(self, 'name', type(self).__name__)} source needs "
+                f"{self.Options.__name__}, got {type(options).__name__}"
+            )
+        self.options: OptionsT = options
         self.brands = brands
         #: Remembered between runs; replaced by the spider with one stored under LISTENER_HOME.
         self.checkpoint = Checkpoint()

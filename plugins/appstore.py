@@ -27,9 +27,8 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
@@ -37,6 +36,7 @@ from listener.config import BrandConfig
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, Rating, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
+from listener.sourcekit import http_url, parse_time, to_float, to_int
 
 log = logging.getLogger(__name__)
 
@@ -106,27 +106,6 @@ def _label(node: object) -> str | None:
     return None
 
 
-def _int(node: object) -> int | None:
-    text = _label(node)
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def _time(node: object) -> datetime | None:
-    text = _label(node)
-    if text is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # never seen: the feed gives offsets
-    return parsed.astimezone(UTC)
-
-
 def _content(node: object) -> str:
     """The review text: the plain-text content when several are given."""
     nodes = node if isinstance(node, list) else [node]
@@ -142,21 +121,10 @@ def _content(node: object) -> str:
 
 
 def _rating(node: object) -> Rating | None:
-    text = _label(node)
-    try:
-        stars = float(text) if text is not None else None
-    except ValueError:
-        return None
+    stars = to_float(_label(node))
     if stars is None or not 1 <= stars <= 5:
         return None
     return Rating.from_raw(stars, scale_max=5, scale_min=1)
-
-
-def _http_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    return value if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def entries_of(feed: Mapping[str, Any]) -> list[Any]:
@@ -176,7 +144,7 @@ def entry_to_mention(
     review = _label(entry.get("id"))
     if review is None:
         return "without an id"
-    published = _time(entry.get("updated"))
+    published = parse_time(_label(entry.get("updated")))
     if published is None:
         return "without a date"
     title = _label(entry.get("title"))
@@ -189,7 +157,7 @@ def entry_to_mention(
     extra: dict[str, Any] = {}
     if "country" in Mention.model_fields:
         extra["country"] = country.upper()
-    votes = _int(entry.get("im:voteSum"))
+    votes = to_int(_label(entry.get("im:voteSum")))
     return Mention.create(
         source=source,
         source_kind=SourceKind.REVIEW,
@@ -198,7 +166,7 @@ def entry_to_mention(
         title=title,
         text=text,
         published_at=published,
-        author=Author(name=_label(author.get("name")), url=_http_url(_label(author.get("uri")))),
+        author=Author(name=_label(author.get("name")), url=http_url(_label(author.get("uri")))),
         engagement=Engagement(likes=votes if votes is not None and votes >= 0 else None),
         rating=_rating(entry.get("im:rating")),
         thread_id=app,
@@ -217,25 +185,20 @@ def _last_page(feed: Mapping[str, Any]) -> int | None:
     return None
 
 
-class AppStoreSource(Source):
+class AppStoreSource(Source[AppStoreOptions]):
     """Reads the App Store's customer reviews of listed apps, newest first."""
 
     name = "appstore"
     kind = SourceKind.REVIEW
-    Options = AppStoreOptions
+    api_version = 1
     # Apple publishes no limit for these feeds; its iTunes Search API asks for
     # about 20 calls a minute, which this follows: one request every 3 seconds.
     download_delay = 3.0
     concurrency = 1
     example_options = {"base_url": "{base_url}", "apps": ["1500000001"], "countries": ["us"]}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, AppStoreOptions):
-            raise TypeError(
-                f"the appstore source needs AppStoreOptions, got {type(options).__name__}"
-            )
+    def __init__(self, options: AppStoreOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: AppStoreOptions = options
         #: Entries left out so far, by reason.
         self.skipped: Counter[str] = Counter()
 
@@ -247,12 +210,12 @@ class AppStoreSource(Source):
     def feed_url(self, app: str, country: str, page: int = 1) -> str:
         """The URL of one page of an app's reviews in one storefront."""
         path = FEED_PATH.format(country=country, page=page, app=app)
-        return f"{self.settings.base_url.rstrip('/')}{path}"
+        return f"{self.options.base_url.rstrip('/')}{path}"
 
     def start_requests(self) -> Iterable[Request]:
         """The first page of every app in every storefront."""
-        for app in self.settings.apps:
-            for country in self.settings.countries:
+        for app in self.options.apps:
+            for country in self.options.countries:
                 yield Request(
                     url=self.feed_url(app, country),
                     headers={"Accept": "application/json"},

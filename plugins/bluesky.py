@@ -31,21 +31,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from pydantic import Field, model_validator
 
 from listener.config import BrandConfig
-from listener.errors import ConfigError
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
-from listener.plugins.hackernews import search_terms
 from listener.source import Request, Response, Source, SourceOptions
+from listener.sourcekit import parse_time, search_terms, secret_from_env, to_count
 
 log = logging.getLogger(__name__)
 
@@ -96,40 +94,10 @@ class BlueskyOptions(SourceOptions):
         return self
 
 
-def _secret(option: str, variable: str | None) -> str | None:
-    if variable is None:
-        return None
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        raise ConfigError(
-            f"bluesky: option {option} names the environment variable {variable}, "
-            f"which is not set or empty; export {variable} or remove {option}"
-        )
-    return value
-
-
-def _count(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value if value >= 0 else None
-
-
 def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     """``data[key]`` when it is a JSON object, else an empty one."""
     value = data.get(key)
     return value if isinstance(value, dict) else {}
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _segment(value: str) -> str:
@@ -181,8 +149,8 @@ def post_to_mention(post: Mapping[str, Any], source: str = "bluesky") -> Mention
     record = post.get("record")
     if not isinstance(record, dict):
         return "without a record"
-    created = _time(record.get("createdAt"))
-    indexed = _time(post.get("indexedAt"))
+    created = parse_time(record.get("createdAt"))
+    indexed = parse_time(post.get("indexedAt"))
     published = min(created, indexed) if created and indexed else created or indexed
     if published is None:
         return "without a date"
@@ -201,13 +169,13 @@ def post_to_mention(post: Mapping[str, Any], source: str = "bluesky") -> Mention
         name=display.strip() if isinstance(display, str) and display.strip() else handle,
         handle=handle,
         url=f"{WEB_URL}/profile/{_segment(handle or did)}",
-        followers=_count(author_data.get("followersCount")),
+        followers=to_count(author_data.get("followersCount")),
     )
-    reposts = _count(post.get("repostCount"))
-    quotes = _count(post.get("quoteCount"))
+    reposts = to_count(post.get("repostCount"))
+    quotes = to_count(post.get("quoteCount"))
     engagement = Engagement(
-        likes=_count(post.get("likeCount")),
-        comments=_count(post.get("replyCount")),
+        likes=to_count(post.get("likeCount")),
+        comments=to_count(post.get("replyCount")),
         shares=None if reposts is None and quotes is None else (reposts or 0) + (quotes or 0),
     )
     reply = _object(record, "reply")
@@ -226,28 +194,23 @@ def post_to_mention(post: Mapping[str, Any], source: str = "bluesky") -> Mention
     )
 
 
-class BlueskySource(Source):
+class BlueskySource(Source[BlueskyOptions]):
     """Searches Bluesky posts through the AppView's searchPosts."""
 
     name = "bluesky"
     kind = SourceKind.SOCIAL
-    Options = BlueskyOptions
+    api_version = 1
     # The AppView allows 3000 requests per 5 minutes per address (RateLimit-Policy
     # 3000;w=300); logging in is limited to 30 per 5 minutes and is done once a crawl.
     download_delay = 0.1
     concurrency = 2
     example_options = {"base_url": "{base_url}", "limit": 3}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, BlueskyOptions):
-            raise TypeError(
-                f"the bluesky source needs BlueskyOptions, got {type(options).__name__}"
-            )
+    def __init__(self, options: BlueskyOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: BlueskyOptions = options
-        self._identifier = _secret("identifier_env", options.identifier_env)
-        self._password = _secret("app_password_env", options.app_password_env)
-        self._token = _secret("token_env", options.token_env)
+        self._identifier = secret_from_env("bluesky", "identifier_env", options.identifier_env)
+        self._password = secret_from_env("bluesky", "app_password_env", options.app_password_env)
+        self._token = secret_from_env("bluesky", "token_env", options.token_env)
         default = DEFAULT_PDS if (self._identifier or self._token) else PUBLIC_APPVIEW
         self.api = (options.base_url or default).rstrip("/")
         #: Posts left out so far, by reason.
@@ -255,13 +218,13 @@ class BlueskySource(Source):
 
     def search_url(self, term: str, cursor: str | None = None) -> str:
         """The search URL for one term (and page cursor)."""
-        params = [("q", term), ("sort", self.settings.sort), ("limit", str(self.settings.limit))]
+        params = [("q", term), ("sort", self.options.sort), ("limit", str(self.options.limit))]
         newer_than = self.newer_than(term)
         if newer_than is not None:
             stamp = newer_than.astimezone(UTC).isoformat(timespec="milliseconds")
             params.append(("since", stamp.replace("+00:00", "Z")))
-        if self.settings.lang:
-            params.append(("lang", self.settings.lang))
+        if self.options.lang:
+            params.append(("lang", self.options.lang))
         if cursor:
             params.append(("cursor", cursor))
         return f"{self.api}{SEARCH}?{urlencode(params, quote_via=quote)}"
@@ -348,7 +311,7 @@ class BlueskySource(Source):
         cursor = data.get("cursor")
         page = response.meta.get("page", 0)
         # Only newest-first results end where earlier runs left off.
-        done = reached_older and self.settings.sort == "latest"
+        done = reached_older and self.options.sort == "latest"
         more = isinstance(cursor, str) and bool(cursor) and bool(posts)
         if more and not done and page + 1 < self.options.max_pages:
             results.append(

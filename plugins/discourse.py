@@ -34,12 +34,10 @@ particular) and ``TOPIC/N`` for a reply to post N.
 
 from __future__ import annotations
 
-import html
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -49,9 +47,17 @@ from listener.config import BrandConfig
 from listener.errors import ConfigError
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
-from listener.plugins.hackernews import search_terms
 from listener.source import Request, Response, Source, SourceOptions
-from listener.text import html_to_text
+from listener.sourcekit import (
+    html_to_text,
+    one_line,
+    parse_time,
+    search_terms,
+    secret_from_env,
+    to_count,
+    to_float,
+    to_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,59 +104,24 @@ class DiscourseOptions(SourceOptions):
 # --------------------------------------------------------------------------- field readers
 
 
-def _int(value: object) -> int | None:
-    """An integer from an int, a float or a numeric string; None otherwise."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return round(value)
-    try:
-        return round(float(str(value).strip()))
-    except ValueError:
-        return None
-
-
-def _count(value: object) -> int | None:
-    """A non-negative count, or None."""
-    number = _int(value)
-    return number if number is not None and number >= 0 else None
-
-
-def _time(value: object) -> datetime | None:
-    """A timezone-aware datetime from an ISO 8601 string (UTC when it names no zone)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _clean(value: object) -> str | None:
-    """A single-line string with entities decoded, or None when blank."""
-    if not isinstance(value, str):
-        return None
-    cleaned = " ".join(html.unescape(value).split())
-    return cleaned or None
-
-
 def _likes(post: Mapping[str, Any]) -> int | None:
-    likes = _count(post.get("like_count"))
+    likes = to_count(post.get("like_count"))
     if likes is not None:
         return likes
     for action in post.get("actions_summary") or []:
-        if isinstance(action, dict) and _int(action.get("id")) == LIKE_ACTION:
-            return _count(action.get("count"))
+        if isinstance(action, dict) and to_int(action.get("id")) == LIKE_ACTION:
+            return to_count(action.get("count"))
     return None
 
 
 def _topic_title(topic: Mapping[str, Any]) -> str | None:
-    return _clean(topic.get("title")) or _clean(topic.get("fancy_title"))
+    return one_line(topic.get("title")) or one_line(topic.get("fancy_title"))
+
+
+def _score(value: object) -> int | None:
+    """Discourse reports a post's score as a float (``58.2``): rounded to the nearest integer."""
+    score = to_float(value)
+    return round(score) if score is not None else None
 
 
 def post_to_mention(
@@ -164,18 +135,18 @@ def post_to_mention(
     ``topic`` is what is known of the post's topic (``title``, ``slug``,
     ``views``, ``posts_count``); ``forum`` the forum's base URL.
     """
-    topic_id = _int(post.get("topic_id"))
+    topic_id = to_int(post.get("topic_id"))
     if topic_id is None:
-        topic_id = _int(topic.get("id"))
-    number = _int(post.get("post_number"))
+        topic_id = to_int(topic.get("id"))
+    number = to_int(post.get("post_number"))
     if topic_id is None or number is None:
         return "without a topic id or post number"
-    published = _time(post.get("created_at"))
+    published = parse_time(post.get("created_at"))
     if published is None:
         return "without a date"
     if post.get("deleted_at") or post.get("user_deleted"):
         return "deleted"
-    if _int(post.get("post_type")) == SMALL_ACTION:
+    if to_int(post.get("post_type")) == SMALL_ACTION:
         return "a moderator action, not a post"
     cooked = post.get("cooked")
     if isinstance(cooked, str) and cooked.strip():
@@ -187,7 +158,7 @@ def post_to_mention(
     if not text:
         return "without text"
 
-    title = _topic_title(topic) or _clean(post.get("topic_title"))
+    title = _topic_title(topic) or one_line(post.get("topic_title"))
     if number > 1 and title:
         title = f"Re: {title}"
     slug = post.get("topic_slug") or topic.get("slug")
@@ -201,25 +172,25 @@ def post_to_mention(
     author = Author()
     if isinstance(username, str) and username.strip():
         handle = username.strip()
-        name = _clean(post.get("name")) or _clean(post.get("display_username")) or handle
+        name = one_line(post.get("name")) or one_line(post.get("display_username")) or handle
         author = Author(name=name, handle=handle, url=f"{forum}/u/{quote(handle)}")
 
     likes = _likes(post)
     if number == 1:
-        posts = _count(topic.get("posts_count"))
-        comments = posts - 1 if posts else _count(post.get("reply_count"))
-        views = _count(topic.get("views"))
-        views = views if views is not None else _count(post.get("reads"))
+        posts = to_count(topic.get("posts_count"))
+        comments = posts - 1 if posts else to_count(post.get("reply_count"))
+        views = to_count(topic.get("views"))
+        views = views if views is not None else to_count(post.get("reads"))
     else:
-        comments = _count(post.get("reply_count"))
-        views = _count(post.get("reads"))
+        comments = to_count(post.get("reply_count"))
+        views = to_count(post.get("reads"))
     engagement = Engagement(
-        likes=likes, comments=comments, views=views, score=_int(post.get("score"))
+        likes=likes, comments=comments, views=views, score=_score(post.get("score"))
     )
 
     parent: str | None = None
     if number > 1:
-        reply_to = _int(post.get("reply_to_post_number"))
+        reply_to = to_int(post.get("reply_to_post_number"))
         parent = f"{topic_id}/{reply_to}" if reply_to and reply_to > 1 else str(topic_id)
     return Mention.create(
         source=source,
@@ -250,12 +221,12 @@ def _error_of(data: object) -> str | None:
     return None
 
 
-class DiscourseSource(Source):
+class DiscourseSource(Source[DiscourseOptions]):
     """Searches Discourse forums and yields the matching posts with their full text."""
 
     name = "discourse"
     kind = SourceKind.FORUM
-    Options = DiscourseOptions
+    api_version = 1
     # Discourse limits requests per address (200 a minute by default) and,
     # much more tightly, anonymous searches per address per second and per
     # minute (site settings rate_limit_search_anon_user_per_*). One request at
@@ -270,23 +241,22 @@ class DiscourseSource(Source):
     obey_robots_txt = False
     example_options = {"forums": ["{base_url}"]}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, DiscourseOptions):
-            raise TypeError(
-                f"the discourse source needs DiscourseOptions, got {type(options).__name__}"
-            )
+    def __init__(self, options: DiscourseOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: DiscourseOptions = options
         self.headers = {"Accept": "application/json"}
         if options.api_key_env:
-            self.headers["Api-Key"] = _credential("api_key_env", options.api_key_env)
+            self.headers["Api-Key"] = secret_from_env(
+                "discourse", "api_key_env", options.api_key_env
+            )
         if options.api_username_env:
             if not options.api_key_env:
                 raise ConfigError(
                     "discourse: api_username_env is set but api_key_env is not; "
                     "an API user name is only sent with an API key"
                 )
-            self.headers["Api-Username"] = _credential("api_username_env", options.api_username_env)
+            self.headers["Api-Username"] = secret_from_env(
+                "discourse", "api_username_env", options.api_username_env
+            )
         #: Items left out so far, by reason.
         self.skipped: Counter[str] = Counter()
         self._topics_requested: set[tuple[str, int]] = set()
@@ -318,7 +288,7 @@ class DiscourseSource(Source):
 
     def start_requests(self) -> Iterable[Request]:
         """The first search page of every forum and distinct term."""
-        for forum in self.settings.forums:
+        for forum in self.options.forums:
             for term in search_terms(self.brands):
                 yield Request(
                     url=self.search_url(forum, term),
@@ -356,7 +326,7 @@ class DiscourseSource(Source):
         if not isinstance(posts, list):
             posts = []  # a search without hits leaves 'posts' out
         topics = {
-            _int(topic.get("id")): topic
+            to_int(topic.get("id")): topic
             for topic in data.get("topics") or []
             if isinstance(topic, dict)
         }
@@ -370,13 +340,13 @@ class DiscourseSource(Source):
             if not isinstance(post, dict):
                 skipped["not an object"] += 1
                 continue
-            created = _time(post.get("created_at"))
+            created = parse_time(post.get("created_at"))
             if newer is not None and created is not None and created <= newer:
                 reached_older = True
                 continue
-            topic_id = _int(post.get("topic_id"))
-            post_id = _int(post.get("id"))
-            if not self.settings.full_text or topic_id is None or post_id is None:
+            topic_id = to_int(post.get("topic_id"))
+            post_id = to_int(post.get("id"))
+            if not self.options.full_text or topic_id is None or post_id is None:
                 outcome = post_to_mention(post, topics.get(topic_id) or {}, forum, self.name)
                 if isinstance(outcome, Mention):
                     self.checkpoint.advance(key, outcome.published_at)
@@ -398,7 +368,7 @@ class DiscourseSource(Source):
             )
         grouped = data.get("grouped_search_result")
         more = isinstance(grouped, dict) and bool(grouped.get("more_full_page_results"))
-        page = _int(meta.get("page")) or 1
+        page = to_int(meta.get("page")) or 1
         if posts and more and not reached_older and page < self.options.max_pages:
             results.append(
                 Request(
@@ -419,7 +389,7 @@ class DiscourseSource(Source):
             if not isinstance(group, dict) or group.get("type") != "topic":
                 continue
             for hit in group.get("results") or []:
-                topic_id = _int(hit.get("id")) if isinstance(hit, dict) else None
+                topic_id = to_int(hit.get("id")) if isinstance(hit, dict) else None
                 if topic_id is None:
                     continue
                 topic = {"id": topic_id, "title": hit.get("title")}
@@ -487,10 +457,10 @@ class DiscourseSource(Source):
         if isinstance(data, dict) and ("title" in data or "fancy_title" in data):
             topic.update({k: v for k, v in data.items() if k != "post_stream" and v is not None})
         wanted: list[int] = list(meta.get("posts") or [])
-        by_id = {_int(p.get("id")): p for p in posts if isinstance(p, dict)}
+        by_id = {to_int(p.get("id")): p for p in posts if isinstance(p, dict)}
         if not wanted:  # an old-style search hit: the opening post
-            opening = next((p for p in by_id.values() if _int(p.get("post_number")) == 1), None)
-            wanted = [_int(opening.get("id")) or 0] if opening else []
+            opening = next((p for p in by_id.values() if to_int(p.get("post_number")) == 1), None)
+            wanted = [to_int(opening.get("id")) or 0] if opening else []
         key = self.key(forum, meta["term"])
         newer = self.newer_than(key)
         results: list[Mention | Request] = []
@@ -509,7 +479,7 @@ class DiscourseSource(Source):
                 results.append(outcome)
         self._report(skipped, len(wanted), response.url)
         if missing and "/posts.json" not in response.url:
-            topic_id = _int(topic.get("id")) or _int(data.get("id"))
+            topic_id = to_int(topic.get("id")) or to_int(data.get("id"))
             if topic_id is not None:
                 results.extend(self._posts_requests(forum, topic_id, missing, meta))
         elif missing:
@@ -528,17 +498,6 @@ class DiscourseSource(Source):
             url,
             ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
         )
-
-
-def _credential(option: str, variable: str) -> str:
-    """The value of the environment variable an option names; a ConfigError when unset."""
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        raise ConfigError(
-            f"discourse: option {option} names the environment variable {variable}, "
-            f"which is not set; export {variable} or remove {option}"
-        )
-    return value
 
 
 @hookimpl

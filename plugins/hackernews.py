@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -34,7 +34,7 @@ from listener.config import BrandConfig
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.text import html_to_text
+from listener.sourcekit import from_timestamp, html_to_text, parse_time, search_terms, to_int
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ __all__ = [
     "HackerNewsSource",
     "hit_to_mention",
     "listener_register_sources",
-    "search_terms",
 ]
 
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
@@ -66,56 +65,9 @@ class HackerNewsOptions(SourceOptions):
     )
 
 
-def search_terms(brands: Iterable[BrandConfig]) -> dict[str, list[str]]:
-    """The distinct API search terms and the brands that asked for each.
-
-    A leading ``#`` or ``@`` is dropped (the API searches words, and ``#acme``
-    finds what ``acme`` finds); terms that are equal ignoring case are searched
-    once. Order follows the project file.
-    """
-    terms: dict[str, list[str]] = {}
-    spelled: dict[str, str] = {}
-    for brand in brands:
-        for term in brand.terms:
-            query = " ".join(term.lstrip("#@").split())
-            if not query:
-                continue
-            key = query.casefold()
-            first = spelled.setdefault(key, query)
-            if brand.name not in terms.setdefault(first, []):
-                terms[first].append(brand.name)
-    return terms
-
-
-def _int(value: object) -> int | None:
-    """An integer from an int or a numeric string; None otherwise."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
 def _created(hit: Mapping[str, Any]) -> datetime | None:
-    seconds = _int(hit.get("created_at_i"))
-    if seconds is not None:
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            pass
-    created = hit.get("created_at")
-    if isinstance(created, str) and created.strip():
-        try:
-            parsed = datetime.fromisoformat(created.strip())
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)  # the API speaks UTC
-        return parsed.astimezone(UTC)
-    return None
+    # Unix seconds first; the ISO string is UTC when it names no zone (the API speaks UTC).
+    return from_timestamp(hit.get("created_at_i")) or parse_time(hit.get("created_at"))
 
 
 def _text(value: object) -> str:
@@ -151,15 +103,15 @@ def hit_to_mention(hit: Mapping[str, Any], source: str = "hackernews") -> Mentio
         handle = author_handle.strip()
         author = Author(name=handle, handle=handle, url=USER_URL.format(quote(handle)))
 
-    points = _int(hit.get("points"))
-    comments = _int(hit.get("num_comments"))
+    points = to_int(hit.get("points"))
+    comments = to_int(hit.get("num_comments"))
     engagement = Engagement(
         likes=points if points is not None and points >= 0 else None,
         score=points,
         comments=comments if comments is not None and comments >= 0 else None,
     )
-    story_id = _int(hit.get("story_id"))
-    parent_id = _int(hit.get("parent_id"))
+    story_id = to_int(hit.get("story_id"))
+    parent_id = to_int(hit.get("parent_id"))
     thread = str(story_id) if story_id is not None else (None if is_comment else object_id)
     url = ITEM_URL.format(quote(object_id))
     return Mention.create(
@@ -185,23 +137,18 @@ def _with_page(url: str, page: int) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe="(),", quote_via=quote)))
 
 
-class HackerNewsSource(Source):
+class HackerNewsSource(Source[HackerNewsOptions]):
     """Searches Hacker News (stories and comments) through the Algolia HN API."""
 
     name = "hackernews"
     kind = SourceKind.FORUM
-    Options = HackerNewsOptions
+    api_version = 1
     # The public API allows about 10,000 requests an hour per address.
     download_delay = 0.25
     concurrency = 2
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, HackerNewsOptions):
-            raise TypeError(
-                f"the hackernews source needs HackerNewsOptions, got {type(options).__name__}"
-            )
+    def __init__(self, options: HackerNewsOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: HackerNewsOptions = options
         #: Hits left out so far, by reason.
         self.skipped: Counter[str] = Counter()
 
@@ -209,8 +156,8 @@ class HackerNewsSource(Source):
         """The search URL for one term and page (only hits newer than the last run's newest)."""
         parameters = [
             ("query", term),
-            ("tags", self.settings.tags),
-            ("hitsPerPage", str(self.settings.hits_per_page)),
+            ("tags", self.options.tags),
+            ("hitsPerPage", str(self.options.hits_per_page)),
             ("page", str(page)),
         ]
         newer_than = self.newer_than(term)
@@ -221,7 +168,7 @@ class HackerNewsSource(Source):
             safe="(),>",
             quote_via=quote,
         )
-        return f"{self.settings.base_url.rstrip('/')}{SEARCH_PATH}?{query}"
+        return f"{self.options.base_url.rstrip('/')}{SEARCH_PATH}?{query}"
 
     def start_requests(self) -> Iterable[Request]:
         """The first page of one search per distinct term."""
@@ -262,10 +209,10 @@ class HackerNewsSource(Source):
                 ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
             )
 
-        page = _int(data.get("page"))
+        page = to_int(data.get("page"))
         if page is None:
-            page = _int(response.meta.get("page")) or 0
-        pages = _int(data.get("nbPages")) or 0
+            page = to_int(response.meta.get("page")) or 0
+        pages = to_int(data.get("nbPages")) or 0
         following = page + 1
         if hits and following < pages and following < self.options.max_pages:
             meta = {**response.meta, "page": following}

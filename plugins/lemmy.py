@@ -32,22 +32,27 @@ zone (UTC) before. Errors are ``{"error": "…"}``.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from pydantic import Field, field_validator, model_validator
 
 from listener.config import BrandConfig
-from listener.errors import ConfigError
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
-from listener.plugins.hackernews import search_terms
 from listener.source import Request, Response, Source, SourceOptions
+from listener.sourcekit import (
+    host_of,
+    http_url,
+    parse_time,
+    search_terms,
+    secret_from_env,
+    to_count,
+    to_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +110,7 @@ class LemmyOptions(SourceOptions):
     @field_validator("tokens")
     @classmethod
     def _token_hosts(cls, tokens: dict[str, str]) -> dict[str, str]:
-        return {(_host(k) if "://" in k else k.strip().lower()): v for k, v in tokens.items()}
+        return {(host_of(k) if "://" in k else k.strip().lower()): v for k, v in tokens.items()}
 
     @model_validator(mode="after")
     def _tokens_name_instances(self) -> LemmyOptions:
@@ -114,59 +119,16 @@ class LemmyOptions(SourceOptions):
                 "token_env works with a single instance (a token belongs to one server); "
                 "use tokens = { host = ENV_VAR } for several"
             )
-        unknown = sorted(set(self.tokens) - {_host(url) for url in self.instances})
+        unknown = sorted(set(self.tokens) - {host_of(url) for url in self.instances})
         if unknown:
             raise ValueError(f"tokens names hosts that are not in instances: {', '.join(unknown)}")
         return self
-
-
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
-
-
-def _secret(option: str, variable: str) -> str:
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        raise ConfigError(
-            f"lemmy: option {option} names the environment variable {variable}, "
-            f"which is not set or empty; export {variable} or remove it from {option}"
-        )
-    return value
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value
-
-
-def _count(value: object) -> int | None:
-    number = _int(value)
-    return number if number is not None and number >= 0 else None
 
 
 def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     """``data[key]`` when it is a JSON object, else an empty one."""
     value = data.get(key)
     return value if isinstance(value, dict) else {}
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # Lemmy before 0.19 wrote UTC without a zone
-    return parsed.astimezone(UTC)
-
-
-def _http(value: object) -> str | None:
-    if isinstance(value, str) and value.startswith(("https://", "http://")) and _host(value):
-        return value
-    return None
 
 
 def _markdown(value: object) -> str:
@@ -181,11 +143,13 @@ def _author(person: object) -> Author:
     if not isinstance(person, dict):
         return Author()
     name = person.get("name")
-    actor = _http(person.get("actor_id")) or _http(person.get("ap_id"))  # ap_id from Lemmy 1.0
+    actor = http_url(person.get("actor_id")) or http_url(
+        person.get("ap_id")
+    )  # ap_id from Lemmy 1.0
     handle = None
     if isinstance(name, str) and name.strip():
         name = name.strip()
-        handle = f"{name}@{_host(actor)}" if actor else name
+        handle = f"{name}@{host_of(actor)}" if actor else name
     else:
         name = None
     display = person.get("display_name")
@@ -202,24 +166,24 @@ def post_to_mention(view: Mapping[str, Any], instance: str, source: str = "lemmy
     post = view.get("post")
     if not isinstance(post, dict):
         return "without a post"
-    post_id = _int(post.get("id"))
+    post_id = to_int(post.get("id"))
     if post_id is None:
         return "without an id"
     if _gone(post):
         return "deleted or removed"
-    published = _time(post.get("published"))
+    published = parse_time(post.get("published"))
     if published is None:
         return "without a date"
-    url = _http(post.get("ap_id")) or f"{instance}/post/{post_id}"
+    url = http_url(post.get("ap_id")) or f"{instance}/post/{post_id}"
     title = " ".join(post["name"].split()) if isinstance(post.get("name"), str) else ""
     text = _markdown(post.get("body")) or title
     if not text:
         return "without text"
     counts = _object(view, "counts")
     engagement = Engagement(
-        likes=_count(counts.get("upvotes")),
-        comments=_count(counts.get("comments")),
-        score=_int(counts.get("score")),
+        likes=to_count(counts.get("upvotes")),
+        comments=to_count(counts.get("comments")),
+        score=to_int(counts.get("score")),
     )
     return Mention.create(
         source=source,
@@ -242,20 +206,20 @@ def comment_to_mention(
     comment = view.get("comment")
     if not isinstance(comment, dict):
         return "without a comment"
-    comment_id = _int(comment.get("id"))
+    comment_id = to_int(comment.get("id"))
     if comment_id is None:
         return "without an id"
     if _gone(comment):
         return "deleted or removed"
-    published = _time(comment.get("published"))
+    published = parse_time(comment.get("published"))
     if published is None:
         return "without a date"
     text = _markdown(comment.get("content"))
     if not text:
         return "without text"
-    url = _http(comment.get("ap_id")) or f"{instance}/comment/{comment_id}"
+    url = http_url(comment.get("ap_id")) or f"{instance}/comment/{comment_id}"
     post = _object(view, "post")
-    post_id = _int(post.get("id")) or _int(comment.get("post_id"))
+    post_id = to_int(post.get("id")) or to_int(comment.get("post_id"))
     # path is "0.<ancestor ids>.<own id>": the parent is the id before its own.
     path = [p for p in str(comment.get("path") or "").split(".") if p and p != "0"]
     parent = f"comment/{path[-2]}" if len(path) >= 2 else None
@@ -265,9 +229,9 @@ def comment_to_mention(
     story = " ".join(story.split()) if isinstance(story, str) else ""
     counts = _object(view, "counts")
     engagement = Engagement(
-        likes=_count(counts.get("upvotes")),
-        comments=_count(counts.get("child_count")),
-        score=_int(counts.get("score")),
+        likes=to_count(counts.get("upvotes")),
+        comments=to_count(counts.get("child_count")),
+        score=to_int(counts.get("score")),
     )
     return Mention.create(
         source=source,
@@ -286,30 +250,29 @@ def comment_to_mention(
     )
 
 
-class LemmySource(Source):
+class LemmySource(Source[LemmyOptions]):
     """Searches posts and comments on Lemmy instances (API v3)."""
 
     name = "lemmy"
     kind = SourceKind.FORUM
-    Options = LemmyOptions
+    api_version = 1
     # Lemmy's default rate limit for search is 60 requests per 600 seconds per
     # address (local_site_rate_limit.search / search_per_second): one every 10 s.
     download_delay = 10.0
     concurrency = 1
     example_options = {"instances": ["{base_url}"], "limit": 2}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, LemmyOptions):
-            raise TypeError(f"the lemmy source needs LemmyOptions, got {type(options).__name__}")
+    def __init__(self, options: LemmyOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: LemmyOptions = options
         self.instances = [url.rstrip("/") for url in options.instances]
         #: Login token per instance host (read when the source starts).
         self.tokens: dict[str, str] = {}
         if options.token_env:
-            self.tokens[_host(self.instances[0])] = _secret("token_env", options.token_env)
+            self.tokens[host_of(self.instances[0])] = secret_from_env(
+                "lemmy", "token_env", options.token_env
+            )
         for host, variable in options.tokens.items():
-            self.tokens[host] = _secret(f"tokens.{host}", variable)
+            self.tokens[host] = secret_from_env("lemmy", f"tokens.{host}", variable)
         #: Items left out so far, by reason.
         self.skipped: Counter[str] = Counter()
 
@@ -317,11 +280,11 @@ class LemmySource(Source):
         """The search URL for one instance, term, community (or None) and page (from 1)."""
         params = [
             ("q", term),
-            ("type_", self.settings.search_type),
+            ("type_", self.options.search_type),
             ("sort", "New"),
-            ("listing_type", self.settings.listing_type),
+            ("listing_type", self.options.listing_type),
             ("page", str(page)),
-            ("limit", str(self.settings.limit)),
+            ("limit", str(self.options.limit)),
         ]
         if community:
             params.append(("community_name", community))
@@ -329,9 +292,9 @@ class LemmySource(Source):
 
     def start_requests(self) -> Iterator[Request]:
         """Page 1 of every (instance, community, term) search."""
-        communities: list[str | None] = list(self.settings.communities) or [None]
+        communities: list[str | None] = list(self.options.communities) or [None]
         for instance in self.instances:
-            host = _host(instance)
+            host = host_of(instance)
             headers = {"Accept": "application/json"}
             if host in self.tokens:
                 headers["Authorization"] = f"Bearer {self.tokens[host]}"
@@ -387,7 +350,7 @@ class LemmySource(Source):
                     continue
                 self.checkpoint.advance(key, outcome.published_at)
                 results.append(outcome)
-            wants_more = wants_more or (len(views) >= self.settings.limit and not reached_older)
+            wants_more = wants_more or (len(views) >= self.options.limit and not reached_older)
         if skipped:
             self.skipped.update(skipped)
             log.warning(

@@ -38,23 +38,29 @@ accounts —, ``display_name``, ``url``, ``followers_count``). Errors are
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from pydantic import Field, field_validator, model_validator
 
 from listener.config import BrandConfig
-from listener.errors import ConfigError
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
-from listener.plugins.hackernews import search_terms
 from listener.source import Request, Response, Source, SourceOptions
-from listener.text import html_to_text
+from listener.sourcekit import (
+    host_of,
+    html_to_text,
+    http_url,
+    parse_time,
+    search_terms,
+    secret_from_env,
+    to_count,
+    to_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +123,11 @@ class MastodonOptions(SourceOptions):
     @field_validator("tokens")
     @classmethod
     def _token_hosts(cls, tokens: dict[str, str]) -> dict[str, str]:
-        return {(_host(k) if "://" in k else k.strip().lower()): v for k, v in tokens.items()}
+        return {(host_of(k) if "://" in k else k.strip().lower()): v for k, v in tokens.items()}
 
     @model_validator(mode="after")
     def _tokens_name_instances(self) -> MastodonOptions:
-        hosts = {_host(url) for url in self.instances}
+        hosts = {host_of(url) for url in self.instances}
         if self.token_env and len(self.instances) > 1:
             raise ValueError(
                 "token_env works with a single instance (a token belongs to one server); "
@@ -131,20 +137,6 @@ class MastodonOptions(SourceOptions):
         if unknown:
             raise ValueError(f"tokens names hosts that are not in instances: {', '.join(unknown)}")
         return self
-
-
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
-
-
-def _secret(option: str, variable: str) -> str:
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        raise ConfigError(
-            f"mastodon: option {option} names the environment variable {variable}, "
-            f"which is not set or empty; export {variable} or remove it from {option}"
-        )
-    return value
 
 
 def hashtags_for(brands: Iterable[BrandConfig]) -> list[str]:
@@ -166,57 +158,23 @@ def snowflake_at(moment: datetime) -> int:
     return int(moment.timestamp() * 1000) << 16
 
 
-def _int(value: object) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def _count(value: object) -> int | None:
-    number = _int(value)
-    return number if number is not None and number >= 0 else None
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _http(value: object) -> str | None:
-    if isinstance(value, str) and value.startswith(("https://", "http://")) and _host(value):
-        return value
-    return None
-
-
 def _author(account: object) -> Author:
     if not isinstance(account, dict):
         return Author()
     username = account.get("username")
     acct = account.get("acct")
-    url = _http(account.get("url"))
+    url = http_url(account.get("url"))
     handle = None
     if isinstance(acct, str) and acct.strip():
         handle = acct.strip()
         if "@" not in handle and url:
-            handle = f"{handle}@{_host(url)}"  # a local account: add its server
+            handle = f"{handle}@{host_of(url)}"  # a local account: add its server
     display = account.get("display_name")
     name = display.strip() if isinstance(display, str) and display.strip() else None
     if name is None and isinstance(username, str) and username.strip():
         name = username.strip()
     return Author(
-        name=name, handle=handle, url=url, followers=_count(account.get("followers_count"))
+        name=name, handle=handle, url=url, followers=to_count(account.get("followers_count"))
     )
 
 
@@ -253,21 +211,21 @@ def status_to_mention(status: Mapping[str, Any], source: str = "mastodon") -> Me
     visibility = status.get("visibility")
     if visibility is not None and visibility not in _PUBLIC:
         return "not public"
-    published = _time(status.get("created_at"))
+    published = parse_time(status.get("created_at"))
     if published is None:
         return "without a date"
-    url = _http(status.get("url")) or _http(status.get("uri"))
+    url = http_url(status.get("url")) or http_url(status.get("uri"))
     if url is None:
         return "without a URL"
     text = _status_text(status)
     if not text:
         return "without text"
-    reblogs = _count(status.get("reblogs_count"))
-    quotes = _count(status.get("quotes_count"))
+    reblogs = to_count(status.get("reblogs_count"))
+    quotes = to_count(status.get("quotes_count"))
     shares = None if reblogs is None and quotes is None else (reblogs or 0) + (quotes or 0)
     engagement = Engagement(
-        likes=_count(status.get("favourites_count")),
-        comments=_count(status.get("replies_count")),
+        likes=to_count(status.get("favourites_count")),
+        comments=to_count(status.get("replies_count")),
         shares=shares,
     )
     in_reply_to = status.get("in_reply_to_id")
@@ -287,64 +245,61 @@ def status_to_mention(status: Mapping[str, Any], source: str = "mastodon") -> Me
     )
 
 
-class MastodonSource(Source):
+class MastodonSource(Source[MastodonOptions]):
     """Reads hashtag timelines (and, with a token, keyword searches) on Mastodon servers."""
 
     name = "mastodon"
     kind = SourceKind.SOCIAL
-    Options = MastodonOptions
+    api_version = 1
     # Mastodon allows 300 API requests per 5 minutes per account or address.
     download_delay = 1.0
     concurrency = 1
     example_options = {"instances": ["{base_url}"], "limit": 3}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, MastodonOptions):
-            raise TypeError(
-                f"the mastodon source needs MastodonOptions, got {type(options).__name__}"
-            )
+    def __init__(self, options: MastodonOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: MastodonOptions = options
         self.instances = [url.rstrip("/") for url in options.instances]
         #: Access token per instance host (tokens are read when the source starts).
         self.tokens: dict[str, str] = {}
         if options.token_env:
-            self.tokens[_host(self.instances[0])] = _secret("token_env", options.token_env)
+            self.tokens[host_of(self.instances[0])] = secret_from_env(
+                "mastodon", "token_env", options.token_env
+            )
         for host, variable in options.tokens.items():
-            self.tokens[host] = _secret(f"tokens.{host}", variable)
+            self.tokens[host] = secret_from_env("mastodon", f"tokens.{host}", variable)
         self.hashtags = options.hashtags if options.hashtags is not None else hashtags_for(brands)
         #: Statuses left out so far, by reason.
         self.skipped: Counter[str] = Counter()
 
     def _headers(self, instance: str) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        token = self.tokens.get(_host(instance))
+        token = self.tokens.get(host_of(instance))
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
     def _since_id(self, key: str) -> str | None:
         newer_than = self.newer_than(key)
-        if newer_than is None or not self.settings.snowflake_ids:
+        if newer_than is None or not self.options.snowflake_ids:
             return None
         return str(snowflake_at(newer_than - SNOWFLAKE_SLACK))
 
     def start_requests(self) -> Iterator[Request]:
         """One hashtag timeline per tag and instance, one search per term where a token is set."""
-        limit = str(self.settings.limit)
+        limit = str(self.options.limit)
         for instance in self.instances:
-            host = _host(instance)
+            host = host_of(instance)
             for tag in self.hashtags:
                 key = f"{host}/tags/{tag}"
                 params = [("limit", limit)]
-                if self.settings.local_only:
+                if self.options.local_only:
                     params.append(("local", "true"))
                 since_id = self._since_id(key)
                 if since_id:
                     params.append(("since_id", since_id))
                 url = f"{instance}/api/v1/timelines/tag/{quote(tag)}?{urlencode(params)}"
                 yield self._request(url, instance, key, "timeline")
-            if not (self.settings.search and host in self.tokens):
+            if not (self.options.search and host in self.tokens):
                 continue
             for term in search_terms(self.brands):
                 key = f"{host}/search/{term}"
@@ -382,7 +337,7 @@ class MastodonSource(Source):
             statuses = data
         key: str = meta.get("key", response.url)
         # With snowflake ids the server already left out what is older (since_id).
-        newer_than = None if self.settings.snowflake_ids else self.newer_than(key)
+        newer_than = None if self.options.snowflake_ids else self.newer_than(key)
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
         reached_older = False
@@ -406,8 +361,8 @@ class MastodonSource(Source):
                 response.url,
                 ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
             )
-        page = _int(meta.get("page")) or 0
-        full = len(statuses) >= self.settings.limit
+        page = to_int(meta.get("page")) or 0
+        full = len(statuses) >= self.options.limit
         if full and not reached_older and page + 1 < self.options.max_pages:
             following = self._next_url(response, statuses, page)
             if following:
@@ -425,7 +380,7 @@ class MastodonSource(Source):
         base, _, query = request_url.partition("?")
         params = [p for p in query.split("&") if p and not p.startswith(("max_id=", "offset="))]
         if response.meta.get("kind") == "search":
-            params.append(f"offset={(page + 1) * self.settings.limit}")
+            params.append(f"offset={(page + 1) * self.options.limit}")
         else:
             last = statuses[-1] if isinstance(statuses[-1], dict) else {}
             last_id = last.get("id")

@@ -48,7 +48,6 @@ from __future__ import annotations
 import base64
 import html
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -59,12 +58,17 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from pydantic import Field, field_validator, model_validator
 
 from listener.config import BrandConfig
-from listener.errors import ConfigError
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
-from listener.plugins.hackernews import search_terms
 from listener.source import Request, Response, Source, SourceOptions
-from listener.text import html_to_text
+from listener.sourcekit import (
+    from_timestamp,
+    html_to_text,
+    search_terms,
+    secret_from_env,
+    to_count,
+    to_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,47 +162,9 @@ class RedditOptions(SourceOptions):
         return self
 
 
-def _secret(option: str, variable: str | None) -> str | None:
-    """The value of the environment variable an option names; a ConfigError when unset."""
-    if variable is None:
-        return None
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        raise ConfigError(
-            f"reddit: option {option} names the environment variable {variable}, "
-            f"which is not set or empty; export {variable} or remove {option}"
-        )
-    return value
-
-
-def _int(value: object) -> int | None:
-    """An integer from an int, an integral float or a numeric string; None otherwise."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def _count(value: object) -> int | None:
-    number = _int(value)
-    return number if number is not None and number >= 0 else None
-
-
 def _created(data: Mapping[str, Any]) -> datetime | None:
     """``created_utc`` (Unix seconds, UTC) as an aware datetime."""
-    value = data.get("created_utc")
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(float(value), UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
+    return from_timestamp(data.get("created_utc"))
 
 
 def _text(data: Mapping[str, Any], html_key: str, raw_key: str) -> str:
@@ -277,13 +243,13 @@ def post_to_mention(data: Mapping[str, Any], source: str = "reddit") -> Mention 
     text = _text(data, "selftext_html", "selftext") or title or ""
     if not text:
         return "without text (deleted or empty)"
-    ups = _count(data.get("ups"))
+    ups = to_count(data.get("ups"))
     engagement = Engagement(
         likes=ups,
-        comments=_count(data.get("num_comments")),
-        shares=_count(data.get("num_crossposts")),
-        views=_count(data.get("view_count")),
-        score=_int(data.get("score")),
+        comments=to_count(data.get("num_comments")),
+        shares=to_count(data.get("num_crossposts")),
+        views=to_count(data.get("view_count")),
+        score=to_int(data.get("score")),
     )
     return Mention.create(
         source=source,
@@ -322,7 +288,7 @@ def comment_to_mention(
     if url is None:
         return "without a permalink or subreddit"
     story = _title(data.get("link_title")) or post_title
-    engagement = Engagement(likes=_count(data.get("ups")), score=_int(data.get("score")))
+    engagement = Engagement(likes=to_count(data.get("ups")), score=to_int(data.get("score")))
     return Mention.create(
         source=source,
         source_kind=SourceKind.FORUM,
@@ -368,26 +334,25 @@ def _error_message(data: object) -> str | None:
     return None
 
 
-class RedditSource(Source):
+class RedditSource(Source[RedditOptions]):
     """Finds Reddit posts and comments through the public JSON listings or the OAuth API."""
 
     name = "reddit"
     kind = SourceKind.FORUM
-    Options = RedditOptions
+    api_version = 1
     # Reddit allows 100 queries a minute to an OAuth client and about 10 a minute
     # to unauthenticated clients; the class default has to be the unauthenticated one.
     download_delay = 6.0
     concurrency = 1
     example_options = {"base_url": "{base_url}", "limit": 3}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, RedditOptions):
-            raise TypeError(f"the reddit source needs RedditOptions, got {type(options).__name__}")
+    def __init__(self, options: RedditOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: RedditOptions = options
-        self._token = _secret("token_env", options.token_env)
-        self._client_id = _secret("client_id_env", options.client_id_env)
-        self._client_secret = _secret("client_secret_env", options.client_secret_env)
+        self._token = secret_from_env("reddit", "token_env", options.token_env)
+        self._client_id = secret_from_env("reddit", "client_id_env", options.client_id_env)
+        self._client_secret = secret_from_env(
+            "reddit", "client_secret_env", options.client_secret_env
+        )
         authenticated = bool(self._token or self._client_id)
         default = OAUTH_API if authenticated else PUBLIC_API
         self.api = (options.base_url or default).rstrip("/")
@@ -400,8 +365,8 @@ class RedditSource(Source):
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        if self.settings.user_agent:
-            headers["User-Agent"] = self.settings.user_agent
+        if self.options.user_agent:
+            headers["User-Agent"] = self.options.user_agent
         if self._token:
             headers["Authorization"] = f"bearer {self._token}"
         return headers
@@ -412,11 +377,11 @@ class RedditSource(Source):
     def listings(self, now: datetime | None = None) -> Iterator[Request]:
         """The first page of every listing this source reads (search, new posts, new comments)."""
         now = now or datetime.now(UTC)
-        limit = str(self.settings.limit)
-        joined = "+".join(self.settings.subreddits)
-        if self.settings.subreddits and self.settings.subreddit_mode == "new":
+        limit = str(self.options.limit)
+        joined = "+".join(self.options.subreddits)
+        if self.options.subreddits and self.options.subreddit_mode == "new":
             feeds = [("new", f"/r/{joined}/new.json")]
-            if self.settings.comments:
+            if self.options.comments:
                 feeds.append(("comments", f"/r/{joined}/comments.json"))
             for feed, path in feeds:
                 key = f"r/{joined}/{feed}"
@@ -433,7 +398,7 @@ class RedditSource(Source):
             else:
                 path = "/search.json"
             url = self._listing_url(path, params)
-            yield self._request(url, key, threads=self.settings.comments, brands=brands)
+            yield self._request(url, key, threads=self.options.comments, brands=brands)
 
     def _request(self, url: str, key: str, *, threads: bool, **meta: Any) -> Request:
         return Request(
@@ -450,10 +415,10 @@ class RedditSource(Source):
             "Authorization": "Basic " + base64.b64encode(pair).decode("ascii"),
             "Content-Type": "application/x-www-form-urlencoded",
         }
-        if self.settings.user_agent:
-            headers["User-Agent"] = self.settings.user_agent
+        if self.options.user_agent:
+            headers["User-Agent"] = self.options.user_agent
         return Request(
-            url=self.settings.token_url,
+            url=self.options.token_url,
             method="POST",
             headers=headers,
             body=b"grant_type=client_credentials",
@@ -519,7 +484,7 @@ class RedditSource(Source):
         results.extend(threads)
         listing = data["data"]
         after = listing.get("after")
-        page = _int(meta.get("page")) or 0
+        page = to_int(meta.get("page")) or 0
         if (
             isinstance(after, str)
             and after
@@ -548,9 +513,9 @@ class RedditSource(Source):
 
     def _thread_request(self, post: Mapping[str, Any], meta: Mapping[str, Any]) -> Request | None:
         post_id = post.get("id")
-        if not isinstance(post_id, str) or not (_count(post.get("num_comments")) or 0):
+        if not isinstance(post_id, str) or not (to_count(post.get("num_comments")) or 0):
             return None
-        params = [("sort", "new"), ("limit", str(self.settings.comment_limit)), ("raw_json", "1")]
+        params = [("sort", "new"), ("limit", str(self.options.comment_limit)), ("raw_json", "1")]
         return Request(
             url=self._listing_url(f"/comments/{quote(post_id)}.json", params),
             headers=self._headers(),
@@ -613,7 +578,7 @@ def _walk(
             skipped["not an object"] += 1
             continue
         if child.get("kind") == "more":
-            left["comments"] += _count(child["data"].get("count")) or 0
+            left["comments"] += to_count(child["data"].get("count")) or 0
             continue
         if child.get("kind") != "t1":
             skipped[f"of kind {child.get('kind')!r}"] += 1

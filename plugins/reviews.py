@@ -14,8 +14,7 @@ Decisions a user may want to know about:
   otherwise the reviewed item's URL plus a fragment ``#review-<hash>`` where
   the hash covers the author, the day and the text — so the id survives
   re-crawls, new reviews pushing old ones down, and pagination. The fragment
-  is kept in ``canonical_url`` (``Mention.create`` drops fragments; see the
-  module's ``_anchored``).
+  is kept in ``canonical_url`` (``Mention.create(keep_fragment=True)``).
 - **Thread.** ``thread_id`` is the reviewed item: its own URL/``@id`` when it
   has one, else the page's canonical URL (``<link rel=canonical>``).
 - **Rating.** ``reviewRating`` is normalised to 0..1 with
@@ -65,24 +64,18 @@ Decisions a user may want to know about:
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import logging
 import re
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import extruct
-from extruct.utils import parse_xmldom_html
-from lxml import etree
 from pydantic import Field
-from w3lib.encoding import html_to_unicode
 
 from listener.config import BrandConfig
 from listener.hookspecs import hookimpl
@@ -94,10 +87,24 @@ from listener.mention import (
     Rating,
     SourceKind,
     canonicalize_url,
-    mention_id,
 )
 from listener.source import Request, Response, Source, SourceOptions
-from listener.text import html_to_text
+from listener.sourcekit import (
+    ACCEPT_HTML,
+    canonical_url,
+    clean_text,
+    decode_html,
+    error_page_title,
+    first_text,
+    http_url,
+    link_rel,
+    one_line,
+    page_language,
+    parse_date,
+    parse_html,
+    response_header,
+    same_site,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,19 +115,12 @@ __all__ = [
     "ReviewedItem",
     "ReviewsOptions",
     "ReviewsSource",
-    "decode_html",
-    "error_page_title",
     "extract_reviews",
     "listener_register_sources",
-    "parse_datetime",
-    "parse_html",
     "rating_from",
-    "response_header",
-    "same_site",
 ]
 
 #: What a browser asks for; some shops answer bare clients with a bot wall.
-ACCEPT_HTML = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 
 REVIEW_TYPES = frozenset(
     {"Review", "UserReview", "CriticReview", "EmployerReview", "MediaReview", "Recommendation"}
@@ -133,131 +133,12 @@ _SCHEMA_PREFIXES = (
     "https://www.schema.org/",
     "schema:",
 )
-_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-_SNIFFABLE_TYPES = frozenset({"", "text/plain", "application/octet-stream", "binary/octet-stream"})
 
 
 # --------------------------------------------------------------------------- small helpers
 
 
-def response_header(headers: Mapping[str, str], name: str) -> str:
-    """A header value, looked up case-insensitively; ``""`` when absent."""
-    for key, value in headers.items():
-        if key.lower() == name.lower():
-            return value.decode("latin-1") if isinstance(value, bytes) else str(value)
-    return ""
-
-
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower().removeprefix("www.")
-
-
-def same_site(url: str, site: str) -> bool:
-    """Whether ``url`` is on ``site``'s host: equal ignoring ``www.``, or a subdomain either way."""
-    a, b = _host(url), _host(site)
-    if not a or not b:
-        return False
-    return a == b or a.endswith("." + b) or b.endswith("." + a)
-
-
-def _http_url(value: object, base: str) -> str | None:
-    """``value`` resolved against ``base`` when it is an http(s) URL, else None."""
-    if not isinstance(value, str) or not value.strip() or value.strip().startswith("_:"):
-        return None
-    resolved = urljoin(base, value.strip())
-    parts = urlsplit(resolved)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return resolved
-
-
-def _anchored(url: str) -> str:
-    """``url`` canonicalised, but keeping its fragment (an anchor that tells reviews apart)."""
-    base, _, fragment = url.partition("#")
-    canonical = canonicalize_url(base)
-    return f"{canonical}#{fragment}" if fragment else canonical
-
-
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
-_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*|/[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>")
-
-
-def _one_line(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return " ".join(html.unescape(value).split()) or None
-
-
-def _clean_text(value: str | None) -> str:
-    """Plain text with paragraphs kept: HTML converted, entities decoded, spaces tidied."""
-    if not value or not value.strip():
-        return ""
-    if _TAG.search(value):
-        return html_to_text(value)
-    text = html.unescape(value).replace("\r\n", "\n")
-    paragraphs = []
-    for paragraph in re.split(r"\n[ \t]*\n+", text.strip()):
-        lines = [_SPACES.sub(" ", line).strip() for line in paragraph.split("\n")]
-        joined = "\n".join(line for line in lines if line)
-        if joined:
-            paragraphs.append(joined)
-    return "\n\n".join(paragraphs)
-
-
 # --------------------------------------------------------------------------- dates and numbers
-
-_YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
-_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2}))?")
-_TIME = re.compile(r"\d{1,2}:\d{2}")
-
-
-def parse_datetime(value: object) -> tuple[datetime, bool] | None:
-    """A date as an aware UTC datetime and whether it carried a time; None when unusable.
-
-    ISO 8601 / W3C (``2024``, ``2024-03``, ``2024-03-05``, ``…T10:00Z``,
-    ``…+0200``), RFC 822 and written dates with a four-digit year
-    (``March 5, 2024``) are read. A date alone is midnight UTC; a time without
-    a zone is taken as UTC.
-    """
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    has_time = bool(_TIME.search(text))
-    partial = _PARTIAL_DATE.fullmatch(text)
-    parsed: datetime | None = None
-    if partial:
-        try:
-            parsed = datetime(int(partial.group(1)), int(partial.group(2) or 1), 1)
-        except ValueError:
-            return None
-    if parsed is None:
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            parsed = None
-    if parsed is None and _YEAR.search(text):
-        try:
-            from dateutil import parser as date_parser  # trafilatura → htmldate brings it
-        except ImportError:  # pragma: no cover - a dependency of a dependency
-            return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                parsed = date_parser.parse(text, default=datetime(2000, 1, 1))
-            except (ValueError, OverflowError, TypeError):
-                return None
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC), has_time
 
 
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
@@ -314,112 +195,6 @@ def rating_from(value: object, best: object = None, worst: object = None) -> Rat
 
 
 # --------------------------------------------------------------------------- HTML pages
-
-_ERROR_TITLE = re.compile(
-    r"^\s*(?:error\s*|http\s*)?[45]\d\d\b"
-    r"|\b(?:page not found|not found|access denied|forbidden|bad gateway|service unavailable"
-    r"|internal server error|gateway time-?out|too many requests|just a moment"
-    r"|attention required|are you a robot|captcha|under maintenance|temporarily unavailable)\b",
-    re.IGNORECASE,
-)
-
-
-def _describe(body: bytes) -> str:
-    return " ".join(body[:80].decode("utf-8", errors="replace").split())
-
-
-def _sniff(body: bytes) -> str:
-    """What a body looks like: ``html``, ``xml``, ``json``, ``pdf``, ``binary`` or ``text``."""
-    start = body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1024]
-    lowered = start.lower()
-    if start.startswith(b"%PDF") or b"\x00" in start[:512]:
-        return "pdf" if start.startswith(b"%PDF") else "binary"
-    if start[:1] in (b"{", b"["):
-        return "json"
-    if lowered.startswith((b"<!doctype html", b"<html")) or re.search(
-        rb"<(html|head|body|meta|title|div|p)[\s>]", lowered[:1024]
-    ):
-        return "html"
-    if start.startswith(b"<"):
-        return "xml"
-    return "text"
-
-
-def decode_html(body: bytes, url: str, content_type: str = "") -> str:
-    """The body of an HTML page as text; a :class:`ValueError` naming ``url`` when it is not one.
-
-    The encoding comes from the Content-Type header, a BOM or the page's own
-    ``<meta charset>``, as browsers do (w3lib). A body that is empty, declared
-    as something other than HTML (JSON, XML, PDF, an image …) or that looks like
-    JSON, PDF or binary data whatever its declared type is refused.
-    """
-    media_type = content_type.split(";")[0].strip().lower()
-    if not body.strip():
-        raise ValueError(f"{url} returned an empty body, not an HTML page")
-    kind = _sniff(body)
-    if media_type in _HTML_TYPES:
-        if kind in ("json", "pdf", "binary"):
-            raise ValueError(
-                f"{url} is declared as {media_type} but its body is {kind}, not HTML; "
-                f"body starts {_describe(body)!r}"
-            )
-    elif media_type in _SNIFFABLE_TYPES:
-        if kind != "html":
-            raise ValueError(f"{url} is not an HTML page; body starts {_describe(body)!r}")
-    else:
-        raise ValueError(
-            f"{url} is not an HTML page (Content-Type {media_type}); "
-            f"body starts {_describe(body)!r}"
-        )
-    _, text = html_to_unicode(content_type or None, body)
-    return text
-
-
-def parse_html(text: str, url: str) -> Any:
-    """An lxml tree of the page (the flavour extruct's RDFa reader needs)."""
-    try:
-        tree = parse_xmldom_html(text.encode("utf-8"), encoding="utf-8")
-    except (etree.ParserError, ValueError) as error:
-        raise ValueError(f"{url} could not be parsed as HTML: {error}") from None
-    if tree is None:
-        raise ValueError(f"{url} could not be parsed as HTML")
-    return tree
-
-
-def _first_text(tree: Any, xpath: str) -> str | None:
-    for element in tree.xpath(xpath):
-        text = element if isinstance(element, str) else element.text_content()
-        cleaned = _one_line(str(text))
-        if cleaned:
-            return cleaned
-    return None
-
-
-def error_page_title(tree: Any) -> str | None:
-    """The page's title (or first heading) when it reads like an error or bot-wall page."""
-    for xpath in ("//title", "//h1"):
-        text = _first_text(tree, xpath)
-        if text and _ERROR_TITLE.search(text):
-            return text
-    return None
-
-
-def _link(tree: Any, rel: str, base: str) -> str | None:
-    """The first ``<link>`` (or ``<a>``) with ``rel`` among its tokens, resolved."""
-    for element in tree.xpath("//link[@rel and @href] | //a[@rel and @href]"):
-        if rel in (element.get("rel") or "").lower().split():
-            resolved = _http_url(element.get("href"), base)
-            if resolved:
-                return resolved
-    return None
-
-
-def _language(tree: Any) -> str | None:
-    value = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
-    if not value:
-        return None
-    primary = value.strip().split("-")[0].split("_")[0].lower()
-    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
 
 
 # --------------------------------------------------------------------------- structured data
@@ -767,13 +542,13 @@ def _item(node: _Node, base: str) -> ReviewedItem:
         or node.first("provider")
     )
     if isinstance(brand_value, _Node):
-        brand = _one_line(brand_value.text("name"))
+        brand = one_line(brand_value.text("name"))
     else:
-        brand = _one_line(brand_value) if brand_value and not brand_value.startswith("_:") else None
+        brand = one_line(brand_value) if brand_value and not brand_value.startswith("_:") else None
     aggregates = [n for n in node.nodes("aggregateRating") if n.props]
-    url = _http_url(node.text("url"), base) or _http_url(node.id, base)
+    url = http_url(node.text("url"), base) or http_url(node.id, base)
     return ReviewedItem(
-        name=_one_line(node.text("name")),
+        name=one_line(node.text("name")),
         brand=brand,
         url=url,
         types=tuple(sorted(node.types)),
@@ -788,19 +563,19 @@ def _author(node: _Node, base: str) -> tuple[str | None, str | None]:
         if not name:
             parts = [value.text("givenName"), value.text("familyName")]
             name = " ".join(part for part in parts if part) or None
-        url = _http_url(value.text("url"), base) or _http_url(value.id, base)
-        if name and _http_url(name, base) == name:
+        url = http_url(value.text("url"), base) or http_url(value.id, base)
+        if name and http_url(name, base) == name:
             name = None
         return _clean_author(name), url
     if isinstance(value, str):
-        if _http_url(value, base) == value.strip():
+        if http_url(value, base) == value.strip():
             return None, value.strip()
         return _clean_author(value), None
     return None, None
 
 
 def _clean_author(value: str | None) -> str | None:
-    name = _one_line(value)
+    name = one_line(value)
     if name:
         name = re.sub(r"^(?:by|von|par|por|door)\s+", "", name, flags=re.IGNORECASE).strip()
     return name or None
@@ -841,7 +616,7 @@ def _review(node: _Node, item: ReviewedItem | None, base: str) -> ExtractedRevie
         rating = rating_from(rating_node)
     published = None
     for name in ("datePublished", "dateCreated", "dateModified"):
-        published = parse_datetime(node.text(name))
+        published = parse_date(node.text(name))
         if published:
             break
     author_name, author_url = _author(node, base)
@@ -849,14 +624,14 @@ def _review(node: _Node, item: ReviewedItem | None, base: str) -> ExtractedRevie
     language = node.text("inLanguage")
     return ExtractedReview(
         item=item,
-        title=_one_line(node.text("name", "headline")),
-        text=_clean_text(node.text("reviewBody", "description", "text")),
+        title=one_line(node.text("name", "headline")),
+        text=clean_text(node.text("reviewBody", "description", "text")),
         author_name=author_name,
         author_url=author_url,
         published=published[0] if published else None,
         has_time=published[1] if published else False,
         rating=rating,
-        url=_http_url(node.text("url"), base) or _http_url(node.id, base),
+        url=http_url(node.text("url"), base) or http_url(node.id, base),
         language=language.split("-")[0].lower() if language else None,
         likes=likes,
         comments=comments,
@@ -906,7 +681,7 @@ def _read_graph(graph: _Graph, base: str) -> tuple[list[ReviewedItem], list[Extr
             elif isinstance(reviewed, (str, _Node)):
                 name = reviewed if isinstance(reviewed, str) else reviewed.id
                 pseudo = ReviewedItem(
-                    name=_one_line(name), brand=None, url=_http_url(name, base), types=()
+                    name=one_line(name), brand=None, url=http_url(name, base), types=()
                 )
                 order.append(pseudo)
                 claimed[id(node)] = (node, pseudo)
@@ -969,7 +744,7 @@ def extract_reviews(body: bytes | str, url: str, content_type: str = "") -> Page
             raise ValueError(f"{url} returned an empty body, not an HTML page")
         text = body
     tree = parse_html(text, url)
-    canonical = _link(tree, "canonical", url)
+    canonical = link_rel(tree, "canonical", url)
     if canonical is None or not same_site(canonical, url):
         canonical = url
     graph, counts = _structured_graph(tree, url, canonical)
@@ -977,9 +752,9 @@ def extract_reviews(body: bytes | str, url: str, content_type: str = "") -> Page
     return PageReviews(
         url=url,
         canonical_url=canonical,
-        title=_first_text(tree, "//title"),
-        language=_language(tree),
-        next_url=_link(tree, "next", url),
+        title=first_text(tree, "//title"),
+        language=page_language(tree),
+        next_url=link_rel(tree, "next", url),
         items=items,
         reviews=_merge_duplicates(reviews),
         syntaxes=counts,
@@ -988,6 +763,11 @@ def extract_reviews(body: bytes | str, url: str, content_type: str = "") -> Page
 
 
 # --------------------------------------------------------------------------- the source
+
+
+def _anchored(url: str) -> str:
+    """``url`` canonicalised, keeping its fragment (an anchor that tells reviews apart)."""
+    return canonical_url(url, keep_fragment=True)
 
 
 def _rating_sentence(rating: Rating | None) -> str:
@@ -1017,24 +797,19 @@ class ReviewsOptions(SourceOptions):
     )
 
 
-class ReviewsSource(Source):
+class ReviewsSource(Source[ReviewsOptions]):
     """Reads schema.org Reviews (JSON-LD, microdata, RDFa) from product and business pages."""
 
     name = "reviews"
     kind = SourceKind.REVIEW
-    Options = ReviewsOptions
+    api_version = 1
     # Shops are touchy about crawlers: one page at a time, at most one a second.
     download_delay = 1.0
     concurrency = 1
     example_options = {"urls": ["{base_url}/shop/rocket-14", "{base_url}/shop/anvil-50"]}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, ReviewsOptions):
-            raise TypeError(
-                f"the reviews source needs ReviewsOptions, got {type(options).__name__}"
-            )
+    def __init__(self, options: ReviewsOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: ReviewsOptions = options
         #: Reviews left out so far, by reason.
         self.skipped: Counter[str] = Counter()
         #: Pages read that carried no review at all.
@@ -1042,7 +817,7 @@ class ReviewsSource(Source):
 
     def start_requests(self) -> Iterable[Request]:
         """One request per configured page."""
-        for url in self.settings.urls:
+        for url in self.options.urls:
             yield Request(url=url, headers={"Accept": ACCEPT_HTML}, meta={"origin": url, "page": 1})
 
     def parse(self, response: Response) -> Iterable[Mention | Request]:
@@ -1078,7 +853,7 @@ class ReviewsSource(Source):
             fresh += 1
         if not page.reviews:
             self.empty_pages += 1
-            if self.settings.aggregate_ratings:
+            if self.options.aggregate_ratings:
                 results.extend(self._snapshots(page))
             rated = [item for item in page.items if item.aggregate is not None]
             log.warning(
@@ -1105,7 +880,7 @@ class ReviewsSource(Source):
     def _next_page(self, response: Response, page: PageReviews, fresh: int) -> Request | None:
         number = int(response.meta.get("page") or 1)
         target = page.next_url
-        if target is None or number >= self.settings.max_pages or fresh == 0:
+        if target is None or number >= self.options.max_pages or fresh == 0:
             return None
         current = urlsplit(response.url)
         following = urlsplit(target)
@@ -1147,7 +922,10 @@ class ReviewsSource(Source):
         """Whether a review's own URL names the review, not just the page or item it is on."""
         taken = {canonicalize_url(page.url), canonicalize_url(page.canonical_url)}
         if review.item and review.item.url:
-            taken |= {_anchored(review.item.url), canonicalize_url(review.item.url)}
+            taken |= {
+                _anchored(review.item.url),
+                canonicalize_url(review.item.url),
+            }
         return _anchored(url) not in taken
 
     @staticmethod
@@ -1159,7 +937,7 @@ class ReviewsSource(Source):
 
     def _title(self, headline: str | None, item: ReviewedItem | None, text: str) -> str | None:
         name = item.display_name if item else None
-        if not self.settings.item_in_title or not name:
+        if not self.options.item_in_title or not name:
             return headline
         if headline is None:
             return f"Review of {name}"
@@ -1185,11 +963,8 @@ class ReviewsSource(Source):
             rating=review.rating,
             thread_id=self._thread(review, page),
             language=review.language or page.language,
+            keep_fragment=True,
         )
-        if "#" in canonical:
-            mention = mention.model_copy(
-                update={"canonical_url": canonical, "id": mention_id(self.name, canonical)}
-            )
         return mention
 
     def _snapshots(self, page: PageReviews) -> list[Mention]:
@@ -1217,12 +992,9 @@ class ReviewsSource(Source):
                 rating=score.rating,
                 thread_id=_anchored(base),
                 language=page.language,
+                keep_fragment=True,
             )
-            mentions.append(
-                mention.model_copy(
-                    update={"canonical_url": canonical, "id": mention_id(self.name, canonical)}
-                )
-            )
+            mentions.append(mention)
         return mentions
 
 

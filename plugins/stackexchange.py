@@ -42,23 +42,28 @@ from __future__ import annotations
 import gzip
 import html
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import Field, field_validator
 
 from listener.config import BrandConfig
-from listener.errors import ConfigError
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
-from listener.plugins.hackernews import search_terms
 from listener.source import Request, Response, Source, SourceOptions
-from listener.text import html_to_text
+from listener.sourcekit import (
+    from_timestamp,
+    html_to_text,
+    http_url,
+    one_line,
+    search_terms,
+    secret_from_env,
+    to_count,
+    to_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,56 +147,15 @@ class StackExchangeOptions(SourceOptions):
 # --------------------------------------------------------------------------- field readers
 
 
-def _int(value: object) -> int | None:
-    """An integer from an int or a numeric string; None otherwise."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def _count(value: object) -> int | None:
-    number = _int(value)
-    return number if number is not None and number >= 0 else None
-
-
-def _time(value: object) -> datetime | None:
-    seconds = _int(value)
-    if seconds is None:
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _clean(value: object) -> str | None:
-    """Single-line text with entities decoded (the API encodes titles and names)."""
-    if not isinstance(value, str):
-        return None
-    return " ".join(html.unescape(value).split()) or None
-
-
-def _http_url(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    parts = urlsplit(value.strip())
-    return value.strip() if parts.scheme in ("http", "https") and parts.netloc else None
-
-
 def _author(owner: object) -> Author:
     if not isinstance(owner, dict):
         return Author()
-    user_id = _int(owner.get("user_id"))
+    user_id = to_int(owner.get("user_id"))
     return Author(
-        name=_clean(owner.get("display_name")),
+        name=one_line(owner.get("display_name")),
         # Stack Exchange has no @handles; the user id is the stable one.
         handle=str(user_id) if user_id is not None else None,
-        url=_http_url(owner.get("link")),
+        url=http_url(owner.get("link")),
     )
 
 
@@ -219,36 +183,36 @@ def item_to_mention(
     ``titles`` maps question ids (as strings) to titles, for answers whose
     filter leaves their question's title out.
     """
-    question_id = _int(item.get("question_id"))
-    answer_id = _int(item.get("answer_id"))
+    question_id = to_int(item.get("question_id"))
+    answer_id = to_int(item.get("answer_id"))
     if question_id is None:
         return "not a question or an answer"
-    published = _time(item.get("creation_date"))
+    published = from_timestamp(item.get("creation_date"))
     if published is None:
         return "without a date"
-    link = _http_url(item.get("link"))
+    link = http_url(item.get("link"))
     host = (urlsplit(link).hostname if link else None) or site_host(site)
-    own_title = _clean(item.get("title"))
+    own_title = one_line(item.get("title"))
     if answer_id is None:
         canonical = f"https://{host}/questions/{question_id}"
         title = own_title
         text = _body(item) or own_title or ""
-        comments = _count(item.get("answer_count"))
+        comments = to_count(item.get("answer_count"))
         parent = None
     else:
         canonical = f"https://{host}/a/{answer_id}"
         question_title = own_title or (titles or {}).get(str(question_id))
         title = f"Re: {question_title}" if question_title else None
         text = _body(item)
-        comments = _count(item.get("comment_count"))
+        comments = to_count(item.get("comment_count"))
         parent = str(question_id)
     if not text:
         return "without text"
     engagement = Engagement(
-        likes=_count(item.get("up_vote_count")),
+        likes=to_count(item.get("up_vote_count")),
         comments=comments,
-        views=_count(item.get("view_count")),
-        score=_int(item.get("score")),
+        views=to_count(item.get("view_count")),
+        score=to_int(item.get("score")),
     )
     return Mention.create(
         source=source,
@@ -282,12 +246,12 @@ def _decode(response: Response) -> Any:
     ).json()
 
 
-class StackExchangeSource(Source):
+class StackExchangeSource(Source[StackExchangeOptions]):
     """Searches Stack Exchange sites for questions, then fetches their answers."""
 
     name = "stackexchange"
     kind = SourceKind.FORUM
-    Options = StackExchangeOptions
+    api_version = 1
     # The API throttles an address sending more than 30 requests a second and
     # allows 300 requests a day without a key, 10,000 with one; it may ask to
     # back off (obeyed, see the module docstring). Two requests a second at
@@ -299,22 +263,14 @@ class StackExchangeSource(Source):
     obey_robots_txt = False
     example_options = {"base_url": "{base_url}", "sites": ["stackoverflow"]}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, StackExchangeOptions):
-            raise TypeError(
-                f"the stackexchange source needs StackExchangeOptions, got {type(options).__name__}"
-            )
+    def __init__(self, options: StackExchangeOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: StackExchangeOptions = options
-        self.api_key: str | None = None
-        if options.api_key_env:
-            self.api_key = os.environ.get(options.api_key_env, "").strip() or None
-            if self.api_key is None:
-                raise ConfigError(
-                    f"stackexchange: option api_key_env names the environment variable "
-                    f"{options.api_key_env}, which is not set; export it or remove api_key_env "
-                    "(the key is optional: without it the daily quota is 300 requests)"
-                )
+        self.api_key = secret_from_env(
+            "stackexchange",
+            "api_key_env",
+            options.api_key_env or None,
+            hint="the key is optional: without it the daily quota is 300 requests",
+        )
         #: Items left out so far, by reason.
         self.skipped: Counter[str] = Counter()
         #: The quota the API last reported (None until a response arrived).
@@ -331,7 +287,7 @@ class StackExchangeSource(Source):
     def _url(self, method: str, params: list[tuple[str, str]]) -> str:
         if self.api_key:
             params = [*params, ("key", self.api_key)]
-        base = self.settings.base_url.rstrip("/")
+        base = self.options.base_url.rstrip("/")
         return f"{base}/{API_VERSION}/{method}?{urlencode(params, quote_via=quote)}"
 
     def search_url(self, site: str, term: str, page: int = 1) -> str:
@@ -341,8 +297,8 @@ class StackExchangeSource(Source):
             ("sort", "activity"),
             ("q", term),
             ("site", site),
-            ("filter", self.settings.filter),
-            ("pagesize", str(self.settings.page_size)),
+            ("filter", self.options.filter),
+            ("pagesize", str(self.options.page_size)),
             ("page", str(page)),
         ]
         newer = self.newer_than(self.key(site, term))
@@ -356,8 +312,8 @@ class StackExchangeSource(Source):
             ("order", "desc"),
             ("sort", "creation"),
             ("site", site),
-            ("filter", self.settings.filter),
-            ("pagesize", str(self.settings.page_size)),
+            ("filter", self.options.filter),
+            ("pagesize", str(self.options.page_size)),
             ("page", str(page)),
         ]
         newer = self.newer_than(self.key(site, term))
@@ -367,7 +323,7 @@ class StackExchangeSource(Source):
 
     def start_requests(self) -> Iterable[Request]:
         """The first search page of every site and distinct term."""
-        for site in self.settings.sites:
+        for site in self.options.sites:
             for term in search_terms(self.brands):
                 yield Request(
                     url=self.search_url(site, term),
@@ -417,7 +373,7 @@ class StackExchangeSource(Source):
         return self._parse_answers(response, data, items)
 
     def _read_wrapper(self, data: Mapping[str, Any], method: str, url: str) -> None:
-        remaining = _int(data.get("quota_remaining"))
+        remaining = to_int(data.get("quota_remaining"))
         if remaining is not None:
             self.quota_remaining = remaining
             if remaining == 0:
@@ -428,7 +384,7 @@ class StackExchangeSource(Source):
                     self.label,
                     data.get("quota_max"),
                 )
-        backoff = _int(data.get("backoff"))
+        backoff = to_int(data.get("backoff"))
         if backoff is not None and backoff > 0:
             self._backoff_until[method] = time.monotonic() + backoff
             log.warning("%s: %s asked to back off %d s from %s", self.label, url, backoff, method)
@@ -473,7 +429,7 @@ class StackExchangeSource(Source):
         titles = {
             str(item["question_id"]): title
             for item in questions
-            if "question_id" in item and (title := _clean(item.get("title")))
+            if "question_id" in item and (title := one_line(item.get("title")))
         }
         results: list[Mention | Request] = []
         results.extend(self._mentions(items, site, key, titles, response.url))
@@ -486,13 +442,13 @@ class StackExchangeSource(Source):
         ]
         results.extend(self._mentions(embedded, site, key, titles, response.url))
 
-        if self.settings.answers:
+        if self.options.answers:
             wanted = [
                 str(item["question_id"])
                 for item in questions
-                if _int(item.get("question_id")) is not None
+                if to_int(item.get("question_id")) is not None
                 and not isinstance(item.get("answers"), list)
-                and (_count(item.get("answer_count")) or 0) > 0
+                and (to_count(item.get("answer_count")) or 0) > 0
             ]
             for start in range(0, len(wanted), IDS_PER_REQUEST):
                 ids = wanted[start : start + IDS_PER_REQUEST]
@@ -513,7 +469,7 @@ class StackExchangeSource(Source):
                             priority=1,
                         )
                     )
-        page = _int(meta.get("page")) or 1
+        page = to_int(meta.get("page")) or 1
         if items and data.get("has_more") is True and page < self.options.max_pages:
             url = self.search_url(site, term, page + 1)
             if self._may_ask(SEARCH_METHOD, url):
@@ -536,7 +492,7 @@ class StackExchangeSource(Source):
         results: list[Mention | Request] = list(
             self._mentions(items, site, self.key(site, term), titles, response.url)
         )
-        page = _int(meta.get("page")) or 1
+        page = to_int(meta.get("page")) or 1
         if items and data.get("has_more") is True and page < self.options.max_pages:
             url = self.answers_url(site, term, list(meta.get("questions") or []), page + 1)
             if self._may_ask(ANSWERS_METHOD, url):

@@ -36,7 +36,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -47,7 +47,7 @@ from listener.config import BrandConfig
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.text import html_to_text
+from listener.sourcekit import html_to_text, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -138,18 +138,6 @@ class ChannelPage:
     oldest: datetime | None
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def _text_of(selector: Selector | Any) -> str | None:
     text = " ".join(" ".join(selector.xpath(".//text()").getall()).split())
     return text or None
@@ -198,9 +186,9 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
         if "service_message" in (message.attrib.get("class") or ""):
             skipped["a service message"] += 1
             continue
-        published = _time(message.css(".tgme_widget_message_date time::attr(datetime)").get())
+        published = parse_time(message.css(".tgme_widget_message_date time::attr(datetime)").get())
         if published is None:
-            published = _time(message.css("time::attr(datetime)").get())
+            published = parse_time(message.css("time::attr(datetime)").get())
         if published is None:
             skipped["without a date"] += 1
             continue
@@ -263,25 +251,20 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
     )
 
 
-class TelegramSource(Source):
+class TelegramSource(Source[TelegramOptions]):
     """Reads the posts of public Telegram channels from their t.me/s web previews."""
 
     name = "telegram"
     kind = SourceKind.SOCIAL
-    Options = TelegramOptions
+    api_version = 1
     # Telegram publishes no limit for its web previews and answers floods with
     # 429; one page every two seconds is a person scrolling back quickly.
     download_delay = 2.0
     concurrency = 1
     example_options = {"base_url": "{base_url}", "channels": ["acmenews"]}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, TelegramOptions):
-            raise TypeError(
-                f"the telegram source needs TelegramOptions, got {type(options).__name__}"
-            )
+    def __init__(self, options: TelegramOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: TelegramOptions = options
         #: Posts left out so far, by reason.
         self.skipped: Counter[str] = Counter()
 
@@ -292,12 +275,12 @@ class TelegramSource(Source):
 
     def page_url(self, channel: str, before: int | None = None) -> str:
         """The preview page of ``channel``, the newest posts or those before post ``before``."""
-        url = f"{self.settings.base_url.rstrip('/')}/s/{quote(channel)}"
+        url = f"{self.options.base_url.rstrip('/')}/s/{quote(channel)}"
         return f"{url}?before={before}" if before is not None else url
 
     def start_requests(self) -> Iterable[Request]:
         """The newest posts of every channel."""
-        for channel in self.settings.channels:
+        for channel in self.options.channels:
             yield Request(
                 url=self.page_url(channel),
                 headers={"Accept": "text/html,application/xhtml+xml"},

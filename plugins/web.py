@@ -71,17 +71,18 @@ from listener.config import BrandConfig
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Mention, SourceKind, canonicalize_url
 from listener.source import Request, Response, Source, SourceOptions
-
-from .reviews import (
+from listener.sourcekit import (
     ACCEPT_HTML,
+    FEED_ACCEPT,
+    Feed,
     decode_html,
+    describe_body,
     error_page_title,
-    parse_datetime,
+    parse_date,
+    read_feed,
     response_header,
     same_site,
 )
-from .rss import ACCEPT as ACCEPT_FEED
-from .rss import Feed, read_feed
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,6 @@ def mentions_keyword(text: str, terms: Iterable[str]) -> str | None:
         if needle and needle in folded:
             return term
     return None
-
-
-def _describe(body: bytes) -> str:
-    return " ".join(body[:80].decode("utf-8", errors="replace").split())
 
 
 def _local_name(element: Any) -> str:
@@ -260,12 +257,12 @@ def _entry(element: Any, base: str) -> SitemapEntry | None:
     if urlsplit(resolved).scheme not in ("http", "https"):
         return None
     entry = SitemapEntry(url=resolved)
-    lastmod = parse_datetime(_child_text(element, "lastmod"))
+    lastmod = parse_date(_child_text(element, "lastmod"))
     if lastmod:
         entry.lastmod, entry.lastmod_has_time = lastmod
     news = _child(element, "news")
     if news is not None:
-        published = parse_datetime(_child_text(news, "publication_date"))
+        published = parse_date(_child_text(news, "publication_date"))
         entry.published = published[0] if published else None
         title = _child_text(news, "title")
         entry.title = " ".join(title.split()) if title else None
@@ -316,14 +313,14 @@ def read_sitemap(body: bytes, url: str, content_type: str = "") -> Sitemap:
         rb"<(html|head|body)[\s>]", start
     ):
         raise ValueError(
-            f"{url} returned an HTML page, not a sitemap; body starts {_describe(body)!r}"
+            f"{url} returned an HTML page, not a sitemap; body starts {describe_body(body)!r}"
         )
     if not stripped.startswith(b"<"):
         lines = [line.strip() for line in stripped.decode("utf-8", "replace").splitlines()]
         urls = [line for line in lines if line]
         if urls and all(re.match(r"https?://\S+$", line) for line in urls):
             return Sitemap(url=url, kind="text", entries=[SitemapEntry(url=line) for line in urls])
-        raise ValueError(f"{url} is not a sitemap; body starts {_describe(body)!r}")
+        raise ValueError(f"{url} is not a sitemap; body starts {describe_body(body)!r}")
     root, warning = _parse_xml(stripped, url)
     name = _local_name(root)
     if name in ("rss", "feed", "rdf"):
@@ -467,7 +464,7 @@ def _declared_language(tree: Any) -> str | None:
 
 def _extracted_date(value: str | None) -> tuple[datetime, bool] | None:
     """trafilatura's date string (htmldate output format below) as a datetime."""
-    parsed = parse_datetime(value)
+    parsed = parse_date(value)
     if parsed is None or value is None:
         return None
     # htmldate writes a day without a known time as naive midnight.
@@ -630,22 +627,19 @@ class _Site:
     robots: Protego | None = None  # once robots.txt has been read
 
 
-class WebSource(Source):
+class WebSource(Source[WebOptions]):
     """Discovers articles of listed sites through sitemaps and feeds and extracts them."""
 
     name = "web"
     kind = SourceKind.NEWS
-    Options = WebOptions
+    api_version = 1
     # One request a second for the whole entry, two at a time at most.
     download_delay = 1.0
     concurrency = 2
     example_options = {"sites": ["{base_url}/"]}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, WebOptions):
-            raise TypeError(f"the web source needs WebOptions, got {type(options).__name__}")
+    def __init__(self, options: WebOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: WebOptions = options
         #: Entries and articles left out so far, by reason.
         self.skipped: Counter[str] = Counter()
         self._sites: dict[str, _Site] = {}
@@ -667,12 +661,12 @@ class WebSource(Source):
         """A request for a sitemap or feed, unless seen or over the site's ``max_pages``."""
         if url in site.seen_documents:
             return None
-        if site.documents >= self.settings.max_pages:
+        if site.documents >= self.options.max_pages:
             self.skipped["documents over max_pages"] += 1
             return None
         site.seen_documents.add(url)
         site.documents += 1
-        accept = ACCEPT_FEED if role == "feed" else ACCEPT_SITEMAP
+        accept = FEED_ACCEPT if role == "feed" else ACCEPT_SITEMAP
         return Request(
             url=url,
             headers={"Accept": accept},
@@ -682,7 +676,7 @@ class WebSource(Source):
 
     def start_requests(self) -> Iterable[Request]:
         """robots.txt and the home page of each site, then the listed sitemaps and feeds."""
-        for home in self.settings.sites:
+        for home in self.options.sites:
             site = self._site(home)
             yield Request(
                 url=f"{_origin(home)}/robots.txt",
@@ -696,11 +690,11 @@ class WebSource(Source):
                 meta={"role": "home", "site": site.key},
                 priority=2,
             )
-        for url in self.settings.sitemaps:
+        for url in self.options.sitemaps:
             request = self._document(url, self._site(url), "sitemap")
             if request is not None:
                 yield request
-        for url in self.settings.feeds:
+        for url in self.options.feeds:
             request = self._document(url, self._site(url), "feed")
             if request is not None:
                 yield request
@@ -841,14 +835,14 @@ class WebSource(Source):
         ordered = _newest_first(candidates)
         requests: list[Request] = []
         for entry in ordered:
-            if site.articles >= self.settings.limit:
+            if site.articles >= self.options.limit:
                 skipped["over the limit"] += 1
                 if not site.warned_limit:
                     site.warned_limit = True
                     log.warning(
                         "%s: reached limit=%d articles for %s; the rest waits for another run",
                         self.label,
-                        self.settings.limit,
+                        self.options.limit,
                         site.key,
                     )
                 continue
@@ -905,9 +899,9 @@ class WebSource(Source):
         if not mentions_keyword(f"{title or ''}\n{text}", self._terms):
             return None, "no brand keyword"
         language = article.language or meta.get("hint_language")
-        if self.settings.languages:
+        if self.options.languages:
             language = language or _detect_language(f"{title or ''}\n{text}")
-            if language not in self.settings.languages:
+            if language not in self.options.languages:
                 return None, "not in the wanted languages"
         published = (
             _iso(meta.get("hint_published")) or article.published or _iso(meta.get("lastmod"))
@@ -918,7 +912,7 @@ class WebSource(Source):
         return (
             Mention.create(
                 source=self.name,
-                source_kind=self.settings.kind,
+                source_kind=self.options.kind,
                 url=article.url,
                 canonical_url=article.canonical_url,
                 title=title,

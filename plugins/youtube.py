@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -44,12 +43,18 @@ from urllib.parse import quote, urlencode, urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from listener.config import BrandConfig
-from listener.errors import ConfigError
 from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
-from listener.plugins.hackernews import search_terms
 from listener.source import Request, Response, Source, SourceOptions
-from listener.text import html_to_text
+from listener.sourcekit import (
+    html_to_text,
+    http_url,
+    parse_time,
+    search_terms,
+    secret_from_env,
+    to_count,
+    to_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,43 +130,8 @@ class YouTubeOptions(SourceOptions):
 # --------------------------------------------------------------------------- field readers
 
 
-def _int(value: object) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def _count(value: object) -> int | None:
-    number = _int(value)
-    return number if number is not None and number >= 0 else None
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _http_url(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    parts = urlsplit(value.strip())
-    return value.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def _text(snippet: Mapping[str, Any]) -> str:
@@ -178,7 +148,7 @@ def _text(snippet: Mapping[str, Any]) -> str:
 def _author(snippet: Mapping[str, Any]) -> Author:
     name = snippet.get("authorDisplayName")
     name = name.strip() if isinstance(name, str) and name.strip() else None
-    url = _http_url(snippet.get("authorChannelUrl"))
+    url = http_url(snippet.get("authorChannelUrl"))
     handle = name if name and name.startswith("@") else None
     if handle is None and url:
         last = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
@@ -206,7 +176,7 @@ def comment_to_mention(
     video = snippet.get("videoId") or video_id
     if not isinstance(video, str) or not video:
         return "without a video (a channel discussion comment)"
-    published = _time(snippet.get("publishedAt"))
+    published = parse_time(snippet.get("publishedAt"))
     if published is None:
         return "without a date"
     text = _text(snippet)
@@ -225,7 +195,7 @@ def comment_to_mention(
         published_at=published,
         author=_author(snippet),
         engagement=Engagement(
-            likes=_count(snippet.get("likeCount")),
+            likes=to_count(snippet.get("likeCount")),
             comments=None if is_reply else replies,
         ),
         thread_id=video,
@@ -246,12 +216,12 @@ def _api_error(data: object) -> str | None:
     return f"{error.get('code')} {', '.join(r for r in reasons if r)}: {message}".strip()
 
 
-class YouTubeSource(Source):
+class YouTubeSource(Source[YouTubeOptions]):
     """Reads comments on YouTube videos: found by keyword, on listed channels, or listed."""
 
     name = "youtube"
     kind = SourceKind.VIDEO
-    Options = YouTubeOptions
+    api_version = 1
     # The API meters a daily quota (10,000 units by default; a search costs
     # 100, a page of comments 1) rather than a request rate; two requests at a
     # time keep the crawl quick without bursts.
@@ -261,20 +231,14 @@ class YouTubeSource(Source):
     obey_robots_txt = False
     example_options = {"base_url": "{base_url}"}
 
-    def __init__(self, options: SourceOptions, brands: list[BrandConfig]) -> None:
-        if not isinstance(options, YouTubeOptions):
-            raise TypeError(
-                f"the youtube source needs YouTubeOptions, got {type(options).__name__}"
-            )
+    def __init__(self, options: YouTubeOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)
-        self.settings: YouTubeOptions = options
-        key = os.environ.get(options.api_key_env, "").strip()
-        if not key:
-            raise ConfigError(
-                f"youtube: the API key is missing: option api_key_env names the environment "
-                f"variable {options.api_key_env}, which is not set; export {options.api_key_env}"
-                "=<key> (a YouTube Data API v3 key from the Google Cloud console)"
-            )
+        key = secret_from_env(
+            "youtube",
+            "api_key_env",
+            options.api_key_env,
+            hint="the API key is required: a YouTube Data API v3 key from the Google Cloud console",
+        )
         self.headers = {"Accept": "application/json", "X-Goog-Api-Key": key}
         #: Items left out so far, by reason.
         self.skipped: Counter[str] = Counter()
@@ -283,7 +247,7 @@ class YouTubeSource(Source):
     # -- requests --------------------------------------------------------------------------
 
     def _url(self, method: str, params: list[tuple[str, str]]) -> str:
-        base = self.settings.base_url.rstrip("/")
+        base = self.options.base_url.rstrip("/")
         return f"{base}/{method}?{urlencode(params, quote_via=quote, safe=',')}"
 
     def search_url(self, term: str, page_token: str | None = None) -> str:
@@ -293,15 +257,15 @@ class YouTubeSource(Source):
             ("type", "video"),
             ("order", "date"),
             ("q", term),
-            ("maxResults", str(self.settings.videos_per_search)),
+            ("maxResults", str(self.options.videos_per_search)),
         ]
         newer = self.newer_than(f"search:{term}")
         if newer is not None:
             params.append(("publishedAfter", _rfc3339(newer)))
-        if self.settings.region_code:
-            params.append(("regionCode", self.settings.region_code))
-        if self.settings.relevance_language:
-            params.append(("relevanceLanguage", self.settings.relevance_language))
+        if self.options.region_code:
+            params.append(("regionCode", self.options.region_code))
+        if self.options.relevance_language:
+            params.append(("relevanceLanguage", self.options.relevance_language))
         if page_token:
             params.append(("pageToken", page_token))
         return self._url("search", params)
@@ -312,7 +276,7 @@ class YouTubeSource(Source):
             ("part", "snippet,replies"),
             ("videoId" if scope == "video" else "allThreadsRelatedToChannelId", ident),
             ("order", "time"),
-            ("maxResults", str(self.settings.comments_per_page)),
+            ("maxResults", str(self.options.comments_per_page)),
             ("textFormat", "plainText"),
         ]
         if page_token:
@@ -348,16 +312,16 @@ class YouTubeSource(Source):
 
     def start_requests(self) -> Iterable[Request]:
         """Searches for every distinct term, then the listed channels and videos."""
-        if self.settings.search:
+        if self.options.search:
             for term in search_terms(self.brands):
                 yield Request(
                     url=self.search_url(term),
                     headers=dict(self.headers),
                     meta={"kind": "search", "term": term, "page": 1},
                 )
-        for channel in self.settings.channels:
+        for channel in self.options.channels:
             yield self._threads_request("channel", channel)
-        for video in self.settings.videos:
+        for video in self.options.videos:
             if video not in self._videos_requested:
                 self._videos_requested.add(video)
                 yield self._threads_request("video", video)
@@ -389,7 +353,7 @@ class YouTubeSource(Source):
     ) -> Request | None:
         """The request for the page after this one, if there is one and the limit allows."""
         token = data.get("nextPageToken")
-        page = _int(response.meta.get("page")) or 1
+        page = to_int(response.meta.get("page")) or 1
         if not isinstance(token, str) or not token or page >= self.options.max_pages:
             return None
         return Request(
@@ -412,7 +376,7 @@ class YouTubeSource(Source):
                 self.skipped["search results that are not videos"] += 1
                 continue
             snippet = item.get("snippet") if isinstance(item.get("snippet"), dict) else {}
-            published = _time(snippet.get("publishedAt"))
+            published = parse_time(snippet.get("publishedAt"))
             if published is not None:
                 self.checkpoint.advance(key, published)
             if video in self._videos_requested:
@@ -443,7 +407,7 @@ class YouTubeSource(Source):
             if not isinstance(snippet, dict) or not isinstance(top, dict):
                 skipped["threads without a top-level comment"] += 1
                 continue
-            total = _count(snippet.get("totalReplyCount"))
+            total = to_count(snippet.get("totalReplyCount"))
             thread_video = snippet.get("videoId") or video
             outcome = comment_to_mention(top, thread_video, title, total, self.name)
             if isinstance(outcome, str):
@@ -457,7 +421,7 @@ class YouTubeSource(Source):
             replies = thread.get("replies")
             listed = replies.get("comments") if isinstance(replies, dict) else None
             embedded: list[Any] = listed if isinstance(listed, list) else []
-            if self.settings.replies and total and total > len(embedded):
+            if self.options.replies and total and total > len(embedded):
                 # The thread carries only some replies: ask for all of them instead.
                 results.append(
                     Request(

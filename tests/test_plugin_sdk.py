@@ -112,6 +112,7 @@ class Flaky(Source):
     name = "{name}"
     kind = "social"
     Options = Options
+    api_version = 1
 
     def start_requests(self):
         for page in range(6):
@@ -184,6 +185,7 @@ def test_plugin_with_invalid_options_model_fails_its_contract_check(site: Path) 
             name = "noopts"
             kind = "social"
             Options = Options
+            api_version = 1
 
 
         @hookimpl

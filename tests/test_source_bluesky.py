@@ -288,7 +288,8 @@ def test_a_changed_post_degrades_that_mention_only() -> None:
     page = load("search_acme_page1.json")
     first, second, third = page["posts"]
     del first["record"]["createdAt"]  # indexedAt is still there
-    second["likeCount"] = "3"
+    # Not a number (a numeric string such as "3" is read: listener.sourcekit.to_count).
+    second["likeCount"] = "3 likes"
     second["author"] = None
     third["uri"] = "at://did:plc:x/app.bsky.feed.repost/1"
     page["posts"] += [{"uri": "at://did:plc:y/app.bsky.feed.post/2", "record": "text"}, None]

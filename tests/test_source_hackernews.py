@@ -20,9 +20,9 @@ from listener.plugins.hackernews import (
     HackerNewsOptions,
     HackerNewsSource,
     hit_to_mention,
-    search_terms,
 )
 from listener.source import Request, Response
+from listener.sourcekit import search_terms
 
 DATA = Path(__file__).resolve().parent / "data"
 HN = demo_site.DIRECTORY / "hn"

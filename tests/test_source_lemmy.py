@@ -263,7 +263,8 @@ def test_a_changed_item_degrades_that_mention_only() -> None:
     own, federated = page["posts"]
     del own["post"]["published"]
     federated["creator"] = None
-    federated["counts"] = {"upvotes": "57"}
+    # Not a number (a numeric string such as "57" is read: listener.sourcekit.to_count).
+    federated["counts"] = {"upvotes": "57 upvotes"}
     (reply,) = page["comments"]
     reply["comment"]["path"] = None
     page["posts"].append({"post": {"id": 7, "published": "2026-11-01T00:00:00Z", "deleted": True}})

@@ -24,10 +24,10 @@ from listener.plugins.reviews import (
     ReviewsOptions,
     ReviewsSource,
     extract_reviews,
-    parse_datetime,
     rating_from,
 )
 from listener.source import Checkpoint, Request, Response
+from listener.sourcekit import parse_date
 
 DATA = Path(__file__).resolve().parent / "data" / "reviews"
 EXTRUCT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "product_pages" / "extruct"
@@ -421,12 +421,12 @@ def test_unusable_ratings_are_none(value: str, best: object, worst: object) -> N
     ],
 )
 def test_dates_become_aware_utc(text: str, expected: datetime, has_time: bool) -> None:
-    assert parse_datetime(text) == (expected, has_time)
+    assert parse_date(text) == (expected, has_time)
 
 
 @pytest.mark.parametrize("text", ["", "5 March", "yesterday", "2026-13-45"])
 def test_unusable_dates_are_none(text: str) -> None:
-    assert parse_datetime(text) is None
+    assert parse_date(text) is None
 
 
 # --------------------------------------------------------------------------- options, registration

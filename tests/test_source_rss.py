@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from listener import demo_site
 from listener.mention import Mention, SourceKind
 from listener.plugins import rss
-from listener.plugins.rss import RssOptions, RssSource, html_to_text, read_feed
+from listener.plugins.rss import RssOptions, RssSource, read_feed
 from listener.source import Request, Response
+from listener.sourcekit import html_to_text
 
 DATA = Path(__file__).resolve().parent / "data"
 SITE = demo_site.DIRECTORY

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from listener import hookimpl
 from listener.config import ProjectConfig
 from listener.mention import Author, Engagement, Mention, Rating, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
+from listener.sourcekit import parse_time, to_count
 
 PRODUCT_NAMES = ["Rocket 14", "Rocket 16"]
 
@@ -24,35 +24,33 @@ class ShopReviewsOptions(SourceOptions):
     skus: list[str] = Field(min_length=1)
 
 
-class ShopReviewsSource(Source):
+class ShopReviewsSource(Source[ShopReviewsOptions]):
     """Reviews of listed products, newest first, 1-5 stars."""
 
     name = "shopreviews"
     kind = SourceKind.REVIEW
-    Options = ShopReviewsOptions
-    api_version = 1
+    api_version = 1  # the listener source contract this was written for
     download_delay = 0.5
     concurrency = 2
     example_options: dict[str, Any] = {"base_url": "{base_url}", "skus": ["RKT-14"]}
     fixtures_dir = Path(__file__).parent / "fixtures"
 
     def page_url(self, sku: str, page: int) -> str:
-        assert isinstance(self.options, ShopReviewsOptions)
         return f"{self.options.base_url.rstrip('/')}/v1/products/{sku}/reviews?page={page}"
 
     def start_requests(self) -> Iterable[Request]:
-        assert isinstance(self.options, ShopReviewsOptions)
         for sku in self.options.skus:
             yield Request(self.page_url(sku, 1), meta={"sku": sku, "page": 1})
 
     def parse(self, response: Response) -> Iterable[Mention | Request]:
-        assert isinstance(self.options, ShopReviewsOptions)
         data = response.json()
         sku = response.meta["sku"]
         product = data["product"]
         newer_than = self.newer_than(sku)
         for review in data["reviews"]:
-            published = datetime.fromisoformat(review["submitted"])
+            published = parse_time(review.get("submitted"))
+            if published is None:
+                raise ValueError(f"{response.url}: review without a submitted date")
             if newer_than is not None and published <= newer_than:
                 return
             self.checkpoint.advance(sku, published)
@@ -64,7 +62,7 @@ class ShopReviewsSource(Source):
                 text=review["body"],
                 published_at=published,
                 author=Author(name=review.get("nickname")),
-                engagement=Engagement(likes=review.get("helpful_votes")),
+                engagement=Engagement(likes=to_count(review.get("helpful_votes"))),
                 rating=Rating.from_raw(float(review["stars"]), scale_max=5, scale_min=1),
                 thread_id=product["id"],
             )
