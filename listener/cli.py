@@ -569,16 +569,16 @@ def sources() -> None:
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
 @reports_errors
 def sources_status(config_path: Path, limit: int, output_format: str) -> None:
-    """Which sources are healthy, degraded or broken over the last runs."""
-    from dataclasses import asdict
-
-    from listener.health import load_runs, source_health
+    """Which sources are healthy, degraded or broken; with listener run, when each runs next."""
+    from listener.health import status_report
 
     project = _load(config_path)
-    runs = load_runs(project.home, limit)
-    if not runs:
-        raise ListenerError(f"no crawl has been recorded under {project.home / 'runs'} yet")
-    report = [asdict(entry) for entry in source_health(runs)]
+    report, runs = status_report(project, limit)
+    if not report:
+        raise ListenerError(
+            f"no crawl has been recorded for {project.path} yet (under {project.home / 'runs'}, "
+            "or in Redis when clustered)"
+        )
     if output_format == "json":
         click.echo(json.dumps(report, indent=2))
         return
@@ -587,9 +587,9 @@ def sources_status(config_path: Path, limit: int, output_format: str) -> None:
     _emit(
         report,
         ["source", "status", "history", "last_run_mentions", "last_run_errors", "last_success",
-         "last_error"],
+         "last_error", "next_run", "lag_seconds", "running", "last_result"],
         "table",
-        title=f"Source health over the last {len(runs)} run(s)",
+        title=f"Source health over the last {runs} run(s) per source",
     )  # fmt: skip
 
 
@@ -1304,6 +1304,13 @@ def sov(config_path: Path, measure: str, output_format: str, **options: Any) -> 
     with store(project) as client:
         rows = share_of_voice(client, project, interval=interval, by=measure, **scope)
     print_sov(rows, interval, output_format)
+
+
+# listener run / listener worker: the always-on service (listener.service, docs/deployment.md).
+from listener.service.commands import run_command, worker_command  # noqa: E402
+
+main.add_command(run_command)
+main.add_command(worker_command)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,18 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from listener.analytics.settings import AlertsConfig, AnalyticsConfig, EarnedMediaConfig
+from listener.analytics.settings import (
+    AlertsConfig,
+    AnalyticsConfig,
+    EarnedMediaConfig,
+    parse_duration,
+)
 from listener.errors import ConfigError
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -118,6 +124,59 @@ class CrawlConfig(_Section):
         ge=1,
         description="parse failures in a row before a source is paused for the run",
     )
+    every: timedelta = Field(
+        default=timedelta(minutes=15),
+        description="`listener run`: how often each source entry is crawled (e.g. 90s, 15m, 2h); "
+        "an entry's own `every` wins",
+    )
+    parallel_crawls: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="`listener run` on one machine: crawls (child processes) running at once",
+    )
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return _positive_duration(value)
+
+
+def _positive_duration(value: Any) -> timedelta:
+    """``"15m"``, ``"1s"``, ``"2h"`` or seconds, as a timedelta above zero."""
+    duration = parse_duration(value)
+    if duration <= timedelta(0):
+        raise ValueError(f"must be longer than zero (got {value!r})")
+    return duration
+
+
+class ClusterConfig(_Section):
+    """Scale-out: shared state and the job queue in Redis (`listener worker`, docs/deployment.md).
+
+    Without ``redis_url`` (and without ``LISTENER_REDIS_URL``) everything stays
+    on one machine, in files under ``LISTENER_HOME``.
+    """
+
+    redis_url: str | None = Field(default=None, repr=False)
+    namespace: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="prefix of every Redis key; default: elasticsearch.index_prefix",
+    )
+    lease: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="how long a job stays with a worker that stopped renewing it (a dead one) "
+        "before another worker takes it over",
+    )
+    poll: timedelta = Field(
+        default=timedelta(seconds=1),
+        description="how long a worker waits for a job per call (and the scheduler's tick)",
+    )
+
+    @field_validator("lease", "poll", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return _positive_duration(value)
 
 
 class SourceConfig(BaseModel):
@@ -127,6 +186,14 @@ class SourceConfig(BaseModel):
 
     plugin: str = Field(min_length=1)
     name: str | None = None
+    every: timedelta | None = Field(
+        default=None, description="`listener run`: crawl this entry this often (default: [crawl])"
+    )
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta | None:
+        return None if value is None else _positive_duration(value)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -147,6 +214,7 @@ class ProjectConfig(_Section):
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     earned_media: EarnedMediaConfig = Field(default_factory=EarnedMediaConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -260,4 +328,7 @@ def load_project(path: str | os.PathLike[str]) -> ProjectConfig:
     es_url = os.environ.get("LISTENER_ES_URL")
     if es_url:
         config.elasticsearch.url = es_url
+    redis_url = os.environ.get("LISTENER_REDIS_URL")
+    if redis_url:
+        config.cluster.redis_url = redis_url
     return config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,12 +67,9 @@ def run_crawl(
     return summary
 
 
-def record_run(project: ProjectConfig, summary: CrawlSummary) -> Path:
-    """Keep the run's per-source health under ``LISTENER_HOME/runs`` for later status reports."""
-    runs = project.home / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+def record_run(project: ProjectConfig, summary: CrawlSummary) -> str:
+    """Keep the run's per-source health (``LISTENER_HOME/runs``, or Redis) for status reports."""
     finished = datetime.now(UTC)
-    path = runs / f"{finished:%Y%m%dT%H%M%S%fZ}.json"
     payload = {
         "finished_at": finished.isoformat(),
         "elapsed_seconds": summary.elapsed,
@@ -99,7 +95,7 @@ def record_run(project: ProjectConfig, summary: CrawlSummary) -> Path:
             for label, source in summary.sources.items()
         },
     }
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    temporary.replace(path)
-    return path
+    from listener.service.state import state_for
+
+    # Under LISTENER_HOME/runs on one machine; in Redis when clustered (every worker's runs).
+    return state_for(project).record_run(payload)

@@ -1,11 +1,18 @@
-"""Source health over the last runs, from the run summaries under ``LISTENER_HOME/runs``."""
+"""Source health over the last runs, and the service's schedule per source entry.
+
+Run summaries come from ``LISTENER_HOME/runs`` on one machine, or from Redis
+when the project is clustered (see :mod:`listener.service.state`).
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from listener.config import ProjectConfig
 
 
 @dataclass
@@ -22,16 +29,66 @@ class SourceHealth:
     last_error: str | None = None
 
 
-def load_runs(home: Path, limit: int = 5) -> list[dict[str, Any]]:
-    """The newest ``limit`` run summaries, oldest first (unreadable files are skipped)."""
-    files = sorted((home / "runs").glob("*.json"))[-limit:]
-    runs = []
-    for path in files:
-        try:
-            runs.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+def load_runs(home: Path | ProjectConfig, limit: int = 5) -> list[dict[str, Any]]:
+    """Run summaries, oldest first, with up to ``limit`` runs of each source.
+
+    Given a project, from wherever it keeps state (Redis when clustered);
+    given a folder, from its ``runs/`` files. Unreadable records are skipped.
+    """
+    from listener.service.state import LocalState, state_for
+
+    store = LocalState(home) if isinstance(home, Path) else state_for(home)
+    return store.load_runs(limit)
+
+
+@dataclass
+class ScheduleStatus:
+    """Where one source entry stands in ``listener run``'s schedule."""
+
+    source: str
+    every_seconds: float
+    next_run: str | None
+    lag_seconds: float
+    running: str | None = None
+    last_started: str | None = None
+    last_finished: str | None = None
+    last_result: str | None = None
+
+
+def schedule_status(
+    project: ProjectConfig, now: datetime | None = None, *, scheduled: bool = False
+) -> list[ScheduleStatus]:
+    """Next run, last result and lag per configured entry (lag: how far past due it is).
+
+    With ``scheduled``, only the entries ``listener run`` has scheduled.
+    """
+    from listener.service.state import state_for
+
+    now = now or datetime.now(UTC)
+    schedule = state_for(project).schedule()
+    rows = []
+    for entry in project.sources:
+        if scheduled and entry.label not in schedule:
             continue
-    return runs
+        every = entry.every or project.crawl.every
+        known = schedule.get(entry.label, {})
+        next_run = known.get("next_due")
+        lag = 0.0
+        if next_run and not known.get("running"):
+            lag = max(0.0, (now - datetime.fromisoformat(next_run)).total_seconds())
+        rows.append(
+            ScheduleStatus(
+                source=entry.label,
+                every_seconds=every.total_seconds(),
+                next_run=next_run,
+                lag_seconds=round(lag, 1),
+                running=known.get("running"),
+                last_started=known.get("last_started"),
+                last_finished=known.get("last_finished"),
+                last_result=known.get("last_result"),
+            )
+        )
+    return rows
 
 
 def source_health(runs: list[dict[str, Any]]) -> list[SourceHealth]:
@@ -65,3 +122,36 @@ def source_health(runs: list[dict[str, Any]]) -> list[SourceHealth]:
             )
         )
     return report
+
+
+def status_report(project: ProjectConfig, limit: int = 5) -> tuple[list[dict[str, Any]], int]:
+    """``listener sources status``: health per source merged with the schedule of listener run.
+
+    Returns the rows and the most runs any source has in them. A source the
+    schedule knows but no run has recorded yet is listed with status
+    ``pending``; the schedule columns are empty when ``listener run`` never ran.
+    """
+    from dataclasses import asdict
+
+    from listener.service.state import state_for
+
+    store = state_for(project)
+    runs = store.load_runs(limit)
+    rows: dict[str, dict[str, Any]] = {h.source: asdict(h) for h in source_health(runs)}
+    scheduled = store.schedule()
+    for entry in schedule_status(project):
+        if entry.source not in scheduled:
+            continue
+        row = rows.setdefault(
+            entry.source,
+            asdict(SourceHealth(source=entry.source, status="pending", runs=0)),
+        )
+        row.update(
+            next_run=entry.next_run,
+            lag_seconds=entry.lag_seconds,
+            running=entry.running,
+            last_result=entry.last_result,
+            every_seconds=entry.every_seconds,
+        )
+    most = max((row["runs"] for row in rows.values()), default=0)
+    return [rows[name] for name in sorted(rows)], most

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -101,44 +101,112 @@ class Response:
             ) from None
 
 
+class CheckpointStore(Protocol):
+    """Where a checkpoint is kept between runs: a local file, or Redis when clustered."""
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state (``{"newest": {...}, "seen": {...}}``), or None when there is none."""
+        ...
+
+    def save(self, data: dict[str, Any]) -> None:
+        """Replace the saved state atomically."""
+        ...
+
+
+class FileCheckpointStore:
+    """A checkpoint in one JSON file, replaced atomically (the single-machine default)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.is_file():
+            return None
+        loaded = json.loads(self.path.read_text(encoding="utf-8"))
+        return loaded if isinstance(loaded, dict) else None
+
+    def save(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        temporary.replace(self.path)
+
+
+#: How many item ids a checkpoint remembers per key (the newest ones seen).
+SEEN_PER_KEY = 2000
+
+
 class Checkpoint:
-    """What a source remembers between runs: the newest item seen per query.
+    """What a source remembers between runs: the newest item seen per query, and recent item ids.
 
     Sources call :meth:`advance` for every item they yield and read
     :meth:`newest` when building requests, so the next run asks only for newer
-    items. The spider saves the checkpoint when the crawl ends. Keys are the
-    source's own (a search term, a feed URL, a channel).
+    items. Passing the item's id to :meth:`advance` also remembers the id (a
+    bounded number per key), so :meth:`seen` can tell a back-dated item that
+    no run has had (a feed entry with a new id and an old date) from one an
+    earlier run yielded: :meth:`Source.is_new` combines both. The spider saves
+    the checkpoint when the crawl ends. Keys are the source's own (a search
+    term, a feed URL, a channel). Where it is kept is the ``store``'s business
+    (a file under ``LISTENER_HOME``, or Redis when clustered).
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, store: CheckpointStore | None = None) -> None:
         self.path = path
+        self.store: CheckpointStore | None = store or (
+            FileCheckpointStore(path) if path is not None else None
+        )
+        loaded = self.store.load() if self.store is not None else None
+        loaded = loaded or {}
         #: As loaded at the start of the run: what :meth:`newest` answers all run long.
-        self.previous: dict[str, str] = {}
-        if path is not None and path.is_file():
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-            self.previous = {str(k): str(v) for k, v in loaded.get("newest", {}).items()}
+        self.previous: dict[str, str] = {
+            str(k): str(v) for k, v in (loaded.get("newest") or {}).items()
+        }
         #: What will be saved: the previous values advanced by this run's items.
         self.values: dict[str, str] = dict(self.previous)
+        seen = loaded.get("seen") or {}
+        #: Item ids yielded by earlier runs, per key (oldest first).
+        self.previous_seen: dict[str, frozenset[str]] = {
+            str(k): frozenset(map(str, v)) for k, v in seen.items()
+        }
+        self._seen: dict[str, dict[str, None]] = {
+            str(k): dict.fromkeys(map(str, v)) for k, v in seen.items()
+        }
 
     def newest(self, key: str) -> datetime | None:
         """The newest publication time seen for ``key`` in earlier runs (not this one)."""
         value = self.previous.get(key)
         return datetime.fromisoformat(value) if value else None
 
-    def advance(self, key: str, seen: datetime) -> None:
-        """Remember ``seen`` for ``key`` if it is newer than what is remembered."""
+    def seen(self, key: str, item_id: str) -> bool:
+        """Whether an earlier run yielded ``item_id`` under ``key`` (it is then kept remembered)."""
+        if item_id not in self.previous_seen.get(key, ()):
+            return False
+        self._remember(key, item_id)
+        return True
+
+    def advance(self, key: str, seen: datetime, item_id: str | None = None) -> None:
+        """Remember ``seen`` for ``key`` if it is newer than what is remembered, and the item id."""
         current = self.values.get(key)
         if current is None or seen > datetime.fromisoformat(current):
             self.values[key] = seen.astimezone(UTC).isoformat()
+        if item_id is not None:
+            self._remember(key, item_id)
+
+    def _remember(self, key: str, item_id: str) -> None:
+        ids = self._seen.setdefault(key, {})
+        ids.pop(item_id, None)
+        ids[item_id] = None  # most recent last
+        while len(ids) > SEEN_PER_KEY:
+            del ids[next(iter(ids))]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What :meth:`save` writes."""
+        return {"newest": dict(self.values), "seen": {k: list(v) for k, v in self._seen.items()}}
 
     def save(self) -> None:
         """Write the checkpoint atomically (no-op for an in-memory one)."""
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"newest": self.values}, indent=2), encoding="utf-8")
-        temporary.replace(self.path)
+        if self.store is not None:
+            self.store.save(self.to_dict())
 
 
 OptionsT = TypeVar("OptionsT", bound=SourceOptions)
@@ -214,6 +282,21 @@ class Source(Generic[OptionsT]):
     def newer_than(self, key: str) -> datetime | None:
         """Only items published after this should be asked for (None: ask for everything)."""
         return self.since or self.checkpoint.newest(key)
+
+    def is_new(self, key: str, mention: Mention) -> bool:
+        """Whether to yield ``mention``: newer than the checkpoint, or at/before it but never seen.
+
+        A back-dated item (a new id with a date at or before the checkpoint) is
+        new; an item an earlier run yielded is not. With ``--since`` only the
+        date counts. Yield new items and pass their id to
+        ``self.checkpoint.advance(key, mention.published_at, mention.id)``.
+        """
+        if self.since is not None:
+            return mention.published_at > self.since
+        newest = self.checkpoint.newest(key)
+        if newest is None or mention.published_at > newest:
+            return True
+        return not self.checkpoint.seen(key, mention.id)
 
     @property
     def label(self) -> str:

@@ -88,16 +88,15 @@ class RssSource(Source[RssOptions]):
         skipped: Counter[str] = Counter()
         mentions: list[Mention] = []
         feed_key = response.request.url
-        newer_than = self.newer_than(feed_key)
         seen_before = 0
         for entry in feed.entries:
             mention, reason = self._mention(entry, feed)
             if mention is None:
                 skipped[reason] += 1
-            elif newer_than is not None and mention.published_at <= newer_than:
+            elif not self.is_new(feed_key, mention):
                 seen_before += 1  # incremental: an earlier run already had it
             else:
-                self.checkpoint.advance(feed_key, mention.published_at)
+                self.checkpoint.advance(feed_key, mention.published_at, mention.id)
                 mentions.append(mention)
         if seen_before:
             log.info(

@@ -25,7 +25,8 @@ from listener.config import ProjectConfig, load_project
 from listener.crawl_settings import scrapy_settings_for
 from listener.mention import Mention
 from listener.plugin_manager import instantiate_sources
-from listener.source import Checkpoint, Request, Response, Source
+from listener.service.state import checkpoint_for
+from listener.source import Request, Response, Source
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class MentionsSpider(scrapy.Spider):
         since = crawler.settings.get(SINCE_SETTING)
         spider.states = {}
         for source in instantiate_sources(spider.project):
-            source.checkpoint = Checkpoint(spider.project.home / "state" / f"{source.label}.json")
+            source.checkpoint = checkpoint_for(spider.project, source.label)
             source.since = since
             spider.states[source.label] = SourceState(
                 source, spider.project.crawl.max_consecutive_failures

@@ -174,3 +174,21 @@ def install_plugin(site: Path, name: str, module_source: str) -> None:
         f"Metadata-Version: 2.1\nName: fake-listener-{name}\nVersion: 1.0\n", encoding="utf-8"
     )
     (dist / "entry_points.txt").write_text(f"[listener]\n{name} = {module}\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real redis-server on a free loopback port for the session (skips if not installed)."""
+    from listener.service.testing import RedisServer, redis_server_binary
+
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.flush()
+    return str(redis_server.url)

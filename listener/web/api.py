@@ -10,7 +10,7 @@ them in its thread pool and a slow query does not block the others.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from elasticsearch import Elasticsearch
@@ -35,7 +35,7 @@ from listener.analytics.top import AUTHORS_NOTE, top_authors, top_domains
 from listener.analytics.trending import TRENDING_FORMULA, trending_terms
 from listener.config import ProjectConfig
 from listener.errors import ConfigError, ListenerError
-from listener.health import load_runs, source_health
+from listener.health import load_runs, schedule_status, source_health
 from listener.indexer import mentions_alias
 from listener.queries import parse_time, parse_zone
 from listener.web import search as mention_search
@@ -59,6 +59,8 @@ from listener.web.models import (
     MentionOut,
     MentionRow,
     ProjectOut,
+    ScheduleOut,
+    ScheduleRow,
     SearchOut,
     SentimentResult,
     SentimentRow,
@@ -566,7 +568,7 @@ def sources_health(
     state: State, runs: Annotated[int, Query(ge=1, le=100, description="runs to look at")] = 5
 ) -> HealthOut:
     """healthy / degraded / broken per source from the recorded run summaries."""
-    recorded = load_runs(state.project.home, runs)
+    recorded = load_runs(state.project, runs)  # in Redis when the project is clustered
     report = {entry.source: entry for entry in source_health(recorded)}
     configured = [source.label for source in state.project.sources]
     rows = []
@@ -611,6 +613,17 @@ def sources_health(
         if last
         else None,
         sources=rows,
+    )
+
+
+@router.get("/sources/schedule", tags=["sources"], summary="listener run: next run per source")
+def sources_schedule(state: State) -> ScheduleOut:
+    """Next run, lag, the crawl in progress and the last result of each entry (listener run)."""
+    rows = schedule_status(state.project, scheduled=True)
+    return ScheduleOut(
+        scheduled=bool(rows),
+        clustered=bool(state.project.cluster.redis_url),
+        sources=[ScheduleRow(**asdict(row)) for row in rows],
     )
 
 

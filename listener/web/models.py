@@ -431,6 +431,27 @@ class HealthOut(_Out):
     sources: list[SourceHealthOut]
 
 
+class ScheduleRow(_Out):
+    """Where one source entry stands in ``listener run``'s schedule."""
+
+    source: str
+    every_seconds: float = Field(description="crawl interval")
+    next_run: str | None = Field(default=None, description="when it is crawled next")
+    lag_seconds: float = Field(default=0.0, description="how far past due it is (0: on time)")
+    running: str | None = Field(default=None, description="the process or worker crawling it")
+    last_started: str | None = None
+    last_finished: str | None = None
+    last_result: str | None = Field(default=None, description="the last crawl's outcome")
+
+
+class ScheduleOut(_Out):
+    """The schedule of ``listener run`` (empty until it has run)."""
+
+    scheduled: bool = Field(description="whether listener run has scheduled this project")
+    clustered: bool = Field(description="whether the state lives in Redis (listener worker)")
+    sources: list[ScheduleRow]
+
+
 class CrawlRequest(BaseModel):
     """What to crawl: every configured source, optionally backfilling from ``since``."""
 

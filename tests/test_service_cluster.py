@@ -1,0 +1,163 @@
+"""Scale-out end to end: a scheduler and two workers over a real Redis, one engine, kill -9.
+
+Each process has its own ``LISTENER_HOME`` (as if on separate machines) and
+is configured through ``LISTENER_REDIS_URL`` and ``LISTENER_ES_URL``. The
+replay server answers slowly and logs when each request arrived and was
+answered; every source entry is one feed, so one crawl makes one request to
+it, and two requests for one entry in flight at once would mean two workers
+crawled it at once. (Not ``concurrency = 1`` with several feeds: Scrapy 2.19
+under the asyncio reactor starts more than one request of a slot at once.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from elasticsearch import Elasticsearch
+
+from listener.config import load_project
+from listener.replay import Route
+from listener.service.state import RedisState, namespace
+from listener.service.testing import (
+    TimedReplayServer,
+    rss_feed,
+    service_env,
+    start_listener,
+    stop_listener,
+    stored_urls,
+    wait_for,
+)
+from listener.testing import write_project
+
+START = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def prefix(session_client: Elasticsearch) -> Iterator[str]:
+    name = f"cluster{uuid.uuid4().hex[:8]}"
+    yield name
+    quiet = session_client.options(ignore_status=404)
+    indices = list(quiet.indices.get(index=f"{name}-*", allow_no_indices=True).body or {})
+    if indices:
+        quiet.indices.delete(index=",".join(indices))
+    quiet.indices.delete_index_template(name=f"{name}-mentions")
+
+
+ENTRIES = 4
+FEEDS_PER_ENTRY = 1
+ITEMS_PER_FEED = 10
+
+
+def _feed(entry: int, feed: int) -> tuple[str, list[tuple[str, str, Any]]]:
+    items = [
+        (
+            f"https://site{entry}.example/{feed}/{number}",
+            f"Entry {entry} feed {feed} item {number}: Acme is doing well.",
+            START - timedelta(minutes=entry * 100 + feed * 10 + number),
+        )
+        for number in range(ITEMS_PER_FEED)
+    ]
+    return f"/e{entry}/f{feed}.xml", items
+
+
+def test_two_workers_one_killed_mid_crawl_lose_nothing_and_never_overlap(
+    engine: Any, session_client: Elasticsearch, prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    routes, truth, paths_of = [], [], {}
+    for entry in range(ENTRIES):
+        paths_of[f"entry{entry}"] = set()
+        for feed in range(FEEDS_PER_ENTRY):
+            path, items = _feed(entry, feed)
+            routes.append(Route(path, body=rss_feed(items)))
+            truth += [url for url, _, _ in items]
+            paths_of[f"entry{entry}"].add(path)
+    with TimedReplayServer(routes, delay=1.0) as server:
+        project_path = write_project(
+            tmp_path / "listener.toml",
+            [
+                {
+                    "plugin": "rss",
+                    "name": f"entry{entry}",
+                    "feeds": [f"{server.url}{p}" for p in sorted(paths_of[f"entry{entry}"])],
+                    "every": "1h",
+                }
+                for entry in range(ENTRIES)
+            ],
+        )
+        text = project_path.read_text(encoding="utf-8")
+        project_path.write_text(
+            f'[elasticsearch]\nindex_prefix = "{prefix}"\n\n'
+            '[cluster]\nlease = "2s"\npoll = "0.2s"\n\n' + text,
+            encoding="utf-8",
+        )
+
+        def env(name: str) -> dict[str, str]:
+            return service_env(tmp_path / name, engine.url, LISTENER_REDIS_URL=redis_url)
+
+        project = load_project(project_path)
+        project.cluster.redis_url = redis_url
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        state = RedisState(client, namespace(project))
+        logs = {name: tmp_path / f"{name}.log" for name in ("scheduler", "w1", "w2")}
+        w1 = start_listener(["worker", "-c", str(project_path)], env("w1"), logs["w1"])
+        w2 = start_listener(["worker", "-c", str(project_path)], env("w2"), logs["w2"])
+        scheduler = start_listener(
+            ["run", "-c", str(project_path)], env("scheduler"), logs["scheduler"]
+        )
+        killed_label = ""
+        try:
+            # Wait until w1 holds a lease and its crawl has fetched at least one feed.
+            def w1_mid_crawl() -> bool:
+                nonlocal killed_label
+                for label, paths in paths_of.items():
+                    holder = client.get(f"{namespace(project)}lease:{label}") or ""
+                    if f":{w1.pid}:" in holder and server.timeline(paths):
+                        killed_label = label
+                        return True
+                return False
+
+            wait_for(w1_mid_crawl, "worker 1 to be mid-crawl")
+            w1.send_signal(signal.SIGKILL)
+            w1.wait(timeout=30)
+            killed_at = time.monotonic()
+
+            def all_done() -> bool:
+                schedule = state.schedule()
+                return all(
+                    schedule.get(label, {}).get("last_finished")
+                    and not schedule.get(label, {}).get("running")
+                    for label in paths_of
+                )
+
+            wait_for(all_done, "every entry to be crawled", timeout=240)
+        finally:
+            for process, name in ((scheduler, "scheduler"), (w2, "w2")):
+                if process.poll() is None:
+                    assert stop_listener(process, logs[name]) == 0, logs[name].read_text()[-3000:]
+            if w1.poll() is None:
+                w1.kill()
+        urls = stored_urls(session_client, prefix)
+        assert sorted(urls) == sorted(truth), "the index differs from the truth"
+        assert len(urls) == len(set(urls)) == ENTRIES * FEEDS_PER_ENTRY * ITEMS_PER_FEED
+        # The killed worker's entry was redone by the other, after the lease expired.
+        redone = server.timeline(paths_of[killed_label])
+        assert len(redone) >= 2
+        assert redone[0].started < killed_at < redone[-1].started
+        # No entry ever had two requests in flight: no two workers crawled it at once.
+        for label, paths in paths_of.items():
+            timeline = server.timeline(paths)
+            for before, after in itertools.pairwise(timeline):
+                assert after.started >= before.finished, f"{label} was crawled twice at once"
+        worker_log = logs["w2"].read_text()
+        assert "taking over job" in worker_log or killed_label in worker_log
+        runs = state.load_runs(10)
+        assert {label for run in runs for label in run["sources"]} == set(paths_of)
