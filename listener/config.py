@@ -119,6 +119,12 @@ class CrawlConfig(_Section):
     )
     download_timeout: float = Field(default=30.0, gt=0)
     batch_size: int = Field(default=64, ge=1, le=10_000)
+    enrich_processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="worker processes enriching a crawl's batches; default one per core, at most 4",
+    )
     max_consecutive_failures: int = Field(
         default=10,
         ge=1,

@@ -1,9 +1,13 @@
 """Scrapy item pipeline: validate → dedupe → batch, then enrich and index off the reactor.
 
-Batches go to one worker thread (spaCy is not run concurrently with itself),
-so the reactor keeps fetching while the previous batch is enriched and
-written. At most ``MAX_PENDING_BATCHES`` wait; beyond that the pipeline makes
-Scrapy wait (back-pressure) instead of holding the whole crawl in memory.
+Each batch is enriched in worker processes (``[crawl] enrich_processes``,
+default one per core up to 4; see :mod:`listener.enrichment.pool`) and then
+deduplicated and written by one worker thread, in batch order, so the reactor
+keeps fetching while earlier batches are enriched and written, and spaCy runs
+on every core instead of sharing the crawl's. With one process the thread
+enriches too. At most ``MAX_PENDING_BATCHES`` (plus one per extra process)
+wait; beyond that the pipeline makes Scrapy wait (back-pressure) instead of
+holding the whole crawl in memory.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +47,7 @@ class BatchOutcome:
 
 
 class MentionPipeline:
-    """Validate, deduplicate and batch Mentions; enrich and index each batch in a worker thread."""
+    """Validate, deduplicate and batch Mentions; enrich in worker processes, index in a thread."""
 
     def __init__(self, crawler: Crawler, project: ProjectConfig) -> None:
         self.crawler = crawler
@@ -57,6 +61,8 @@ class MentionPipeline:
         self.enricher: Any = None
         self.indexer: Any = None
         self.deduplicator: Any = None
+        self.enrich_pool: Any = None
+        self.max_pending = MAX_PENDING_BATCHES
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MentionPipeline:
@@ -100,9 +106,20 @@ class MentionPipeline:
                 )
             self.stats.set_value("listener/spool_replayed", replayed.indexed)
         self.enricher = Enricher(self.project, batch_size=self.batch_size)
+        self._start_enrichment_workers()
         self.deduplicator = Deduplicator(
             lookup=index_lookup(client, mentions_alias(self.project.elasticsearch.index_prefix))
         )
+
+    def _start_enrichment_workers(self) -> None:
+        """Fork the enrichment workers (before the crawl runs), unless one process is asked for."""
+        from listener.enrichment.pool import EnrichmentPool, default_processes, fork_available
+
+        processes = self.project.crawl.enrich_processes or default_processes()
+        if processes > 1 and fork_available():
+            self.enrich_pool = EnrichmentPool(self.enricher, processes).start()
+            self.max_pending = MAX_PENDING_BATCHES + processes - 1
+        self.stats.set_value("listener/enrich_processes", processes if self.enrich_pool else 1)
 
     async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         mention = item.get("mention")
@@ -122,7 +139,7 @@ class MentionPipeline:
         self.buffer.append((mention, label))
         if len(self.buffer) >= self.batch_size:
             self._submit()
-            if len(self.pending) > MAX_PENDING_BATCHES:
+            if len(self.pending) > self.max_pending:
                 await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
         return item
 
@@ -135,16 +152,24 @@ class MentionPipeline:
         if not batch:
             return
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, self._process_batch, batch)
+        enriching = None
+        if self.enrich_pool is not None:  # starts now, in a worker process
+            enriching = self.enrich_pool.submit([mention for mention, _ in batch])
+        future = loop.run_in_executor(self.executor, self._process_batch, batch, enriching)
         future.add_done_callback(self._record)
         self.pending.append(future)
 
-    def _process_batch(self, batch: list[tuple[Mention, str]]) -> BatchOutcome:
-        """Runs in the worker thread: enrich, drop what matches no brand, index the rest."""
+    def _process_batch(
+        self, batch: list[tuple[Mention, str]], enriching: Future[list[Mention]] | None = None
+    ) -> BatchOutcome:
+        """In the worker thread: enrich (or wait for the workers), keep brand matches, index."""
         outcome = BatchOutcome()
         labels = {mention.id: label for mention, label in batch}
         try:
-            enriched = list(self.enricher.enrich(mention for mention, _ in batch))
+            if enriching is None:
+                enriched = list(self.enricher.enrich(mention for mention, _ in batch))
+            else:
+                enriched = enriching.result()
         except Exception as error:
             log.exception("enrichment failed for a batch of %d mentions", len(batch))
             outcome.error = f"enrichment failed: {type(error).__name__}: {error}"
@@ -208,6 +233,8 @@ class MentionPipeline:
         self.executor.shutdown(wait=True)
 
     def _close_store(self) -> None:
+        if self.enrich_pool is not None:
+            self.enrich_pool.close()
         if self.indexer is not None:
             with contextlib.suppress(Exception):
                 self.indexer.refresh()
