@@ -426,6 +426,79 @@ def reenrich(config_path: Path, since: str | None, until: str | None) -> None:
 
 
 @main.command()
+@config_option
+@click.option("--days", type=click.IntRange(min=1), help="Override [retention] days.")
+@click.option("--dry-run", is_flag=True, help="Only list the indices that would be dropped.")
+@reports_errors
+def retention(config_path: Path, days: int | None, dry_run: bool) -> None:
+    """Drop the monthly indices older than [retention] days (whole months only)."""
+    from listener.lifecycle import apply_retention
+
+    project = _load(config_path)
+    if days is None and project.retention.days is None:
+        fail(
+            f"{project.path}: no retention set; add [retention] days = N (e.g. 365) "
+            "or pass --days N",
+            EXIT_USAGE,
+        )
+    with store(project) as client:
+        result = apply_retention(client, project, days=days, dry_run=dry_run)
+    verb = "would drop" if dry_run else "dropped"
+    cutoff = result.cutoff.date().isoformat() if result.cutoff else "-"
+    for name in result.dropped:
+        click.echo(f"{verb} {name}")
+    click.echo(
+        f"retention {result.days} days (months ending before {cutoff}): {verb} "
+        f"{len(result.dropped)} monthly index(es), kept {len(result.kept)}",
+        err=True,
+    )
+
+
+@main.command()
+@config_option
+@click.option("--author", help="Author handle or name (with or without @, any case).")
+@click.option("--url", help="The mention's URL (or its canonical URL).")
+@click.option("--brand", help="Every mention of this brand.")
+@click.option("--before", help="Published before this date (2024-05-01, ISO time or 30d).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@reports_errors
+def forget(
+    config_path: Path,
+    author: str | None,
+    url: str | None,
+    brand: str | None,
+    before: str | None,
+    dry_run: bool,
+) -> None:
+    """Delete matching mentions from the index, the spool and the dead letters (erasure)."""
+    from listener.lifecycle import ERASURE_LOG, Selector
+    from listener.lifecycle import forget as run_forget
+
+    if not any((author, url, brand, before)):
+        raise click.UsageError(
+            "say which mentions to forget: give at least one of --author, --url, --brand "
+            "or --before (several must all match)"
+        )
+    selector = Selector(author=author, url=url, brand=brand, before=_time(before, "--before"))
+    project = _load(config_path)
+    with store(project) as client:
+        result = run_forget(client, project, selector, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for mention in result.mentions:
+        click.echo(
+            f"{verb} {mention.id} from {mention.where}: {mention.published_at or '-'} "
+            f"{mention.author or '-'} {mention.url or '-'}"
+        )
+    logged = "" if dry_run else f"; logged in {project.home / ERASURE_LOG}"
+    click.echo(
+        f"{verb} {result.count('index')} mention(s) from the index, "
+        f"{result.count('spool')} from the spool, {result.count('dead-letter')} from the "
+        f"dead letters{logged}",
+        err=True,
+    )
+
+
+@main.command()
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),

@@ -185,6 +185,16 @@ class ClusterConfig(_Section):
         return _positive_duration(value)
 
 
+class RetentionConfig(_Section):
+    """How long mentions are kept (``listener retention``; ``listener run`` applies it)."""
+
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        description="drop each monthly index once its whole month is older than this many days",
+    )
+
+
 class SourceConfig(BaseModel):
     """One ``[[sources]]`` entry. Options beyond ``plugin`` belong to the plugin's own model."""
 
@@ -221,6 +231,7 @@ class ProjectConfig(_Section):
     earned_media: EarnedMediaConfig = Field(default_factory=EarnedMediaConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
