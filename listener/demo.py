@@ -48,8 +48,8 @@ def run_demo(
     on_sov: Callable[[Any, str | None, str], None],
 ) -> None:
     """Serve the recorded site, crawl it, and print share of voice."""
+    from listener.analytics.measures import share_of_voice
     from listener.engine import connect
-    from listener.queries import share_of_voice
     from listener.replay import ReplayServer, load_site
 
     folder = demo_home(home)

@@ -42,7 +42,6 @@ from listener.errors import ConfigError
 from listener.indexer import Indexer
 from listener.mention import Mention
 from listener.queries import iter_mentions, parse_zone
-from listener.queries import share_of_voice as legacy_share_of_voice
 
 BRANDS = ["Acme", "Globex", "Initech"]
 UTC_MS = timedelta(milliseconds=1)
@@ -263,25 +262,14 @@ def test_quiet_days_are_zero_filled(corpus: Corpus) -> None:
     assert len(rows) == 5 * 3
 
 
-@pytest.mark.parametrize("interval", [None, "day", "week", "month"])
-@pytest.mark.parametrize("by", ["mentions", "engagement"])
-def test_share_of_voice_is_a_drop_in_for_the_legacy_one(
-    corpus: Corpus, interval: str | None, by: str
-) -> None:
-    client = corpus.client
-    for since, until, tz in [
-        (None, None, "UTC"),
-        (utc(2024, 3, 20), utc(2024, 4, 10), "Europe/Paris"),
-    ]:
-        new = share_of_voice(
-            client, corpus.project, since=since, until=until, interval=interval, by=by, tz=tz
-        )
-        old = legacy_share_of_voice(
-            client, corpus.project, since=since, until=until, interval=interval, by=by, tz=tz
-        )
-        assert [(r.brand, r.mentions, r.engagement, r.share, r.period) for r in new] == [
-            (r.brand, r.mentions, r.engagement, r.share, r.period) for r in old
-        ]
+def test_one_share_of_voice_implementation() -> None:
+    """The old import path names the analytics function; nothing else computes it."""
+    import listener.queries
+    from listener.analytics.measures import ShareOfVoiceRow
+
+    assert listener.queries.share_of_voice is share_of_voice
+    assert listener.queries.SovRow is ShareOfVoiceRow
+    assert not hasattr(listener.queries, "_periods_between")
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from elasticsearch import Elasticsearch
 
+from listener.analytics.measures import ShareOfVoiceRow as SovRow
+from listener.analytics.measures import share_of_voice
 from listener.config import ProjectConfig
 from listener.errors import ConfigError
 from listener.indexer import Indexer
 from listener.mention import Mention
-from listener.queries import SovRow, iter_mentions, parse_time, search_mentions, share_of_voice
+from listener.queries import iter_mentions, parse_time, search_mentions
 
 MentionFactory = Callable[..., Mention]
 BRANDS = ["Acme", "Globex", "Initech"]  # the project's brands, in file order
@@ -218,7 +220,7 @@ def test_share_of_voice_rejects_bad_arguments(
     client: Elasticsearch, project: ProjectConfig
 ) -> None:
     with pytest.raises(ValueError, match="measure"):
-        share_of_voice(client, project, by="reach")
+        share_of_voice(client, project, by="likes")
     with pytest.raises(ValueError, match="interval"):
         share_of_voice(client, project, interval="year")
     with pytest.raises(ValueError, match="time zone"):

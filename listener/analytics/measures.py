@@ -68,9 +68,9 @@ def _ratio(part: float, whole: float) -> float:
 class ShareOfVoiceRow:
     """One brand's share of voice in one period (``period`` None: the whole range).
 
-    The first five fields are those of :class:`listener.queries.SovRow`, so
-    this is a drop-in replacement; ``value`` is the measure divided (mentions,
-    engagement or reach) and ``total`` the sum over all project brands.
+    ``value`` is the measure divided (mentions, engagement or reach) and
+    ``total`` the sum over all project brands. (``listener.queries.SovRow``,
+    the old import path, names this class.)
     """
 
     brand: str
@@ -114,11 +114,12 @@ def share_of_voice(
 ) -> list[ShareOfVoiceRow]:
     """Each brand's share of mentions, engagement or reach, overall or per period.
 
-    A drop-in for :func:`listener.queries.share_of_voice` (same defaults, same
-    zero-filling and ordering: by period, then brands in project-file order),
-    with ``by="reach"``, an ``hour`` interval, ``filters`` (sources, kinds,
-    languages, countries, unique) and ``brands`` to list only some brands —
-    shares are always of the sum over *all* project brands. A mention naming
+    The one share-of-voice implementation (the CLI, the API, the report and
+    the demo call it; ``listener.queries.share_of_voice`` is the old import
+    path of this function). Rows are ordered by period, then brands in
+    project-file order; ``filters`` (sources, kinds, languages, countries,
+    unique) and ``brands`` list only some brands — shares are always of the
+    sum over *all* project brands. A mention naming
     two brands counts for both. ``until`` is exclusive.
     """
     if by not in SOV_MEASURES:

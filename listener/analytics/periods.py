@@ -7,11 +7,15 @@ instants do not).
 
 :func:`count_cells` is the one primitive the measures share: it counts
 mentions, and sums engagement and reach, for a set of named filters
-("cells"), overall or per period. It follows the time-zone method of
-:mod:`listener.queries`: the range is cut where the zone's UTC offset changes,
-each stretch is histogrammed with its fixed offset (the embedded engine ignores
-named zones), and buckets are merged by period. Every period between the range
-ends is returned, zero-filled, with every cell.
+("cells"), overall or per period. This is the one period bucketing in
+listener: share of voice, sentiment, earned media, spikes and the report all
+count through it.
+
+Time zones: the embedded engine ignores named zones (``Europe/Paris``) in a
+``date_histogram`` and only honours fixed offsets (``+01:00``). So the range is
+cut where the zone's UTC offset changes (:func:`offset_segments`), each stretch
+is histogrammed with its fixed offset, and buckets are merged by period. That
+is exact on every engine, across daylight-saving changes too.
 """
 
 from __future__ import annotations
@@ -23,20 +27,57 @@ from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
 
-from listener.queries import (
-    _data_range,
-    _es_offset,
-    _millis,
-    _next_period,
-    _offset_segments,
-    _time_filter,
-)
+from listener.queries import data_range, time_filter
 
 Interval = Literal["hour", "day", "week", "month"]
 INTERVALS: tuple[str, ...] = ("hour", "day", "week", "month")
 Period = date  # a datetime (UTC instant) for hourly periods
 
 _MS = timedelta(milliseconds=1)
+
+
+def offset_segments(
+    zone: tzinfo, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, timedelta]]:
+    """Split ``[start, end)`` into stretches where ``zone`` keeps one UTC offset."""
+
+    def offset(moment: datetime) -> timedelta:
+        return moment.astimezone(zone).utcoffset() or timedelta(0)
+
+    segments: list[tuple[datetime, datetime, timedelta]] = []
+    current, current_offset = start, offset(start)
+    probe = start
+    while probe < end:
+        step = min(probe + timedelta(days=1), end)
+        check = step if step < end else end - _MS
+        if check > probe and offset(check) != current_offset:
+            # The offset changes in (probe, check]: find the first second with the new one.
+            low, high = probe, check
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                if offset(middle) == current_offset:
+                    low = middle
+                else:
+                    high = middle
+            change = max(high.replace(microsecond=0), low + _MS)
+            segments.append((current, change, current_offset))
+            current, current_offset, probe = change, offset(change), change
+            continue
+        probe = step
+    segments.append((current, end, current_offset))
+    return segments
+
+
+def es_offset(offset: timedelta) -> str:
+    """``+HH:MM`` for Elasticsearch's ``time_zone``."""
+    minutes = int(offset.total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{rest:02d}"
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def check_interval(interval: str | None) -> None:
@@ -62,7 +103,11 @@ def next_period(period: Period, interval: str) -> Period:
     """The period after ``period``."""
     if interval == "hour":
         return period + timedelta(hours=1)
-    return _next_period(period, interval)
+    if interval == "day":
+        return period + timedelta(days=1)
+    if interval == "week":
+        return period + timedelta(weeks=1)
+    return (period.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 def previous_period(period: Period, interval: str) -> Period:
@@ -194,7 +239,7 @@ def resolve_open_range(
     """
     if start is not None and end is not None:
         return start, end
-    first, last = _data_range(client, alias, query)
+    first, last = data_range(client, alias, query)
     start = start or first
     end = end or (last + _MS if last else None)
     if start is not None and end is None and since_given:
@@ -228,7 +273,7 @@ def count_cells(
     aggregation, keys = _cells_agg(cells)
     empty = {name: Counts() for name in cells}
     if interval is None:
-        query = {"bool": {"filter": [*filters, *_time_filter(start, end)]}}
+        query = {"bool": {"filter": [*filters, *time_filter(start, end)]}}
         response = _search(client, alias, query=query, aggs={"cells": aggregation})
         found = _read_cells(response.get("aggregations", {}).get("cells"), keys)
         return {None: {**empty, **found}}
@@ -241,13 +286,13 @@ def count_cells(
     table: CellTable = {
         period: dict(empty) for period in periods_between(zone, start, end, interval)
     }
-    for segment_start, segment_end, offset in _offset_segments(zone, start, end):
-        query = {"bool": {"filter": [*filters, *_time_filter(segment_start, segment_end)]}}
+    for segment_start, segment_end, offset in offset_segments(zone, start, end):
+        query = {"bool": {"filter": [*filters, *time_filter(segment_start, segment_end)]}}
         histogram = {
             "date_histogram": {
                 "field": "published_at",
                 "calendar_interval": interval,
-                "time_zone": _es_offset(offset),
+                "time_zone": es_offset(offset),
                 "min_doc_count": 0,
                 "extended_bounds": {
                     "min": _millis(segment_start),

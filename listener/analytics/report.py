@@ -66,7 +66,7 @@ from listener.analytics.top import (
 )
 from listener.analytics.trending import TRENDING_FORMULA, Trending, trending_terms
 from listener.config import ProjectConfig
-from listener.queries import TimeLike, _as_datetime, parse_time, parse_zone
+from listener.queries import TimeLike, parse_time, parse_zone, to_utc
 
 SUMMARY_COLUMNS = [
     "brand",
@@ -325,11 +325,11 @@ def build_report(
     check_interval(interval)
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     start = parse_time(since, now=moment, tz=tz) if isinstance(since, str) else None
-    start = start or _as_datetime(since, tz)
+    start = start or to_utc(since, tz)
     end = (
         parse_time(until, now=moment, tz=tz)
         if isinstance(until, str)
-        else _as_datetime(until, tz) or moment
+        else to_utc(until, tz) or moment
     )
     assert start is not None and end is not None
     if start >= end:

@@ -5,7 +5,7 @@ sentiment and owned/earned use ``nested`` queries inside root-level
 ``filters`` aggregations: the bucket then counts mentions (not brand
 matches) and can sum root fields such as ``engagement.total`` (the engine has
 no ``reverse_nested``). Plain brand membership uses the flat ``brand_names``,
-exactly as :func:`listener.queries.share_of_voice` does.
+as share of voice does.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from listener.analytics.settings import SOURCE_KINDS
 from listener.config import BrandConfig, ProjectConfig
 from listener.indexer import mentions_alias
-from listener.queries import TimeLike, _as_datetime, _check_range, _time_filter, parse_zone
+from listener.queries import TimeLike, check_range, parse_zone, time_filter, to_utc
 
 SENTIMENT_LABELS: tuple[str, ...] = ("positive", "neutral", "negative")
 Query = dict[str, Any]
@@ -124,8 +124,8 @@ class Scope:
     ) -> Scope:
         """Resolve names and times; raises ValueError/ConfigError naming a bad value."""
         zone = parse_zone(tz)
-        start, end = _as_datetime(since, tz), _as_datetime(until, tz)
-        _check_range(start, end)
+        start, end = to_utc(since, tz), to_utc(until, tz)
+        check_range(start, end)
         chosen = (
             tuple(config.brand(name) for name in dict.fromkeys(brands))
             if brands
@@ -171,9 +171,7 @@ class Scope:
         """A ``bool`` query: the base filters, ``extra``, and the range (default: the scope's)."""
         since = start if start is not None else self.start
         until = end if end is not None else self.end
-        return {
-            "bool": {"filter": [*self.base_filters(names), *extra, *_time_filter(since, until)]}
-        }
+        return {"bool": {"filter": [*self.base_filters(names), *extra, *time_filter(since, until)]}}
 
 
 # -- per-brand subsets ------------------------------------------------------------

@@ -44,7 +44,7 @@ from listener.analytics.scope import Filters, Query, Scope, brand_query, sentime
 from listener.analytics.settings import SpikeSettings
 from listener.analytics.trending import TrendingTerm, resolve_field, rising_terms
 from listener.config import ProjectConfig
-from listener.queries import TimeLike, _data_range
+from listener.queries import TimeLike, data_range
 
 SPIKE_METRICS: tuple[str, ...] = ("mentions", "negative")
 SPIKE_FORMULA = (
@@ -293,7 +293,7 @@ def detect_spikes(
     )
     periods = [period for period in table if period is not None]
     # Zeros before the project's first stored mention mean "not crawled yet".
-    first_stored, _ = _data_range(client, scope.alias, {"match_all": {}})
+    first_stored, _ = data_range(client, scope.alias, {"match_all": {}})
     data_from = period_of(first_stored, scope.zone, interval) if first_stored else None
     field_name = (
         resolve_field(client, scope, term_field, history_start, end) if explain_spikes else ""
