@@ -91,7 +91,13 @@ def parse_time(value: str, now: datetime | None = None, tz: str = "UTC") -> date
     relative = _RELATIVE.match(lowered)
     if relative:
         amount, unit = int(relative.group(1)), relative.group(2)
-        return (reference - timedelta(**{_UNITS[unit]: amount})).astimezone(UTC)
+        try:
+            return (reference - timedelta(**{_UNITS[unit]: amount})).astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                f"the time {value!r} is before the year 1; use a smaller number or an ISO date "
+                "such as 2024-05-01"
+            ) from None
     parsed: datetime | None = None
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         with contextlib.suppress(ValueError):
@@ -106,7 +112,13 @@ def parse_time(value: str, now: datetime | None = None, tz: str = "UTC") -> date
         )
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"the time {value!r} in {tz} falls outside the years 1 to 9999 in UTC; "
+            "use a date inside them"
+        ) from None
 
 
 def to_utc(value: TimeLike | None, tz: str) -> datetime | None:
@@ -118,10 +130,15 @@ def to_utc(value: TimeLike | None, tz: str) -> datetime | None:
         return None
     if isinstance(value, str):
         return parse_time(value, tz=tz)
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=parse_zone(tz))
-        return moment.astimezone(UTC)
-    return datetime.combine(value, datetime.min.time(), tzinfo=parse_zone(tz)).astimezone(UTC)
+    try:
+        if isinstance(value, datetime):
+            moment = value if value.tzinfo else value.replace(tzinfo=parse_zone(tz))
+            return moment.astimezone(UTC)
+        return datetime.combine(value, datetime.min.time(), tzinfo=parse_zone(tz)).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"the time {value!s} in {tz} falls outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 def _iso(moment: datetime) -> str:
@@ -193,6 +210,26 @@ def _filters(
     return filters
 
 
+_PHRASE = re.compile(r'"[^"]*"?(~\d*)?')
+_FUZZY = re.compile(r"([^\s*~]+)~(\d+)")
+
+
+def check_search_text(query: str | None) -> None:
+    """Raise ValueError for search text the engines refuse (rather than a 400 from them).
+
+    In the simple query syntax ``word~N`` asks for words within N edits, and
+    Elasticsearch allows only 0, 1 or 2 (``"a phrase"~N``, a slop, takes any N).
+    """
+    if not query:
+        return
+    for match in _FUZZY.finditer(_PHRASE.sub(" ", query)):
+        if int(match.group(2)) > 2:
+            raise ValueError(
+                f"cannot search for {match.group(0)!r}: word~N allows 0, 1 or 2 edits "
+                f'(write {match.group(1)}~2, or put a phrase in quotes for "a b"~N)'
+            )
+
+
 def _snippet(hit: dict[str, Any]) -> str:
     """The best highlighted fragment, else the start of the text."""
     highlight = hit.get("highlight") or {}
@@ -225,6 +262,7 @@ def search_mentions(
     """
     if not 1 <= limit <= 10_000:
         raise ValueError(f"limit must be between 1 and 10000 (got {limit})")
+    check_search_text(query)
     start, end = to_utc(since, "UTC"), to_utc(until, "UTC")
     check_range(start, end)
     filters = _filters(config, brand=brand, sentiment=sentiment, since=start, until=end)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import _delete_prefix
@@ -35,6 +36,7 @@ from listener.analytics import (
     top_sources,
     trending_terms,
 )
+from listener.analytics.periods import PeriodLimitError, count_periods
 from listener.analytics.sample import QUIET_DAYS, SPIKE_DAY, sample_mentions, sample_project
 from listener.analytics.settings import EarnedMediaConfig, SentimentWeights
 from listener.config import BrandConfig, ProjectConfig, parse_project
@@ -164,6 +166,19 @@ def select(
     ]
 
 
+def trimmed(table: dict[Any, Any]) -> dict[Any, Any]:
+    """The periods from the first to the last one with a mention (what the measures return)."""
+    if None in table:
+        return table
+
+    def busy(row: Any) -> bool:
+        return any((sum(v.values()) if isinstance(v, Counter) else v) for v in row.values())
+
+    keys = sorted(table)
+    used = [k for k in keys if busy(table[k])]
+    return {k: table[k] for k in keys if used and used[0] <= k <= used[-1]}
+
+
 def tally(
     docs: Iterable[Mention],
     since: datetime,
@@ -235,7 +250,7 @@ def test_share_of_voice_per_period_in_time_zones(
         corpus.client, corpus.project, since=since, until=until, interval=interval, tz=tz
     )
     docs = select(corpus, since=since, until=until)
-    counts = tally(docs, since, until, tz, interval, lambda d, b: 1)
+    counts = trimmed(tally(docs, since, until, tz, interval, lambda d, b: 1))
     engagement = tally(docs, since, until, tz, interval, lambda d, b: d.engagement.total)
     expected = []
     for period, by_brand in sorted(counts.items()):
@@ -331,7 +346,17 @@ def test_since_until_are_half_open_at_exact_timestamps(corpus: Corpus) -> None:
         until=late.published_at + timedelta(hours=1),
         interval="day",
     )
-    assert [r.period for r in rows][::3] == [day, day + timedelta(days=1)]
+    # Periods run from the first to the last mention in the range: the late one is in ``day``.
+    assert [r.period for r in rows][::3][0] == day
+    assert rows[0].mentions == sum(
+        "Acme" in d.brand_names
+        for d in select(
+            corpus,
+            since=late.published_at - timedelta(hours=1),
+            until=late.published_at + timedelta(hours=1),
+        )
+        if d.published_at.date() == day
+    )
 
 
 def test_share_of_voice_rejects_bad_arguments(corpus: Corpus) -> None:
@@ -371,6 +396,7 @@ def test_sentiment_matches_counts(corpus: Corpus, tz: str, interval: str | None)
     for d in docs:
         for b in d.brand_names:
             table[period_key(d.published_at, tz, interval)][b][label_for(d, b)] += 1
+    table = trimmed(table)
     got = {(r.period, r.brand): r for r in rows}
     assert len(got) == len(rows) == len(table) * 3
     for period, by_brand in table.items():
@@ -748,10 +774,8 @@ def test_spike_explanation(corpus: Corpus) -> None:
 
 def test_measures_without_an_index(client: Elasticsearch, project: ProjectConfig) -> None:
     since, until = utc(2024, 1, 1), utc(2024, 1, 4)
-    rows = share_of_voice(client, project, since=since, until=until, interval="day", by="reach")
-    assert [(r.period, r.brand, r.mentions) for r in rows] == [
-        (date(2024, 1, d), b, 0) for d in (1, 2, 3) for b in BRANDS
-    ]
+    # Nothing stored: no periods (they run from the first to the last mention in the range).
+    assert share_of_voice(client, project, since=since, until=until, interval="day") == []
     assert share_of_voice(client, project, interval="day") == []
     assert all(r.mentions == 0 and r.net_sentiment == 0 for r in sentiment(client, project))
     assert all(r.earned == 0 for r in earned_media(client, project))
@@ -768,3 +792,50 @@ def test_corpus_has_what_the_sample_promises(corpus: Corpus) -> None:
     assert not days & set(QUIET_DAYS)
     assert SPIKE_DAY in days
     assert not [d for d in corpus.docs if "Initech" in d.brand_names]
+
+
+# -- how many periods a request may build ------------------------------------------------
+
+
+def _limited(project: ProjectConfig, limit: int) -> ProjectConfig:
+    analytics = project.analytics.model_copy(update={"max_periods": limit})
+    return project.model_copy(update={"analytics": analytics})
+
+
+def test_a_range_far_before_the_data_is_cut_to_the_first_and_last_mention(corpus: Corpus) -> None:
+    # Hourly from year 1 would be 17.7 million periods (the server once grew to 19.6 GB
+    # on it); the range is cut to the sample's mentions, March and April 2024.
+    rows = share_of_voice(corpus.client, corpus.project, since="0001-01-01", interval="month")
+    assert sorted({r.period for r in rows}) == [date(2024, 3, 1), date(2024, 4, 1)]
+    first = min(d.published_at for d in corpus.docs)
+    last = max(d.published_at for d in corpus.docs)
+    hourly = share_of_voice(corpus.client, corpus.project, since="0001-01-01", interval="hour")
+    hours = {r.period for r in hourly}
+    assert min(hours) == first.replace(minute=0, second=0, microsecond=0)
+    assert max(hours) == last.replace(minute=0, second=0, microsecond=0)
+    assert sum(r.mentions for r in hourly) == sum(len(d.brand_names) for d in corpus.docs)
+
+
+def test_more_periods_than_the_limit_are_refused_naming_the_limit(corpus: Corpus) -> None:
+    small = _limited(corpus.project, 1000)  # the sample spans 1,464 hours
+    calls: list[Callable[..., Any]] = [share_of_voice, sentiment, earned_media]
+    for call in calls:
+        with pytest.raises(PeriodLimitError, match="limit of 1,000 periods") as caught:
+            call(corpus.client, small, since="0001-01-01", interval="hour")
+        assert caught.value.count == 1464
+    with pytest.raises(PeriodLimitError, match="longer interval \\(day, week, month\\)"):
+        detect_spikes(corpus.client, small, since="2000-01-01", interval="hour")
+    # Within the limit, per day: answered.
+    assert share_of_voice(corpus.client, small, since="2000-01-01", interval="day")
+
+
+def test_count_periods_does_not_list_them() -> None:
+    start, end = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)
+    assert count_periods(UTC, start, end, "hour") == 87_649_392
+    assert count_periods(UTC, start, end, "month") == 9999 * 12
+    paris = ZoneInfo("Europe/Paris")
+    # Local times before year 1 do not exist: an upper bound instead of an OverflowError.
+    assert count_periods(ZoneInfo("America/New_York"), start, end, "day") >= 3_652_058
+    assert count_periods(paris, utc(2024, 3, 30), utc(2024, 4, 1), "hour") == 48
+    assert count_periods(UTC, utc(2024, 3, 4), utc(2024, 3, 18), "week") == 2
+    assert count_periods(paris, utc(2024, 3, 4), utc(2024, 3, 18), "week") == 3  # 01:00 local

@@ -218,6 +218,10 @@ def test_report_writes_html_and_exports(setup: Setup, tmp_path: Path) -> None:
         (("spikes", "--window", "1"), "window"),
         (("report", "--since", "2024-05-01", "--until", "2024-04-01"), "before"),
         (("alerts",), "no [[alerts.rules]]"),
+        (("sov", "--since", "99999999d"), "before the year 1"),
+        (("spikes", "--since", "0001-01-01", "--tz", "+02:00"), "outside the years 1 to 9999"),
+        (("search", "acme~10"), "0, 1 or 2 edits"),
+        (("preview", "(" * 200 + "acme" + ")" * 200), "at most 40 levels of nested"),
     ],
 )
 def test_bad_input_is_a_usage_error(setup: Setup, args: tuple[str, ...], message: str) -> None:
@@ -251,3 +255,31 @@ def test_docs_cover_the_commands_and_their_config_examples_parse(tmp_path: Path)
     for block in blocks:
         data = tomllib.loads('[[brands]]\nname = "Acme"\n' + re.sub(r"\$\{\w+\}", "x", block))
         parse_project(data, tmp_path / "listener.toml")
+
+
+def test_too_many_periods_is_a_usage_error_naming_the_limit(setup: Setup, tmp_path: Path) -> None:
+    # From year 1 per month: cut to the sample's first and last mention (March, April 2024).
+    months = json.loads(ok(setup.run("sov", "--since", "0001-01-01", "--interval", "month",
+                                     "--format", "json")))  # fmt: skip
+    assert sorted({row["period"] for row in months}) == ["2024-03-01", "2024-04-01"]
+    # The sample spans 1,464 hours; with a limit of 1,000 per hour is refused (exit 2).
+    limited = tmp_path / "limited.toml"
+    text = setup.path.read_text(encoding="utf-8")
+    limited.write_text(text + "\n[analytics]\nmax_periods = 1000\n", encoding="utf-8")
+    for command in ("sov", "sentiment", "earned", "spikes"):
+        result = CliRunner().invoke(
+            main, [command, "--since", "0001-01-01", "--interval", "hour", "-c", str(limited)]
+        )
+        assert result.exit_code == 2, result.output
+        assert "1,464 hourly periods" in result.stderr and "limit of 1,000" in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_a_rule_nested_200_deep_in_the_project_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "listener.toml"
+    rule = "(" * 200 + "acme" + ")" * 200
+    path.write_text(f'[[brands]]\nname = "Acme"\nquery = "{rule}"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["sov", "-c", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "at most 40 levels of nested parentheses" in result.stderr
+    assert "Traceback" not in result.output

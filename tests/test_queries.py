@@ -138,18 +138,19 @@ def test_share_of_voice_since_until_is_half_open(
     assert text_rows == rows
 
 
-def test_share_of_voice_per_month_zero_fills_since_until(
+def test_share_of_voice_per_month_runs_from_first_to_last_mention_in_the_range(
     client: Elasticsearch, project: ProjectConfig, stored: list[Mention]
 ) -> None:
+    # The range starts two months before the data and ends two months after it: the
+    # periods are those from the first to the last mention inside it, not empty months.
     since, until = datetime(2023, 11, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC)
     rows = share_of_voice(client, project, since=since, until=until, interval="month")
-    months = [date(2023, 11, 1), date(2023, 12, 1)] + [date(2024, m, 1) for m in range(1, 6)]
+    months = [date(2024, m, 1) for m in range(1, 4)]
     expected = _expected(
         stored, period=lambda t: t.date().replace(day=1), periods=months, since=since, until=until
     )
     assert _actual(rows) == expected
     assert sorted({r.period for r in rows}) == months
-    assert all(r.mentions == 0 and r.share == 0.0 for r in rows if r.period == date(2024, 4, 1))
 
 
 def test_share_of_voice_per_week_fills_the_gap_between_first_and_last_mention(
@@ -187,7 +188,7 @@ def test_share_of_voice_per_day_in_a_time_zone_across_dst(
     rows = share_of_voice(
         client, project, since=since, until=until, interval="day", tz="Europe/Paris"
     )
-    days = [date(2024, 3, 29) + timedelta(days=n) for n in range(6)]
+    days = [date(2024, 3, 29) + timedelta(days=n) for n in range(5)]  # to the last mention
     expected = _expected(mentions, period=lambda t: t.astimezone(paris).date(), periods=days)
     assert _actual(rows) == expected
     # Naive bounds are read in the requested zone.
@@ -212,8 +213,7 @@ def test_share_of_voice_without_an_index_is_all_zero(
     weekly = share_of_voice(
         client, project, since="2024-01-01", until="2024-01-15", interval="week"
     )
-    assert sorted({r.period for r in weekly}) == [date(2024, 1, 1), date(2024, 1, 8)]
-    assert all(r.mentions == 0 for r in weekly)
+    assert weekly == []  # no mention in the range, so no periods
 
 
 def test_share_of_voice_rejects_bad_arguments(

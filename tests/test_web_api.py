@@ -840,3 +840,29 @@ def test_crawl_output_is_read_from_the_crawls_own_summary() -> None:
     assert view.progress.errors == 1 and view.progress.pages == 6
     assert view.summary == summary.lines()
     assert view.error == "every source failed (rss); see the summary above"
+
+
+def test_too_many_periods_and_bad_times_are_422_with_the_limit(corpus: Corpus) -> None:
+    analytics = corpus.project.analytics.model_copy(update={"max_periods": 1000})
+    small = corpus.project.model_copy(update={"analytics": analytics})
+    with (
+        BackgroundServer(create_app(small)) as running,
+        httpx.Client(base_url=running.url, timeout=120) as client,
+    ):
+        # Hourly from year 1 once grew the server to 19.6 GB: now cut to the data
+        # (1,464 hours of sample mentions) and refused above the limit.
+        for path in ("/api/share-of-voice", "/api/sentiment", "/api/earned-media", "/api/spikes"):
+            detail = problem(client.get(path, params={"since": "0001-01-01", "interval": "hour"}))
+            assert "1,464 hourly periods" in detail and "limit of 1,000" in detail, path
+        per_day = ok(client.get("/api/share-of-voice", params={"since": "2000-01-01",
+                                                                 "interval": "day"}))  # fmt: skip
+        assert per_day["rows"][0]["period"] == "2024-03-01"
+        assert "year 1" in problem(client.get("/api/sentiment", params={"since": "99999999d"}),
+                                   "since")  # fmt: skip
+
+
+def test_search_text_and_rules_the_engine_cannot_run_are_422(api: httpx.Client) -> None:
+    assert "0, 1 or 2 edits" in problem(api.get("/api/mentions", params={"q": "acme~10"}), "q")
+    assert api.get("/api/mentions", params={"q": '"acme rocket"~10'}).status_code == 200
+    deep = "(" * 200 + "acme" + ")" * 200
+    assert "nested" in problem(api.get("/api/mentions", params={"rule": deep}), "rule")

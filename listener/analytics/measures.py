@@ -139,6 +139,7 @@ def share_of_voice(
         zone=scope.zone,
         interval=interval,
         since_given=scope.since_given,
+        max_periods=config.analytics.max_periods,
     )
     rows: list[ShareOfVoiceRow] = []
     for period, cells in table.items():
@@ -240,6 +241,7 @@ def sentiment(
         zone=scope.zone,
         interval=interval,
         since_given=scope.since_given,
+        max_periods=config.analytics.max_periods,
     )
     rows: list[SentimentRow] = []
     for period, cells in table.items():
@@ -394,6 +396,7 @@ def earned_media(
         zone=scope.zone,
         interval=interval,
         since_given=scope.since_given,
+        max_periods=config.analytics.max_periods,
     )
     rows: list[EarnedRow] = []
     for period, found in table.items():

@@ -32,8 +32,32 @@ from listener.queries import data_range, time_filter
 Interval = Literal["hour", "day", "week", "month"]
 INTERVALS: tuple[str, ...] = ("hour", "day", "week", "month")
 Period = date  # a datetime (UTC instant) for hourly periods
+MAX_PERIODS = 2000  # the default of [analytics] max_periods
 
 _MS = timedelta(milliseconds=1)
+# The shortest length of each period: the upper bound of how many fit in a range.
+_SHORTEST = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(hours=23),
+    "week": timedelta(days=7) - timedelta(hours=1),
+    "month": timedelta(days=28) - timedelta(hours=1),
+}
+_ADJECTIVE = {"hour": "hourly", "day": "daily", "week": "weekly", "month": "monthly"}
+
+
+class PeriodLimitError(ValueError):
+    """A per-period request would produce more periods than the limit (the API answers 422)."""
+
+    def __init__(self, count: int, limit: int, interval: str, start: datetime, end: datetime):
+        self.count, self.limit, self.interval = count, limit, interval
+        longer = [name for name in INTERVALS[INTERVALS.index(interval) + 1 :]]
+        hint = f" or a longer interval ({', '.join(longer)})" if longer else ""
+        super().__init__(
+            f"{count:,} {_ADJECTIVE[interval]} periods between the first and the last mention "
+            f"in the range ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC) is more than "
+            f"the limit of {limit:,} periods per request; ask for a shorter range "
+            f"(since/until){hint}, or raise [analytics] max_periods in the project file"
+        )
 
 
 def offset_segments(
@@ -149,6 +173,59 @@ def periods_between(zone: tzinfo, start: datetime, end: datetime, interval: str)
     return periods
 
 
+def count_periods(zone: tzinfo, start: datetime, end: datetime, interval: str) -> int:
+    """How many periods touch ``[start, end)``, without listing them.
+
+    Exact for ranges inside the calendar; an upper bound (from the shortest
+    period length) where local times would leave it (year 1, year 9999).
+    """
+    if start >= end:
+        return 0
+    try:
+        first = period_of(start, zone, interval)
+        last = period_of(end - _MS, zone, interval)
+    except OverflowError:
+        return (end - start) // _SHORTEST[interval] + 2
+    if interval == "hour":
+        assert isinstance(first, datetime) and isinstance(last, datetime)
+        return int((last - first) // timedelta(hours=1)) + 1
+    if interval == "month":
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    days = (last - first).days
+    return days // 7 + 1 if interval == "week" else days + 1
+
+
+def fit_to_data(
+    client: Elasticsearch,
+    alias: str,
+    filters: list[dict[str, Any]],
+    start: datetime,
+    end: datetime,
+    *,
+    zone: tzinfo,
+    interval: str,
+    limit: int,
+) -> tuple[datetime, datetime] | None:
+    """``[start, end)`` shrunk to the first and last matching mention when it has too many periods.
+
+    A range with at most ``limit`` periods is returned as it is. A longer one
+    (``since=0001-01-01`` per hour, say) is cut to the mentions inside it
+    (None when there are none); if that still has more than ``limit``
+    periods, :class:`PeriodLimitError` is raised before anything is built.
+    """
+    if count_periods(zone, start, end, interval) <= limit:
+        return start, end
+    query = {"bool": {"filter": [*filters, *time_filter(start, end)]}}
+    first, last = data_range(client, alias, query)
+    if first is None or last is None:
+        return None
+    start, end = max(start, first), min(end, last + _MS)
+    count = count_periods(zone, start, end, interval)
+    if count > limit:
+        raise PeriodLimitError(count, limit, interval, start, end)
+    return start, end
+
+
 def period_label(period: Period | None, zone: tzinfo | None = None) -> str | None:
     """``2024-05-01`` for days, weeks and months; ``2024-05-01T14:00+02:00`` for hours."""
     if period is None:
@@ -260,14 +337,19 @@ def count_cells(
     zone: tzinfo = UTC,
     interval: str | None = None,
     since_given: bool = False,
+    max_periods: int = MAX_PERIODS,
+    trim: bool = True,
 ) -> CellTable:
-    """Counts per cell, overall (key ``None``) or per period, zero-filled.
+    """Counts per cell, overall (key ``None``) or per period, zero-filled between mentions.
 
     ``filters`` restrict every cell (brand set, source filters, duplicates);
-    ``start``/``end`` bound the range (``end`` exclusive). With an interval and
-    an open range, the range runs from the first to the last matching mention
-    (to now when only ``start`` is given, see :func:`resolve_open_range`); an
-    empty result then means nothing matched.
+    ``start``/``end`` bound the range (``end`` exclusive). With an interval,
+    the periods run from the first to the last matching mention inside the
+    range (``trim=False`` keeps every period of the range, zeros included),
+    and periods without mentions between those are returned with zeros; an
+    empty result means nothing matched. A range of more than ``max_periods``
+    periods is first cut to its mentions, and refused with
+    :class:`PeriodLimitError` if that is still too long.
     """
     check_interval(interval)
     aggregation, keys = _cells_agg(cells)
@@ -283,6 +365,12 @@ def count_cells(
     )
     if start is None or end is None:
         return {}
+    fitted = fit_to_data(
+        client, alias, filters, start, end, zone=zone, interval=interval, limit=max_periods
+    )
+    if fitted is None:
+        return {}
+    start, end = fitted
     table: CellTable = {
         period: dict(empty) for period in periods_between(zone, start, end, interval)
     }
@@ -316,4 +404,8 @@ def count_cells(
                 period: Period = moment.astimezone(UTC) if interval == "hour" else moment.date()
                 row = table.setdefault(period, dict(empty))
                 row[name] = row[name] + _counts(bucket)
-    return dict(sorted(table.items(), key=lambda item: item[0]))  # type: ignore[arg-type,return-value]
+    ordered = sorted(table.items(), key=lambda item: item[0])  # type: ignore[arg-type,return-value]
+    if trim:
+        used = [i for i, (_, row) in enumerate(ordered) if any(c.mentions for c in row.values())]
+        ordered = ordered[used[0] : used[-1] + 1] if used else []
+    return dict(ordered)

@@ -65,6 +65,12 @@ class AnalyticsConfig(_Section):
     trending_min_count: int = Field(
         default=2, ge=1, description="a term must occur this often in the current period"
     )
+    max_periods: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="most periods one per-period figure may have (hourly, daily... breakdowns)",
+    )
 
 
 class EarnedMediaConfig(_Section):

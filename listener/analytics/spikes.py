@@ -32,6 +32,7 @@ from listener.analytics.periods import (
     Period,
     check_interval,
     count_cells,
+    fit_to_data,
     period_bounds,
     period_label,
     period_of,
@@ -275,7 +276,20 @@ def detect_spikes(
     empty = SpikeAnalysis(metric, interval, scope.tz, settings, [], [])
     if start is None or end_resolved is None:
         return empty
-    end = end_resolved
+    limit = config.analytics.max_periods
+    fitted = fit_to_data(
+        client,
+        scope.alias,
+        scope.base_filters(),
+        start,
+        end_resolved,
+        zone=scope.zone,
+        interval=interval,
+        limit=limit,
+    )
+    if fitted is None:
+        return empty
+    start, end = fitted
     judged = periods_between(scope.zone, start, end, interval)
     first = judged[0]
     for _ in range(settings.window):
@@ -290,6 +304,8 @@ def detect_spikes(
         end=end,
         zone=scope.zone,
         interval=interval,
+        max_periods=limit + settings.window,
+        trim=False,
     )
     periods = [period for period in table if period is not None]
     # Zeros before the project's first stored mention mean "not crawled yet".

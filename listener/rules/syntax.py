@@ -332,12 +332,30 @@ _STARTS = ("(", "NOT", "FIELD", "PHRASE", "WORD")
 _TERM = "a word, a phrase or '('"
 
 
+MAX_NESTING = 40  # parentheses, NOTs and NEARs inside each other
+
+
 class _Parser:
     def __init__(self, text: str, label: str) -> None:
         self.text = text
         self.label = label
         self.lexemes = _lex(text, label)
         self.i = 0
+        self.depth = 0
+
+    def nest(self, at: _Lexeme) -> None:
+        """Count one more level of nesting; refuse a rule nested deeper than MAX_NESTING.
+
+        Parsing, compiling and matching walk the tree recursively, so a rule nested
+        hundreds of levels deep would exhaust Python's stack (RecursionError).
+        """
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.fail(
+                f"at most {MAX_NESTING} levels of nested parentheses, NOTs and NEARs",
+                at,
+                hint="write the rule flatter: a OR b OR c needs no parentheses around each part",
+            )
 
     @property
     def peek(self) -> _Lexeme:
@@ -395,14 +413,19 @@ class _Parser:
             operator = self.take()
             if self.peek.kind not in _STARTS:
                 raise self.fail(f"{_TERM} after NOT")
-            return Not(self.unary(), operator.start)
+            self.nest(operator)
+            node = Not(self.unary(), operator.start)
+            self.depth -= 1
+            return node
         return self.near_expr()
 
     def near_expr(self) -> Node:
         first = self.peek
         left = self.primary()
+        depth = self.depth
         while self.peek.kind == "NEAR":
             operator = self.take()
+            self.nest(operator)  # a NEAR chain nests to the left
             if self.peek.kind not in ("(", "FIELD", "PHRASE", "WORD"):
                 raise self.fail(f"{_TERM} after {operator.value}")
             right_lexeme = self.peek
@@ -416,6 +439,7 @@ class _Parser:
                 self.text[first.start : end],
                 first.start,
             )
+        self.depth = depth
         return left
 
     def _operand(self, node: Node, at: _Lexeme, operator: _Lexeme) -> Span:
@@ -441,10 +465,12 @@ class _Parser:
             self.take()
             if self.peek.kind == ")":
                 raise self.fail(_TERM, hint="the parentheses are empty")
+            self.nest(lexeme)
             node = self.or_expr()
             if self.peek.kind != ")":
                 raise self.fail("')'", hint=f"to close the '(' at position {lexeme.start}")
             self.take()
+            self.depth -= 1
             return node
         if lexeme.kind == "FIELD":
             return self.field()

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, BadRequestError, Elasticsearch
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials
 
@@ -216,6 +216,16 @@ Interval = Annotated[
 ]
 
 
+def _reason(error: ApiError) -> str:
+    """The engine's own reason for refusing a request (its root cause), else its error type."""
+    body: dict[str, Any] = error.body if isinstance(error.body, dict) else {}
+    found = body.get("error")
+    details: dict[str, Any] = found if isinstance(found, dict) else {}
+    causes = details.get("root_cause") or [details]
+    first: dict[str, Any] = causes[0] if causes and isinstance(causes[0], dict) else {}
+    return str(first.get("reason") or details.get("reason") or error.message)
+
+
 def _mention_row(row: dict[str, Any]) -> MentionRow:
     fields: dict[str, Any] = {key: row.get(key) for key in MentionRow.model_fields if key in row}
     fields["url"] = safe_url(row.get("url"))
@@ -347,7 +357,15 @@ def search_mentions(
         cursor=cursor,
         full=full,
     )
-    return mention_search.search(state.client, state.project, request)
+    try:
+        return mention_search.search(state.client, state.project, request)
+    except BadRequestError as error:
+        # The engine parses the search text and the rule's query; a 400 means they are bad.
+        if q is None and rule is None:
+            raise
+        raise BadInput(
+            "q" if q else "rule", f"the search engine cannot run this search: {_reason(error)}"
+        ) from None
 
 
 @router.get(

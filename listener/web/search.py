@@ -298,12 +298,16 @@ def build_request(
 ) -> SearchRequest:
     """Validate raw parameters; raises :class:`SearchInputError` naming the bad one."""
     from listener.errors import ConfigError
-    from listener.queries import parse_time
+    from listener.queries import check_search_text, parse_time
     from listener.rules import RuleSyntaxError
 
     query = (query or "").strip() or None
     if query is not None and len(query) > MAX_QUERY_CHARS:
         raise SearchInputError("q", f"the search text is longer than {MAX_QUERY_CHARS} characters")
+    try:
+        check_search_text(query)
+    except ValueError as error:
+        raise SearchInputError("q", str(error)) from None
     rule_text = (rule or "").strip() or None
     parsed: Rule | None = None
     if rule_text is not None:
