@@ -386,9 +386,9 @@ def enrich(config_path: Path, batch_size: int, processes: int) -> None:
 
     project = _load(config_path)
     enricher = Enricher(project, batch_size=batch_size, n_process=processes)
-    stdout = click.get_text_stream("stdout")
+    # sys.stdout, not click.get_text_stream (deprecated in click 8.5, removed in 9).
     for mention in enricher.enrich(read_ndjson_mentions(sys.stdin)):
-        stdout.write(mention.model_dump_json() + "\n")
+        sys.stdout.write(mention.model_dump_json() + "\n")
 
 
 @main.command()

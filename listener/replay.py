@@ -22,6 +22,7 @@ import json
 import mimetypes
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,6 +130,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     status: int
+    #: When the server received it (``time.monotonic()``), to check the spacing of requests.
+    received: float = 0.0
 
     def param(self, name: str) -> str | None:
         """The last value of a query parameter, or None."""
@@ -343,6 +346,7 @@ class ReplayServer:
                     headers={k: v for k, v in handler.headers.items()},
                     body=body,
                     status=status,
+                    received=time.monotonic(),
                 )
             )
         return status, headers, payload

@@ -88,14 +88,26 @@ def write_project(
     sources: Sequence[Mapping[str, Any]],
     brands: Sequence[Mapping[str, Any]] = DEFAULT_BRANDS,
     crawl: Mapping[str, Any] | None = None,
+    *,
+    delays: bool = True,
 ) -> Path:
-    """Write a project file with these sources and brands (for tests)."""
+    """Write a project file with these sources and brands (for tests).
+
+    AutoThrottle is off and retries are few unless ``crawl`` says otherwise.
+    With ``delays=False`` nothing waits between requests: the project's
+    ``download_delay`` is 0 and so is every source entry's, which overrides the
+    delay the source declares (an entry or ``crawl`` that sets
+    ``download_delay`` itself keeps its value).
+    """
     crawl_settings = {
         "autothrottle": False,
         "retry_times": 1,
         "max_retry_after": 5,
+        **({} if delays else {"download_delay": 0}),
         **(crawl or {}),
     }
+    if not delays:
+        sources = [{"download_delay": 0, **source} for source in sources]
     lines = ["[crawl]"] + [f"{k} = {_toml_value(v)}" for k, v in crawl_settings.items()]
     for brand in brands:
         lines += ["", "[[brands]]"] + [
@@ -120,6 +132,7 @@ def replay_crawl(
     crawl: Mapping[str, Any] | None = None,
     timeout: float = 300,
     server: ReplayServer | None = None,
+    delays: bool = False,
 ) -> ReplayResult:
     """Serve ``routes`` locally, crawl them with source ``plugin``, return the Mentions it yielded.
 
@@ -128,6 +141,11 @@ def replay_crawl(
     (checkpoints) between calls, to test incremental crawling. The Mentions are
     as the source produced them: not deduplicated, enriched or indexed. Pass a
     running ``server`` to crawl it (its routes) instead of starting one.
+
+    The local server needs no politeness, so by default the crawl does not wait
+    between requests: the source's declared ``download_delay`` is overridden
+    with 0 (see :func:`write_project`). ``delays=True`` crawls with the delays
+    a production crawl uses, to test them.
     """
     from listener.mention import Mention
     from listener.replay import ReplayServer, load_site
@@ -141,7 +159,9 @@ def replay_crawl(
         )
         with context as server:
             source = {"plugin": plugin, **_substitute(dict(options), server.url)}
-            project = write_project(folder / "listener.toml", [source], brands, crawl)
+            project = write_project(
+                folder / "listener.toml", [source], brands, crawl, delays=delays
+            )
             output = folder / "mentions.ndjson"
             summary_path = folder / "summary.json"
             command = [

@@ -29,6 +29,27 @@ from listener.plugin_manager import reset_registry
 
 BRANDS = ("Acme", "Globex", "Initech")
 
+
+def _shared_fixtures() -> Path:
+    """Where the recorded real-world data lives (read in place, never copied into the repo).
+
+    ``LISTENER_SHARED_FIXTURES`` if set, else the first ``shared/fixtures`` folder
+    beside the checkout or beside one of its parents (a git worktree nested one
+    level deeper finds the same data). Tests that need it skip when it is absent.
+    """
+    configured = os.environ.get("LISTENER_SHARED_FIXTURES")
+    if configured:
+        return Path(configured)
+    checkout = Path(__file__).resolve().parents[1]
+    for folder in checkout.parents:
+        candidate = folder / "shared" / "fixtures"
+        if candidate.is_dir():
+            return candidate
+    return checkout.parent / "shared" / "fixtures"
+
+
+SHARED_FIXTURES = _shared_fixtures()
+
 _SENTIMENT_SCORES = {"positive": 0.6, "neutral": 0.0, "negative": -0.6}
 _counter = itertools.count()
 

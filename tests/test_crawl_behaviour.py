@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 from listener import demo_site
+from listener.config import load_project
+from listener.crawl_settings import download_slots
+from listener.plugins.lemmy import LemmySource
+from listener.plugins.web import WebSource
 from listener.replay import Route
-from listener.testing import replay_crawl
+from listener.testing import replay_crawl, write_project
 
 FEED = (demo_site.DIRECTORY / "technews" / "feed.xml").read_bytes()
 FEED_HEADERS = {"Content-Type": "application/rss+xml"}
@@ -45,3 +52,56 @@ def test_too_long_retry_after_gives_up_instead_of_stalling() -> None:
     assert [r.status for r in result.requests if r.path == "/feed.xml"] == [429]
     assert result.mentions == []
     assert result.source["fetch_errors"] == 1
+
+
+# ------------------------------------------------------------------ download delays
+
+EMPTY_FEED = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Empty</title>'
+    b"<link>https://example.com/</link><description>nothing yet</description></channel></rss>"
+)
+
+
+def empty_feeds(count: int) -> list[Route]:
+    return [
+        Route(f"/feed-{number}.xml", body=EMPTY_FEED, headers=FEED_HEADERS)
+        for number in range(count)
+    ]
+
+
+def test_the_test_kit_overrides_declared_delays_unless_asked_for_them(tmp_path: Path) -> None:
+    sources = [{"plugin": "lemmy", "instances": ["https://lemmy.example"]}, {"plugin": "rss"}]
+    polite = load_project(write_project(tmp_path / "polite.toml", sources))
+    fast = load_project(write_project(tmp_path / "fast.toml", sources, delays=False))
+    assert {k: s["delay"] for k, s in download_slots(polite).items()} == {
+        "source:lemmy": LemmySource.download_delay,
+        "source:rss": 0.0,
+    }
+    assert {k: s["delay"] for k, s in download_slots(fast).items()} == {
+        "source:lemmy": 0.0,
+        "source:rss": 0.0,
+    }
+    assert fast.crawl.download_delay == 0 and not fast.crawl.autothrottle
+    # An explicit per-entry delay is the test's own choice and is kept.
+    chosen = [{"plugin": "lemmy", "instances": ["https://lemmy.example"], "download_delay": 2}]
+    kept = load_project(write_project(tmp_path / "kept.toml", chosen, delays=False))
+    assert download_slots(kept)["source:lemmy"]["delay"] == 2.0
+
+
+def test_production_delays_space_out_a_sources_requests() -> None:
+    # replay_crawl skips delays by default; delays=True crawls like production, where
+    # Scrapy waits between 0.5 and 1.5 times the source's declared delay per request.
+    declared = WebSource.download_delay
+    assert declared >= 1
+    paths = [route.path for route in empty_feeds(3)]
+    options = {"feeds": [f"{{base_url}}{path}" for path in paths]}
+    result = replay_crawl("web", options, empty_feeds(3), delays=True)
+    arrivals = sorted(request.received for request in result.requests if request.path in paths)
+    assert len(arrivals) == 3, [request.path for request in result.requests]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    # A lower bound only (a busy machine makes gaps longer, never shorter); 0.1 s of slack
+    # for the time a request spends between Scrapy and the server's clock.
+    assert min(gaps) >= 0.5 * declared - 0.1, gaps
+
+    fast = replay_crawl("web", options, empty_feeds(3))
+    assert sorted(r.path for r in fast.requests if r.path in paths) == sorted(paths)

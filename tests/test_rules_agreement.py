@@ -20,10 +20,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED_FIXTURES
 from elasticsearch import Elasticsearch, helpers
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -34,7 +34,7 @@ from listener.rules import Rule, RuleInput, analysis, find_matches, parse_rule, 
 
 pytestmark = pytest.mark.engine
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+FIXTURES = SHARED_FIXTURES
 TWEETS = FIXTURES / "sentiment_ground_truth" / "tweeteval_semeval2017"
 
 # -- the vocabulary shared by generated rules and texts ----------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener.mention import Mention, SourceKind, mention_id
@@ -291,7 +292,7 @@ def test_crawl_survives_rate_limits_errors_and_changed_entries(tmp_path: Path) -
 
 # --------------------------------------------------------------------------- recorded responses
 
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "api_responses"
+RECORDED = SHARED_FIXTURES / "api_responses"
 RECORDED_FEEDS = sorted((RECORDED / "appstore").glob("*.json")) if RECORDED.is_dir() else []
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener.config import BrandConfig, parse_project
@@ -25,7 +26,7 @@ from listener.testing import ReplayResult, replay_crawl
 from listener.text import html_to_text
 
 DATA = Path(__file__).resolve().parent / "data" / "discourse"
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "api_responses"
+RECORDED = SHARED_FIXTURES / "api_responses"
 RECORDED = RECORDED / "discourse"
 FORUM = "https://forum.example"
 BRANDS = [BrandConfig(name="Acme", keywords=["acme", "#acme"]), BrandConfig(name="Globex")]

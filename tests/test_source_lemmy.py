@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener.config import BrandConfig
@@ -27,7 +28,7 @@ from listener.source import Checkpoint, Request, Response
 from listener.testing import ReplayResult, replay_crawl
 
 DATA = Path(__file__).resolve().parent / "data" / "lemmy"
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "api_responses" / "lemmy"
+RECORDED = SHARED_FIXTURES / "api_responses" / "lemmy"
 BASE = "http://127.0.0.1:8999"
 SEARCH = "/api/v3/search"
 BRANDS = [

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener.config import BrandConfig
@@ -30,9 +31,7 @@ from listener.source import Checkpoint, Request, Response
 from listener.testing import ReplayResult, replay_crawl
 
 DATA = Path(__file__).resolve().parent / "data" / "mastodon"
-RECORDED = (
-    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "api_responses" / "mastodon"
-)
+RECORDED = SHARED_FIXTURES / "api_responses" / "mastodon"
 BASE = "http://127.0.0.1:8999"
 BRANDS = [
     BrandConfig(name="Acme", keywords=["acme", "#Acme", "acme corp", "@acme"]),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener.config import BrandConfig
@@ -30,15 +31,8 @@ from listener.source import Checkpoint, Request, Response
 from listener.sourcekit import parse_date
 
 DATA = Path(__file__).resolve().parent / "data" / "reviews"
-EXTRUCT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "product_pages" / "extruct"
-TRUSTPILOT = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "fixtures"
-    / "news_articles"
-    / "trafilatura"
-    / "uk.trustpilot.com.reviews.html"
-)
+EXTRUCT = SHARED_FIXTURES / "product_pages" / "extruct"
+TRUSTPILOT = SHARED_FIXTURES / "news_articles" / "trafilatura" / "uk.trustpilot.com.reviews.html"
 BASE = "http://127.0.0.1:8999"
 BRANDS = [BrandConfig(name="Acme", keywords=["acme"]), BrandConfig(name="Initech")]
 

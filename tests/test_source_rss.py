@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener import demo_site
@@ -24,7 +25,7 @@ from listener.sourcekit import html_to_text
 
 DATA = Path(__file__).resolve().parent / "data"
 SITE = demo_site.DIRECTORY
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "feeds"
+FIXTURES = SHARED_FIXTURES / "feeds"
 BASE = "http://127.0.0.1:8999"
 
 RSS_TYPE = "application/rss+xml; charset=UTF-8"

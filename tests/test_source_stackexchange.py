@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener.config import BrandConfig, parse_project
@@ -31,7 +32,7 @@ from listener.source import Checkpoint, Request, Response
 from listener.testing import ReplayResult, replay_crawl
 
 DATA = Path(__file__).resolve().parent / "data" / "stackexchange"
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "api_responses"
+RECORDED = SHARED_FIXTURES / "api_responses"
 RECORDED = RECORDED / "stackexchange"
 BASE = "https://api.example"
 SEARCH = "/2.3/search/advanced"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener.mention import Mention, SourceKind, mention_id
@@ -26,7 +27,7 @@ from listener.source import Checkpoint, Request, Response
 from listener.testing import ReplayResult, replay_crawl
 
 DATA = Path(__file__).resolve().parent / "data" / "telegram"
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "api_responses"
+RECORDED = SHARED_FIXTURES / "api_responses"
 RECORDED = RECORDED / "telegram"
 BASE = "https://tg.example"
 ACME = {"name": "Acme", "keywords": ["acme"]}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener.config import BrandConfig
@@ -32,7 +33,7 @@ from listener.replay import Route, load_site
 from listener.source import Checkpoint, Request, Response
 
 DATA = Path(__file__).resolve().parent / "data" / "web"
-TRAFILATURA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "news_articles"
+TRAFILATURA = SHARED_FIXTURES / "news_articles"
 TRAFILATURA = TRAFILATURA / "trafilatura"
 BASE = "http://127.0.0.1:8999"
 BRANDS = [BrandConfig(name="Acme", keywords=["acme"]), BrandConfig(name="Globex")]
