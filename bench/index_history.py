@@ -151,7 +151,8 @@ def main() -> None:
             client.close()
     print(
         f"{arguments.history} mentions of history, {arguments.new} new per round in batches of "
-        f"{arguments.batch}, median of {arguments.rounds} rounds; {os.cpu_count()} cores"
+        f"{arguments.batch}, median of {arguments.rounds} rounds; {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"{'months':>7}{'indices':>9}{'raw bulk/s':>12}{'Indexer/s':>11}{'ratio':>8}"
