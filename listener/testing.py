@@ -14,6 +14,13 @@ plugin's tests can use the fixtures below without importing anything::
 Each crawl runs in a fresh Python process, because Twisted's reactor cannot be
 restarted inside one process. Heavy imports stay inside functions: pytest
 loads this module in every session.
+
+For unit tests of ``Source.parse`` without a crawl, :func:`make_source` builds
+a source as a crawl would, :func:`respond` makes the Response the spider would
+hand it, and :func:`split` separates what it yielded::
+
+    source = make_source(MySource, brands=[BrandConfig(name="Acme")], base_url=BASE)
+    mentions, requests = split(source.parse(respond(f"{BASE}/search", recorded_json)))
 """
 
 from __future__ import annotations
@@ -28,13 +35,84 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from listener.config import BrandConfig
     from listener.mention import Mention
     from listener.replay import RecordedRequest, ReplayServer, Route
+    from listener.source import Request, Response, Source
 
 DEFAULT_BRANDS: tuple[dict[str, Any], ...] = ({"name": "Acme", "keywords": ["acme"]},)
+
+SourceT = TypeVar("SourceT", bound="Source")
+
+
+def make_source(
+    cls: type[SourceT], *, brands: Sequence[BrandConfig] = (), **options: Any
+) -> SourceT:
+    """An instance of source ``cls`` as a crawl creates it for one ``[[sources]]`` entry.
+
+    ``options`` are the entry's options, validated by ``cls.Options`` (``plugin``
+    defaults to the source's name); ``brands`` are the project's brands.
+    """
+    settings = {"plugin": cls.name, **options}
+    return cls(cls.Options(**settings), list(brands))
+
+
+def respond(
+    request: Request | str,
+    body: bytes | str = b"",
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    content_type: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Response:
+    """The Response the spider would hand to ``Source.parse`` for ``request``.
+
+    ``request`` is a Request the source yielded (its URL and ``meta`` are kept;
+    ``meta`` here adds to them) or a URL (then ``meta`` is the request's meta).
+    A text ``body`` is encoded as UTF-8; ``content_type`` sets that header.
+    """
+    from listener.source import Request, Response
+
+    if isinstance(request, str):
+        request = Request(url=request, meta=dict(meta or {}))
+    elif meta:
+        request = Request(
+            url=request.url,
+            method=request.method,
+            headers=dict(request.headers),
+            body=request.body,
+            meta={**request.meta, **meta},
+            priority=request.priority,
+        )
+    all_headers = {k.lower(): v for k, v in (headers or {}).items()}
+    if content_type is not None:
+        all_headers["content-type"] = content_type
+    payload = body.encode("utf-8") if isinstance(body, str) else body
+    return Response(
+        url=request.url, status=status, headers=all_headers, body=payload, request=request
+    )
+
+
+def split(results: Iterable[Any]) -> tuple[list[Mention], list[Request]]:
+    """Separate what a source yielded into Mentions and follow-up Requests, in order.
+
+    Anything else fails the test (a source yields only these two).
+    """
+    from listener.mention import Mention
+    from listener.source import Request
+
+    items = list(results)
+    mentions = [item for item in items if isinstance(item, Mention)]
+    requests = [item for item in items if isinstance(item, Request)]
+    others = [item for item in items if not isinstance(item, (Mention, Request))]
+    assert not others, f"a source yields Mentions and Requests only, not {others[:3]!r}"
+    return mentions, requests
 
 
 @dataclass

@@ -33,11 +33,12 @@ BRANDS = ("Acme", "Globex", "Initech")
 def _shared_fixtures() -> Path:
     """Where the recorded real-world data lives (read in place, never copied into the repo).
 
-    ``LISTENER_SHARED_FIXTURES`` if set, else the first ``shared/fixtures`` folder
-    beside the checkout or beside one of its parents (a git worktree nested one
-    level deeper finds the same data). Tests that need it skip when it is absent.
+    ``LISTENER_FIXTURES`` if set (as for the bench scripts), else the first
+    ``shared/fixtures`` folder beside the checkout or beside one of its parents
+    (a git worktree nested one level deeper finds the same data). Tests that
+    need it skip when it is absent.
     """
-    configured = os.environ.get("LISTENER_SHARED_FIXTURES")
+    configured = os.environ.get("LISTENER_FIXTURES")
     if configured:
         return Path(configured)
     checkout = Path(__file__).resolve().parents[1]
@@ -49,6 +50,8 @@ def _shared_fixtures() -> Path:
 
 
 SHARED_FIXTURES = _shared_fixtures()
+# The bench helpers some tests import (and subprocesses) read the same variable.
+os.environ.setdefault("LISTENER_FIXTURES", str(SHARED_FIXTURES))
 
 _SENTIMENT_SCORES = {"positive": 0.6, "neutral": 0.0, "negative": -0.6}
 _counter = itertools.count()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pluggy
 import pytest
+from conftest import SHARED_FIXTURES
 
 from listener import hookspecs
 from listener.config import BrandConfig, ProjectConfig, parse_project
@@ -17,10 +18,7 @@ from listener.enrichment import Enricher, fold
 from listener.enrichment.brands import OwnedRule
 from listener.mention import Author, BrandMatch, Mention
 
-TWEETS = (
-    Path(__file__).resolve().parents[2]
-    / "shared/fixtures/sentiment_ground_truth/tweeteval_semeval2017/test_text.txt"
-)
+TWEETS = SHARED_FIXTURES / "sentiment_ground_truth/tweeteval_semeval2017/test_text.txt"
 
 BRANDS: list[dict[str, Any]] = [
     {

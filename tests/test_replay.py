@@ -8,6 +8,7 @@ import tomllib
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -380,3 +381,54 @@ def test_demo_site_read_through_the_real_sources() -> None:
     everything = [m for mentions in found.values() for m in mentions]
     assert len(everything) == 66
     assert len({m.id for m in everything}) == 61  # 4 HN hits found twice, 1 syndicated article
+
+
+# --------------------------------------------------------------------------- unit-test helpers
+
+
+def test_make_source_validates_options_like_a_crawl() -> None:
+    from pydantic import ValidationError
+
+    from listener.config import BrandConfig
+    from listener.plugins.rss import RssSource
+    from listener.testing import make_source
+
+    brands = [BrandConfig(name="Acme")]
+    source = make_source(RssSource, brands=brands, feeds=["https://example.com/feed.xml"])
+    assert source.options.plugin == "rss"
+    assert source.brands == brands
+    with pytest.raises(ValidationError, match="feedz"):
+        make_source(RssSource, feedz=["https://example.com/feed.xml"])
+
+
+def test_respond_keeps_a_yielded_requests_url_and_meta() -> None:
+    from listener.testing import respond
+
+    request = Request("https://example.com/search?q=acme", meta={"term": "acme", "page": 1})
+    response = respond(request, '{"hits": []}', status=429, meta={"page": 2})
+    assert response.url == request.url
+    assert response.meta == {"term": "acme", "page": 2}
+    assert request.meta == {"term": "acme", "page": 1}  # the source's own Request is not changed
+    assert (response.status, response.body, dict(response.headers)) == (429, b'{"hits": []}', {})
+
+    by_url = respond("https://example.com/feed", b"<rss/>", content_type="application/rss+xml")
+    assert by_url.request.meta == {}
+    assert by_url.headers == {"content-type": "application/rss+xml"}
+    headers = respond("https://example.com/", headers={"Content-Type": "text/html"}).headers
+    assert headers == {"content-type": "text/html"}
+
+
+def test_split_separates_mentions_from_requests_and_rejects_anything_else() -> None:
+    from listener.testing import split
+
+    mention = Mention.create(
+        source="rss",
+        source_kind="news",
+        url="https://example.com/a",
+        text="Acme",
+        published_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    follow = Request("https://example.com/page/2")
+    assert split(iter([follow, mention])) == ([mention], [follow])
+    with pytest.raises(AssertionError, match="Mentions and Requests only"):
+        split([mention, {"url": "https://example.com/b"}])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from listener.plugins import appstore
 from listener.plugins.appstore import AppStoreOptions, AppStoreSource, app_id, entry_to_mention
 from listener.replay import Route
 from listener.source import Checkpoint, Request, Response
-from listener.testing import ReplayResult, replay_crawl
+from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "appstore"
 BASE = "https://itunes.example"
@@ -36,8 +35,7 @@ def feed_path(country: str, page: int) -> str:
 
 
 def source(**options: Any) -> AppStoreSource:
-    settings: dict[str, Any] = {"base_url": BASE, "apps": [APP], **options}
-    return AppStoreSource(AppStoreOptions(plugin="appstore", **settings), [])
+    return make_source(AppStoreSource, **{"base_url": BASE, "apps": [APP], **options})
 
 
 def page_response(
@@ -49,14 +47,6 @@ def page_response(
         url=url, status=200, headers={"content-type": "text/javascript; charset=utf-8"},
         body=payload, request=Request(url=url, meta=meta),
     )  # fmt: skip
-
-
-def split(results: Iterable[Mention | Request]) -> tuple[list[Mention], list[Request]]:
-    items = list(results)
-    mentions = [r for r in items if isinstance(r, Mention)]
-    requests = [r for r in items if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(items)
-    return mentions, requests
 
 
 def remembered(tmp_path: Path, key: str, when: datetime) -> Checkpoint:

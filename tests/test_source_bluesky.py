@@ -14,14 +14,15 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.config import BrandConfig
 from listener.errors import ConfigError
-from listener.mention import Mention, SourceKind, mention_id
+from listener.mention import SourceKind, mention_id
 from listener.plugins import bluesky
 from listener.plugins.bluesky import BlueskyOptions, BlueskySource, post_to_mention
 from listener.replay import Route, load_site
-from listener.source import Checkpoint, Request, Response
-from listener.testing import ReplayResult, replay_crawl
+from listener.source import Checkpoint, Response
+from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "bluesky"
 RECORDED = SHARED_FIXTURES / "api_responses" / "bluesky"
@@ -37,22 +38,11 @@ TOKEN = "LISTENER_TEST_BSKY_TOKEN"
 
 
 def source(**options: Any) -> BlueskySource:
-    settings = {"base_url": BASE, **options}
-    return BlueskySource(BlueskyOptions(plugin="bluesky", **settings), BRANDS)
+    return make_source(BlueskySource, brands=BRANDS, **{"base_url": BASE, **options})
 
 
 def respond(url: str, body: bytes | str, term: str = "acme", **meta: Any) -> Response:
-    request = Request(url=url, meta={"kind": "search", "term": term, "page": 0, **meta})
-    payload = body.encode() if isinstance(body, str) else body
-    return Response(url=url, status=200, headers={}, body=payload, request=request)
-
-
-def split(results: Any) -> tuple[list[Mention], list[Request]]:
-    results = list(results)
-    mentions = [r for r in results if isinstance(r, Mention)]
-    requests = [r for r in results if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(results)
-    return mentions, requests
+    return testing.respond(url, body, meta={"kind": "search", "term": term, "page": 0, **meta})
 
 
 def query_of(url: str) -> dict[str, list[str]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.config import BrandConfig, parse_project
 from listener.errors import ConfigError, PluginError
 from listener.mention import Mention, SourceKind, mention_id
@@ -22,7 +22,7 @@ from listener.plugins import discourse
 from listener.plugins.discourse import DiscourseOptions, DiscourseSource, post_to_mention
 from listener.replay import Route
 from listener.source import Checkpoint, Request, Response
-from listener.testing import ReplayResult, replay_crawl
+from listener.testing import ReplayResult, make_source, replay_crawl, split
 from listener.text import html_to_text
 
 DATA = Path(__file__).resolve().parent / "data" / "discourse"
@@ -40,16 +40,11 @@ def body(name: str) -> bytes:
 
 
 def source(brands: list[BrandConfig] | None = None, **options: Any) -> DiscourseSource:
-    settings: dict[str, Any] = {"forums": [FORUM], **options}
-    return DiscourseSource(DiscourseOptions(plugin="discourse", **settings), brands or BRANDS)
+    return make_source(DiscourseSource, brands=brands or BRANDS, **{"forums": [FORUM], **options})
 
 
 def respond(url: str, payload: bytes, meta: dict[str, Any], status: int = 200) -> Response:
-    request = Request(url=url, meta=meta)
-    return Response(
-        url=url, status=status, headers={"content-type": "application/json"}, body=payload,
-        request=request,
-    )  # fmt: skip
+    return testing.respond(url, payload, status=status, content_type="application/json", meta=meta)
 
 
 def search_response(payload: bytes, term: str = "acme", page: int = 1) -> Response:
@@ -64,14 +59,6 @@ def topic_response(payload: bytes, topic_id: int, posts: list[int], **topic: Any
         "posts": posts,
     }  # fmt: skip
     return respond(f"{FORUM}/t/{topic_id}.json", payload, meta)
-
-
-def split(results: Iterable[Mention | Request]) -> tuple[list[Mention], list[Request]]:
-    items = list(results)
-    mentions = [r for r in items if isinstance(r, Mention)]
-    requests = [r for r in items if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(items)
-    return mentions, requests
 
 
 def utc(text: str) -> datetime:

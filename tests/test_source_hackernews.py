@@ -23,6 +23,7 @@ from listener.plugins.hackernews import (
 )
 from listener.source import Request, Response
 from listener.sourcekit import search_terms
+from listener.testing import make_source, split
 
 DATA = Path(__file__).resolve().parent / "data"
 HN = demo_site.DIRECTORY / "hn"
@@ -50,7 +51,7 @@ DUPLICATES = {
 
 def source(brands: list[BrandConfig] | None = None, **options: Any) -> HackerNewsSource:
     settings = {"base_url": BASE, "hits_per_page": 5, **options}
-    return HackerNewsSource(HackerNewsOptions(plugin="hackernews", **settings), brands or BRANDS)
+    return make_source(HackerNewsSource, brands=brands or BRANDS, **settings)
 
 
 def page_response(
@@ -67,13 +68,6 @@ def page_response(
         body=PAGE_FILES[(term, page)].read_bytes() if body is None else body,
         request=request,
     )
-
-
-def split(results: list[Mention | Request]) -> tuple[list[Mention], list[Request]]:
-    mentions = [r for r in results if isinstance(r, Mention)]
-    requests = [r for r in results if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(results)
-    return mentions, requests
 
 
 def query_of(url: str) -> dict[str, list[str]]:

@@ -18,14 +18,15 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.config import BrandConfig
 from listener.errors import ConfigError
 from listener.mention import Mention, SourceKind, mention_id
 from listener.plugins import lemmy
 from listener.plugins.lemmy import LemmyOptions, LemmySource, comment_to_mention, post_to_mention
 from listener.replay import Route, load_site
-from listener.source import Checkpoint, Request, Response
-from listener.testing import ReplayResult, replay_crawl
+from listener.source import Checkpoint, Response
+from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "lemmy"
 RECORDED = SHARED_FIXTURES / "api_responses" / "lemmy"
@@ -39,23 +40,13 @@ TOKEN = "LISTENER_TEST_LEMMY_TOKEN"
 
 
 def source(**options: Any) -> LemmySource:
-    settings = {"instances": [BASE], **options}
-    return LemmySource(LemmyOptions(plugin="lemmy", **settings), BRANDS)
+    return make_source(LemmySource, brands=BRANDS, **{"instances": [BASE], **options})
 
 
 def respond(src: LemmySource, body: bytes | str, page: int = 1, key: str = "k") -> Response:
     url = src.search_url(BASE, "acme", None, page)
     meta = {"key": key, "instance": BASE, "term": "acme", "community": None, "page": page}
-    payload = body.encode() if isinstance(body, str) else body
-    return Response(url=url, status=200, headers={}, body=payload, request=Request(url, meta=meta))
-
-
-def split(results: Any) -> tuple[list[Mention], list[Request]]:
-    results = list(results)
-    mentions = [r for r in results if isinstance(r, Mention)]
-    requests = [r for r in results if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(results)
-    return mentions, requests
+    return testing.respond(url, body, meta=meta)
 
 
 def query_of(url: str) -> dict[str, list[str]]:

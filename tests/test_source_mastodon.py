@@ -14,6 +14,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.config import BrandConfig
 from listener.errors import ConfigError
 from listener.mention import Mention, SourceKind, mention_id
@@ -27,8 +28,8 @@ from listener.plugins.mastodon import (
     status_to_mention,
 )
 from listener.replay import Route, load_site
-from listener.source import Checkpoint, Request, Response
-from listener.testing import ReplayResult, replay_crawl
+from listener.source import Checkpoint, Response
+from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "mastodon"
 RECORDED = SHARED_FIXTURES / "api_responses" / "mastodon"
@@ -41,22 +42,12 @@ TOKEN_VARIABLE = "LISTENER_TEST_MASTODON_TOKEN"
 
 
 def source(**options: Any) -> MastodonSource:
-    settings = {"instances": [BASE], **options}
-    return MastodonSource(MastodonOptions(plugin="mastodon", **settings), BRANDS)
+    return make_source(MastodonSource, brands=BRANDS, **{"instances": [BASE], **options})
 
 
 def respond(url: str, body: bytes | str, kind: str = "timeline", key: str = "k") -> Response:
-    request = Request(url=url, meta={"kind": kind, "key": key, "page": 0, "instance": BASE})
-    payload = body.encode() if isinstance(body, str) else body
-    return Response(url=url, status=200, headers={}, body=payload, request=request)
-
-
-def split(results: Any) -> tuple[list[Mention], list[Request]]:
-    results = list(results)
-    mentions = [r for r in results if isinstance(r, Mention)]
-    requests = [r for r in results if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(results)
-    return mentions, requests
+    meta = {"kind": kind, "key": key, "page": 0, "instance": BASE}
+    return testing.respond(url, body, meta=meta)
 
 
 def query_of(url: str) -> dict[str, list[str]]:

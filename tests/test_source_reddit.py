@@ -14,6 +14,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.config import BrandConfig
 from listener.errors import ConfigError
 from listener.mention import Mention, SourceKind, mention_id
@@ -26,8 +27,8 @@ from listener.plugins.reddit import (
     time_window,
 )
 from listener.replay import Route, load_site
-from listener.source import Checkpoint, Request, Response
-from listener.testing import ReplayResult, replay_crawl
+from listener.source import Checkpoint, Response
+from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "reddit"
 RECORDED = SHARED_FIXTURES / "api_responses" / "reddit"
@@ -40,8 +41,7 @@ BRANDS = [
 
 
 def source(**options: Any) -> RedditSource:
-    settings = {"base_url": BASE, **options}
-    return RedditSource(RedditOptions(plugin="reddit", **settings), BRANDS)
+    return make_source(RedditSource, brands=BRANDS, **{"base_url": BASE, **options})
 
 
 def load(name: str) -> Any:
@@ -49,17 +49,7 @@ def load(name: str) -> Any:
 
 
 def respond(url: str, body: bytes | str, **meta: Any) -> Response:
-    request = Request(url=url, meta={"kind": "listing", "key": "acme", "page": 0, **meta})
-    payload = body.encode() if isinstance(body, str) else body
-    return Response(url=url, status=200, headers={}, body=payload, request=request)
-
-
-def split(results: Any) -> tuple[list[Mention], list[Request]]:
-    results = list(results)
-    mentions = [r for r in results if isinstance(r, Mention)]
-    requests = [r for r in results if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(results)
-    return mentions, requests
+    return testing.respond(url, body, meta={"kind": "listing", "key": "acme", "page": 0, **meta})
 
 
 def query_of(url: str) -> dict[str, list[str]]:

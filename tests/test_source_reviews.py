@@ -18,6 +18,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.config import BrandConfig
 from listener.mention import Mention, SourceKind, mention_id
 from listener.plugins import reviews
@@ -29,6 +30,7 @@ from listener.plugins.reviews import (
 )
 from listener.source import Checkpoint, Request, Response
 from listener.sourcekit import parse_date
+from listener.testing import make_source
 
 DATA = Path(__file__).resolve().parent / "data" / "reviews"
 EXTRUCT = SHARED_FIXTURES / "product_pages" / "extruct"
@@ -47,15 +49,15 @@ def fixture(name: str) -> bytes:
 
 def source(*paths: str, **options: Any) -> ReviewsSource:
     urls = [f"{BASE}{path}" for path in paths] or [f"{BASE}/shop/rocket-14"]
-    return ReviewsSource(ReviewsOptions(plugin="reviews", urls=urls, **options), BRANDS)
+    return make_source(ReviewsSource, brands=BRANDS, urls=urls, **options)
 
 
-def respond(
-    url: str, body: bytes, content_type: str = "text/html; charset=utf-8", status: int = 200
-) -> Response:
-    request = Request(url=url, meta={"origin": url, "page": 1})
-    headers = {"content-type": content_type} if content_type else {}
-    return Response(url=url, status=status, headers=headers, body=body, request=request)
+HTML = "text/html; charset=utf-8"
+
+
+def respond(url: str, body: bytes, content_type: str = HTML, status: int = 200) -> Response:
+    meta = {"origin": url, "page": 1}
+    return testing.respond(url, body, status=status, content_type=content_type or None, meta=meta)
 
 
 def parse(src: ReviewsSource, path: str, name: str) -> list[Mention | Request]:

@@ -16,12 +16,13 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
-from listener import demo_site
+from listener import demo_site, testing
 from listener.mention import Mention, SourceKind
 from listener.plugins import rss
 from listener.plugins.rss import RssOptions, RssSource, read_feed
-from listener.source import Request, Response
+from listener.source import Response
 from listener.sourcekit import html_to_text
+from listener.testing import make_source
 
 DATA = Path(__file__).resolve().parent / "data"
 SITE = demo_site.DIRECTORY
@@ -34,12 +35,11 @@ JSON_TYPE = "application/feed+json; charset=utf-8"
 
 
 def source(*feeds: str, **options: object) -> RssSource:
-    return RssSource(RssOptions(plugin="rss", feeds=list(feeds) or [f"{BASE}/f"], **options), [])
+    return make_source(RssSource, feeds=list(feeds) or [f"{BASE}/f"], **options)
 
 
 def respond(body: bytes, url: str, content_type: str = "", status: int = 200) -> Response:
-    headers = {"content-type": content_type} if content_type else {}
-    return Response(url=url, status=status, headers=headers, body=body, request=Request(url=url))
+    return testing.respond(url, body, status=status, content_type=content_type or None)
 
 
 def parse(src: RssSource, response: Response) -> list[Mention]:

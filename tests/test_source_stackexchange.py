@@ -6,7 +6,6 @@ import gzip
 import html
 import json
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.config import BrandConfig, parse_project
 from listener.errors import ConfigError, PluginError
 from listener.mention import Mention, SourceKind, mention_id
@@ -28,8 +28,8 @@ from listener.plugins.stackexchange import (
     site_host,
 )
 from listener.replay import Route, load_site
-from listener.source import Checkpoint, Request, Response
-from listener.testing import ReplayResult, replay_crawl
+from listener.source import Checkpoint, Response
+from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "stackexchange"
 RECORDED = SHARED_FIXTURES / "api_responses"
@@ -51,16 +51,12 @@ def gzipped(name: str) -> bytes:
 
 
 def source(**options: Any) -> StackExchangeSource:
-    settings: dict[str, Any] = {"base_url": BASE, **options}
     brands = [BrandConfig(name="Acme", keywords=["acme", "#acme"])]
-    return StackExchangeSource(StackExchangeOptions(plugin="stackexchange", **settings), brands)
+    return make_source(StackExchangeSource, brands=brands, **{"base_url": BASE, **options})
 
 
 def respond(url: str, payload: bytes, meta: dict[str, Any]) -> Response:
-    return Response(
-        url=url, status=200, headers={"content-type": "application/json; charset=utf-8"},
-        body=payload, request=Request(url=url, meta=meta),
-    )  # fmt: skip
+    return testing.respond(url, payload, content_type="application/json; charset=utf-8", meta=meta)
 
 
 def search_response(src: StackExchangeSource, payload: bytes, page: int = 1) -> Response:
@@ -74,14 +70,6 @@ def answers_response(src: StackExchangeSource, payload: bytes, ids: list[str]) -
         "titles": {"79001": "How to configure Acme Cloud runners behind a proxy?"}, "page": 1,
     }  # fmt: skip
     return respond(src.answers_url("stackoverflow", "acme", ids), payload, meta)
-
-
-def split(results: Iterable[Mention | Request]) -> tuple[list[Mention], list[Request]]:
-    items = list(results)
-    mentions = [r for r in items if isinstance(r, Mention)]
-    requests = [r for r in items if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(items)
-    return mentions, requests
 
 
 def query(url: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
-from listener.mention import Mention, SourceKind, mention_id
+from listener.mention import SourceKind, mention_id
 from listener.plugins import telegram
 from listener.plugins.telegram import (
     TelegramOptions,
@@ -24,7 +23,7 @@ from listener.plugins.telegram import (
 )
 from listener.replay import Route
 from listener.source import Checkpoint, Request, Response
-from listener.testing import ReplayResult, replay_crawl
+from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "telegram"
 RECORDED = SHARED_FIXTURES / "api_responses"
@@ -40,7 +39,7 @@ def page(name: str) -> bytes:
 
 def source(**options: Any) -> TelegramSource:
     settings: dict[str, Any] = {"base_url": BASE, "channels": ["acmenews"], **options}
-    return TelegramSource(TelegramOptions(plugin="telegram", **settings), [])
+    return make_source(TelegramSource, **settings)
 
 
 def page_response(
@@ -52,14 +51,6 @@ def page_response(
         url=url, status=200, headers={"content-type": "text/html; charset=utf-8"}, body=payload,
         request=Request(url=url, meta=meta),
     )  # fmt: skip
-
-
-def split(results: Iterable[Mention | Request]) -> tuple[list[Mention], list[Request]]:
-    items = list(results)
-    mentions = [r for r in items if isinstance(r, Mention)]
-    requests = [r for r in items if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(items)
-    return mentions, requests
 
 
 def remembered(tmp_path: Path, key: str, when: datetime) -> Checkpoint:

@@ -18,6 +18,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.config import BrandConfig
 from listener.mention import Mention, SourceKind
 from listener.plugins import web
@@ -31,6 +32,7 @@ from listener.plugins.web import (
 )
 from listener.replay import Route, load_site
 from listener.source import Checkpoint, Request, Response
+from listener.testing import make_source
 
 DATA = Path(__file__).resolve().parent / "data" / "web"
 TRAFILATURA = SHARED_FIXTURES / "news_articles"
@@ -56,15 +58,15 @@ def previous_run(folder: Path, newest: dict[str, str]) -> Checkpoint:
 
 
 def source(brands: list[BrandConfig] | None = None, **options: Any) -> WebSource:
-    settings = {"sites": [f"{BASE}/"], **options}
-    return WebSource(WebOptions(plugin="web", **settings), BRANDS if brands is None else brands)
+    chosen = BRANDS if brands is None else brands
+    return make_source(WebSource, brands=chosen, **{"sites": [f"{BASE}/"], **options})
 
 
-def respond(
-    request: Request, body: bytes, content_type: str = "text/html; charset=utf-8", status: int = 200
-) -> Response:
-    headers = {"content-type": content_type} if content_type else {}
-    return Response(url=request.url, status=status, headers=headers, body=body, request=request)
+HTML = "text/html; charset=utf-8"
+
+
+def respond(request: Request, body: bytes, content_type: str = HTML, status: int = 200) -> Response:
+    return testing.respond(request, body, status=status, content_type=content_type or None)
 
 
 def requests_of(results: Any) -> list[Request]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.config import BrandConfig, parse_project
 from listener.errors import ConfigError, PluginError
 from listener.mention import Mention, SourceKind, mention_id
@@ -22,8 +23,8 @@ from listener.plugin_manager import instantiate_sources
 from listener.plugins import youtube
 from listener.plugins.youtube import YouTubeOptions, YouTubeSource, comment_to_mention
 from listener.replay import Route
-from listener.source import Checkpoint, Request, Response
-from listener.testing import ReplayResult, replay_crawl
+from listener.source import Checkpoint, Response
+from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "youtube"
 RECORDED = SHARED_FIXTURES / "api_responses"
@@ -49,14 +50,11 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def source(**options: Any) -> YouTubeSource:
     settings: dict[str, Any] = {"base_url": BASE, "api_key_env": KEY_VARIABLE, **options}
     brands = [BrandConfig(name="Acme", keywords=["acme", "#acme"])]
-    return YouTubeSource(YouTubeOptions(plugin="youtube", **settings), brands)
+    return make_source(YouTubeSource, brands=brands, **settings)
 
 
 def respond(url: str, payload: bytes, meta: dict[str, Any]) -> Response:
-    return Response(
-        url=url, status=200, headers={"content-type": "application/json; charset=UTF-8"},
-        body=payload, request=Request(url=url, meta=meta),
-    )  # fmt: skip
+    return testing.respond(url, payload, content_type="application/json; charset=UTF-8", meta=meta)
 
 
 def threads_response(
@@ -64,14 +62,6 @@ def threads_response(
 ) -> Response:
     meta = {"kind": "threads", "scope": "video", "id": video, "title": title, "page": 1}
     return respond(src.threads_url("video", video), payload, meta)
-
-
-def split(results: Iterable[Mention | Request]) -> tuple[list[Mention], list[Request]]:
-    items = list(results)
-    mentions = [r for r in items if isinstance(r, Mention)]
-    requests = [r for r in items if isinstance(r, Request)]
-    assert len(mentions) + len(requests) == len(items)
-    return mentions, requests
 
 
 def query(url: str) -> dict[str, str]:
