@@ -32,6 +32,7 @@ err = Console(stderr=True, highlight=False)
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_SPOOLED = 3
+EXIT_PARTIAL = 4
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:
@@ -128,9 +129,62 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+# Libraries that log every retry and failure with a traceback; listener reports the
+# condition itself in one line, so they are heard only with -v.
+_CHATTY_LOGGERS = (
+    "elastic_transport",
+    "urllib3",
+    "scrapy.downloadermiddlewares.retry",
+    "scrapy.downloadermiddlewares.robotstxt",
+)
+
+
+# Loggers that repeat one condition per batch (the cluster is down: every batch is spooled);
+# the end-of-crawl summary gives the totals, so without -v each message is shown once.
+_ONCE_LOGGERS = ("listener.indexer", "listener.pipelines")
+
+
+class _QuietFilter(logging.Filter):
+    """Without -v: libraries' retry chatter hidden, per-batch repeats shown once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, object]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        chatty = any(name == c or name.startswith(c + ".") for c in _CHATTY_LOGGERS)
+        if chatty and record.levelno < logging.CRITICAL:
+            return False
+        if name in _ONCE_LOGGERS:
+            key = (name, record.msg)
+            if key in self.seen:
+                return False
+            self.seen.add(key)
+        return True
+
+
+class _LogFormatter(logging.Formatter):
+    """One line per record; tracebacks only when asked for (``-v``)."""
+
+    def __init__(self, tracebacks: bool) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.tracebacks:
+            return super().format(record)
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="listener")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="More log output, with tracebacks (-vv: debug).")
 @click.pass_context
 def main(ctx: click.Context, verbose: int) -> None:
     """listener: crawl public mentions of brands, enrich them, index them, report share of voice."""
@@ -139,9 +193,11 @@ def main(ctx: click.Context, verbose: int) -> None:
     ctx.obj["log_level"] = level
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_LogFormatter(tracebacks=verbose > 0))
     logging.root.addHandler(handler)
     logging.root.setLevel(level)
+    if not verbose:
+        handler.addFilter(_QuietFilter())
 
 
 def _load(config_path: Path) -> ProjectConfig:
@@ -171,20 +227,35 @@ def crawl(ctx: click.Context, config_path: Path, since: str | None) -> None:
         raise ConfigError(f"{project.path}: no [[sources]] configured; add at least one")
     summary = run_crawl(project, log_level=ctx.obj["log_level"], since=_time(since, "--since"))
     _print_summary(summary)
-    _exit_for(summary)
+    _exit_for(summary, project)
 
 
-def _exit_for(summary: Any) -> None:
+def _exit_for(summary: Any, project: ProjectConfig) -> None:
+    """Exit 3 when mentions were spooled, 1 when every source failed, 4 when some did."""
     if summary.spooled:
+        from listener.engine import redact_url, url_setting
+
+        settings = project.elasticsearch
+        where = (
+            f"Elasticsearch at {redact_url(settings.url)} (set by "
+            f"{url_setting(settings, project.path)})"
+            if settings.url
+            else "the embedded engine"
+        )
         fail(
-            f"{summary.spooled} mentions were spooled because the engine was unreachable; "
+            f"{summary.spooled} mentions were spooled because {where} was unreachable; "
             "run the crawl again once it is back to index them",
             EXIT_SPOOLED,
         )
-    working = [s for s in summary.sources.values() if s.health != "broken"]
-    if summary.sources and not working:
-        names = ", ".join(summary.sources)
-        fail(f"every source failed ({names}); see the summary above")
+    broken = [label for label, s in summary.sources.items() if s.health == "broken"]
+    if summary.sources and len(broken) == len(summary.sources):
+        fail(f"every source failed ({', '.join(broken)}); see the summary above")
+    if broken:
+        fail(
+            f"{len(broken)} of {len(summary.sources)} sources failed ({', '.join(broken)}); "
+            "the others were crawled, see the summary above",
+            EXIT_PARTIAL,
+        )
 
 
 def print_sov(rows: Iterable[Any], interval: str | None, output_format: str) -> None:
@@ -378,17 +449,40 @@ def preview(config_path: Path, rule: str, samples: int, output_format: str) -> N
 @config_option
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=64, show_default=True)
 @click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 2 if any input line was bad (bad lines are always reported and skipped).",
+)
 @reports_errors
-def enrich(config_path: Path, batch_size: int, processes: int) -> None:
-    """Enrich NDJSON from stdin (``text`` required) and write enriched Mentions to stdout."""
+def enrich(config_path: Path, batch_size: int, processes: int, strict: bool) -> None:
+    """Enrich NDJSON from stdin (``text`` required) and write enriched Mentions to stdout.
+
+    A bad line (not JSON, no ``text``, a bad date) is reported on stderr with its
+    number and skipped; the other lines are enriched.
+    """
     from listener.enrichment import Enricher
     from listener.textinput import read_ndjson_mentions
 
     project = _load(config_path)
     enricher = Enricher(project, batch_size=batch_size, n_process=processes)
-    # sys.stdout, not click.get_text_stream (deprecated in click 8.5, removed in 9).
-    for mention in enricher.enrich(read_ndjson_mentions(sys.stdin)):
-        sys.stdout.write(mention.model_dump_json() + "\n")
+    stdout = sys.stdout
+    bad: list[ConfigError] = []
+
+    def skip(error: ConfigError) -> None:
+        bad.append(error)
+        click.echo(f"skipped {error}", err=True)
+
+    written = 0
+    for mention in enricher.enrich(read_ndjson_mentions(sys.stdin, on_error=skip)):
+        stdout.write(mention.model_dump_json() + "\n")
+        written += 1
+    if bad:
+        stdout.flush()
+        message = f"{len(bad)} bad input line(s) skipped, {written} mention(s) enriched"
+        if strict:
+            fail(message, EXIT_USAGE)
+        click.echo(f"warning: {message} (--strict makes this exit 2)", err=True)
 
 
 @main.command()

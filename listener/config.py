@@ -13,7 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from listener.analytics.settings import (
     AlertsConfig,
@@ -24,6 +32,25 @@ from listener.analytics.settings import (
 from listener.errors import ConfigError
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+#: The environment variable that overrides ``[elasticsearch] url``.
+ES_URL_VARIABLE = "LISTENER_ES_URL"
+# Keys whose values may hold a secret: never echoed in validation messages.
+_SECRET_KEYS = frozenset({"password", "api_key", "url"})
+
+
+def redact_secrets(url: str) -> str:
+    """``url`` with any password (``user:PASS@host``) masked, with or without a scheme."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.split(":", 1)[0]
+    masked = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    return f"{scheme}{sep}{masked}{slash}{tail}"
 
 
 class _Section(BaseModel):
@@ -41,6 +68,25 @@ class ElasticsearchConfig(_Section):
     verify_certs: bool = True
     index_prefix: str = Field(default="listener", pattern=r"^[a-z0-9][a-z0-9_-]*$")
     request_timeout: float = Field(default=30.0, gt=0)
+    #: Where ``url`` came from, for messages: the project file key or the environment variable.
+    _url_origin: str = PrivateAttr(default="elasticsearch.url")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if not re.match(r"^https?://[^/?#]", url.strip(), re.IGNORECASE):
+            raise ValueError(
+                f"{redact_secrets(url)!r} is not an http:// or https:// URL; write it as "
+                "https://HOST:9200 (credentials go in username/password or api_key)"
+            )
+        return url.strip()
+
+    @property
+    def url_origin(self) -> str:
+        """``elasticsearch.url`` or ``LISTENER_ES_URL``: where the URL was set."""
+        return self._url_origin
 
     @model_validator(mode="after")
     def _one_auth_method(self) -> ElasticsearchConfig:
@@ -311,8 +357,13 @@ def format_validation_error(error: ValidationError, data: dict[str, Any], source
         if problem["type"] == "extra_forbidden":
             message = "unknown key; check the spelling against the documentation"
         value = problem.get("input")
-        quiet = problem["type"] in ("missing", "extra_forbidden") or (
-            isinstance(value, str) and value in message
+        # The whole section (a model validator's input) is no value to show; nor is a secret.
+        key = problem["loc"][-1] if problem["loc"] else None
+        quiet = (
+            problem["type"] in ("missing", "extra_forbidden")
+            or (isinstance(value, str) and value in message)
+            or isinstance(value, (dict, list))
+            or key in _SECRET_KEYS
         )
         shown = "" if quiet else f" (got {value!r})"
         lines.append(f"{source}: {where}: {message}{shown}")
@@ -342,9 +393,13 @@ def load_project(path: str | os.PathLike[str]) -> ProjectConfig:
     except UnicodeDecodeError as error:
         raise ConfigError(f"{file}: not UTF-8 text: {error}") from None
     config = parse_project(data, file)
-    es_url = os.environ.get("LISTENER_ES_URL")
+    es_url = os.environ.get(ES_URL_VARIABLE)
     if es_url:
-        config.elasticsearch.url = es_url
+        try:
+            config.elasticsearch.url = ElasticsearchConfig._http_url(es_url)
+        except ValueError as error:
+            raise ConfigError(f"environment variable {ES_URL_VARIABLE}: {error}") from None
+        config.elasticsearch._url_origin = f"{ES_URL_VARIABLE} (environment variable)"
     redis_url = os.environ.get("LISTENER_REDIS_URL")
     if redis_url:
         config.cluster.redis_url = redis_url

@@ -572,32 +572,55 @@ def build_client(settings: ElasticsearchConfig, url: str | None = None) -> Elast
         ) from None
 
 
+def url_setting(settings: ElasticsearchConfig, source: Path | None) -> str:
+    """Where the cluster URL was set, for hints: the environment variable or the file's key."""
+    if settings.url_origin != "elasticsearch.url":
+        return settings.url_origin
+    return f"elasticsearch.url in {source}" if source else "elasticsearch.url in the project file"
+
+
 def check_reachable(
-    client: Elasticsearch, settings: ElasticsearchConfig, where: str, source: Path | None = None
+    client: Elasticsearch,
+    settings: ElasticsearchConfig,
+    where: str,
+    source: Path | None = None,
+    *,
+    allow_unreachable: bool = False,
 ) -> None:
-    """Raise :class:`EngineError` unless the cluster answers ``GET /`` with our credentials."""
+    """Raise :class:`EngineError` unless the cluster answers ``GET /`` with our credentials.
+
+    ``allow_unreachable``: a cluster that cannot be reached passes (a crawl spools
+    its batches until it is back), but one that rejects the credentials does not:
+    spooling would not help, the next run would be rejected too.
+    """
     shown = redact_url(where)
+    setting = url_setting(settings, source)
     project_file = str(source) if source else "the project file"
     try:
-        info = client.info()
+        # A crawl that may spool asks once: the transport's retries only delay the crawl.
+        info = (client.options(max_retries=0) if allow_unreachable else client).info()
     except AuthenticationException:
         raise EngineError(
-            f"Elasticsearch at {shown} rejected the credentials; check elasticsearch.api_key "
-            f"or username/password in {project_file} (and the environment variables they name)"
+            f"Elasticsearch at {shown} rejected the credentials (HTTP 401); check "
+            f"elasticsearch.api_key or username/password in {project_file} (and the environment "
+            "variables they name)"
         ) from None
     except AuthorizationException:
         return  # reachable and authenticated, just not allowed GET /: good enough
     except ApiError as error:
         raise EngineError(
             f"Elasticsearch at {shown} answered HTTP {error.status_code} to GET /: "
-            f"{_scrub(str(error.message), settings)}; check that the URL points at Elasticsearch"
+            f"{_scrub(str(error.message), settings)}; check that {setting} points at "
+            "Elasticsearch"
         ) from None
     except TransportError as error:
+        if allow_unreachable:
+            log.info("Elasticsearch at %s is unreachable: %s", shown, error)
+            return
         reason = _scrub(str(error.message or type(error).__name__), settings)
         raise EngineError(
             f"cannot reach Elasticsearch at {shown} ({reason}); check that the cluster is "
-            f"running and elasticsearch.url in {project_file} is right, or remove "
-            "elasticsearch.url to use the embedded local engine"
+            f"running and that {setting} is right, or unset it to use the embedded local engine"
         ) from None
     major = str(info.get("version", {}).get("number", "")).split(".")[0]
     if major and major not in ("8", "9"):
@@ -611,17 +634,18 @@ def connect(config: ProjectConfig, *, verify: bool = True) -> Iterator[Elasticse
     """An Elasticsearch client for the project: the configured cluster or the embedded engine.
 
     With ``elasticsearch.url`` set, the cluster is checked with ``GET /`` first
-    (pass ``verify=False`` to skip that, e.g. for a crawl that should spool its
-    batches when the cluster is down). Without it, the embedded engine is
-    started (or reused) with its data in ``<home>/engine`` and stopped on exit
-    if no other listener command uses it.
+    (with ``verify=False`` a cluster that is down passes, e.g. for a crawl that
+    should spool its batches, but one that rejects the credentials still fails).
+    Without it, the embedded engine is started (or reused) with its data in
+    ``<home>/engine`` and stopped on exit if no other listener command uses it.
     """
     settings = config.elasticsearch
     if settings.url:
         client = build_client(settings)
         try:
-            if verify:
-                check_reachable(client, settings, settings.url, config.path)
+            check_reachable(
+                client, settings, settings.url, config.path, allow_unreachable=not verify
+            )
             yield client
         finally:
             client.close()

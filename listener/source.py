@@ -278,6 +278,18 @@ class Source(Generic[OptionsT]):
         self.checkpoint = Checkpoint()
         #: ``listener crawl --since``: a backfill start that overrides the checkpoint.
         self.since: datetime | None = None
+        #: Problems found while parsing responses that still gave something (see
+        #: :meth:`report_problem`); the spider collects them after each response.
+        self.problems: list[str] = []
+
+    def report_problem(self, reason: str) -> None:
+        """Report a response that parsed only in part (a malformed feed, say), and why.
+
+        Raise instead when nothing could be read. A reported problem counts as a
+        parse error, so the source's health is "degraded" rather than "healthy",
+        with ``reason`` as its last error; the Mentions yielded are kept.
+        """
+        self.problems.append(reason)
 
     def newer_than(self, key: str) -> datetime | None:
         """Only items published after this should be asked for (None: ask for everything)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -28,6 +28,11 @@ def mention_from_record(record: dict[str, object], where: str) -> Mention:
     published = record.get("published_at") or datetime.now(UTC).isoformat()
     try:
         when = datetime.fromisoformat(str(published).replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ConfigError(
+            f"{where}: published_at {published!r} is not an ISO date ({error})"
+        ) from None
+    try:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         mention = Mention.create(
@@ -45,15 +50,31 @@ def mention_from_record(record: dict[str, object], where: str) -> Mention:
     return mention
 
 
-def read_ndjson_mentions(lines: Iterable[str], name: str = "stdin") -> Iterator[Mention]:
-    """Stream Mentions from NDJSON lines; a bad line is an error naming its number."""
+def read_ndjson_mentions(
+    lines: Iterable[str],
+    name: str = "stdin",
+    on_error: Callable[[ConfigError], None] | None = None,
+) -> Iterator[Mention]:
+    """Stream Mentions from NDJSON lines; a bad line is an error naming its number.
+
+    With ``on_error``, a bad line is handed to it and skipped, and reading goes on.
+    """
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{name} line {number}: not JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise ConfigError(f"{name} line {number}: expected a JSON object")
-        yield mention_from_record(record, f"{name} line {number}")
+            yield _line_mention(line, f"{name} line {number}")
+        except ConfigError as error:
+            if on_error is None:
+                raise
+            on_error(error)
+
+
+def _line_mention(line: str, where: str) -> Mention:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{where}: not JSON ({error.msg})") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{where}: expected a JSON object")
+    return mention_from_record(record, where)

@@ -98,6 +98,12 @@ class RssSource(Source[RssOptions]):
             else:
                 self.checkpoint.advance(feed_key, mention.published_at, mention.id)
                 mentions.append(mention)
+        if feed.warning:
+            self.report_problem(
+                f"{response.url} is a malformed {feed.format} feed ({feed.warning}); "
+                f"salvaged {len(mentions) + seen_before} mention(s) from the "
+                f"{len(feed.entries)} entries it could read"
+            )
         if seen_before:
             log.info(
                 "%s: %d entries of %s seen in an earlier run", self.label, seen_before, feed_key

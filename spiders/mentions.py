@@ -153,6 +153,14 @@ class MentionsSpider(scrapy.Spider):
         state.consecutive_failures = 0
         assert self.crawler.stats is not None
         self.crawler.stats.set_value(f"listener/source/{label}/last_success", response.url)
+        # Parsed in part (a malformed feed with entries salvaged): a parse error, not a failure.
+        problems, state.source.problems = state.source.problems, []
+        for problem in problems:
+            self._inc(f"listener/source/{label}/parse_errors")
+            self._inc("listener/errors")
+            state.last_error = problem
+            self.crawler.stats.set_value(f"listener/source/{label}/last_error", problem)
+            log.warning("source %s: %s", label, problem)
         for result in results:
             if isinstance(result, Mention):
                 self._inc(f"listener/source/{label}/mentions")

@@ -253,7 +253,7 @@ def _read_xml_feed(body: bytes, url: str, content_type: str) -> Feed:
         format=version,
         title=_clean(channel.get("title")),
         updated=feed_date,
-        warning=str(error) if error is not None else None,
+        warning=None if error is None or isinstance(error, _HARMLESS_BOZO) else str(error),
     )
     for parsed_entry in parsed.entries:
         entry: dict[str, Any] = dict(parsed_entry)

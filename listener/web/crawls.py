@@ -85,7 +85,8 @@ class CrawlJob:
             return "running"
         if self.cancelled:
             return "cancelled"
-        return "succeeded" if self.exit_code == 0 else "failed"
+        # Exit 4: some sources failed, the rest were crawled (the summary names them).
+        return "succeeded" if self.exit_code in (0, 4) else "failed"
 
     def feed(self, line: str) -> None:
         """Take one line of the crawl's output: progress, summary or an error."""

@@ -9,6 +9,7 @@ notebooks.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from listener.config import ProjectConfig
-from listener.errors import ListenerError
+from listener.errors import ConfigError, ListenerError
 from listener.web.app import create_app
 from listener.web.auth import TOKEN_ENV, check_bind, is_loopback, token_from_env
 
@@ -61,6 +62,8 @@ def serve(
         server_header=False,
     )
     server = uvicorn.Server(config)
+    # Bind before saying anything: a busy port is a one-line refusal, not a banner and a trace.
+    listening = bind_socket(host, port)
     where = "the embedded engine" if not project.elasticsearch.url else "Elasticsearch"
     echo(f"listener: serving {project.path or 'the project'} on {where}")
     echo(f"dashboard: {dashboard_url(host, port)}   API description: /openapi.json")
@@ -71,13 +74,34 @@ def serve(
     echo("press Ctrl-C to stop")
     # uvicorn re-raises the Ctrl-C it caught once the app has shut down cleanly.
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        server.run(sockets=[listening])
+    listening.close()
     echo("listener: stopped")
     if not server.started:
         raise ListenerError(
             f"the server could not start on {host}:{port} (port in use, or the engine did not "
             "start); see the messages above"
         )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port``; ConfigError naming the port when it is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use (another program listens there); "
+                "choose another with --port, or stop that program"
+            ) from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {error.strerror}; check --host and --port"
+        ) from None
+    return sock
 
 
 class BackgroundServer:

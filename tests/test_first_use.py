@@ -1,0 +1,360 @@
+"""First use on real and broken feeds: clean errors, honest health, the right exit codes.
+
+Each crawl runs ``listener`` in a subprocess, as a user does, against a local
+replay server and the session's real engine (or a cluster that is down, or a
+stand-in that answers 401). Real recorded feeds from ``../shared/fixtures``
+are used where they fit and skipped cleanly when absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from listener.engine import free_port
+from listener.replay import ReplayServer, Route
+from listener.testing import write_project
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "feeds"
+if not FIXTURES.is_dir():  # a worktree sits one level deeper than the main checkout
+    FIXTURES = Path("/work/shared/fixtures/feeds")
+
+GOOD_FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>News</title>
+<link>https://news.example/</link>
+<item><title>Acme opens a store</title><link>https://news.example/acme-store</link>
+<description>Acme opens its first store downtown.</description>
+<pubDate>Mon, 01 Dec 2025 10:00:00 GMT</pubDate></item>
+<item><title>Acme hires</title><link>https://news.example/acme-hires</link>
+<description>Acme hires fifty people.</description>
+<pubDate>Mon, 01 Dec 2025 11:00:00 GMT</pubDate></item>
+</channel></rss>
+"""
+
+
+def listener_cli(
+    *args: str, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``listener ARGS`` in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "listener.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def environment(home: Path, es_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
+    env.update(LISTENER_HOME=str(home), PYTHONUNBUFFERED="1", COLUMNS="200")
+    if es_url:
+        env["LISTENER_ES_URL"] = es_url
+    return env
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    return free_port()
+
+
+@pytest.fixture
+def prefix(session_client: Elasticsearch) -> Iterator[str]:
+    """A fresh index prefix, removed after the test."""
+    name = f"fu{uuid.uuid4().hex[:10]}"
+    yield name
+    quiet = session_client.options(ignore_status=404)
+    indices = list(quiet.indices.get(index=f"{name}-*", allow_no_indices=True).body or {})
+    if indices:
+        quiet.indices.delete(index=",".join(indices))
+    quiet.indices.delete_index_template(name=f"{name}-mentions")
+
+
+def project_file(
+    path: Path, sources: list[dict[str, Any]], prefix: str = "listener", extra: str = ""
+) -> Path:
+    write_project(path, sources, crawl={"retry_times": 0})
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        f'[elasticsearch]\nindex_prefix = "{prefix}"\n{extra}\n' + text, encoding="utf-8"
+    )
+    return path
+
+
+def truncated_real_feed() -> tuple[bytes, str]:
+    """A real recorded feed cut in the middle of an entry (or a generated one without fixtures)."""
+    real = FIXTURES / "perceval" / "couchbase_blog_rss.xml"
+    body = real.read_bytes() if real.is_file() else GOOD_FEED.encode()
+    second_item = body.index(b"<item>", body.index(b"<item>") + 1)
+    return body[: second_item + 40], "real" if real.is_file() else "generated"
+
+
+# -- errors and health --------------------------------------------------------------
+
+
+def test_broken_and_malformed_sources_are_reported_in_one_line_each_with_exit_4(
+    engine: Any, prefix: str, tmp_path: Path
+) -> None:
+    truncated, _ = truncated_real_feed()
+    garbage_tail = GOOD_FEED.encode()[:-40] + b"<item><tit\x00le>broken"
+    routes = [
+        Route("/good.xml", body=GOOD_FEED, headers={"Content-Type": "application/rss+xml"}),
+        Route("/truncated.xml", body=truncated, headers={"Content-Type": "application/rss+xml"}),
+        Route("/garbage.xml", body=garbage_tail, headers={"Content-Type": "application/rss+xml"}),
+    ]
+    refused = f"http://127.0.0.1:{closed_port()}/feed.xml"
+    with ReplayServer(routes) as server:
+        project = project_file(
+            tmp_path / "listener.toml",
+            [
+                {"plugin": "rss", "name": "good", "feeds": [f"{server.url}/good.xml"]},
+                {"plugin": "rss", "name": "truncated", "feeds": [f"{server.url}/truncated.xml"]},
+                {"plugin": "rss", "name": "garbage", "feeds": [f"{server.url}/garbage.xml"]},
+                {"plugin": "rss", "name": "refused", "feeds": [refused]},
+            ],
+            prefix,
+        )
+        crawl = listener_cli(
+            "crawl", "-c", str(project), env=environment(tmp_path / "home", engine.url)
+        )
+    # Partial failure: a distinct exit code naming the broken source.
+    assert crawl.returncode == 4, crawl.stderr
+    assert "1 of 4 sources failed (refused)" in crawl.stderr
+    # The refused host: no Scrapy traceback, its one-line reason in the summary.
+    assert "Traceback" not in crawl.stderr
+    assert "robotstxt" not in crawl.stderr
+    summary = {
+        line.split(":", 1)[0].strip(): line
+        for line in crawl.stderr.splitlines()
+        if line.startswith("  ")
+    }
+    assert summary["refused"].startswith("  refused: broken")
+    assert "Connection was refused" in summary["refused"]
+    # Malformed feeds: degraded, with the parser's reason and what was salvaged.
+    assert summary["good"].startswith("  good: healthy")
+    for name in ("truncated", "garbage"):
+        assert summary[name].startswith(f"  {name}: degraded"), summary[name]
+        assert "1 parse errors" in summary[name]
+        assert "is a malformed rss20 feed (" in summary[name]
+        assert "salvaged" in summary[name]
+    assert "salvaged 1 mention(s) from the 3 entries it could read" in summary["garbage"]
+    runs = sorted((tmp_path / "home" / "runs").glob("*.json"))
+    recorded = json.loads(runs[-1].read_text(encoding="utf-8"))["sources"]
+    assert recorded["truncated"]["health"] == "degraded"
+    assert "malformed" in recorded["truncated"]["last_error"]
+
+
+def test_cluster_down_is_one_line_per_condition_naming_the_environment_variable(
+    tmp_path: Path,
+) -> None:
+    down = f"http://127.0.0.1:{closed_port()}"
+    with ReplayServer([Route("/good.xml", body=GOOD_FEED)]) as server:
+        project = project_file(
+            tmp_path / "listener.toml",
+            [{"plugin": "rss", "feeds": [f"{server.url}/good.xml"]}],
+        )
+        env = environment(tmp_path / "home", down)
+        crawl = listener_cli("crawl", "-c", str(project), env=env)
+    assert crawl.returncode == 3, crawl.stderr
+    assert "Traceback" not in crawl.stderr
+    assert "elastic_transport" not in crawl.stderr
+    assert len(crawl.stderr.splitlines()) <= 8, crawl.stderr
+    assert "LISTENER_ES_URL" in crawl.stderr.splitlines()[-1]
+
+    sov = listener_cli("sov", "-c", str(project), env=env)
+    assert sov.returncode == 1
+    assert sov.stderr.count("\n") == 1, sov.stderr
+    assert sov.stderr.startswith(f"error: cannot reach Elasticsearch at {down}")
+    assert "LISTENER_ES_URL (environment variable)" in sov.stderr
+    assert "elasticsearch.url" not in sov.stderr
+
+    verbose = listener_cli("-v", "sov", "-c", str(project), env=env)
+    assert verbose.returncode == 1
+    assert "Traceback" in verbose.stderr
+
+    # Set in the project file instead: the hint names the file's key.
+    in_file = project_file(tmp_path / "file.toml", [], extra=f'url = "{down}"')
+    from_file = listener_cli("sov", "-c", str(in_file), env=environment(tmp_path / "h2", None))
+    assert from_file.returncode == 1
+    assert f"elasticsearch.url in {in_file}" in from_file.stderr
+    assert "LISTENER_ES_URL" not in from_file.stderr
+
+
+# -- secrets --------------------------------------------------------------------------
+
+
+def test_a_url_without_scheme_is_refused_without_printing_the_password(tmp_path: Path) -> None:
+    project = project_file(tmp_path / "listener.toml", [])
+    result = listener_cli(
+        "sov",
+        "-c",
+        str(project),
+        env=environment(tmp_path / "home", "elastic:S3cretPass@127.0.0.1:9200"),
+    )
+    assert result.returncode == 2
+    assert "S3cretPass" not in result.stdout + result.stderr
+    assert "LISTENER_ES_URL" in result.stderr
+    assert "'elastic:***@127.0.0.1:9200' is not an http:// or https:// URL" in result.stderr
+
+    in_file = project_file(
+        tmp_path / "file.toml", [], extra='url = "elastic:S3cretPass@127.0.0.1:9200"'
+    )
+    result = listener_cli("sov", "-c", str(in_file), env=environment(tmp_path / "home", None))
+    assert result.returncode == 2
+    assert "S3cretPass" not in result.stdout + result.stderr
+    assert "elasticsearch.url" in result.stderr
+
+
+class _Unauthorized(BaseHTTPRequestHandler):
+    """An Elasticsearch that rejects every request's credentials, as a secured cluster does."""
+
+    def _reject(self) -> None:
+        body = json.dumps(
+            {
+                "error": {"type": "security_exception", "reason": "unable to authenticate"},
+                "status": 401,
+            }
+        ).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Elastic-Product", "Elasticsearch")
+        self.send_header("WWW-Authenticate", 'Basic realm="security"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_HEAD = _reject
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def unauthorized_cluster() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorized)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_401_is_reported_as_rejected_credentials_not_as_unreachable(
+    unauthorized_cluster: str, tmp_path: Path
+) -> None:
+    with ReplayServer([Route("/good.xml", body=GOOD_FEED)]) as server:
+        project = project_file(
+            tmp_path / "listener.toml",
+            [{"plugin": "rss", "feeds": [f"{server.url}/good.xml"]}],
+            extra='username = "elastic"\npassword = "S3cretPass"',
+        )
+        env = environment(tmp_path / "home", unauthorized_cluster)
+        crawl = listener_cli("crawl", "-c", str(project), env=env)
+        sov = listener_cli("sov", "-c", str(project), env=env)
+    for result in (crawl, sov):
+        assert result.returncode == 1, result.stderr
+        assert "rejected the credentials (HTTP 401)" in result.stderr
+        assert "unreachable" not in result.stderr
+        assert "S3cretPass" not in result.stderr
+    assert not (tmp_path / "home" / "spool").exists() or not any(
+        (tmp_path / "home" / "spool").iterdir()
+    )
+
+
+# -- serve, enrich ----------------------------------------------------------------------
+
+
+def test_serve_on_a_busy_port_is_a_one_line_refusal(tmp_path: Path) -> None:
+    project = project_file(tmp_path / "listener.toml", [])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = listener_cli(
+            "serve",
+            "-c",
+            str(project),
+            "--port",
+            str(port),
+            env=environment(tmp_path / "home", None),
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: port {port} on 127.0.0.1 is already in use (another program listens there); "
+        "choose another with --port, or stop that program"
+    ]
+
+
+def test_enrich_skips_bad_lines_by_number_and_enriches_the_rest(tmp_path: Path) -> None:
+    project = project_file(tmp_path / "listener.toml", [])
+    lines = [
+        '{"text": "Acme is great"}',
+        "not json",
+        '{"title": "no text"}',
+        '{"text": "Acme is awful", "published_at": "2026-13-45"}',
+        '{"text": "I like Acme a lot"}',
+    ]
+    env = environment(tmp_path / "home", None)
+    for strict in (False, True):
+        result = subprocess.run(
+            [sys.executable, "-m", "listener.cli", "enrich", "-c", str(project)]
+            + (["--strict"] if strict else []),
+            input="\n".join(lines) + "\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == (2 if strict else 0), result.stderr
+        written = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [m["text"] for m in written] == ["Acme is great", "I like Acme a lot"]
+        assert all(m["brand_names"] == ["Acme"] for m in written)
+        errors = result.stderr.splitlines()
+        assert errors[:3] == [
+            "skipped stdin line 2: not JSON (Expecting value)",
+            "skipped stdin line 3: 'text' is required and must be a non-empty string",
+            "skipped stdin line 4: published_at '2026-13-45' is not an ISO date "
+            "(month must be in 1..12)",
+        ]
+        assert "3 bad input line(s) skipped, 2 mention(s) enriched" in errors[3]
+
+
+def test_a_real_truncated_feed_is_salvaged_and_reported_as_a_problem() -> None:
+    """feedjira's InvalidDateFormat.xml is cut off before its closing tags (a real capture)."""
+    path = FIXTURES / "feedjira" / "InvalidDateFormat.xml"
+    if not path.is_file():
+        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+    from listener.config import BrandConfig
+    from listener.plugins.rss import RssOptions, RssSource
+    from listener.source import Request, Response
+
+    url = "http://example.com/feed"
+    source = RssSource(RssOptions(plugin="rss", feeds=[url]), [BrandConfig(name="Acme")])
+    response = Response(
+        url=url,
+        status=200,
+        headers={"content-type": "application/rss+xml"},
+        body=path.read_bytes(),
+        request=Request(url=url),
+    )
+    mentions = list(source.parse(response))
+    assert len(mentions) == 2
+    assert source.problems == [
+        f"{url} is a malformed rss20 feed (<unknown>:21:0: no element found); "
+        "salvaged 2 mention(s) from the 2 entries it could read"
+    ]
