@@ -9,10 +9,11 @@ exactly these fields (a test keeps the two equal, and the mapping is strict).
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -54,6 +55,52 @@ AbsoluteURL = Annotated[str, AfterValidator(_require_absolute_url)]
 _TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "igshid", "mc_cid", "mc_eid", "ref", "ref_src", "spm", "cmpid"}
 )
+
+
+_GOOGLE_HOST = re.compile(r"^(?:www\.|news\.)?google\.(?:com?\.)?[a-z]{2,3}$")
+
+#: Redirect links whose target is in their query: (host test, path, parameters tried in order).
+#: Google Alerts and Google search results (``google.*/url?url=`` / ``?q=``), Facebook's and
+#: Instagram's link shims, YouTube's and LinkedIn's redirects, Slack's, Bing News' click links,
+#: Reddit's outbound links and Tumblr's. (FeedBurner's ``feedproxy.google.com`` links carry no
+#: target: feeds give it as ``feedburner:origLink``, which the rss source uses.)
+_REDIRECTORS: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
+    (_GOOGLE_HOST.match, "/url", ("url", "q")),
+    (re.compile(r"^(?:l|lm|m|www)\.facebook\.com$").match, "/l.php", ("u",)),
+    ("l.instagram.com".__eq__, "/", ("u",)),
+    (re.compile(r"^(?:www\.|m\.)?youtube\.com$").match, "/redirect", ("q",)),
+    (re.compile(r"^(?:www\.)?linkedin\.com$").match, "/redir/redirect", ("url",)),
+    ("slack-redir.net".__eq__, "/link", ("url",)),
+    (re.compile(r"^(?:www\.)?bing\.com$").match, "/news/apiclick.aspx", ("url",)),
+    ("out.reddit.com".__eq__, "*", ("url",)),
+    ("t.umblr.com".__eq__, "/redirect", ("z",)),
+)
+
+
+def unwrap_redirect(url: str) -> str:
+    """The target of a known redirect link (Google Alerts' ``google.com/url?url=…``), else ``url``.
+
+    Applied before the id, canonical URL and domain are derived, so an alert
+    counts for the article's site, not for google.com. Nested redirects are
+    followed a few levels deep; a target that is not an absolute http(s) URL
+    leaves the link as it is.
+    """
+    for _ in range(3):
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+        target = None
+        for matches, path, names in _REDIRECTORS:
+            if matches(host) and (path == "*" or parts.path == path):
+                params = parse_qs(parts.query)
+                target = next((params[n][0] for n in names if params.get(n)), None)
+                break
+        if not target:
+            return url
+        target_parts = urlsplit(target.strip())
+        if target_parts.scheme.lower() not in ("http", "https") or not target_parts.netloc:
+            return url
+        url = target.strip()
+    return url
 
 
 def canonicalize_url(url: str, *, keep_fragment: bool = False) -> str:
@@ -237,10 +284,16 @@ class Mention(_Model):
     ) -> Mention:
         """Build a Mention, deriving id, canonical URL and domain from the URL.
 
+        Known redirect links (Google Alerts, link shims) are unwrapped first:
+        see :func:`unwrap_redirect`.
+
         ``keep_fragment``: the canonical URL keeps its ``#fragment`` (for sources
         giving one item per anchor of a page, such as reviews).
         """
-        canonical = canonicalize_url(canonical_url or url, keep_fragment=keep_fragment)
+        url = unwrap_redirect(url)
+        canonical = canonicalize_url(
+            unwrap_redirect(canonical_url) if canonical_url else url, keep_fragment=keep_fragment
+        )
         return cls(
             id=mention_id(source, canonical),
             source=source,

@@ -358,3 +358,130 @@ def test_a_real_truncated_feed_is_salvaged_and_reported_as_a_problem() -> None:
         f"{url} is a malformed rss20 feed (<unknown>:21:0: no element found); "
         "salvaged 2 mention(s) from the 2 entries it could read"
     ]
+
+
+# -- data a brand team reads ----------------------------------------------------------
+
+# A Google Alerts feed as Google serves it (Atom; every link is a google.com/url redirect).
+GOOGLE_ALERTS_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:idx="urn:atom-extension:indexing">
+<id>tag:google.com,2005:reader/user/06807031914929345698/state/com.google/alerts/1</id>
+<title>Google Alert - acme</title>
+<link href="https://www.google.com/alerts/feeds/06807031914929345698/1" rel="self"/>
+<updated>2026-12-01T10:00:00Z</updated>
+<entry><id>tag:google.com,2013:googlealerts/feed:10458939234402</id>
+<title type="html">&lt;b&gt;Acme&lt;/b&gt; raises $10M for robot anvils</title>
+<link href="https://www.google.com/url?rct=j&amp;sa=t&amp;url=https://techcrunch.com/2026/12/01/acme-raises-10m/%3Futm_source%3Dgoogle&amp;ct=ga&amp;cd=CAEYACoTNTk4&amp;usg=AOvVaw0r"/>
+<published>2026-12-01T09:00:00Z</published><updated>2026-12-01T09:00:00Z</updated>
+<content type="html">Startup &lt;b&gt;Acme&lt;/b&gt; said on Monday it raised $10M.</content>
+<author><name/></author></entry>
+<entry><id>tag:google.com,2013:googlealerts/feed:10458939234403</id>
+<title type="html">Why &lt;b&gt;Acme&lt;/b&gt; matters</title>
+<link href="https://www.google.com/url?rct=j&amp;sa=t&amp;url=https://www.huffpost.com/entry/acme-matters_n_1234&amp;ct=ga&amp;cd=CAEYASoTNTk4&amp;usg=AOvVaw1s"/>
+<published>2026-12-01T08:00:00Z</published><updated>2026-12-01T08:00:00Z</updated>
+<content type="html">An essay on &lt;b&gt;Acme&lt;/b&gt; and its anvils.</content>
+<author><name/></author></entry>
+</feed>
+"""
+
+
+def rss_mentions(body: bytes, url: str) -> list[Any]:
+    from listener.config import BrandConfig
+    from listener.plugins.rss import RssOptions, RssSource
+    from listener.source import Request, Response
+
+    source = RssSource(RssOptions(plugin="rss", feeds=[url]), [BrandConfig(name="Acme")])
+    response = Response(url=url, status=200, headers={}, body=body, request=Request(url=url))
+    return list(source.parse(response))
+
+
+def test_google_alerts_links_are_unwrapped_before_id_canonical_url_and_domain() -> None:
+    from listener.mention import mention_id
+
+    mentions = rss_mentions(
+        GOOGLE_ALERTS_FEED.encode(), "https://www.google.com/alerts/feeds/06807031914929345698/1"
+    )
+    assert [(m.url, m.canonical_url, m.domain) for m in mentions] == [
+        (
+            "https://techcrunch.com/2026/12/01/acme-raises-10m/?utm_source=google",
+            "https://techcrunch.com/2026/12/01/acme-raises-10m/",
+            "techcrunch.com",
+        ),
+        (
+            "https://www.huffpost.com/entry/acme-matters_n_1234",
+            "https://www.huffpost.com/entry/acme-matters_n_1234",
+            "huffpost.com",
+        ),
+    ]
+    assert mentions[0].id == mention_id("rss", "https://techcrunch.com/2026/12/01/acme-raises-10m/")
+
+
+def test_real_google_search_result_links_are_unwrapped() -> None:
+    """A captured Google results page (perceval's fixture): every /url?q= link leaves google."""
+    import html
+    import re
+
+    page = (
+        FIXTURES.parent / "api_responses" / "google_search" / "perceval_google_serp_bitergia.html"
+    )
+    if not page.is_file():
+        pytest.skip(f"shared fixtures not found at {page}")
+    from listener.mention import domain_of, unwrap_redirect
+
+    links = [
+        "https://www.google.es" + html.unescape(href)
+        for href in re.findall(r'href="(/url\?q=[^"]+)"', page.read_text(encoding="utf-8"))
+    ]
+    assert len(links) == 23
+    unwrapped = [unwrap_redirect(link) for link in links]
+    assert all(not domain_of(u).startswith("google.") for u in unwrapped), unwrapped
+    assert unwrapped[0] == "https://bitergia.com/"
+
+
+def test_real_feedburner_proxy_links_count_for_the_original_site() -> None:
+    """feedproxy.google.com links carry no target in the URL: the feed's origLink is used."""
+    path = FIXTURES / "feedjira" / "TypePadNews.xml"
+    if not path.is_file():
+        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+    mentions = rss_mentions(path.read_bytes(), "http://feeds.feedburner.com/TypePadNews")
+    assert len(mentions) == 10
+    assert {m.domain for m in mentions} == {"everything.typepad.com"}
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        (
+            "https://l.facebook.com/l.php?u=https%3A%2F%2Fex.com%2Fa%3Fb%3D1&h=AT0",
+            "https://ex.com/a?b=1",
+        ),
+        (
+            "https://www.youtube.com/redirect?event=video&q=https%3A%2F%2Fex.com%2Fv",
+            "https://ex.com/v",
+        ),
+        ("https://slack-redir.net/link?url=https%3A%2F%2Fex.com%2Fs", "https://ex.com/s"),
+        (
+            "https://www.linkedin.com/redir/redirect?url=https%3A%2F%2Fex.com%2Fl",
+            "https://ex.com/l",
+        ),
+        ("https://www.google.co.uk/url?sa=t&url=https%3A%2F%2Fex.co.uk%2F", "https://ex.co.uk/"),
+        # A redirect inside a redirect, and links that are not redirects or not to the web.
+        (
+            "https://l.facebook.com/l.php?u=https%3A%2F%2Fwww.google.com%2Furl%3Furl%3Dhttps%3A%2F%2Fex.com%2Fn",
+            "https://ex.com/n",
+        ),
+        ("https://www.google.com/search?q=acme", "https://www.google.com/search?q=acme"),
+        (
+            "https://www.google.com/url?q=javascript:alert(1)",
+            "https://www.google.com/url?q=javascript:alert(1)",
+        ),
+        (
+            "https://notgoogle.com/url?url=https://ex.com/",
+            "https://notgoogle.com/url?url=https://ex.com/",
+        ),
+    ],
+)
+def test_known_redirectors_are_unwrapped(link: str, target: str) -> None:
+    from listener.mention import unwrap_redirect
+
+    assert unwrap_redirect(link) == target
