@@ -811,7 +811,10 @@ def _analytics_options(*, since: str | None = None, interval: bool = True) -> Ca
             ),
             click.option("--brand", "brands", multiple=True, help="Only this brand (repeatable)."),
             click.option(
-                "--source", "sources", multiple=True, help="Only this source plugin (repeatable)."
+                "--source",
+                "sources",
+                multiple=True,
+                help="Only this source: a plugin or a [[sources]] entry's name (repeatable).",
             ),
             click.option(
                 "--kind",
@@ -842,9 +845,13 @@ def _analytics_options(*, since: str | None = None, interval: bool = True) -> Ca
 
 def _scope(project: ProjectConfig, options: dict[str, Any]) -> dict[str, Any]:
     """since/until/tz/brands/filters keyword arguments for the analytics API."""
-    from listener.analytics.scope import Filters
+    from listener.analytics.scope import Filters, check_source_names
 
     tz = options.pop("tz")
+    try:
+        check_source_names(project, options["sources"])
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--source") from None
     return {
         "since": _time(options.pop("since"), "--since", tz),
         "until": _time(options.pop("until"), "--until", tz),

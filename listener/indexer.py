@@ -196,8 +196,30 @@ class Indexer:
             self.client.indices.put_index_template(name=name, **body)
             names.append(name)
             log.debug("installed index template %s", name)
+            self._add_new_fields(body)
         self._templates_installed = True
         return names
+
+    def _add_new_fields(self, body: dict[str, Any]) -> None:
+        """Give existing indices the fields a newer listener added to the mapping.
+
+        The mapping is strict: without this, an index created by an older
+        version rejects every mention carrying a new field. Adding fields is
+        always allowed; a change to an existing field is left alone.
+        """
+        properties = body.get("template", {}).get("mappings", {}).get("properties")
+        patterns = body.get("index_patterns")
+        if not properties or not patterns:
+            return
+        try:
+            self.client.options(ignore_status=404).indices.put_mapping(
+                index=",".join(patterns),
+                properties=properties,
+                allow_no_indices=True,
+                ignore_unavailable=True,
+            )
+        except ApiError as error:
+            log.warning("could not add new fields to the existing indices: %s", _describe(error))
 
     def refresh(self) -> None:
         """Make everything written so far visible to searches."""

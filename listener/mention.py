@@ -232,6 +232,10 @@ class Mention(_Model):
 
     id: str
     source: str = Field(description="name of the source plugin that found it")
+    source_label: str | None = Field(
+        default=None,
+        description="the [[sources]] entry that found it: its name, else its plugin's name",
+    )
     source_kind: SourceKind
     url: AbsoluteURL
     canonical_url: AbsoluteURL

@@ -163,6 +163,8 @@ class MentionsSpider(scrapy.Spider):
             log.warning("source %s: %s", label, problem)
         for result in results:
             if isinstance(result, Mention):
+                # The entry's label goes with the mention: --source filters by plugin or label.
+                result.source_label = label
                 self._inc(f"listener/source/{label}/mentions")
                 self._inc("listener/found")
                 yield {"mention": result, "source_label": label}

@@ -485,3 +485,82 @@ def test_known_redirectors_are_unwrapped(link: str, target: str) -> None:
     from listener.mention import unwrap_redirect
 
     assert unwrap_redirect(link) == target
+
+
+def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
+    engine: Any, prefix: str, tmp_path: Path
+) -> None:
+    routes = [
+        Route(
+            "/alerts.xml", body=GOOGLE_ALERTS_FEED, headers={"Content-Type": "application/atom+xml"}
+        ),
+        Route("/news.xml", body=GOOD_FEED, headers={"Content-Type": "application/rss+xml"}),
+    ]
+    with ReplayServer(routes) as server:
+        project = project_file(
+            tmp_path / "listener.toml",
+            [
+                {
+                    "plugin": "rss",
+                    "name": "google-alerts-slack",
+                    "feeds": [f"{server.url}/alerts.xml"],
+                },
+                {"plugin": "rss", "name": "industry", "feeds": [f"{server.url}/news.xml"]},
+            ],
+            prefix,
+        )
+        env = environment(tmp_path / "home", engine.url)
+        crawl = listener_cli("crawl", "-c", str(project), "--since", "2020-01-01", env=env)
+    assert crawl.returncode == 0, crawl.stderr
+
+    def mentions(*source: str) -> int:
+        args = [a for name in source for a in ("--source", name)]
+        result = listener_cli("sov", "-c", str(project), *args, "--format", "json", env=env)
+        assert result.returncode == 0, result.stderr
+        return sum(row["mentions"] for row in json.loads(result.stdout))
+
+    assert mentions("google-alerts-slack") == 2
+    assert mentions("industry") == 2
+    assert mentions("rss") == 4
+    assert mentions("google-alerts-slack", "industry") == 4
+
+    refused = listener_cli("sov", "-c", str(project), "--source", "nosuch", env=env)
+    assert refused.returncode == 2
+    assert "unknown source 'nosuch'" in refused.stderr
+    assert "google-alerts-slack, industry" in refused.stderr
+
+    # The alerts count for the articles' sites, not google.com.
+    domains = listener_cli("top", "domains", "-c", str(project), "--format", "json", env=env)
+    assert domains.returncode == 0, domains.stderr
+    assert {row["domain"] for row in json.loads(domains.stdout)} == {
+        "techcrunch.com",
+        "huffpost.com",
+        "news.example",
+    }
+    exported = listener_cli("export", "-c", str(project), env=env)
+    labels = sorted(json.loads(line)["source_label"] for line in exported.stdout.splitlines())
+    assert labels == ["google-alerts-slack"] * 2 + ["industry"] * 2
+
+
+def test_indices_made_before_a_new_field_accept_it_after_an_upgrade(
+    project: Any, client: Elasticsearch, make_mention: Any
+) -> None:
+    """The mapping is strict: an old month's index gets the new fields when templates install."""
+    from datetime import UTC, datetime
+
+    from listener.indexer import Indexer, load_templates
+
+    indexer = Indexer(client, project)
+    body = next(iter(load_templates(project.elasticsearch.index_prefix).values()))
+    old_mapping = json.loads(json.dumps(body["template"]["mappings"]))
+    del old_mapping["properties"]["source_label"]
+    mention = make_mention(datetime(2025, 3, 1, tzinfo=UTC))
+    mention.source_label = "industry"
+    client.indices.create(
+        index=indexer.index_name_for(mention),
+        mappings=old_mapping,
+        settings=body["template"]["settings"],
+    )
+    indexer.install_templates()
+    result = indexer.index([mention])
+    assert (result.indexed, result.rejected) == (1, 0)

@@ -28,6 +28,45 @@ def _clean(values: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.strip() for v in values or () if v and v.strip()))
 
 
+def source_clause(names: Sequence[str]) -> Query:
+    """Mentions found by any of ``names``: source plugins or ``[[sources]]`` labels."""
+    return {
+        "bool": {
+            "should": [
+                {"terms": {"source": list(names)}},
+                {"terms": {"source_label": list(names)}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def known_source_names(project: ProjectConfig) -> list[str]:
+    """What ``--source`` accepts: the project's entry labels and plugins, and installed plugins."""
+    from listener.plugin_manager import get_registry
+
+    names = [entry.label for entry in project.sources]
+    names += [entry.plugin for entry in project.sources]
+    names += sorted(get_registry().sources)
+    return list(dict.fromkeys(names))
+
+
+def check_source_names(project: ProjectConfig, names: Iterable[str]) -> None:
+    """Refuse a ``--source`` that is neither a label in the project file nor a source plugin.
+
+    A typo would otherwise filter everything out and print zeros.
+    """
+    known = known_source_names(project)
+    for name in _clean(names):
+        if name not in known:
+            labels = [entry.label for entry in project.sources]
+            plugins = [n for n in known if n not in labels]
+            raise ValueError(
+                f"unknown source {name!r}; the project file's [[sources]] entries are: "
+                f"{', '.join(labels) or 'none'}; source plugins: {', '.join(plugins)}"
+            )
+
+
 @dataclass(frozen=True)
 class Filters:
     """Which mentions count: by source plugin, source kind, language, country; unique or raw.
@@ -70,8 +109,10 @@ class Filters:
     def clauses(self) -> list[Query]:
         """Filter clauses for a ``bool`` query."""
         clauses: list[Query] = []
+        if self.sources:
+            # A source is named by its plugin ("rss") or its [[sources]] entry's label.
+            clauses.append(source_clause(self.sources))
         for field_name, values in (
-            ("source", self.sources),
             ("source_kind", self.source_kinds),
             ("language", self.languages),
             ("country", self.countries),

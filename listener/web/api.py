@@ -29,7 +29,7 @@ from listener.analytics.measures import (
     top_earned_mentions,
     weighted_formula,
 )
-from listener.analytics.scope import Filters
+from listener.analytics.scope import Filters, check_source_names
 from listener.analytics.spikes import detect_spikes
 from listener.analytics.top import AUTHORS_NOTE, top_authors, top_domains
 from listener.analytics.trending import TRENDING_FORMULA, trending_terms
@@ -196,6 +196,10 @@ def scope_params(
         names = [state.project.brand(name).name for name in _values("brand", brand)]
     except ConfigError as error:
         raise BadInput("brand", str(error)) from None
+    try:
+        check_source_names(state.project, _values("source", source))
+    except ValueError as error:
+        raise BadInput("source", str(error)) from None
     try:
         filters = Filters.of(
             sources=_values("source", source),
