@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from listener import __version__
 from listener.config import ProjectConfig, load_project
@@ -117,9 +119,11 @@ def _emit(
     out.print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> str | Text:
     if value is None:
         return ""
+    if isinstance(value, Text):
+        return value
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, (list, tuple)):
@@ -328,7 +332,7 @@ def search(
             "source": hit.get("source"),
             "brands": ", ".join(hit.get("brand_names") or []),
             "sentiment": (hit.get("sentiment") or {}).get("label"),
-            "snippet": hit.get("snippet") or (hit.get("text") or "")[:160],
+            "snippet": highlighted(hit.get("snippet") or (hit.get("text") or "")[:160]),
             "url": hit.get("url"),
         }
         for hit in hits
@@ -336,6 +340,21 @@ def search(
     _emit(rows, ["date", "source", "brands", "sentiment", "snippet", "url"], "table")
     if not rows:
         err.print("no mentions matched")
+
+
+def highlighted(snippet: str) -> Text:
+    """A search snippet for the terminal: ``<em>`` marks shown as emphasis, nothing parsed as markup.
+
+    The engine marks matched terms with ``<em>…</em>`` (kept as such in JSON output).
+    """
+    text = Text()
+    emphasis = False
+    for part in re.split(r"(</?em>)", snippet):
+        if part in ("<em>", "</em>"):
+            emphasis = part == "<em>"
+        elif part:
+            text.append(part, style="bold underline" if emphasis else "")
+    return text
 
 
 #: Every Mention field, in model order (nested values are JSON in CSV).
@@ -394,13 +413,18 @@ def rematch(config_path: Path, brands: tuple[str, ...]) -> None:
         result = reenrich(
             client,
             project,
-            query=rematch_query(project, names),
+            # Without --brand, labels of brands no longer in the project file go too.
+            query=rematch_query(project, names, removed_brands=not brands),
             progress=lambda r: err.print(f"\rre-matched {r.examined} mentions", end=""),
         )
     err.print("")
+    gone = sorted(name for name in result.removed if name not in names)
     rows = [
         {"brand": name, "added": result.added.get(name, 0), "removed": result.removed.get(name, 0)}
         for name in names
+    ] + [
+        {"brand": f"{name} (not in the project file)", "added": 0, "removed": result.removed[name]}
+        for name in gone
     ]
     _emit(rows, ["brand", "added", "removed"], "table", title="Rematch")
     click.echo(f"{result.examined} stored mentions examined, {result.written} rewritten", err=True)

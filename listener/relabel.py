@@ -127,9 +127,25 @@ def reenrich(
     return result
 
 
-def rematch_query(project: ProjectConfig, brands: list[str]) -> dict[str, Any]:
-    """Stored mentions a rematch of ``brands`` must look at: labelled now, or selected now."""
+def rematch_query(
+    project: ProjectConfig, brands: list[str], *, removed_brands: bool = False
+) -> dict[str, Any]:
+    """Stored mentions a rematch of ``brands`` must look at: labelled now, or selected now.
+
+    ``removed_brands``: also those labelled only with brands the project file no
+    longer defines, so their labels go (a rematch of every brand does this).
+    """
     should: list[dict[str, Any]] = [{"terms": {"brand_names": brands}}]
+    if removed_brands:
+        current = [brand.name for brand in project.brands]
+        should.append(
+            {
+                "bool": {
+                    "filter": [{"exists": {"field": "brand_names"}}],
+                    "must_not": [{"terms": {"brand_names": current}}],
+                }
+            }
+        )
     for name in brands:
         brand = project.brand(name)
         if brand.query:

@@ -537,6 +537,14 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
         "huffpost.com",
         "news.example",
     }
+    # Search: highlights as emphasis in the terminal, <em> marks only in JSON.
+    table = listener_cli("search", "-c", str(project), "anvils", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "anvils" in table.stdout
+    assert "<em>" not in table.stdout
+    as_json = listener_cli("search", "-c", str(project), "anvils", "--format", "json", env=env)
+    assert "<em>anvils</em>" in as_json.stdout
+
     exported = listener_cli("export", "-c", str(project), env=env)
     labels = sorted(json.loads(line)["source_label"] for line in exported.stdout.splitlines())
     assert labels == ["google-alerts-slack"] * 2 + ["industry"] * 2
@@ -564,3 +572,61 @@ def test_indices_made_before_a_new_field_accept_it_after_an_upgrade(
     indexer.install_templates()
     result = indexer.index([mention])
     assert (result.indexed, result.rejected) == (1, 0)
+
+
+def test_search_highlights_become_emphasis_not_markup() -> None:
+    from listener.cli import highlighted
+
+    text = highlighted("Why <em>Acme</em> [bold]matters[/bold] to <em>anvil</em> makers")
+    assert text.plain == "Why Acme [bold]matters[/bold] to anvil makers"
+    emphasised = [text.plain[span.start : span.end] for span in text.spans if span.style]
+    assert emphasised == ["Acme", "anvil"]
+
+
+def test_rematch_removes_labels_of_brands_no_longer_in_the_project_file(
+    engine: Any, session_client: Elasticsearch, prefix: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from listener.config import load_project
+    from listener.enrichment import Enricher
+    from listener.indexer import Indexer
+    from listener.mention import Mention
+
+    def write(brands: list[str]) -> Path:
+        path = tmp_path / "listener.toml"
+        blocks = "".join(f'[[brands]]\nname = "{name}"\n' for name in brands)
+        path.write_text(f'[elasticsearch]\nindex_prefix = "{prefix}"\n{blocks}', encoding="utf-8")
+        return path
+
+    path = write(["Acme", "Nokia"])
+    env = environment(tmp_path / "home", engine.url)
+    project = load_project(path)
+    texts = ["Nokia ships a new phone.", "Acme and Nokia sign a deal.", "Acme opens a store."]
+    mentions = [
+        Mention.create(
+            source="rss",
+            source_kind="news",
+            url=f"https://news.example/{number}",
+            text=text,
+            published_at=datetime(2026, 11, 2, number, tzinfo=UTC),
+        )
+        for number, text in enumerate(texts)
+    ]
+    indexer = Indexer(session_client, project)
+    indexer.install_templates()
+    assert indexer.index(list(Enricher(project).enrich(mentions))).indexed == 3
+    indexer.refresh()
+
+    write(["Acme"])  # Nokia is no longer a brand of the project
+    result = listener_cli("rematch", "-c", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Nokia (not in the project file)" in result.stdout
+    session_client.indices.refresh(index=f"{prefix}-mentions")
+    hits = session_client.search(index=f"{prefix}-mentions", size=10, query={"match_all": {}})
+    labels = {hit["_source"]["text"]: hit["_source"]["brand_names"] for hit in hits["hits"]["hits"]}
+    assert labels == {texts[0]: [], texts[1]: ["Acme"], texts[2]: ["Acme"]}
+    # reenrich then finds nothing left to remove.
+    again = listener_cli("reenrich", "-c", str(path), env=env)
+    assert again.returncode == 0, again.stderr
+    assert "removed: none" in again.stderr
