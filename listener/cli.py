@@ -343,7 +343,7 @@ def search(
 
 
 def highlighted(snippet: str) -> Text:
-    """A search snippet for the terminal: ``<em>`` marks shown as emphasis, nothing parsed as markup.
+    """A search snippet for the terminal: ``<em>`` marks as emphasis, nothing read as markup.
 
     The engine marks matched terms with ``<em>…</em>`` (kept as such in JSON output).
     """

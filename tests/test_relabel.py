@@ -167,6 +167,10 @@ def test_enrich_command_streams_ndjson(tmp_path: Path) -> None:
     [first, second] = [Mention.model_validate_json(line) for line in result.stdout.splitlines()]
     assert first.id == "x1" and first.brand_names == ["Shell"] and first.language == "en"
     assert second.brand_names == [] and second.title == "Hi"
+    # A bad line is reported and skipped; only --strict makes it an error (exit 2).
     bad = cli("enrich", "-c", str(path), stdin='{"text": "ok"}\n{"title": "no text"}\n')
-    assert bad.returncode == 2
+    assert bad.returncode == 0
+    assert len(bad.stdout.splitlines()) == 1
     assert "stdin line 2: 'text' is required" in bad.stderr
+    strict = cli("enrich", "-c", str(path), "--strict", stdin='{"title": "no text"}\n')
+    assert strict.returncode == 2
