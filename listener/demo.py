@@ -9,6 +9,7 @@ embedded engine; the share of voice is printed from what was indexed.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -67,8 +68,15 @@ def run_demo(
     with connect(project) as client:
         rows = share_of_voice(client, project, by="mentions")
     on_sov(rows, None, "table")
-    console.print(
-        f"next: listener sov -c {project_path} --interval week\n"
-        f'      listener search -c {project_path} "support"',
-        markup=False,
-    )
+    print_next_steps(console, project_path)
+
+
+def print_next_steps(console: Console, project_path: Path) -> None:
+    """Commands to try next, one per line and never wrapped, so they copy and paste whole."""
+    path = shlex.quote(str(project_path))
+    console.print("next:", markup=False)
+    for command in (
+        f"listener sov -c {path} --interval week",
+        f"listener search -c {path} support",
+    ):
+        console.print(f"  {command}", markup=False, soft_wrap=True)

@@ -265,7 +265,9 @@ base_url = "{server.url}"
             encoding="utf-8",
         )
         result = listener_cli("crawl", "-c", str(project), env=environment(tmp_path, engine.url))
-    assert result.returncode == 0, result.stderr
+    # Exit 4: some sources failed, the others were crawled (a cron job can tell).
+    assert result.returncode == 4, result.stderr
+    assert "error: 2 of 3 sources failed (broken, hackernews)" in result.stderr
     assert "good: healthy, 1 mentions, 1 indexed" in result.stderr
     assert "broken: broken, 0 mentions, 0 indexed" in result.stderr
     assert f"{server.url}/broken.xml" in result.stderr
@@ -301,7 +303,12 @@ def test_bad_time_option_is_a_clear_error(tmp_path: Path) -> None:
     project = tmp_path / "listener.toml"
     project.write_text('[[brands]]\nname = "Acme"\n')
     result = listener_cli(
-        "sov", "-c", str(project), "--since", "last tuesday", env=environment(tmp_path, "x")
+        "sov",
+        "-c",
+        str(project),
+        "--since",
+        "last tuesday",
+        env=environment(tmp_path, "http://127.0.0.1:9"),
     )
     assert result.returncode == 2
     assert "--since" in result.stderr and "last tuesday" in result.stderr

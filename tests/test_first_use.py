@@ -630,3 +630,93 @@ def test_rematch_removes_labels_of_brands_no_longer_in_the_project_file(
     again = listener_cli("reenrich", "-c", str(path), env=env)
     assert again.returncode == 0, again.stderr
     assert "removed: none" in again.stderr
+
+
+# -- small things -----------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_the_demo_next_steps_never_wrap_inside_a_command(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from listener.demo import print_next_steps
+
+    project = (
+        tmp_path / "a-rather-long-folder-name-for-the-demo" / "listener-demo" / "listener.toml"
+    )
+    buffer = io.StringIO()
+    print_next_steps(Console(file=buffer, width=80, highlight=False), project)
+    lines = buffer.getvalue().splitlines()
+    assert lines == [
+        "next:",
+        f"  listener sov -c {project} --interval week",
+        f"  listener search -c {project} support",
+    ]
+
+
+def test_a_duplicate_brand_error_names_the_brand_without_dumping_the_config(
+    tmp_path: Path,
+) -> None:
+    from listener.config import load_project
+    from listener.errors import ConfigError
+
+    path = tmp_path / "listener.toml"
+    path.write_text(
+        '[[brands]]\nname = "Acme"\nkeywords = ["acme"]\n\n[[brands]]\nname = "ACME"\n'
+        '\n[[sources]]\nplugin = "rss"\nfeeds = ["https://example.com/feed.xml"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_project(path)
+    assert str(caught.value) == f"{path}: (top level): brand 'ACME' is listed twice"
+
+
+def test_the_plugin_guide_example_runs_as_written() -> None:
+    """docs/plugins.md's Source API example, executed and fed a response."""
+    import re
+
+    from listener.source import Request, Response, SourceOptions
+
+    text = (DOCS / "plugins.md").read_text(encoding="utf-8")
+    section = text.split("## The Source API", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "docs/plugins.md", "exec"), namespace)
+    source_class = namespace["ShoutboxSource"]
+    options = source_class.Options(plugin="shoutbox")
+    assert isinstance(options, SourceOptions)
+    from listener.config import BrandConfig
+
+    source = source_class(options, [BrandConfig(name="Acme")])
+    [request] = list(source.start_requests())
+    body = json.dumps(
+        {
+            "results": [
+                {
+                    "url": "https://shoutbox.example/s/1",
+                    "text": "Acme rocks",
+                    "created_at": "2026-11-01T10:00:00Z",
+                }
+            ]
+        }
+    ).encode()
+    response = Response(
+        url=request.url, status=200, headers={}, body=body, request=Request(url=request.url)
+    )
+    [mention] = list(source.parse(response))
+    assert mention.published_at.isoformat() == "2026-11-01T10:00:00+00:00"
+
+
+def test_every_routes_json_key_is_documented() -> None:
+    import re
+
+    from listener.replay import _RouteSpec
+
+    text = (DOCS / "plugins.md").read_text(encoding="utf-8")
+    section = text.split("### `routes.json`", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^\| `(\w+)` \|", section, re.M)
+    assert documented == list(_RouteSpec.model_fields)
