@@ -720,3 +720,18 @@ def test_every_routes_json_key_is_documented() -> None:
     section = text.split("### `routes.json`", 1)[1].split("\n## ", 1)[0]
     documented = re.findall(r"^\| `(\w+)` \|", section, re.M)
     assert documented == list(_RouteSpec.model_fields)
+
+
+def test_the_source_kit_canonical_url_agrees_with_mention_create() -> None:
+    from datetime import UTC, datetime
+
+    from listener.mention import Mention
+    from listener.sourcekit import canonical_url
+
+    alert = (
+        "https://www.google.com/url?rct=j&sa=t&url=https://techcrunch.com/a/%3Futm_source%3Dx&ct=ga"
+    )
+    mention = Mention.create(
+        source="rss", source_kind="news", url=alert, text="Acme", published_at=datetime.now(UTC)
+    )
+    assert canonical_url(alert) == mention.canonical_url == "https://techcrunch.com/a/"

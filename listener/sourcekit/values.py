@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 from listener.config import BrandConfig
 from listener.errors import ConfigError
-from listener.mention import canonicalize_url
+from listener.mention import canonicalize_url, unwrap_redirect
 from listener.text import html_to_text
 
 __all__ = [
@@ -266,12 +266,13 @@ def http_url(value: object, base: str | None = None) -> str | None:
 def canonical_url(url: str, *, keep_fragment: bool = False) -> str:
     """The URL a mention's id derives from (what :meth:`Mention.create` computes).
 
-    Lower-case host, no default port, tracking parameters (``utm_*``, ``fbclid``
-    …) and the fragment dropped; ``keep_fragment=True`` keeps ``#anchor`` for
-    sources giving one item per anchor of a page (pass the same flag to
-    ``Mention.create``).
+    Known redirect links (Google Alerts' ``google.com/url?url=…``) unwrapped to
+    their target, lower-case host, no default port, tracking parameters
+    (``utm_*``, ``fbclid`` …) and the fragment dropped; ``keep_fragment=True``
+    keeps ``#anchor`` for sources giving one item per anchor of a page (pass
+    the same flag to ``Mention.create``).
     """
-    return canonicalize_url(url, keep_fragment=keep_fragment)
+    return canonicalize_url(unwrap_redirect(url), keep_fragment=keep_fragment)
 
 
 # --------------------------------------------------------------------------- secrets
