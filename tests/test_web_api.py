@@ -866,3 +866,50 @@ def test_search_text_and_rules_the_engine_cannot_run_are_422(api: httpx.Client) 
     assert api.get("/api/mentions", params={"q": '"acme rocket"~10'}).status_code == 200
     deep = "(" * 200 + "acme" + ")" * 200
     assert "nested" in problem(api.get("/api/mentions", params={"rule": deep}), "rule")
+
+
+def test_identical_reads_in_flight_share_one_computation(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import listener.web.api as api_module
+
+    real = api_module.share_of_voice
+    release = threading.Event()
+    calls: list[dict[str, Any]] = []
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        assert release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api_module, "share_of_voice", held)
+    app = create_app(corpus.project, token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    params = {"since": "2024-03-01", "until": "2024-05-01", "interval": "week"}
+    with (
+        BackgroundServer(app) as running,
+        httpx.Client(base_url=running.url, timeout=120, headers=auth) as client,
+        ThreadPoolExecutor(max_workers=6) as pool,
+    ):
+        same = [pool.submit(client.get, "/api/share-of-voice", params=params) for _ in range(5)]
+        other = pool.submit(client.get, "/api/share-of-voice", params={**params, "by": "reach"})
+        deadline = time.monotonic() + 60
+        while (app.state.reads.waiting() < 4 or len(calls) < 2) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert app.state.reads.waiting() == 4 and len(calls) == 2
+        # Another token is another request: it is not handed the waiting answer.
+        refused = client.get("/api/share-of-voice", params=params, headers={"Authorization": "x"})
+        assert refused.status_code == 401
+        release.set()
+        answers = [future.result() for future in same]
+        assert {a.status_code for a in answers} == {200}
+        assert len({a.content for a in answers}) == 1
+        assert all(a.headers["content-security-policy"] for a in answers)
+        assert ok(other.result())["by"] == "reach"
+        assert len(calls) == 2 and app.state.reads.shared == 4
+        # Once answered, nothing is kept: the next identical request computes again.
+        ok(client.get("/api/share-of-voice", params=params))
+        assert len(calls) == 3

@@ -30,6 +30,7 @@ from listener.engine import connect
 from listener.errors import ConfigError
 from listener.web.api import WebState, open_router, router
 from listener.web.auth import TokenGuard, check_token, host_allowed
+from listener.web.coalesce import CoalesceReads, Flights
 from listener.web.crawls import CrawlManager
 from listener.web.search import SearchInputError
 
@@ -113,6 +114,10 @@ def create_app(
     app.state.token_guard = TokenGuard(token)
     app.include_router(open_router)
     app.include_router(router)
+    # Inside the host guard below (middleware added later runs first): identical reads in
+    # flight together share one engine query (the embedded engine runs one at a time).
+    app.state.reads = Flights()
+    app.add_middleware(CoalesceReads, flights=app.state.reads)
 
     @app.middleware("http")
     async def guard(
