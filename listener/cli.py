@@ -778,10 +778,18 @@ def sources_status(config_path: Path, limit: int, output_format: str) -> None:
     _emit(
         report,
         ["source", "status", "history", "last_run_mentions", "last_run_errors", "last_success",
-         "last_error", "next_run", "lag_seconds", "running", "last_result"],
+         "last_error"],
         "table",
         title=f"Source health over the last {runs} run(s) per source",
     )  # fmt: skip
+    scheduled = [row for row in report if row.get("every_seconds")]
+    if scheduled:
+        _emit(
+            scheduled,
+            ["source", "every_seconds", "next_run", "lag_seconds", "running", "last_result"],
+            "table",
+            title="Schedule (listener run)",
+        )
 
 
 # =====================================================================================

@@ -308,6 +308,8 @@ class Source(Generic[OptionsT]):
         newest = self.checkpoint.newest(key)
         if newest is None or mention.published_at > newest:
             return True
+        if key not in self.checkpoint.previous_seen:
+            return False  # a checkpoint from before seen ids were kept: trust its date
         return not self.checkpoint.seen(key, mention.id)
 
     @property

@@ -254,8 +254,9 @@ class AppStoreSource(Source[AppStoreOptions]):
             reviews += 1
             if newer is not None and outcome.published_at <= newer:
                 reached_older = True
-                continue
-            self.checkpoint.advance(key, outcome.published_at)
+                if not self.is_new(key, outcome):
+                    continue  # an earlier run had it (a late, unseen one is kept)
+            self.checkpoint.advance(key, outcome.published_at, outcome.id)
             results.append(outcome)
         if skipped:
             self.skipped.update(skipped)

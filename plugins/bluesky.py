@@ -295,8 +295,9 @@ class BlueskySource(Source[BlueskyOptions]):
                 continue
             if newer_than is not None and outcome.published_at <= newer_than:
                 reached_older = True
-                continue
-            self.checkpoint.advance(term, outcome.published_at)
+                if not self.is_new(term, outcome):
+                    continue  # an earlier run had it (a late, unseen one is kept)
+            self.checkpoint.advance(term, outcome.published_at, outcome.id)
             results.append(outcome)
         if skipped:
             self.skipped.update(skipped)

@@ -462,7 +462,6 @@ class DiscourseSource(Source[DiscourseOptions]):
             opening = next((p for p in by_id.values() if to_int(p.get("post_number")) == 1), None)
             wanted = [to_int(opening.get("id")) or 0] if opening else []
         key = self.key(forum, meta["term"])
-        newer = self.newer_than(key)
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
         missing: list[int] = []
@@ -474,8 +473,8 @@ class DiscourseSource(Source[DiscourseOptions]):
             outcome = post_to_mention(post, topic, forum, self.name)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
-            elif newer is None or outcome.published_at > newer:
-                self.checkpoint.advance(key, outcome.published_at)
+            elif self.is_new(key, outcome):  # newer, or a late one no run has had
+                self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 results.append(outcome)
         self._report(skipped, len(wanted), response.url)
         if missing and "/posts.json" not in response.url:

@@ -347,8 +347,9 @@ class LemmySource(Source[LemmyOptions]):
                     continue
                 if newer_than is not None and outcome.published_at <= newer_than:
                     reached_older = True
-                    continue
-                self.checkpoint.advance(key, outcome.published_at)
+                    if not self.is_new(key, outcome):
+                        continue  # an earlier run had it (a late, unseen one is kept)
+                self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 results.append(outcome)
             wants_more = wants_more or (len(views) >= self.options.limit and not reached_older)
         if skipped:

@@ -473,8 +473,9 @@ class RedditSource(Source[RedditOptions]):
                 continue
             if newer_than is not None and outcome.published_at <= newer_than:
                 reached_older = True
-                continue
-            self.checkpoint.advance(key, outcome.published_at)
+                if not self.is_new(key, outcome):
+                    continue  # an earlier run had it (a late, unseen one is kept)
+            self.checkpoint.advance(key, outcome.published_at, outcome.id)
             results.append(outcome)
             if meta.get("threads") and item.get("kind") == "t3":
                 thread = self._thread_request(item["data"], meta)

@@ -844,12 +844,17 @@ class ReviewsSource(Source[ReviewsOptions]):
             if not (review.text or review.title or review.rating):
                 skipped["without text, headline or rating"] += 1
                 continue
-            if cutoff is not None and review.published < cutoff:
+            mention = self._mention(review, page, url, canonical)
+            if (
+                cutoff is not None
+                and review.published < cutoff
+                and not self.is_new(origin, mention)
+            ):
                 skipped["older than the checkpoint"] += 1
                 continue
-            results.append(self._mention(review, page, url, canonical))
+            results.append(mention)
             # A date in the future (a bad clock) must not hide every later review.
-            self.checkpoint.advance(origin, min(review.published, datetime.now(UTC)))
+            self.checkpoint.advance(origin, min(review.published, datetime.now(UTC)), mention.id)
             fresh += 1
         if not page.reviews:
             self.empty_pages += 1

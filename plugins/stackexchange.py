@@ -393,7 +393,6 @@ class StackExchangeSource(Source[StackExchangeOptions]):
         self, items: list[Any], site: str, key: str, titles: Mapping[str, str], url: str
     ) -> list[Mention]:
         """The items newer than the checkpoint as Mentions; the rest counted as skipped."""
-        newer = self.newer_than(key)
         mentions: list[Mention] = []
         skipped: Counter[str] = Counter()
         for item in items:
@@ -403,8 +402,8 @@ class StackExchangeSource(Source[StackExchangeOptions]):
             outcome = item_to_mention(item, site, titles, self.name)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
-            elif newer is None or outcome.published_at > newer:
-                self.checkpoint.advance(key, outcome.published_at)
+            elif self.is_new(key, outcome):  # newer, or a late one no run has had
+                self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 mentions.append(outcome)
         if skipped:
             self.skipped.update(skipped)

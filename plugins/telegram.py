@@ -297,9 +297,9 @@ class TelegramSource(Source[TelegramOptions]):
         newer = self.newer_than(key)
         results: list[Mention | Request] = []
         for post in page.posts:
-            if newer is not None and post.published_at <= newer:
-                continue
-            self.checkpoint.advance(key, post.published_at)
+            if not self.is_new(key, post):
+                continue  # an earlier run had it (a late, unseen one is kept)
+            self.checkpoint.advance(key, post.published_at, post.id)
             results.append(post)
         if page.skipped:
             self.skipped.update(page.skipped)

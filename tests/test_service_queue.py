@@ -154,3 +154,102 @@ def test_seen_ids_are_bounded_and_keep_what_is_still_seen(tmp_path: Path) -> Non
     third = Checkpoint(path)
     assert third.seen("k", "id-10") and third.seen("k", "new")
     assert not third.seen("k", "id-11")  # pushed out by the two above
+
+
+def test_entries_are_due_at_their_own_interval_on_an_injected_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from listener.service.scheduler import Scheduler
+
+    monkeypatch.setenv("LISTENER_HOME", str(tmp_path / "home"))
+    data = {
+        "crawl": {"every": "10m"},
+        "brands": [{"name": "Acme"}],
+        "sources": [
+            {"plugin": "rss", "name": "fast", "feeds": ["http://x.test/a"], "every": "90s"},
+            {"plugin": "rss", "name": "slow", "feeds": ["http://x.test/b"]},
+        ],
+    }
+    project = parse_project(data, tmp_path / "listener.toml")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    scheduler = Scheduler(project, clock=lambda: now)
+    assert scheduler.intervals == {"fast": timedelta(seconds=90), "slow": timedelta(minutes=10)}
+    assert scheduler.due(now) == ["fast", "slow"]  # never crawled: due at once
+    for label, every in scheduler.intervals.items():
+        scheduler.state.update_schedule(label, next_due=(now + every).isoformat())
+    assert scheduler.due(now + timedelta(seconds=89)) == []
+    assert scheduler.due(now + timedelta(seconds=90)) == ["fast"]
+    assert scheduler.due(now + timedelta(minutes=11)) == ["fast", "slow"]  # most overdue first
+    # A crawl left "running" by a killed scheduler is due again when one starts.
+    scheduler.state.update_schedule("slow", running="pid 1")
+    scheduler.recover()
+    assert scheduler.due(now) == ["slow"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"every": "soon"}, "sources[0] (rss).every: cannot read the duration 'soon'"),
+        ({"every": "0s"}, "sources[0] (rss).every: must be longer than zero"),
+    ],
+)
+def test_a_bad_interval_names_the_file_and_the_key(
+    tmp_path: Path, entry: dict[str, str], message: str
+) -> None:
+    from listener.errors import ConfigError
+
+    data = {
+        "brands": [{"name": "Acme"}],
+        "sources": [{"plugin": "rss", "feeds": ["http://x.test/a"], **entry}],
+    }
+    with pytest.raises(ConfigError) as error:
+        parse_project(data, tmp_path / "listener.toml")
+    assert f"listener.toml: {message}" in str(error.value)
+
+
+def test_two_entries_with_one_name_cannot_be_scheduled(tmp_path: Path) -> None:
+    from listener.errors import ConfigError
+    from listener.service.scheduler import intervals
+
+    data = {
+        "brands": [{"name": "Acme"}],
+        "sources": [{"plugin": "rss", "feeds": [f"http://x.test/{n}"]} for n in "ab"],
+    }
+    with pytest.raises(ConfigError, match="both called 'rss'; give one a distinct name"):
+        intervals(parse_project(data, tmp_path / "listener.toml"))
+
+
+def test_is_new_keeps_late_unseen_items_and_trusts_older_checkpoints(tmp_path: Path) -> None:
+    from listener.config import BrandConfig
+    from listener.mention import Mention
+    from listener.plugin_manager import get_registry
+
+    rss = get_registry().source("rss")
+    source = rss(rss.Options(plugin="rss", feeds=["http://x.test/f"]), [BrandConfig(name="Acme")])
+    when = datetime(2026, 1, 10, tzinfo=UTC)
+
+    def item(name: str, at: datetime) -> Mention:
+        return Mention.create(
+            source="rss", source_kind="news", url=f"https://x.test/{name}", text="Acme",
+            published_at=at,
+        )  # fmt: skip
+
+    old, late = item("old", when), item("late", when - timedelta(days=3))
+    newer = item("newer", when + timedelta(hours=1))
+    assert source.is_new("k", old)  # no checkpoint yet
+    path = tmp_path / "checkpoint.json"
+    earlier = Checkpoint(path)
+    earlier.advance("k", when, old.id)
+    earlier.save()
+    source.checkpoint = Checkpoint(path)
+    assert source.is_new("k", newer)
+    assert not source.is_new("k", old)  # an earlier run had it
+    assert source.is_new("k", late)  # dated before the checkpoint, but never seen
+    # A checkpoint written before ids were kept: its date alone decides, as it did.
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text('{"newest": {"k": "2026-01-10T00:00:00+00:00"}}', encoding="utf-8")
+    source.checkpoint = Checkpoint(legacy)
+    assert not source.is_new("k", late) and source.is_new("k", newer)
+    # A backfill (--since) goes by date only.
+    source.since = when - timedelta(days=1)
+    assert not source.is_new("k", late) and source.is_new("k", old)

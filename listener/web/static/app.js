@@ -759,6 +759,30 @@
       : "No crawl recorded yet.";
   }
 
+  /* The schedule of `listener run` (docs/deployment.md): shown once it has run. */
+  function fmtEvery(seconds) {
+    if (seconds % 86400 === 0) return seconds / 86400 + " d";
+    if (seconds % 3600 === 0) return seconds / 3600 + " h";
+    if (seconds % 60 === 0) return seconds / 60 + " min";
+    return seconds + " s";
+  }
+
+  function renderSchedule(data) {
+    $("schedule-wrap").hidden = !data.scheduled;
+    if (!data.scheduled) return;
+    table($("schedule-table"), [
+      { title: "Source", cell: function (r) { return r.source; } },
+      { title: "Every", cell: function (r) { return fmtEvery(r.every_seconds); } },
+      { title: "Next run", cell: function (r) {
+        return r.running ? "running" : (r.next_run ? fmtDateTime(r.next_run) : "now");
+      } },
+      { title: "Lag", numeric: true, cell: function (r) {
+        return r.lag_seconds ? Math.round(r.lag_seconds) + " s" : "on time";
+      } },
+      { title: "Last result", cell: function (r) { return r.last_result; } },
+    ], data.sources, "Not scheduled yet.");
+  }
+
   /* -- mentions ------------------------------------------------------------------------- */
 
   function mentionItem(m, state) {
@@ -994,6 +1018,9 @@
     loadCard("trending-card", api("trending", Object.assign({ limit: 6 }, trendScope)),
       function (d) { renderTrending(d, names); }, $("trending-list"));
     loadCard("health-card", api("sources/health"), renderHealth, $("health-table"));
+    api("sources/schedule").then(renderSchedule).catch(function () {
+      $("schedule-wrap").hidden = true;  // an older server without the endpoint
+    });
     loadMentions(state, false, reveal === true && Boolean(state.q));
   }
 
