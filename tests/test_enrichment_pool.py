@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import uuid
 from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
 
 import pluggy
 import pytest
+from elasticsearch import Elasticsearch
 
 from listener import hookspecs
 from listener.config import ProjectConfig
+from listener.demo import write_demo_project
 from listener.enrichment import Enricher, VaderScorer
 from listener.enrichment.pool import EnrichmentPool, default_processes, fork_available
 from listener.mention import Mention
+from listener.replay import ReplayServer, load_site
 
 pytestmark = pytest.mark.skipif(not fork_available(), reason="worker processes need fork")
 
@@ -88,3 +97,50 @@ def test_one_process_is_not_a_pool(enricher: Enricher) -> None:
     with pytest.raises(ValueError, match="at least 2"):
         EnrichmentPool(enricher, 1)
     assert 1 <= default_processes() <= 4
+
+
+@pytest.mark.slow
+def test_a_crawl_stores_the_same_mentions_with_one_or_two_enrichment_processes(
+    engine: Any, session_client: Elasticsearch, tmp_path: Path
+) -> None:
+    """The demo site crawled with the pool and without it: the same documents in the index."""
+    stored: dict[int, dict[str, dict[str, Any]]] = {}
+    with ReplayServer(load_site(Path(str(files("listener.demo_site"))))) as server:
+        for processes in (1, 2):
+            prefix = f"pool{processes}{uuid.uuid4().hex[:8]}"
+            path = write_demo_project(tmp_path / f"p{processes}", server.url)
+            path.write_text(
+                f'[elasticsearch]\nindex_prefix = "{prefix}"\n\n[crawl]\nautothrottle = false\n'
+                f"enrich_processes = {processes}\n\n" + path.read_text(encoding="utf-8"),
+                encoding="utf-8",
+            )
+            env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
+            env.update(LISTENER_HOME=str(tmp_path / f"h{processes}"), LISTENER_ES_URL=engine.url)
+            result = subprocess.run(
+                [sys.executable, "-m", "listener.cli", "crawl", "-c", str(path)],
+                env=env, capture_output=True, text=True, timeout=600, check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr[-3000:]
+            session_client.indices.refresh(index=f"{prefix}-mentions")
+            hits = session_client.search(index=f"{prefix}-mentions", size=1000)["hits"]["hits"]
+            stored[processes] = {
+                hit["_id"]: {k: v for k, v in hit["_source"].items() if k != "crawled_at"}
+                for hit in hits
+            }
+            quiet = session_client.options(ignore_status=404)
+            names = list(quiet.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
+            quiet.indices.delete(index=",".join(names))
+            quiet.indices.delete_index_template(name=f"{prefix}-mentions")
+    assert stored[1] and stored[2].keys() == stored[1].keys()
+    # An article in two feeds (RSS and JSON Feed) is one mention, from whichever feed came
+    # first: compare what enrichment made of the items that came from the same copy.
+    enriched = ("language", "brands", "brand_names", "entities", "phrases", "sentiment")
+    same_copy = [key for key in stored[1] if stored[1][key]["url"] == stored[2][key]["url"]]
+    assert len(same_copy) >= len(stored[1]) - 5
+    differing = {
+        (key, field): (stored[1][key][field], stored[2][key][field])
+        for key in same_copy
+        for field in enriched
+        if stored[1][key][field] != stored[2][key][field]
+    }
+    assert not differing
