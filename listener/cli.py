@@ -24,7 +24,7 @@ from rich.text import Text
 from listener import __version__
 from listener.config import ProjectConfig, load_project
 from listener.errors import ConfigError, ListenerError
-from listener.mention import Mention
+from listener.mention import SOURCE_KINDS, Mention
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -638,9 +638,9 @@ def plugins() -> None:
 
 
 def _describe_field(name: str, info: Any) -> str:
-    kind = info.annotation
-    plain = isinstance(kind, type) and not getattr(kind, "__args__", None)
-    annotation = kind.__name__ if plain else str(kind).replace("typing.", "")
+    from listener.contract import describe_field_type
+
+    annotation = describe_field_type(info.annotation, info.metadata)
     if info.is_required():
         return f"{name}: {annotation} (required)"
     default = info.get_default(call_default_factory=True)
@@ -797,7 +797,7 @@ def sources_status(config_path: Path, limit: int, output_format: str) -> None:
 # The figures come from listener.analytics (docs/analytics.md has the formulas).
 # =====================================================================================
 
-_SOURCE_KINDS = ["news", "blog", "forum", "social", "review", "video"]
+_SOURCE_KINDS = list(SOURCE_KINDS)
 _PERCENT = {
     "share",
     "weighted_share",

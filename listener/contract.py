@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from listener.config import BrandConfig
-from listener.mention import Mention
+from listener.mention import AbsoluteURL, Mention
 from listener.plugin_manager import get_registry
 from listener.source import Request, Source, SourceOptions
 
@@ -27,6 +31,47 @@ class Check:
     name: str
     ok: bool
     detail: str = ""
+
+
+#: The validator that makes a ``str`` an ``AbsoluteURL`` (shown as ``URL``).
+_URL_CHECKS = tuple(get_args(AbsoluteURL)[1:])
+
+
+def describe_field_type(annotation: Any, metadata: Any = ()) -> str:
+    """Like :func:`describe_type`, for a pydantic field (its ``Annotated`` metadata kept apart)."""
+    if annotation is str and any(check in _URL_CHECKS for check in metadata):
+        return "URL"
+    return describe_type(annotation)
+
+
+def describe_type(annotation: Any) -> str:
+    """An options field's type as a user reads it: ``list[URL]``, ``str | None``, ``'a' | 'b'``.
+
+    ``Annotated`` wrappers show as their base type (``AbsoluteURL`` as ``URL``),
+    enums and ``Literal`` as their allowed values.
+    """
+    if annotation is None or annotation is type(None):
+        return "None"
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *metadata = get_args(annotation)
+        return describe_field_type(base, metadata)
+    if origin is Literal:
+        return " | ".join(repr(value) for value in get_args(annotation))
+    if origin in (Union, UnionType):
+        members = [describe_type(arg) for arg in get_args(annotation) if arg is not type(None)]
+        if type(None) in get_args(annotation):
+            members.append("None")
+        return " | ".join(members)
+    if origin is not None:
+        arguments = ", ".join(describe_type(arg) for arg in get_args(annotation))
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{arguments}]" if arguments else name
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return " | ".join(repr(member.value) for member in annotation)
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
 
 
 def _substitute(value: Any, base_url: str) -> Any:
@@ -91,6 +136,8 @@ def check_replay(
     from listener.replay import ReplayServer, load_site
 
     brands = [b.model_dump(exclude_none=True) for b in CHECK_BRANDS]
+    # A local replay needs no politeness delay, whatever the source's default.
+    options = {**options, "download_delay": 0}
     # One server for both runs: ids derived from its address must not change.
     with ReplayServer(load_site(fixtures)) as server:
         first = crawl(cls.name, options, fixtures, brands=brands, server=server)
@@ -138,7 +185,6 @@ def check_replay(
 
 def check_plugin(name: str, fixtures: Path | None = None) -> list[Check]:
     """Run every contract check for source ``name``; replay ``fixtures`` when there are some."""
-    from listener.testing import replay_crawl
 
     registry = get_registry()
     cls = registry.source(name)
@@ -153,6 +199,39 @@ def check_plugin(name: str, fixtures: Path | None = None) -> list[Check]:
     ]
     fixture_dir = fixtures or cls.fixtures_dir
     base_url = PLACEHOLDER_URL
+    with placeholder_secrets(cls.example_options):
+        checks.extend(_contract_checks(cls, fixture_dir, base_url, module))
+    return checks
+
+
+@contextlib.contextmanager
+def placeholder_secrets(options: dict[str, Any]) -> Iterator[None]:
+    """Set the environment variables that ``*_env`` options name, where unset, for the checks.
+
+    Sources read credentials from variables their options name and refuse to
+    start without them; the checks only talk to a local replay server, so a
+    placeholder value is enough and no real credential is needed.
+    """
+    added = [
+        value
+        for key, value in options.items()
+        if key.endswith("_env") and isinstance(value, str) and value and value not in os.environ
+    ]
+    for variable in added:
+        os.environ[variable] = "listener-plugins-check-placeholder"
+    try:
+        yield
+    finally:
+        for variable in added:
+            os.environ.pop(variable, None)
+
+
+def _contract_checks(
+    cls: type[Source], fixture_dir: Path | None, base_url: str, module: Any
+) -> list[Check]:
+    from listener.testing import replay_crawl
+
+    checks = []
     options_check, options = check_options(cls, _substitute(dict(cls.example_options), base_url))
     checks.append(options_check)
     if options is not None:

@@ -31,6 +31,10 @@ class SourceKind(StrEnum):
     VIDEO = "video"
 
 
+#: Every source kind's value, in one place (analytics, the CLI and the API use this).
+SOURCE_KINDS: tuple[str, ...] = tuple(kind.value for kind in SourceKind)
+
+
 def _require_aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValueError(

@@ -27,6 +27,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -196,6 +197,8 @@ class AppStoreSource(Source[AppStoreOptions]):
     download_delay = 3.0
     concurrency = 1
     example_options = {"base_url": "{base_url}", "apps": ["1500000001"], "countries": ["us"]}
+    #: A small recorded site shipped in the package, for ``listener plugins check appstore``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "appstore"
 
     def __init__(self, options: AppStoreOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

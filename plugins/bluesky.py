@@ -34,6 +34,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -205,6 +206,8 @@ class BlueskySource(Source[BlueskyOptions]):
     download_delay = 0.1
     concurrency = 2
     example_options = {"base_url": "{base_url}", "limit": 3}
+    #: A small recorded site shipped in the package, for ``listener plugins check bluesky``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "bluesky"
 
     def __init__(self, options: BlueskyOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

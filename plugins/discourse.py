@@ -38,6 +38,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -240,6 +241,8 @@ class DiscourseSource(Source[DiscourseOptions]):
     # its pages, which would leave this source nothing to read.
     obey_robots_txt = False
     example_options = {"forums": ["{base_url}"]}
+    #: A small recorded site shipped in the package, for ``listener plugins check discourse``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "discourse"
 
     def __init__(self, options: DiscourseOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

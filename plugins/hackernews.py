@@ -25,6 +25,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -143,6 +144,9 @@ class HackerNewsSource(Source[HackerNewsOptions]):
     name = "hackernews"
     kind = SourceKind.FORUM
     api_version = 1
+    example_options = {"base_url": "{base_url}"}
+    #: A small recorded site shipped in the package, for ``listener plugins check hackernews``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "hackernews"
     # The public API allows about 10,000 requests an hour per address.
     download_delay = 0.25
     concurrency = 2

@@ -35,6 +35,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -261,6 +262,8 @@ class LemmySource(Source[LemmyOptions]):
     download_delay = 10.0
     concurrency = 1
     example_options = {"instances": ["{base_url}"], "limit": 2}
+    #: A small recorded site shipped in the package, for ``listener plugins check lemmy``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "lemmy"
 
     def __init__(self, options: LemmyOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

@@ -42,6 +42,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -255,6 +256,8 @@ class MastodonSource(Source[MastodonOptions]):
     download_delay = 1.0
     concurrency = 1
     example_options = {"instances": ["{base_url}"], "limit": 3}
+    #: A small recorded site shipped in the package, for ``listener plugins check mastodon``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "mastodon"
 
     def __init__(self, options: MastodonOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

@@ -52,6 +52,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -345,6 +346,8 @@ class RedditSource(Source[RedditOptions]):
     download_delay = 6.0
     concurrency = 1
     example_options = {"base_url": "{base_url}", "limit": 3}
+    #: A small recorded site shipped in the package, for ``listener plugins check reddit``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "reddit"
 
     def __init__(self, options: RedditOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

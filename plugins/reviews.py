@@ -71,6 +71,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -807,6 +808,8 @@ class ReviewsSource(Source[ReviewsOptions]):
     download_delay = 1.0
     concurrency = 1
     example_options = {"urls": ["{base_url}/shop/rocket-14", "{base_url}/shop/anvil-50"]}
+    #: A small recorded site shipped in the package, for ``listener plugins check reviews``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "reviews"
 
     def __init__(self, options: ReviewsOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

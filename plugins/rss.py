@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 from pydantic import Field
 
@@ -67,6 +68,9 @@ class RssSource(Source[RssOptions]):
     name = "rss"
     kind = SourceKind.NEWS
     api_version = 1
+    example_options = {"feeds": ["{base_url}/feed.xml"]}
+    #: A small recorded site shipped in the package, for ``listener plugins check rss``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "rss"
 
     def __init__(self, options: RssOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

@@ -45,6 +45,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -262,6 +263,8 @@ class StackExchangeSource(Source[StackExchangeOptions]):
     # web pages: robots.txt is for crawlers of the sites' pages.
     obey_robots_txt = False
     example_options = {"base_url": "{base_url}", "sites": ["stackoverflow"]}
+    #: A small recorded site shipped in the package, for ``listener plugins check stackexchange``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "stackexchange"
 
     def __init__(self, options: StackExchangeOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -262,6 +263,8 @@ class TelegramSource(Source[TelegramOptions]):
     download_delay = 2.0
     concurrency = 1
     example_options = {"base_url": "{base_url}", "channels": ["acmenews"]}
+    #: A small recorded site shipped in the package, for ``listener plugins check telegram``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "telegram"
 
     def __init__(self, options: TelegramOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

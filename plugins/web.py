@@ -59,6 +59,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -636,7 +637,9 @@ class WebSource(Source[WebOptions]):
     # One request a second for the whole entry, two at a time at most.
     download_delay = 1.0
     concurrency = 2
-    example_options = {"sites": ["{base_url}/"]}
+    example_options = {"sitemaps": ["{base_url}/sitemaps/news.xml"]}
+    #: A small recorded site shipped in the package, for ``listener plugins check web``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "web"
 
     def __init__(self, options: WebOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

@@ -37,6 +37,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -229,7 +230,10 @@ class YouTubeSource(Source[YouTubeOptions]):
     concurrency = 2
     # A documented API used with a key under Google's API terms, not web pages.
     obey_robots_txt = False
-    example_options = {"base_url": "{base_url}"}
+    # plugins check fills the variables *_env options name with a placeholder (replay only).
+    example_options = {"base_url": "{base_url}", "api_key_env": "LISTENER_CHECK_YOUTUBE_API_KEY"}
+    #: A small recorded site shipped in the package, for ``listener plugins check youtube``.
+    fixtures_dir = Path(__file__).parent / "fixtures" / "youtube"
 
     def __init__(self, options: YouTubeOptions, brands: list[BrandConfig]) -> None:
         super().__init__(options, brands)

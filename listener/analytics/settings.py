@@ -1,7 +1,8 @@
 """The project file's ``[analytics]``, ``[earned_media]`` and ``[alerts]`` sections.
 
-These models import nothing from the rest of listener, so ``listener.config``
-can embed them without an import cycle. Every section is optional and has
+These models import nothing from the rest of listener but ``listener.mention``
+(for the source kinds), so ``listener.config`` can embed them without an
+import cycle. Every section is optional and has
 defaults; see docs/analytics.md for the full reference.
 """
 
@@ -13,7 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SOURCE_KINDS: tuple[str, ...] = ("news", "blog", "forum", "social", "review", "video")
+from listener.mention import SOURCE_KINDS as SOURCE_KINDS  # defined once, re-exported
+
 ALERT_INTERVALS: tuple[str, ...] = ("hour", "day", "week", "month")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
