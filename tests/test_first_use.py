@@ -21,15 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED_FIXTURES
 from elasticsearch import Elasticsearch
 
 from listener.engine import free_port
 from listener.replay import ReplayServer, Route
 from listener.testing import write_project
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "feeds"
-if not FIXTURES.is_dir():  # a worktree sits one level deeper than the main checkout
-    FIXTURES = Path("/work/shared/fixtures/feeds")
+FIXTURES = SHARED_FIXTURES / "feeds"
 
 GOOD_FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>News</title>
 <link>https://news.example/</link>
