@@ -24,7 +24,9 @@ from rich.text import Text
 from listener import __version__
 from listener.config import ProjectConfig, load_project
 from listener.errors import ConfigError, ListenerError
-from listener.mention import SOURCE_KINDS, Mention
+from listener.exporting import EXPORT_COLUMNS as _EXPORT_COLUMNS
+from listener.exporting import csv_cells
+from listener.mention import SOURCE_KINDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -358,7 +360,7 @@ def highlighted(snippet: str) -> Text:
 
 
 #: Every Mention field, in model order (nested values are JSON in CSV).
-EXPORT_COLUMNS = list(Mention.model_fields)
+EXPORT_COLUMNS = _EXPORT_COLUMNS
 
 
 @main.command()
@@ -387,14 +389,7 @@ def export(
             if writer is None:
                 output.write(json.dumps(document, ensure_ascii=False) + "\n")
             else:
-                writer.writerow(
-                    {
-                        key: json.dumps(value, ensure_ascii=False)
-                        if isinstance(value, (dict, list))
-                        else value
-                        for key, value in document.items()
-                    }
-                )
+                writer.writerow(csv_cells(document))
             count += 1
     err.print(f"exported {count} mentions")
 

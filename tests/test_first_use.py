@@ -734,3 +734,78 @@ def test_the_source_kit_canonical_url_agrees_with_mention_create() -> None:
         source="rss", source_kind="news", url=alert, text="Acme", published_at=datetime.now(UTC)
     )
     assert canonical_url(alert) == mention.canonical_url == "https://techcrunch.com/a/"
+
+
+# -- API export -------------------------------------------------------------------------
+
+
+def test_api_export_streams_every_matching_mention_as_ndjson_or_csv(
+    project: Any, client: Elasticsearch, make_mention: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+    import io
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    from listener.exporting import EXPORT_COLUMNS
+    from listener.indexer import Indexer
+    from listener.web import export
+    from listener.web.app import create_app
+    from listener.web.server import BackgroundServer
+
+    from listener.config import SourceConfig
+
+    project.sources = [
+        SourceConfig(plugin="rss", name=name, feeds=["https://news.example/feed.xml"])
+        for name in ("industry", "alerts")
+    ]
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    mentions = []
+    for number in range(11):
+        mention = make_mention(
+            start + timedelta(hours=number),
+            brands=("Acme",) if number % 3 else ("Globex",),
+            source="rss",
+        )
+        mention.source_label = "industry" if number % 2 else "alerts"
+        mentions.append(mention)
+    indexer = Indexer(client, project)
+    assert indexer.index(mentions).indexed == 11
+    indexer.refresh()
+    monkeypatch.setattr(export, "PAGE", 3)  # several pages, to stream across them
+
+    acme = sorted(
+        (m for m in mentions if "Acme" in m.brand_names),
+        key=lambda m: m.published_at,
+        reverse=True,
+    )
+    with (
+        BackgroundServer(create_app(project)) as server,
+        httpx.Client(base_url=server.url, timeout=120) as http,
+    ):
+        response = http.get("/api/export", params={"brand": "Acme"})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/x-ndjson"
+        assert response.headers["transfer-encoding"] == "chunked"
+        assert 'filename="mentions.ndjson"' in response.headers["content-disposition"]
+        rows = [json.loads(line) for line in response.text.splitlines()]
+        assert [row["id"] for row in rows] == [m.id for m in acme]
+        search = http.get("/api/mentions", params={"brand": "Acme", "size": 100}).json()
+        assert search["total"] == len(rows)
+
+        labelled = http.get(
+            "/api/export", params={"format": "csv", "source": "industry", "sort": "oldest"}
+        )
+        assert labelled.status_code == 200, labelled.text
+        assert labelled.headers["content-type"] == "text/csv; charset=utf-8"
+        table = list(csv.DictReader(io.StringIO(labelled.text)))
+        assert list(table[0]) == EXPORT_COLUMNS
+        expected = [m for m in mentions if m.source_label == "industry"]
+        assert [row["id"] for row in table] == [m.id for m in expected]
+        assert json.loads(table[0]["brands"])[0]["brand"] in ("Acme", "Globex")
+
+        assert http.get("/api/export", params={"format": "xml"}).status_code == 422
+        unknown = http.get("/api/export", params={"source": "nosuch"})
+        assert unknown.status_code == 422
+        assert "unknown source 'nosuch'" in unknown.text

@@ -32,6 +32,7 @@ from listener.web.api import WebState, open_router, router
 from listener.web.auth import TokenGuard, check_token, host_allowed
 from listener.web.coalesce import CoalesceReads, Flights
 from listener.web.crawls import CrawlManager
+from listener.web.export import router as export_router
 from listener.web.search import SearchInputError
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def create_app(
     app.state.token_guard = TokenGuard(token)
     app.include_router(open_router)
     app.include_router(router)
+    app.include_router(export_router)
     # Inside the host guard below (middleware added later runs first): identical reads in
     # flight together share one engine query (the embedded engine runs one at a time).
     app.state.reads = Flights()

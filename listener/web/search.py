@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from elasticsearch import Elasticsearch
 
-from listener.analytics.scope import sentiment_query
+from listener.analytics.scope import check_source_names, sentiment_query, source_clause
 from listener.config import ProjectConfig
 from listener.indexer import mentions_alias
 from listener.mention import SourceKind
@@ -321,6 +321,10 @@ def build_request(
         names = tuple(dict.fromkeys(config.brand(name).name for name in brands))
     except ConfigError as error:
         raise SearchInputError("brand", str(error)) from None
+    try:
+        check_source_names(config, sources)
+    except ValueError as error:
+        raise SearchInputError("source", str(error)) from None
     known_kinds = [kind.value for kind in SourceKind]
     for kind in kinds:
         if kind not in known_kinds:
@@ -377,8 +381,9 @@ def build_query(request: SearchRequest) -> dict[str, Any]:
     filters: list[dict[str, Any]] = []
     if request.brands:
         filters.append({"terms": {"brand_names": list(request.brands)}})
+    if request.sources:
+        filters.append(source_clause(request.sources))  # plugin or [[sources]] label
     for field_name, values in (
-        ("source", request.sources),
         ("source_kind", request.kinds),
         ("language", request.languages),
     ):
