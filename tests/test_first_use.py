@@ -748,13 +748,12 @@ def test_api_export_streams_every_matching_mention_as_ndjson_or_csv(
 
     import httpx
 
+    from listener.config import SourceConfig
     from listener.exporting import EXPORT_COLUMNS
     from listener.indexer import Indexer
     from listener.web import export
     from listener.web.app import create_app
     from listener.web.server import BackgroundServer
-
-    from listener.config import SourceConfig
 
     project.sources = [
         SourceConfig(plugin="rss", name=name, feeds=["https://news.example/feed.xml"])
