@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from listener import __version__
+from listener.analytics.settings import DEFAULT_SINCE
 from listener.config import ProjectConfig, load_project
 from listener.errors import ConfigError, ListenerError
 from listener.exporting import EXPORT_COLUMNS as _EXPORT_COLUMNS
@@ -809,7 +810,7 @@ _TEXT_HIDDEN = {"formula", "weighted", "reach_known", "earned_reach_known", "cur
                 "total", "id"}  # fmt: skip
 
 
-def _analytics_options(*, since: str | None = None, interval: bool = True) -> Callable[[F], F]:
+def _analytics_options(*, since: str = DEFAULT_SINCE, interval: bool = True) -> Callable[[F], F]:
     """The time range, brand and filter options shared by the analytics commands."""
 
     def decorate(command: F) -> F:
@@ -818,8 +819,9 @@ def _analytics_options(*, since: str | None = None, interval: bool = True) -> Ca
             click.option(
                 "--since",
                 default=since,
-                show_default=since is not None,
-                help="Start: ISO date/datetime or relative (7d, 12h, 2w).",
+                show_default=True,
+                help="Start: ISO date/datetime or relative (7d, 12h, 2w); `all` for everything "
+                "stored.",
             ),
             click.option("--until", help="End (exclusive): ISO date/datetime or relative."),
             *(
@@ -870,6 +872,13 @@ def _analytics_options(*, since: str | None = None, interval: bool = True) -> Ca
     return decorate
 
 
+def _since(value: str | None, tz: str) -> datetime | None:
+    """``--since``: a time, or ``all`` for everything stored."""
+    if value is None or value.strip().lower() == "all":
+        return None
+    return _time(value, "--since", tz)
+
+
 def _scope(project: ProjectConfig, options: dict[str, Any]) -> dict[str, Any]:
     """since/until/tz/brands/filters keyword arguments for the analytics API."""
     from listener.analytics.scope import Filters, check_source_names
@@ -880,7 +889,7 @@ def _scope(project: ProjectConfig, options: dict[str, Any]) -> dict[str, Any]:
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--source") from None
     return {
-        "since": _time(options.pop("since"), "--since", tz),
+        "since": _since(options.pop("since"), tz),
         "until": _time(options.pop("until"), "--until", tz),
         "tz": tz,
         "brands": [project.brand(name).name for name in options.pop("brands")] or None,
@@ -892,6 +901,15 @@ def _scope(project: ProjectConfig, options: dict[str, Any]) -> dict[str, Any]:
             unique=options.pop("unique"),
         ),
     }
+
+
+def _empty_hint(client: Any, project: ProjectConfig, scope: dict[str, Any], empty: bool) -> str:
+    """When a range held no mention: the stored date range and a --since that shows it."""
+    if not empty:
+        return ""
+    from listener.analytics.scope import empty_range_hint
+
+    return empty_range_hint(client, project, scope["since"], scope["until"], scope["tz"])
 
 
 def _show(table: Any, output_format: str, text_columns: Sequence[str] | None = None) -> None:
@@ -996,6 +1014,7 @@ def sentiment_command(config_path: Path, output_format: str, **options: Any) -> 
     scope = _scope(project, options)
     with store(project) as client:
         rows = sentiment(client, project, interval=interval, **scope)
+        hint = _empty_hint(client, project, scope, not any(row.mentions for row in rows))
     weights = project.analytics.sentiment_weights
     table = Table(
         "sentiment",
@@ -1005,6 +1024,8 @@ def sentiment_command(config_path: Path, output_format: str, **options: Any) -> 
         [NET_SENTIMENT_FORMULA, weighted_formula(weights)],
     )
     _show(table, output_format)
+    if hint:
+        click.echo(hint, err=True)
 
 
 @main.command("earned")
@@ -1031,6 +1052,7 @@ def earned_command(
     rates = _rates(project, cpm, cpe, currency)
     with store(project) as client:
         rows = earned_media(client, project, interval=interval, rates=rates, **scope)
+        hint = _empty_hint(client, project, scope, not any(row.mentions for row in rows))
     notes = [EARNED_NOTE]
     if rates.has_rates:
         notes.append(EMV_FORMULA)
@@ -1049,6 +1071,8 @@ def earned_command(
         notes if output_format == "table" else [],
     )
     _show(table, output_format)
+    if hint:
+        click.echo(hint, err=True)
 
 
 @main.group("top")
@@ -1196,7 +1220,7 @@ def top_earned_command(
 
 
 @main.command("trending")
-@_analytics_options(since="7d", interval=False)
+@_analytics_options(interval=False)
 @click.option(
     "--field",
     type=click.Choice(["auto", "phrases", "entities"]),
@@ -1223,10 +1247,17 @@ def trending_command(
 
     project = _load(config_path)
     scope = _scope(project, options)
+    if scope["since"] is None:
+        raise click.BadParameter(
+            "trending compares a range with the one before it: give a start, e.g. 30d",
+            param_hint="--since",
+        )
     with store(project) as client:
         result = trending_terms(
             client, project, field=field, limit=limit, min_count=min_count, **scope
         )
+        empty = not any(now for now, _ in result.mentions.values())
+        hint = _empty_hint(client, project, scope, empty)
     zone = parse_zone(scope["tz"])
     start, end, before = (
         moment.astimezone(zone) for moment in (*result.current, result.previous[0])
@@ -1234,15 +1265,17 @@ def trending_command(
     notes = [
         f"compared {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} with the "
         f"{before:%Y-%m-%d %H:%M} to {start:%Y-%m-%d %H:%M} before it ({scope['tz']}); terms from "
-        f"{'phrases' if result.field == 'phrases' else 'named entities (no phrases stored)'}",
+        f"{'phrases' if result.field == 'phrases' else 'named entities (no key phrases in range)'}",
         TRENDING_FORMULA,
     ]
     _show(Table("trending_terms", "Trending terms", TRENDING_COLUMNS, result.records(),
                 notes if output_format == "table" else []), output_format)  # fmt: skip
+    if hint:
+        click.echo(hint, err=True)
 
 
 @main.command("spikes")
-@_analytics_options(since="30d", interval=False)
+@_analytics_options(interval=False)
 @click.option(
     "--interval",
     type=click.Choice(["hour", "day", "week", "month"]),
@@ -1287,6 +1320,9 @@ def spikes_command(
             min_count=min_count,
             **scope,
         )
+        hint = _empty_hint(client, project, scope, not any(p.count for p in analysis.series))
+    if hint:
+        click.echo(hint, err=True)
     zone = parse_zone(scope["tz"])
     if show_all:
         table = Table("spike_baselines", f"{metric} per {interval}", BASELINE_COLUMNS,
@@ -1334,7 +1370,7 @@ _REPORT_SUMMARY = [
 
 
 @main.command("report")
-@_analytics_options(since="30d")
+@_analytics_options()
 @click.option(
     "-o",
     "--out",
@@ -1504,7 +1540,10 @@ def sov(config_path: Path, measure: str, output_format: str, **options: Any) -> 
     scope = _scope(project, options)
     with store(project) as client:
         rows = share_of_voice(client, project, interval=interval, by=measure, **scope)
+        hint = _empty_hint(client, project, scope, not any(row.mentions for row in rows))
     print_sov(rows, interval, output_format)
+    if hint:
+        click.echo(hint, err=True)
 
 
 # listener run / listener worker: the always-on service (listener.service, docs/deployment.md).

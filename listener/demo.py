@@ -76,7 +76,7 @@ def print_next_steps(console: Console, project_path: Path) -> None:
     path = shlex.quote(str(project_path))
     console.print("next:", markup=False)
     for command in (
-        f"listener sov -c {path} --interval week",
+        f"listener sov -c {path} --since all --interval week",
         f"listener search -c {path} support",
     ):
         console.print(f"  {command}", markup=False, soft_wrap=True)

@@ -75,9 +75,11 @@ class Setup:
         # The CLI counts unique mentions by default; the API's default is raw, and
         # these tests compare the two, so ask for raw unless a test says otherwise.
         scoped = args[0] in SCOPED and not {"--unique", "--raw"} & set(args)
-        return CliRunner().invoke(
-            main, [*args, *(["--raw"] if scoped else []), "-c", str(self.path)]
-        )
+        # The commands cover the last 30 days by default; the sample is from 2024, and these
+        # tests compare with the API's whole range, so ask for everything unless told.
+        everything = args[0] in SCOPED | {"report"} and "--since" not in args
+        extra = [*(["--raw"] if scoped else []), *(["--since", "all"] if everything else [])]
+        return CliRunner().invoke(main, [*args, *extra, "-c", str(self.path)])
 
 
 @pytest.fixture(scope="module")
@@ -283,3 +285,22 @@ def test_a_rule_nested_200_deep_in_the_project_file_is_a_config_error(tmp_path: 
     assert result.exit_code == 2, result.output
     assert "at most 40 levels of nested parentheses" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_one_default_range_and_a_hint_when_it_is_empty(setup: Setup) -> None:
+    # Every analytics command covers the last 30 days unless --since says otherwise; the
+    # sample is from 2024, so the default range is empty and the hint names what is stored.
+    for command in (["sov"], ["sentiment"], ["earned"], ["trending"], ["spikes"]):
+        result = CliRunner().invoke(main, [*command, "-c", str(setup.path)])
+        assert result.exit_code == 0, result.output
+        assert "the stored mentions run from 2024-03-01 to 2024-04-30" in result.stderr, command
+        assert "try --since 2024-03-01" in result.stderr
+    empty = ok(CliRunner().invoke(main, ["trending", "-c", str(setup.path)]))
+    assert "no phrases stored" not in empty and "no key phrases in range" in empty
+    for command in ("sov", "sentiment", "earned", "top", "trending", "spikes", "report"):
+        help_text = ok(CliRunner().invoke(main, [command, "--help"] if command != "top" else
+                                          ["top", "authors", "--help"]))  # fmt: skip
+        assert "[default: 30d]" in " ".join(help_text.split()), command
+    # With data in the range, no hint.
+    result = CliRunner().invoke(main, ["sov", "--since", "all", "-c", str(setup.path)])
+    assert result.exit_code == 0 and "stored mentions run" not in result.stderr

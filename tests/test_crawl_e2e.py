@@ -140,7 +140,7 @@ def test_crawl_enrich_index_and_query_the_demo_site(
     assert len(stored(session_client, prefix)) == DEMO_INDEXED
 
     # Share of voice agrees with counts taken straight from the index.
-    sov = listener_cli("sov", "-c", str(project), "--format", "json", env=env)
+    sov = listener_cli("sov", "-c", str(project), "--since", "all", "--format", "json", env=env)
     assert sov.returncode == 0, sov.stderr
     rows = json.loads(sov.stdout)
     counted = {
@@ -153,7 +153,16 @@ def test_crawl_enrich_index_and_query_the_demo_site(
         assert row["share"] == pytest.approx(counted[row["brand"]] / total, abs=1e-6)
 
     weekly = listener_cli(
-        "sov", "-c", str(project), "--interval", "week", "--format", "csv", env=env
+        "sov",
+        "-c",
+        str(project),
+        "--since",
+        "all",
+        "--interval",
+        "week",
+        "--format",
+        "csv",
+        env=env,
     )
     assert weekly.returncode == 0, weekly.stderr
     weekly_rows = list(csv.DictReader(io.StringIO(weekly.stdout)))

@@ -514,7 +514,9 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
 
     def mentions(*source: str) -> int:
         args = [a for name in source for a in ("--source", name)]
-        result = listener_cli("sov", "-c", str(project), *args, "--format", "json", env=env)
+        result = listener_cli(
+            "sov", "-c", str(project), "--since", "all", *args, "--format", "json", env=env
+        )
         assert result.returncode == 0, result.stderr
         return sum(row["mentions"] for row in json.loads(result.stdout))
 
@@ -529,7 +531,9 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
     assert "google-alerts-slack, industry" in refused.stderr
 
     # The alerts count for the articles' sites, not google.com.
-    domains = listener_cli("top", "domains", "-c", str(project), "--format", "json", env=env)
+    domains = listener_cli(
+        "top", "domains", "-c", str(project), "--since", "all", "--format", "json", env=env
+    )
     assert domains.returncode == 0, domains.stderr
     assert {row["domain"] for row in json.loads(domains.stdout)} == {
         "techcrunch.com",
@@ -651,7 +655,7 @@ def test_the_demo_next_steps_never_wrap_inside_a_command(tmp_path: Path) -> None
     lines = buffer.getvalue().splitlines()
     assert lines == [
         "next:",
-        f"  listener sov -c {project} --interval week",
+        f"  listener sov -c {project} --since all --interval week",
         f"  listener search -c {project} support",
     ]
 

@@ -620,28 +620,30 @@ def test_share_of_voice_wraps_the_analytics(
             brand in m.brand_names and m.source_kind == "social" for m in corpus.mentions
         )
         assert by_brand[brand] == expected
-    overall = ok(api.get("/api/share-of-voice", params={"by": "engagement"}))
+    overall = ok(api.get("/api/share-of-voice", params={"by": "engagement", "since": "all"}))
     assert overall["interval"] is None
     assert abs(sum(r["share"] for r in overall["rows"]) - 1) < 1e-3
 
 
 def test_sentiment_earned_top_and_trending(api: httpx.Client, corpus: Corpus) -> None:
-    sentiment = ok(api.get("/api/sentiment", params={"brand": "Acme"}))
+    sentiment = ok(api.get("/api/sentiment", params={"brand": "Acme", "since": "all"}))
     (acme,) = sentiment["rows"]
     assert acme["mentions"] == sum("Acme" in m.brand_names for m in corpus.mentions)
     assert (
         acme["positive"] + acme["neutral"] + acme["negative"] + acme["unknown"] == acme["mentions"]
     )
-    earned = ok(api.get("/api/earned-media", params={"top": 3}))
+    earned = ok(api.get("/api/earned-media", params={"top": 3, "since": "all"}))
     assert [r["brand"] for r in earned["rows"]] == ["Acme", "Globex", "Initech"]
     assert all(r["owned"] + r["earned"] == r["mentions"] for r in earned["rows"])
     assert len([t for t in earned["top"] if t["brand"] == "Acme"]) == 3
     assert all(t["url"] is None or t["url"].startswith("http") for t in earned["top"])
-    authors = ok(api.get("/api/top/authors", params={"by": "engagement", "limit": 5}))
+    authors = ok(
+        api.get("/api/top/authors", params={"by": "engagement", "limit": 5, "since": "all"})
+    )
     assert len(authors["rows"]) == 5
     engagement = [r["engagement"] for r in authors["rows"]]
     assert engagement == sorted(engagement, reverse=True)
-    domains = ok(api.get("/api/top/domains"))
+    domains = ok(api.get("/api/top/domains", params={"since": "all"}))
     assert domains["rows"][0]["mentions"] >= domains["rows"][-1]["mentions"]
     trending = ok(api.get("/api/trending", params={"since": "2024-04-24", "until": "2024-05-01"}))
     assert trending["field"] == "phrases"
@@ -913,3 +915,17 @@ def test_identical_reads_in_flight_share_one_computation(
         # Once answered, nothing is kept: the next identical request computes again.
         ok(client.get("/api/share-of-voice", params=params))
         assert len(calls) == 3
+
+
+def test_analytics_routes_cover_the_last_30_days_unless_told(api: httpx.Client) -> None:
+    # The sample is from 2024: the default range (the last 30 days) holds none of it.
+    for path in ("/api/share-of-voice", "/api/sentiment", "/api/earned-media"):
+        rows = ok(api.get(path))["rows"]
+        assert rows and all(row["mentions"] == 0 for row in rows), path
+    assert ok(api.get("/api/top/authors"))["rows"] == []
+    assert ok(api.get("/api/spikes"))["spikes"] == []
+    everything = ok(api.get("/api/share-of-voice", params={"since": "all"}))["rows"]
+    assert sum(row["mentions"] for row in everything) > 0
+    assert "give a start" in problem(api.get("/api/trending", params={"since": "all"}), "since")
+    project = ok(api.get("/api/project"))["data"]
+    assert project["first"].startswith("2024-03-01") and project["last"].startswith("2024-04-30")

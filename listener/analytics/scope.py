@@ -18,7 +18,7 @@ from typing import Any
 from listener.analytics.settings import SOURCE_KINDS
 from listener.config import BrandConfig, ProjectConfig
 from listener.indexer import mentions_alias
-from listener.queries import TimeLike, check_range, parse_zone, time_filter, to_utc
+from listener.queries import TimeLike, check_range, data_range, parse_zone, time_filter, to_utc
 
 SENTIMENT_LABELS: tuple[str, ...] = ("positive", "neutral", "negative")
 Query = dict[str, Any]
@@ -292,3 +292,39 @@ def owned_query(brand: BrandConfig) -> Query:
 def earned_query(brand: BrandConfig) -> Query:
     """Mentions of the brand that are not on its own domains or accounts."""
     return {"bool": {"filter": [brand_query(brand.name)], "must_not": [owned_query(brand)]}}
+
+
+# -- what is stored ------------------------------------------------------------------
+
+
+def stored_range(client: Any, config: ProjectConfig) -> tuple[datetime | None, datetime | None]:
+    """The ``published_at`` of the project's oldest and newest stored mention (None: none)."""
+    return data_range(client, mentions_alias(config.elasticsearch.index_prefix), {"match_all": {}})
+
+
+def empty_range_hint(
+    client: Any,
+    config: ProjectConfig,
+    since: TimeLike | None,
+    until: TimeLike | None,
+    tz: str = "UTC",
+) -> str:
+    """Why a range shows nothing: what is stored, and a ``--since`` that would show it.
+
+    For a command whose range held no mention: names the range and the dates
+    of the oldest and newest stored mention (in ``tz``), or says nothing is
+    stored yet.
+    """
+    first, last = stored_range(client, config)
+    if first is None or last is None:
+        return "no mentions are stored yet: run `listener crawl` (or `listener demo`) first"
+    zone = parse_zone(tz)
+    start, end = to_utc(since, tz), to_utc(until, tz)
+    shown = (f"from {start.astimezone(zone):%Y-%m-%d %H:%M}" if start else "before") + (
+        f" to {end.astimezone(zone):%Y-%m-%d %H:%M}" if end else " to now"
+    )
+    oldest, newest = first.astimezone(zone), last.astimezone(zone)
+    return (
+        f"no mentions {shown} ({tz}); the stored mentions run from {oldest:%Y-%m-%d} to "
+        f"{newest:%Y-%m-%d}: try --since {oldest:%Y-%m-%d}"
+    )

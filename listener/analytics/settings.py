@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from listener.mention import SOURCE_KINDS as SOURCE_KINDS  # defined once, re-exported
 
+# The range every analytics command and API route covers when not told: the last 30 days.
+DEFAULT_SINCE = "30d"
 ALERT_INTERVALS: tuple[str, ...] = ("hour", "day", "week", "month")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

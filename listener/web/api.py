@@ -30,6 +30,7 @@ from listener.analytics.measures import (
     weighted_formula,
 )
 from listener.analytics.scope import Filters, check_source_names
+from listener.analytics.settings import DEFAULT_SINCE
 from listener.analytics.spikes import detect_spikes
 from listener.analytics.top import AUTHORS_NOTE, top_authors, top_domains
 from listener.analytics.trending import TRENDING_FORMULA, trending_terms
@@ -139,6 +140,13 @@ def _zone(tz: str) -> str:
     return tz
 
 
+def _since(value: str | None, tz: str) -> Any:
+    """``since`` of the analytics routes: the last 30 days when absent, ``all``: everything."""
+    if value is not None and value.strip().lower() == "all":
+        return None
+    return _time("since", value or DEFAULT_SINCE, tz)
+
+
 def _time(name: str, value: str | None, tz: str) -> Any:
     if not value:
         return None
@@ -171,7 +179,13 @@ class ScopeParams:
 
 def scope_params(
     state: State,
-    since: Annotated[str | None, Query(max_length=64, description=_TIME_HELP)] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description=f"start (default {DEFAULT_SINCE}; all: everything stored); " + _TIME_HELP,
+        ),
+    ] = None,
     until: Annotated[
         str | None, Query(max_length=64, description="end, exclusive; " + _TIME_HELP)
     ] = None,
@@ -189,7 +203,8 @@ def scope_params(
 ) -> ScopeParams:
     """Validate the shared analytics parameters."""
     zone = _zone(tz)
-    start, end = _time("since", since, zone), _time("until", until, zone)
+    start = _since(since, zone)
+    end = _time("until", until, zone)
     if start is not None and end is not None and start >= end:
         raise BadInput("until", "until must be after since")
     try:
@@ -506,11 +521,11 @@ def trending_route(
 ) -> TrendingOut:
     """Each brand's terms that rose most in [since, until) against the window before it.
 
-    ``since`` defaults to 7 days ago, ``until`` to now.
+    ``since`` defaults to 30 days ago (as every analytics route), ``until`` to now.
     """
     arguments = scope.kwargs()
     if arguments["since"] is None:
-        arguments["since"] = parse_time("7d")
+        raise BadInput("since", "trending compares a range with the one before it: give a start")
     result = trending_terms(
         state.client, state.project, field=field, limit=limit, min_count=min_count, **arguments
     )

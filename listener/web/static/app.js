@@ -323,7 +323,7 @@
   /* Parameters every analytics request takes. */
   function scopeParams(state) {
     return {
-      since: state.since || null,
+      since: state.since || "all", // no "From" day: everything stored (not the API's 30 days)
       until: state.until ? addDays(state.until, 1) : null, // the "To" day is included
       tz: TZ,
       brand: state.brand,
