@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -245,6 +246,28 @@ def test_source_is_generic_over_its_options() -> None:
     assert source.options.endpoint == "https://example.com"
     with pytest.raises(TypeError, match="generic source needs _Options, got SourceOptions"):
         _GenericSource(SourceOptions(plugin="generic"), [])  # type: ignore[arg-type]
+
+
+def test_a_generic_intermediate_class_passes_its_options_on() -> None:
+    OptionsT = TypeVar("OptionsT", bound=SourceOptions)
+
+    class _Paged(Source[OptionsT]):
+        kind = SourceKind.FORUM
+        api_version = 1
+
+    class _Special(_Options):
+        depth: int = 2
+
+    class _Forum(_Paged[_Special]):
+        name = "forum"
+
+    class _Subclass(_Forum):  # inherits its parent's options model
+        name = "subclass"
+
+    assert _Paged.Options is SourceOptions
+    assert _Forum.Options is _Special
+    assert _Subclass.Options is _Special
+    assert _Subclass(_Special(plugin="subclass"), []).options.depth == 2
 
 
 def test_options_must_agree_with_the_generic_parameter() -> None:
