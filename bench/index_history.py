@@ -6,11 +6,11 @@ spread over the months, written by the Indexer so its id lookup is filled).
 Then ``--new`` fresh mentions of the current month are written to one prefix
 by :meth:`Indexer.index` (in batches of ``--batch``, the crawl's batch size)
 and to the other by ``helpers.bulk`` (same batches, no cross-month check),
-taking turns batch by batch. Prints docs per second of wall time and per CPU
-second (this process and the engine), for both, and the ratios (medians over
-``--rounds``). The Indexer also keeps a re-crawled mention whose date moved to
-another month from being stored twice; raw bulk does not, which is the work
-being priced here.
+taking turns batch by batch, ``--rounds`` times. Prints docs per second of the
+median batch's wall time and docs per CPU second (this process and the engine)
+over all batches, for both, and the ratios. The Indexer also keeps a
+re-crawled mention whose date moved to another month from being stored twice;
+raw bulk does not, which is the work being priced here.
 
 Usage::
 
@@ -91,27 +91,34 @@ def interleaved(
     docs: list[Mention],
     batch: int,
     engine_pid: int | None,
-) -> tuple[list[float], list[float]]:
-    """Wall and CPU seconds (client + engine) of raw bulk and of the Indexer.
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Wall and CPU seconds (client + engine) of each batch, raw bulk and Indexer.
 
-    They take turns batch by batch so both see the same machine load; the
-    CPU figures are the steadier ones on a busy machine.
+    They take turns batch by batch so both see the same machine load.
     """
-    raw_cost, listener_cost = [0.0, 0.0], [0.0, 0.0]
+    raw_costs: list[tuple[float, float]] = []
+    listener_costs: list[tuple[float, float]] = []
     for number, start in enumerate(range(0, len(docs), batch)):
         chunk = docs[start : start + batch]
         for turn in (0, 1) if number % 2 else (1, 0):
             started, cpu = time.perf_counter(), cpu_seconds(engine_pid)
             if turn:
                 helpers.bulk(client, actions(raw, chunk), chunk_size=500)
-                cost = raw_cost
+                costs = raw_costs
             else:
                 result = listener.index(chunk)
                 assert result.indexed == len(chunk), result
-                cost = listener_cost
-            cost[0] += time.perf_counter() - started
-            cost[1] += cpu_seconds(engine_pid) - cpu
-    return raw_cost, listener_cost
+                costs = listener_costs
+            costs.append((time.perf_counter() - started, cpu_seconds(engine_pid) - cpu))
+    return raw_costs, listener_costs
+
+
+def rates(costs: list[tuple[float, float]], batch: int) -> tuple[float, float]:
+    """Docs/s from the median batch's wall time (spikes from a busy machine or the engine's
+    background merges fall outside it), and docs per CPU second over all batches."""
+    return batch / statistics.median(wall for wall, _ in costs), batch * len(costs) / sum(
+        cpu for _, cpu in costs
+    )
 
 
 def main() -> None:
@@ -140,18 +147,16 @@ def main() -> None:
                     raw_cost, listener_cost = interleaved(
                         client, listener, raw, fresh, arguments.batch, engine._pid
                     )
-                    raw_costs.append(raw_cost)
-                    listener_costs.append(listener_cost)
+                    raw_costs += raw_cost
+                    listener_costs += listener_cost
                 indices = len(client.indices.get_alias(name=listener.alias))
-                raw_rate, listener_rate = (
-                    [arguments.new / statistics.median(c[k] for c in costs) for k in (0, 1)]
-                    for costs in (raw_costs, listener_costs)
-                )
+                raw_rate = rates(raw_costs, arguments.batch)
+                listener_rate = rates(listener_costs, arguments.batch)
                 rows.append((months, indices, raw_rate, listener_rate))
             client.close()
     print(
         f"{arguments.history} mentions of history, {arguments.new} new per round in batches of "
-        f"{arguments.batch}, median of {arguments.rounds} rounds; {os.cpu_count()} cores, "
+        f"{arguments.batch}, {arguments.rounds} rounds; {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
