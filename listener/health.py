@@ -6,6 +6,7 @@ when the project is clustered (see :mod:`listener.service.state`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +72,9 @@ def schedule_status(
         if scheduled and entry.label not in schedule:
             continue
         every = entry.every or project.crawl.every
-        known = schedule.get(entry.label, {})
+        known = dict(schedule.get(entry.label, {}))
+        if not project.cluster.redis_url and not _alive(known.get("running")):
+            known.pop("running", None)  # left by a listener run that was killed
         next_run = known.get("next_due")
         lag = 0.0
         if next_run and not known.get("running"):
@@ -122,6 +125,19 @@ def source_health(runs: list[dict[str, Any]]) -> list[SourceHealth]:
             )
         )
     return report
+
+
+def _alive(running: str | None) -> bool:
+    """Whether ``pid N`` (how listener run marks a crawl on one machine) is still running."""
+    if not running or not running.startswith("pid "):
+        return bool(running)
+    try:
+        os.kill(int(running.removeprefix("pid ")), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def status_report(project: ProjectConfig, limit: int = 5) -> tuple[list[dict[str, Any]], int]:

@@ -161,3 +161,50 @@ def test_two_workers_one_killed_mid_crawl_lose_nothing_and_never_overlap(
         assert "taking over job" in worker_log or killed_label in worker_log
         runs = state.load_runs(10)
         assert {label for run in runs for label in run["sources"]} == set(paths_of)
+
+
+def test_a_worker_stopped_with_sigterm_hands_its_job_back_at_once(
+    engine: Any, session_client: Elasticsearch, prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    path, items = _feed(0, 0)
+    truth = [url for url, _, _ in items]
+    with TimedReplayServer([Route(path, body=rss_feed(items))], delay=3.0) as server:
+        project_path = write_project(
+            tmp_path / "listener.toml",
+            [{"plugin": "rss", "name": "only", "feeds": [server.url + path], "every": "1h"}],
+        )
+        text = project_path.read_text(encoding="utf-8")
+        # A long lease: only the hand-back, not a lease expiry, can move the job on quickly.
+        project_path.write_text(
+            f'[elasticsearch]\nindex_prefix = "{prefix}"\n\n'
+            '[cluster]\nlease = "10m"\npoll = "0.2s"\n\n' + text,
+            encoding="utf-8",
+        )
+        project = load_project(project_path)
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        state = RedisState(client, namespace(project))
+        logs = {name: tmp_path / f"{name}.log" for name in ("scheduler", "a", "b")}
+
+        def env(name: str) -> dict[str, str]:
+            return service_env(tmp_path / name, engine.url, LISTENER_REDIS_URL=redis_url)
+
+        first = start_listener(["worker", "-c", str(project_path)], env("a"), logs["a"])
+        scheduler = start_listener(
+            ["run", "-c", str(project_path)], env("scheduler"), logs["scheduler"]
+        )
+        second = None
+        try:
+            wait_for(lambda: bool(server.timeline({path})), "the first worker's request")
+            second = start_listener(["worker", "-c", str(project_path)], env("b"), logs["b"])
+            assert stop_listener(first, logs["a"]) == 0, logs["a"].read_text()[-3000:]
+            assert "requeued" in logs["a"].read_text()
+            wait_for(
+                lambda: bool(state.schedule().get("only", {}).get("last_finished")),
+                "the second worker to finish the job",
+            )
+        finally:
+            for process, name in ((scheduler, "scheduler"), (second, "b"), (first, "a")):
+                if process is not None and process.poll() is None:
+                    stop_listener(process, logs[name])
+    assert sorted(stored_urls(session_client, prefix)) == sorted(truth)
+    assert f":{second.pid}:" in (state.schedule()["only"].get("last_worker") or "")

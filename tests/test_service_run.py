@@ -7,6 +7,7 @@ engine; ``listener run`` runs as a user runs it, in its own process.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from listener.config import load_project
+from listener.engine import free_port
 from listener.replay import ReplayServer, Route
 from listener.service.testing import (
     rss_feed,
@@ -117,9 +119,12 @@ def test_listener_run_picks_up_new_items_and_resumes_after_sigterm(
         # While it is down, more items are published; a restart catches up, no gap.
         feed.body = rss_feed(_items(0, 12))
         truth = [url for url, _, _ in _items(0, 12)]
-        service = start_listener(["run", "-c", str(project)], env, log)
+        port = free_port()
+        service = start_listener(["run", "-c", str(project), "--serve", "--port", str(port)],
+                                 env, log)  # fmt: skip
         try:
             wait_for(lambda: len(stored_urls(session_client, prefix)) >= 12, "the catch-up")
+            wait_for(lambda: _answers(f"http://127.0.0.1:{port}/api/healthz"), "the dashboard")
             status = subprocess.run(
                 [sys.executable, "-m", "listener.cli", "sources", "status", "-c", str(project),
                  "--format", "json"],
@@ -128,6 +133,7 @@ def test_listener_run_picks_up_new_items_and_resumes_after_sigterm(
         finally:
             code = stop_listener(service, log)
         assert code == 0, log.read_text()[-3000:]
+        assert not _answers(f"http://127.0.0.1:{port}/api/healthz")  # served and stopped with it
     urls = stored_urls(session_client, prefix)
     assert sorted(urls) == sorted(truth)  # nothing lost, nothing twice
     assert status.returncode == 0, status.stderr
@@ -154,3 +160,28 @@ def test_listener_run_picks_up_new_items_and_resumes_after_sigterm(
     # The last crawls may have been cut short by the SIGTERM ("interrupted").
     assert by_source["feed"]["last_result"] and by_source["broken"]["last_result"]
     assert by_source["feed"]["next_run"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_serving_beyond_loopback_without_a_token_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    project = write_project(
+        tmp_path / "listener.toml", [{"plugin": "rss", "feeds": ["http://127.0.0.1:9/feed.xml"]}]
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
+    env["LISTENER_HOME"] = str(tmp_path / "home")
+    result = subprocess.run(
+        [sys.executable, "-m", "listener.cli", "run", "-c", str(project), "--serve",
+         "--host", "0.0.0.0"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "LISTENER_API_TOKEN" in result.stderr
+    assert not (tmp_path / "home" / "service").exists()

@@ -123,23 +123,28 @@ class Worker:
         self.echo(f"{job.label}: crawling (job {job.id}, pid {crawl.pid})")
         lost = False
         stop_deadline: float | None = None
-        while not crawl.wait(self.beat):
-            try:
-                renewed = self.queue.renew(job)
-            except redis.RedisError as error:
-                # Nobody can take the job over while Redis is down: let the crawl save its
-                # work; the job stays pending and is redone once its lease has expired.
-                log.error("%s: cannot renew the lease (%s); stopping this crawl", job.label, error)
-                crawl.stop()
-                crawl.wait(STOP_TIMEOUT)
-                crawl.kill()
-                crawl.result()
-                raise
-            if not renewed:
-                log.error("%s: lease lost to another worker; stopping this crawl", job.label)
-                lost = True
-                crawl.kill()
-                break
+        renewed_at = time.monotonic()
+        # Short waits, so a SIGTERM reaches the crawl at once; renewals every quarter lease.
+        while not crawl.wait(min(self.beat, 0.25)):
+            if time.monotonic() - renewed_at >= self.beat:
+                try:
+                    renewed = self.queue.renew(job)
+                except redis.RedisError as error:
+                    # Nobody can take the job over while Redis is down: let the crawl save
+                    # its work; the job stays pending and is redone once its lease expired.
+                    log.error("%s: cannot renew the lease (%s); stopping this crawl",
+                              job.label, error)  # fmt: skip
+                    crawl.stop()
+                    crawl.wait(STOP_TIMEOUT)
+                    crawl.kill()
+                    crawl.result()
+                    raise
+                renewed_at = time.monotonic()
+                if not renewed:
+                    log.error("%s: lease lost to another worker; stopping this crawl", job.label)
+                    lost = True
+                    crawl.kill()
+                    break
             if self.stop.is_set():
                 if stop_deadline is None:
                     crawl.stop()
@@ -165,5 +170,6 @@ class Worker:
             last_finished=_now(),
             last_result=result.line(),
             last_outcome=result.outcome,
+            last_worker=self.name,
         )
         self.echo(f"{job.label}: {result.line()}")
