@@ -1099,6 +1099,7 @@ def _print_top(
     columns: list[str],
     fmt: str,
     text_columns: Sequence[str] | None = None,
+    hint: str = "",
 ) -> None:
     from listener.analytics.tables import Table
 
@@ -1106,6 +1107,8 @@ def _print_top(
     if result.truncated:
         notes.append("ranked among the most frequent keys only (there were more)")
     _show(Table(name, title, columns, result.rows, notes), fmt, text_columns)
+    if hint:
+        click.echo(hint, err=True)
 
 
 @top_group.command("authors")
@@ -1122,10 +1125,13 @@ def top_authors_command(
     from listener.analytics.top import AUTHORS_NOTE, top_authors
 
     project = _load(config_path)
+    scope = _scope(project, options)
     with store(project) as client:
-        result = top_authors(client, project, by=by, limit=limit, **_scope(project, options))
+        result = top_authors(client, project, by=by, limit=limit, **scope)
+        hint = _empty_hint(client, project, scope, not result.rows)
     shown = ["rank", "author", "sources", "mentions", "engagement", "reach", "brands"]
-    _print_top(result, "top_authors", f"Top authors by {by}", AUTHOR_COLUMNS, output_format, shown)
+    _print_top(result, "top_authors", f"Top authors by {by}", AUTHOR_COLUMNS, output_format, shown,
+               hint)  # fmt: skip
     if output_format == "table":
         click.echo(AUTHORS_NOTE)
 
@@ -1144,9 +1150,12 @@ def top_domains_command(
     from listener.analytics.top import top_domains
 
     project = _load(config_path)
+    scope = _scope(project, options)
     with store(project) as client:
-        result = top_domains(client, project, by=by, limit=limit, **_scope(project, options))
-    _print_top(result, "top_domains", f"Top domains by {by}", DOMAIN_COLUMNS, output_format)
+        result = top_domains(client, project, by=by, limit=limit, **scope)
+        hint = _empty_hint(client, project, scope, not result.rows)
+    _print_top(result, "top_domains", f"Top domains by {by}", DOMAIN_COLUMNS, output_format,
+               hint=hint)  # fmt: skip
 
 
 @top_group.command("sources")
@@ -1165,14 +1174,14 @@ def top_sources_command(
 
     project = _load(config_path)
     field = "source_kind" if by_kind else "source"
+    scope = _scope(project, options)
     with store(project) as client:
-        result = top_sources(
-            client, project, by=by, limit=limit, field=field, **_scope(project, options)
-        )
+        result = top_sources(client, project, by=by, limit=limit, field=field, **scope)
+        hint = _empty_hint(client, project, scope, not result.rows)
     columns = KIND_COLUMNS if by_kind else SOURCE_COLUMNS
     name = "top_source_kinds" if by_kind else "top_sources"
     _print_top(result, name, f"Top {'source kinds' if by_kind else 'sources'} by {by}", columns,
-               output_format)  # fmt: skip
+               output_format, hint=hint)  # fmt: skip
 
 
 @top_group.command("entities")
@@ -1186,9 +1195,12 @@ def top_entities_command(config_path: Path, limit: int, output_format: str, **op
     from listener.analytics.top import ENTITIES_NOTE, top_entities
 
     project = _load(config_path)
+    scope = _scope(project, options)
     with store(project) as client:
-        result = top_entities(client, project, limit=limit, **_scope(project, options))
-    _print_top(result, "top_entities", "Entities co-mentioned", ENTITY_COLUMNS, output_format)
+        result = top_entities(client, project, limit=limit, **scope)
+        hint = _empty_hint(client, project, scope, not result.rows)
+    _print_top(result, "top_entities", "Entities co-mentioned", ENTITY_COLUMNS, output_format,
+               hint=hint)  # fmt: skip
     if output_format == "table":
         click.echo(ENTITIES_NOTE)
 

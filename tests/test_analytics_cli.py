@@ -290,7 +290,9 @@ def test_a_rule_nested_200_deep_in_the_project_file_is_a_config_error(tmp_path: 
 def test_one_default_range_and_a_hint_when_it_is_empty(setup: Setup) -> None:
     # Every analytics command covers the last 30 days unless --since says otherwise; the
     # sample is from 2024, so the default range is empty and the hint names what is stored.
-    for command in (["sov"], ["sentiment"], ["earned"], ["trending"], ["spikes"]):
+    commands = [["sov"], ["sentiment"], ["earned"], ["trending"], ["spikes"], ["top", "authors"],
+                ["top", "domains"], ["top", "sources"], ["top", "entities"]]  # fmt: skip
+    for command in commands:
         result = CliRunner().invoke(main, [*command, "-c", str(setup.path)])
         assert result.exit_code == 0, result.output
         assert "the stored mentions run from 2024-03-01 to 2024-04-30" in result.stderr, command
