@@ -185,3 +185,44 @@ def test_serving_beyond_loopback_without_a_token_is_refused_before_anything_star
     assert result.returncode == 2, result.stderr
     assert "LISTENER_API_TOKEN" in result.stderr
     assert not (tmp_path / "home" / "service").exists()
+
+
+def test_listener_run_runs_the_alert_rules_after_a_crawl(
+    engine: Any, session_client: Elasticsearch, prefix: str, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    recent = [
+        (f"https://news.example/burst/{n}", f"Burst {n}: everyone talks about Acme.",
+         now - timedelta(minutes=1 + n))
+        for n in range(6)
+    ]  # fmt: skip
+    # A quiet baseline first: before the first stored mention, zeros mean "not crawled yet".
+    recent += [
+        (f"https://news.example/quiet/{n}", "A quiet day for Acme.", now - timedelta(hours=n))
+        for n in (6, 7)
+    ]
+    hook = Route("/hook", method="POST", body=b"ok")
+    with ReplayServer([Route("/feed.xml", body=rss_feed(recent)), hook]) as server:
+        project = write_project(
+            tmp_path / "listener.toml",
+            [{"plugin": "rss", "name": "burst", "feeds": [f"{server.url}/feed.xml"]}],
+        )
+        text = project.read_text(encoding="utf-8")
+        project.write_text(
+            f'[elasticsearch]\nindex_prefix = "{prefix}"\n\n{text}\n'
+            "[[alerts.rules]]\n"
+            'name = "burst"\ninterval = "hour"\nwindow = 2\nk = 1.0\nmin_count = 3\n'
+            "lookback = 2\n\n"
+            f'[[alerts.webhooks]]\nurl = "{server.url}/hook"\nformat = "json"\n',
+            "utf-8",
+        )
+        log = tmp_path / "run.log"
+        service = start_listener(
+            ["run", "-c", str(project)], service_env(tmp_path / "home", engine.url), log
+        )
+        try:
+            wait_for(lambda: bool(server.requests_to("/hook")), "the alert webhook")
+        finally:
+            assert stop_listener(service, log) == 0, log.read_text()[-3000:]
+    [posted] = server.requests_to("/hook")
+    assert "burst" in posted.body.decode()
