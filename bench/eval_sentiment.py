@@ -111,7 +111,20 @@ def evaluate_set(
 
 def labelled_sets() -> list[tuple[str, list[sd.Example]]]:
     """Every set evaluated, restricted to examples never used for training."""
+    held_back: list[tuple[str, list[sd.Example]]] = []
+    if sd.training_available():
+        held_back = [
+            ("goemotions_test", sd.load_goemotions("test")),
+            ("fin_tweets_valid", sd.load_fin_tweets("valid")),
+            (
+                "newsmtsc_devtest (mt+rw)",
+                sd.load_newsmtsc("devtest_mt") + sd.load_newsmtsc("devtest_rw"),
+            ),
+            ("finentity (test fold)", [e for e in sd.load_finentity() if e.split == "test"]),
+            ("xed_en (test fold)", [e for e in sd.load_xed_en() if e.split == "test"]),
+        ]
     return [
+        *held_back,
         ("vader_tweets (test fold)", [e for e in sd.load_vader_tweets() if e.split == "test"]),
         ("vader_movies (test fold)", [e for e in sd.load_vader_movies() if e.split == "test"]),
         ("tweeteval_test", sd.load_tweeteval("test")),
@@ -180,77 +193,252 @@ def evaluate_targets(domain: str, vader: Scorer, model: SentimentModel) -> Targe
     )
 
 
+def evaluate_brand_challenge(scorer: object | None = None) -> dict[str, object]:
+    """Per-brand sentiment on the brand-risk challenge set, through the whole Enricher.
+
+    Every brand of the set is a project brand (keyword = its name); each sentence is one
+    mention; the prediction is the sentiment of the sentence's brand. ``scorer`` None is
+    listener's model; pass ``VaderScorer()`` for VADER in the same pipeline.
+    """
+    from datetime import UTC, datetime
+
+    import pluggy
+
+    from listener import hookspecs
+    from listener.config import ProjectConfig
+    from listener.enrichment import Enricher
+    from listener.mention import Mention
+
+    examples = sd.load_brand_challenge()
+    names: dict[str, str] = {}
+    for ex in examples:
+        names.setdefault(ex.brand.casefold(), ex.brand)
+    config = ProjectConfig.model_validate(
+        {"brands": [{"name": name, "keywords": [name]} for name in names.values()]}
+    )
+    manager = pluggy.PluginManager("listener")
+    manager.add_hookspecs(hookspecs)
+    enricher = Enricher(config, scorer=scorer, plugin_manager=manager)  # type: ignore[arg-type]
+    mentions = [
+        Mention.create(
+            source="challenge",
+            source_kind="social",
+            url=f"https://challenge.example/{i}",
+            text=ex.text,
+            published_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        for i, ex in enumerate(examples)
+    ]
+    pred: list[str] = []
+    for ex, mention in zip(examples, enricher.enrich(mentions), strict=True):
+        name = names[ex.brand.casefold()]
+        match = next((b for b in mention.brands if b.brand == name), None)
+        pred.append(match.sentiment.label if match and match.sentiment else "unmatched")
+    gold = [ex.label for ex in examples]
+    by_label = {
+        lab: (
+            sum(1 for g, p in zip(gold, pred, strict=True) if g == lab and p == lab),
+            sum(1 for g in gold if g == lab),
+        )
+        for lab in LABELS
+    }
+    by_category: dict[str, tuple[int, int]] = {}
+    for ex, p in zip(examples, pred, strict=True):
+        right, total = by_category.get(ex.category, (0, 0))
+        by_category[ex.category] = (right + (p == ex.label), total + 1)
+    return {
+        "n": len(examples),
+        "accuracy": float(np.mean([g == p for g, p in zip(gold, pred, strict=True)])),
+        "macro_f1": macro_f1(gold, pred, LABELS),
+        "by_label": by_label,
+        "by_category": by_category,
+        "unmatched": pred.count("unmatched"),
+    }
+
+
+class ArtefactScorer:
+    """The enrichment scorer interface over a given :class:`SentimentModel`."""
+
+    def __init__(self, model: SentimentModel) -> None:
+        self.model = model
+
+    def score(self, texts: Sequence[str]) -> list[object]:
+        from listener.mention import Sentiment
+
+        return [
+            Sentiment(score=max(-1.0, min(1.0, score)), label=label)
+            for label, score in self.model.score_texts(list(texts))
+        ]
+
+
+def load_artefact(directory: Path) -> SentimentModel:
+    """A :class:`SentimentModel` from an artefact directory (config JSON + weights)."""
+    import json
+
+    config_doc = json.loads((directory / "sentiment_config.json").read_text(encoding="utf-8"))
+    with np.load(directory / "sentiment_weights.npz", allow_pickle=False) as arrays:
+        return SentimentModel._from_parts(config_doc, {k: arrays[k] for k in arrays.files})
+
+
+def print_languages(vader: Scorer) -> None:
+    """The model for de/es/fr/it/nl/pt on the held-back 20 % of each XED projection."""
+    if not sd.training_available():
+        print("languages: SKIP (no ../shared/training/sentiment)")
+        return
+    try:
+        model = SentimentModel.load("multilingual")
+    except FileNotFoundError:
+        print("languages: SKIP (no multilingual artefact)")
+        return
+    print("Other languages: XED projections, held-back 20 % test fold, positive vs negative")
+    header = (
+        f"{'language':10s} {'train':>6s} {'test':>5s} {'VADER F1':>9s}"
+        f" {'listener F1':>12s} {'listener acc':>13s}"
+    )
+    print(header)
+    print("-" * len(header))
+    pair = ("negative", "positive")
+    for lang in sd.XED_LANGUAGES:
+        examples = sd.load_xed_projection(lang)
+        test = [e for e in examples if e.split == "test"]
+        gold = [e.label for e in test]
+        proba = model.predict_proba([e.text for e in test])
+        pred = ["positive" if p[2] >= p[0] else "negative" for p in proba]
+        v_pred = ["positive" if c >= 0 else "negative" for _, c in vader([e.text for e in test])]
+        acc = float(np.mean([g == q for g, q in zip(gold, pred, strict=True)]))
+        print(
+            f"{lang:10s} {len(examples) - len(test):6d} {len(test):5d}"
+            f" {macro_f1(gold, v_pred, pair):9.3f} {macro_f1(gold, pred, pair):12.3f} {acc:13.3f}"
+        )
+    print(
+        "binary: both models choose positive or negative (VADER: compound >= 0);"
+        " the projections have no neutral lines"
+    )
+
+
+def print_brand_challenge(scorer: object | None = None) -> None:
+    from listener.enrichment import VaderScorer
+
+    if not sd.load_brand_challenge():
+        print("brand-risk challenge set: SKIP (tests/data/brand_risk_challenge.tsv absent)")
+        return
+    results = {
+        "VADER": evaluate_brand_challenge(VaderScorer()),
+        "listener": evaluate_brand_challenge(scorer),
+    }
+    n = results["listener"]["n"]
+    print(f"Brand-risk challenge set ({n} sentences, per-brand sentiment through the Enricher)")
+    for name, res in results.items():
+        parts = "  ".join(
+            f"{lab} {right}/{total}"
+            for lab, (right, total) in res["by_label"].items()  # type: ignore[attr-defined]
+        )
+        print(
+            f"  {name:9s} accuracy {res['accuracy']:.3f}  macro-F1 {res['macro_f1']:.3f}"
+            f"  ({parts}; brand not matched: {res['unmatched']})"
+        )
+    cats = results["listener"]["by_category"]
+    vcats = results["VADER"]["by_category"]
+    print(
+        "  by category (VADER -> listener): "
+        + ", ".join(
+            f"{c} {vcats[c][0]}->{r}/{t}"  # type: ignore[index]
+            for c, (r, t) in sorted(cats.items())  # type: ignore[attr-defined]
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--artefact",
+        type=Path,
+        help="evaluate the model in this directory instead of the shipped one (e.g. an older"
+        " checkout's listener/models/sentiment_data)",
+    )
+    parser.add_argument(
+        "--only", choices=["documents", "targets", "brands", "languages"], action="append"
+    )
+    args = parser.parse_args(argv)
     if not sd.fixtures_available():
         print(f"SKIP: no labelled sets at {sd.sentiment_root()}")
         return 0
 
-    model = SentimentModel.load()
+    model = SentimentModel.load() if args.artefact is None else load_artefact(args.artefact)
     vader = vader_scorer()
-    rows: list[Row] = []
+    sections = set(args.only or ["documents", "targets", "brands", "languages"])
     timings = {"vader": [0.0, 0], "listener": [0.0, 0]}
-    for name, examples in labelled_sets():
-        t0 = time.perf_counter()
-        vader([e.text for e in examples])
-        timings["vader"][0] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        model.score_texts([e.text for e in examples])
-        timings["listener"][0] += time.perf_counter() - t0
-        for key in timings:
-            timings[key][1] += len(examples)
-        rows.append(evaluate_set(name, examples, vader, model))
+    if "documents" in sections:
+        rows: list[Row] = []
+        for name, examples in labelled_sets():
+            t0 = time.perf_counter()
+            vader([e.text for e in examples])
+            timings["vader"][0] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            model.score_texts([e.text for e in examples])
+            timings["listener"][0] += time.perf_counter() - t0
+            for key in timings:
+                timings[key][1] += len(examples)
+            rows.append(evaluate_set(name, examples, vader, model))
 
-    def r(x: float | None) -> str:
-        return "" if x is None else f"{x:.3f}"
+        def r(x: float | None) -> str:
+            return "" if x is None else f"{x:.3f}"
 
-    header = (
-        f"{'set':28s} {'n':>6s} {'VADER F1':>9s} {'listener F1':>12s} {'delta':>7s}"
-        f" {'VADER r':>8s} {'listener r':>11s}"
-    )
-    print("Document-level sentiment: macro-F1 on examples not used in training")
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row.name:28s} {row.n:6d} {row.vader_f1:9.3f} {row.model_f1:12.3f}"
-            f" {row.model_f1 - row.vader_f1:+7.3f} {r(row.vader_r):>8s} {r(row.model_r):>11s}"
+        header = (
+            f"{'set':28s} {'n':>6s} {'VADER F1':>9s} {'listener F1':>12s} {'delta':>7s}"
+            f" {'VADER r':>8s} {'listener r':>11s}"
         )
-    print(
-        "r = Pearson correlation of the score (VADER compound; listener P(pos)-P(neg)) with"
-        " the human mean rating."
-    )
-    print(f"neutral band for VADER mean ratings: |mean| < {sd.VADER_NEUTRAL_BAND}")
-
-    print()
-    print("Per-target sentiment (SemEval-2014 aspect terms, 'conflict' dropped): accuracy")
-    theader = (
-        f"{'set':34s} {'n':>5s} {'VADER doc':>10s} {'VADER target':>13s}"
-        f" {'listener doc':>13s} {'listener target':>16s}"
-    )
-    print(theader)
-    print("-" * len(theader))
-    for domain in ("laptops", "restaurants"):
-        t = evaluate_targets(domain, vader, model)
+        print("Document-level sentiment: macro-F1 on examples not used in training")
+        print(header)
+        print("-" * len(header))
+        for row in rows:
+            print(
+                f"{row.name:28s} {row.n:6d} {row.vader_f1:9.3f} {row.model_f1:12.3f}"
+                f" {row.model_f1 - row.vader_f1:+7.3f} {r(row.vader_r):>8s} {r(row.model_r):>11s}"
+            )
         print(
-            f"{t.name:34s} {t.n:5d} {t.vader_doc:10.3f} {t.vader_target:13.3f}"
-            f" {t.model_doc:13.3f} {t.model_target:16.3f}"
+            "r = Pearson correlation of the score (VADER compound; listener P(pos)-P(neg)) with"
+            " the human mean rating."
         )
-        print(
-            f"{'  targets in mixed sentences':34s} {t.n_mixed:5d} {t.vader_doc_mixed:10.3f}"
-            f" {t.vader_target_mixed:13.3f} {t.model_doc_mixed:13.3f}"
-            f" {t.model_target_mixed:16.3f}"
-        )
-    print(
-        "doc = every target gets its sentence's label; target = the clause around the target"
-        " (the sentence's label when the clause is neutral); mixed = sentences whose aspect"
-        " terms do not all share one polarity"
-    )
+        print(f"neutral band for VADER mean ratings: |mean| < {sd.VADER_NEUTRAL_BAND}")
 
-    print()
-    for key, (secs, n) in timings.items():
-        print(f"speed {key:9s} {n / secs:8.0f} texts/s (one process, {n} texts)")
+    if "targets" in sections:
+        print()
+        print("Per-target sentiment (SemEval-2014 aspect terms, 'conflict' dropped): accuracy")
+        theader = (
+            f"{'set':34s} {'n':>5s} {'VADER doc':>10s} {'VADER target':>13s}"
+            f" {'listener doc':>13s} {'listener target':>16s}"
+        )
+        print(theader)
+        print("-" * len(theader))
+        for domain in ("laptops", "restaurants"):
+            t = evaluate_targets(domain, vader, model)
+            print(
+                f"{t.name:34s} {t.n:5d} {t.vader_doc:10.3f} {t.vader_target:13.3f}"
+                f" {t.model_doc:13.3f} {t.model_target:16.3f}"
+            )
+            print(
+                f"{'  targets in mixed sentences':34s} {t.n_mixed:5d} {t.vader_doc_mixed:10.3f}"
+                f" {t.vader_target_mixed:13.3f} {t.model_doc_mixed:13.3f}"
+                f" {t.model_target_mixed:16.3f}"
+            )
+        print(
+            "doc = every target gets its sentence's label; target = the clause around the target"
+            " (the sentence's label when the clause is neutral); mixed = sentences whose aspect"
+            " terms do not all share one polarity"
+        )
+
+    if "brands" in sections:
+        print()
+        print_brand_challenge(None if args.artefact is None else ArtefactScorer(model))
+    if "languages" in sections:
+        print()
+        print_languages(vader)
+    if timings["listener"][1]:
+        print()
+        for key, (secs, n) in timings.items():
+            print(f"speed {key:9s} {n / secs:8.0f} texts/s (one process, {n} texts)")
+
     return 0
 
 

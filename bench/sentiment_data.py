@@ -222,3 +222,232 @@ def semeval_sentences(domain: Literal["laptops", "restaurants"]) -> list[Example
         if len(labels) == 1:
             out.append(Example(s.text, labels.pop()))
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Licence-clean training sets (../shared/training/sentiment; see its README.md)
+# --------------------------------------------------------------------------------------
+#
+# Each loader returns Examples with the set's own held-back split marked "test": the
+# official test/validation/devtest files where the set has them, else a fixed 20 % hash
+# fold. Training never sees a "test" example.
+
+
+def training_root() -> Path:
+    """``$LISTENER_TRAINING_DATA`` or ``../shared/training/sentiment`` beside the repository."""
+    env = os.environ.get("LISTENER_TRAINING_DATA")
+    if env:
+        return Path(env)
+    here = _HERE.parent.parent / "shared" / "training" / "sentiment"
+    if here.is_dir():
+        return here
+    fixtures = fixtures_root().parent / "training" / "sentiment"
+    return fixtures
+
+
+def training_available() -> bool:
+    return (training_root() / "goemotions").is_dir()
+
+
+def _hash_split(text: str, salt: str) -> Split:
+    """80/20 train/test by a hash of the normalised text (for sets without a test file)."""
+    digest = hashlib.sha1(f"{salt}:{_normalise_key(text)}".encode()).digest()
+    return "test" if int.from_bytes(digest[:4], "big") % 5 == 0 else "train"
+
+
+_GOEMO_GROUP = {"1": "negative", "2": "neutral", "3": "positive"}
+
+
+def load_goemotions(part: Literal["train", "dev", "test"]) -> list[Example]:
+    """GoEmotions (Demszky et al. 2020; CC BY 4.0), the authors' sentiment grouping.
+
+    A row is kept when its labels, ``ambiguous`` removed, are exactly one of
+    positive/negative/neutral (the README's rule). ``dev`` is marked "dev", ``test`` "test".
+    """
+    path = training_root() / "goemotions" / "group" / f"{part}.tsv"
+    out: list[Example] = []
+    split: Split = "train" if part == "train" else part
+    for line in _read_text(path).splitlines():
+        cols = line.split("\t")
+        if len(cols) < 2:
+            continue
+        labels = {_GOEMO_GROUP[x] for x in cols[1].split(",") if x in _GOEMO_GROUP}
+        if len(labels) == 1:
+            out.append(Example(cols[0].strip(), labels.pop(), split=split))  # type: ignore[arg-type]
+    return out
+
+
+_FIN_LABELS: dict[str, Label] = {"0": "negative", "1": "positive", "2": "neutral"}
+
+
+def load_fin_tweets(part: Literal["train", "valid"]) -> list[Example]:
+    """Twitter Financial News Sentiment (zeroshot; MIT): bearish/bullish/neutral.
+
+    The official validation split is the held-back "test" split here.
+    """
+    import csv
+    import io
+
+    path = training_root() / "twitter_financial_news_sentiment" / f"sent_{part}.csv"
+    split: Split = "train" if part == "train" else "test"
+    rows = csv.DictReader(io.StringIO(_read_text(path)))
+    return [
+        Example(r["text"].strip(), _FIN_LABELS[r["label"].strip()], split=split)
+        for r in rows
+        if r["text"].strip() and r["label"].strip() in _FIN_LABELS
+    ]
+
+
+_NEWSMTSC = {2.0: "negative", 4.0: "neutral", 6.0: "positive"}
+
+
+def load_newsmtsc(part: Literal["train", "devtest_mt", "devtest_rw"]) -> list[Example]:
+    """NewsMTSC (Hamborg & Donnay 2021; MIT): sentences whose targets all agree.
+
+    The devtest files are the held-back "test" split; their sentences are removed from
+    train (a few appear in both).
+    """
+    import json
+
+    root = training_root() / "newsmtsc"
+
+    def read(name: str) -> list[tuple[str, Label]]:
+        out: list[tuple[str, Label]] = []
+        for line in _read_text(root / f"{name}.jsonl").splitlines():
+            if not line.strip():
+                continue
+            doc = json.loads(line)
+            pols = {_NEWSMTSC.get(float(t["polarity"])) for t in doc["targets"]}
+            if len(pols) == 1 and None not in pols:
+                out.append((doc["sentence_normalized"].strip(), pols.pop()))  # type: ignore[arg-type]
+        return out
+
+    if part != "train":
+        return [Example(t, y, split="test") for t, y in read(part)]
+    held = {_normalise_key(t) for name in ("devtest_mt", "devtest_rw") for t, _ in read(name)}
+    return [Example(t, y, split="train") for t, y in read("train") if _normalise_key(t) not in held]
+
+
+def load_finentity() -> list[Example]:
+    """FinEntity (Tang et al. 2023; ODC-BY 1.0): paragraphs whose entities all agree.
+
+    No official split: a fixed 20 % hash fold is "test".
+    """
+    import json
+
+    doc = json.loads(_read_text(training_root() / "finentity" / "FinEntity.json"))
+    out: list[Example] = []
+    for item in doc:
+        labels = {a["label"].lower() for a in item["annotations"]}
+        if len(labels) == 1:
+            text = re.sub(r"\s*\[n[A-Z0-9]+\]", "", item["content"]).strip()
+            out.append(Example(text, labels.pop(), split=_hash_split(text, "finentity")))
+    return out
+
+
+_XED_POS = {2, 5, 8}
+_XED_NEG = {1, 3, 4, 6}
+
+
+def _xed_label(ids: str) -> Label | None:
+    got = {int(x) for x in re.findall(r"\d+", ids)}
+    pos, neg = bool(got & _XED_POS), bool(got & _XED_NEG)
+    if pos and not neg:
+        return "positive"
+    if neg and not pos:
+        return "negative"
+    return None
+
+
+def load_xed_en() -> list[Example]:
+    """XED English (Öhman et al. 2020; CC BY 4.0): emotions mapped to pos/neg, plus neutral lines.
+
+    No official split: a fixed 20 % hash fold is "test".
+    """
+    root = training_root() / "xed_en"
+    out: list[Example] = []
+    for line in _read_text(root / "en-annotated.tsv").splitlines():
+        text, _, ids = line.rpartition("\t")
+        label = _xed_label(ids)
+        if text.strip() and label is not None:
+            out.append(Example(text.strip(), label, split=_hash_split(text, "xed")))
+    seen: set[str] = set()
+    for line in _read_text(root / "neu_en.txt").splitlines():
+        _, _, text = line.partition("\t")
+        text = text.strip()
+        if text and text not in seen:
+            seen.add(text)
+            out.append(Example(text, "neutral", split=_hash_split(text, "xed")))
+    return out
+
+
+XED_LANGUAGES = ("de", "es", "fr", "it", "nl", "pt")
+
+
+def load_xed_projection(lang: str) -> list[Example]:
+    """XED projections (CC BY 4.0) for ``lang``: positive/negative only (no neutral lines).
+
+    No official split: a fixed 20 % hash fold is "test".
+    """
+    path = training_root() / "xed_projections" / f"{lang}-projections.tsv"
+    out: list[Example] = []
+    seen: set[str] = set()
+    for line in _read_text(path).splitlines():
+        text, _, ids = line.rpartition("\t")
+        text = text.strip()
+        label = _xed_label(ids)
+        if text and label is not None and text not in seen:
+            seen.add(text)
+            out.append(Example(text, label, split=_hash_split(text, f"xed-{lang}")))
+    return out
+
+
+def load_afinn() -> dict[str, int]:
+    """AFINN-en-165 (Finn Årup Nielsen; Apache-2.0): word or phrase -> valence -5..5."""
+    path = training_root() / "lexicons" / "afinn" / "AFINN-en-165.txt"
+    out: dict[str, int] = {}
+    for line in _read_text(path).splitlines():
+        word, _, value = line.rpartition("\t")
+        if word:
+            out[word.strip().lower()] = int(value)
+    return out
+
+
+def pattern_xml_path() -> Path:
+    return training_root() / "lexicons" / "pattern_textblob" / "en-sentiment.xml"
+
+
+# --------------------------------------------------------------------------------------
+# The brand-risk challenge set (tests/data/brand_risk_challenge.tsv)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BrandExample:
+    """A short real sentence, the brand it is about, and the brand's sentiment (read by hand)."""
+
+    text: str
+    brand: str
+    label: Label
+    category: str
+    source: str
+
+
+def challenge_path() -> Path:
+    return _HERE.parent / "tests" / "data" / "brand_risk_challenge.tsv"
+
+
+def load_brand_challenge() -> list[BrandExample]:
+    """The challenge set; empty when the file is absent."""
+    if not challenge_path().is_file():
+        return []
+    out: list[BrandExample] = []
+    for line in _read_text(challenge_path()).splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if cols[0] == "label":
+            continue
+        label, brand, category, source, text = cols[:5]
+        out.append(BrandExample(text, brand, label, category, source))  # type: ignore[arg-type]
+    return out

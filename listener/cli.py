@@ -509,9 +509,21 @@ def enrich(config_path: Path, batch_size: int, processes: int, strict: bool) -> 
 @config_option
 @click.option("--since")
 @click.option("--until")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="worker processes for enrichment (as for `listener enrich`)",
+)
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=64, show_default=True)
 @reports_errors
-def reenrich(config_path: Path, since: str | None, until: str | None) -> None:
+def reenrich(
+    config_path: Path, since: str | None, until: str | None, processes: int, batch_size: int
+) -> None:
     """Re-run enrichment over stored mentions (after a model or rule update), in place."""
+    from listener.enrichment import Enricher
+    from listener.indexer import mentions_alias
     from listener.relabel import reenrich as run_reenrich
 
     project = _load(config_path)
@@ -523,11 +535,18 @@ def reenrich(config_path: Path, since: str | None, until: str | None) -> None:
         window["lt"] = end.isoformat()
     query = {"range": {"published_at": window}} if window else None
     with store(project) as client:
+        counted = client.options(ignore_status=404).count(
+            index=mentions_alias(project.elasticsearch.index_prefix),
+            query=query or {"match_all": {}},
+        )
+        body = counted.body
+        total = int(body.get("count", 0)) if isinstance(body, dict) else 0
         result = run_reenrich(
             client,
             project,
             query=query,
-            progress=lambda r: err.print(f"\rre-enriched {r.examined} mentions", end=""),
+            enricher=Enricher(project, batch_size=batch_size, n_process=processes),
+            progress=lambda r: err.print(f"\rre-enriched {r.examined} of {total} mentions", end=""),
         )
     err.print("")
     click.echo(

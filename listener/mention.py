@@ -263,11 +263,24 @@ class Mention(_Model):
     brand_names: list[str] = Field(
         default_factory=list, description="the matched brands' names, flat, for filters and counts"
     )
-    entities: list[Entity] = Field(default_factory=list)
+    entities: list[Entity] = Field(
+        default_factory=list,
+        description="names: organisations, products, people, places, works, events",
+    )
+    values: list[Entity] = Field(
+        default_factory=list,
+        description="dates, times, numbers, money, percentages and quantities (typed like"
+        " entities, kept out of entity analytics)",
+    )
     phrases: list[str] = Field(
         default_factory=list, description="normalised key phrases, for trending terms"
     )
     sentiment: Sentiment | None = None
+    unsupported: list[str] = Field(
+        default_factory=list,
+        description="enrichment steps with no model for this mention's language"
+        ' ("sentiment", "entities"): their fields are empty because they were not run',
+    )
     cluster_id: str | None = Field(
         default=None, description="id of the first mention with the same or nearly the same text"
     )

@@ -182,9 +182,39 @@ def test_non_english_mentions_get_no_english_only_steps(enricher: Enricher) -> N
     result = enrich_one(enricher, "Acme et Globex ont annoncé hier à Paris une fusion historique.")
     assert result.language == "fr"
     assert result.brand_names == ["Acme", "Globex"]
+    # French has a sentiment model (the multilingual one) and the French NER.
+    assert result.sentiment is not None
+    assert all(match.sentiment is not None for match in result.brands)
+    pairs = [(e.text, e.label) for e in result.entities]
+    assert ("Acme", "ORG") in pairs and ("Globex", "ORG") in pairs and ("Paris", "LOC") in pairs
+    assert result.unsupported == []
+
+
+def test_languages_without_a_model_say_so(config: ProjectConfig) -> None:
+    enricher = Enricher(config, plugin_manager=plain_plugin_manager())
+    result = next(enricher.enrich([mention("Acme の新しい電話は本当に素晴らしいと思います。")]))
+    assert result.language == "ja"
     assert result.sentiment is None
-    assert result.entities == []
-    assert all(match.sentiment is None for match in result.brands)
+    assert result.unsupported == ["entities", "sentiment"]
+    english = next(enricher.enrich([mention(TEXTS_EN)]))
+    assert english.unsupported == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Acme hat mir heute ein neues Telefon geschickt, und der Akku hält ewig.",
+        "Acme me ha enviado hoy un teléfono nuevo y la batería dura muchísimo.",
+    ],
+)
+def test_multilingual_sentiment(config: ProjectConfig, text: str) -> None:
+    enricher = Enricher(config, plugin_manager=plain_plugin_manager())
+    result = next(enricher.enrich([mention(text)]))
+    assert result.language in ("de", "es")
+    assert result.unsupported == ["entities"]
+    assert result.sentiment is not None
+    assert result.sentiment.label in ("positive", "negative")  # no neutral class there
+    assert brand_label(result, "Acme") in ("positive", "negative", "neutral")
 
 
 def test_english_mentions_get_all_steps(enricher: Enricher) -> None:
@@ -234,6 +264,66 @@ def test_entities_come_from_english_ner_deduplicated(enricher: Enricher) -> None
     assert ("London", "GPE") in pairs
     assert len(pairs) == len(set(pairs))
     assert pairs.count(("London", "GPE")) == 1
+
+
+@pytest.fixture(scope="module")
+def model_enricher(config: ProjectConfig) -> Enricher:
+    """The shipped pipeline with listener's own sentiment model."""
+    return Enricher(config, plugin_manager=plain_plugin_manager())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Acme is down again… I hate this outage.",
+        "Acme recalls 40,000 heaters.",
+        "Acme lays off 2,000 workers.",
+        "Acme CFO sold 12,000 shares of Acme stock last week.",
+    ],
+)
+def test_brand_risk_language_is_negative_for_the_brand(model_enricher: Enricher, text: str) -> None:
+    assert brand_label(enrich_one(model_enricher, text), "Acme") == "negative"
+
+
+def test_a_neutral_brand_sentence_takes_the_document_only_when_alone(
+    model_enricher: Enricher,
+) -> None:
+    alone = enrich_one(model_enricher, "I went to Acme. What a horrible, rude, awful experience!")
+    assert brand_label(alone, "Acme") == "negative"
+    two = enrich_one(
+        model_enricher, "Globex was wonderful, I loved it. Acme opens at nine on Mondays."
+    )
+    assert brand_label(two, "Globex") == "positive"
+    assert brand_label(two, "Acme") != "positive"
+
+
+def test_entities_never_cross_the_title_or_a_paragraph(enricher: Enricher) -> None:
+    result = enrich_one(
+        enricher,
+        "Initech CEO sold 20,000 shares of Acme Corp.\n\nGlobex Holdings said nothing.",
+        title="Insider Selling: Stock",
+    )
+    texts = [e.text for e in result.entities]
+    assert all("\n" not in t for t in texts), texts
+    assert not any("Stock" in t and ("Initech" in t or "Globex" in t) for t in texts), texts
+
+
+def test_brands_are_organisations_in_any_spelling(enricher: Enricher) -> None:
+    result = enrich_one(enricher, "honestly initech and GLOBEX are both fine today")
+    pairs = [(e.text, e.label) for e in result.entities]
+    assert ("initech", "ORG") in pairs and ("GLOBEX", "ORG") in pairs
+
+
+def test_dates_numbers_and_money_are_values_not_entities(enricher: Enricher) -> None:
+    result = enrich_one(
+        enricher, "Acme's CEO sold $1.2 million of shares today, one week after Tim Cook left."
+    )
+    labels = {e.label for e in result.entities}
+    assert not labels & {"DATE", "TIME", "MONEY", "CARDINAL", "PERCENT", "QUANTITY", "ORDINAL"}
+    values = {(e.text, e.label) for e in result.values}
+    assert ("$1.2 million", "MONEY") in values
+    assert any(label == "DATE" for _, label in values)
+    assert "$1.2 million" not in result.phrases and "today" not in result.phrases
 
 
 def test_entities_cover_the_title(enricher: Enricher) -> None:
@@ -292,9 +382,12 @@ def test_pipeline_runs_only_what_the_job_needs(enricher: Enricher) -> None:
     nlp = enricher.nlp
     assert nlp.pipe_names == [
         "listener_language",
+        "listener_line_breaks",
         "listener_ner",
+        "listener_french_entities",
         "listener_entity_cleanup",
         "listener_brands",
+        "listener_brand_entities",
         "listener_brand_sentiment",
     ]
     for unused in ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"):

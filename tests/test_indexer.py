@@ -17,7 +17,7 @@ from elasticsearch import Elasticsearch
 from listener.config import ProjectConfig
 from listener.engine import free_port
 from listener.indexer import Indexer, IndexResult
-from listener.mention import Mention
+from listener.mention import Entity, Mention
 
 MentionFactory = Callable[..., Mention]
 JAN = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
@@ -51,6 +51,25 @@ def test_templates_install_idempotently(client: Elasticsearch, project: ProjectC
     stored = client.indices.get_index_template(name=f"{indexer.prefix}-mentions")
     template = stored["index_templates"][0]["index_template"]
     assert template["index_patterns"] == [f"{indexer.prefix}-mentions-*"]
+
+
+def test_an_index_made_by_an_older_template_gets_the_new_fields(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    """An index made before ``values``/``unsupported`` existed accepts mentions with them."""
+    indexer = Indexer(client, project)
+    indexer.install_templates()
+    index = indexer.index_name_for(make_mention(JAN))
+    stored = client.indices.get_index_template(name=f"{indexer.prefix}-mentions")
+    mappings = stored["index_templates"][0]["index_template"]["template"]["mappings"]
+    old = dict(mappings["properties"])
+    del old["values"], old["unsupported"]
+    client.indices.create(index=index, mappings={"dynamic": "strict", "properties": old})
+    mention = make_mention(JAN).model_copy(
+        update={"values": [Entity(text="today", label="DATE")], "unsupported": ["sentiment"]}
+    )
+    result = Indexer(client, project).index([mention])
+    assert result.indexed == 1 and result.rejected == 0
 
 
 def test_index_name_is_monthly_by_published_at(

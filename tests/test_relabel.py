@@ -174,3 +174,18 @@ def test_enrich_command_streams_ndjson(tmp_path: Path) -> None:
     assert "stdin line 2: 'text' is required" in bad.stderr
     strict = cli("enrich", "-c", str(path), "--strict", stdin='{"title": "no text"}\n')
     assert strict.returncode == 2
+
+
+def test_reenrich_command_runs_worker_processes(
+    stored: tuple[Path, str], session_client: Elasticsearch
+) -> None:
+    path, prefix = stored
+    result = cli("reenrich", "-c", str(path), "--processes", "2", "--batch-size", "2")
+    assert result.returncode == 0, result.stderr
+    assert f"re-enriched {len(TEXTS)} of {len(TEXTS)} mentions" in result.stderr
+    session_client.indices.refresh(index=f"{prefix}-mentions")
+    hits = session_client.search(index=f"{prefix}-mentions", size=100)["hits"]["hits"]
+    assert len(hits) == len(TEXTS)
+    for hit in hits:
+        source = hit["_source"]
+        assert source["sentiment"] is not None or source["unsupported"], source["text"]

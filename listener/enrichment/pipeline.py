@@ -3,10 +3,14 @@
 The pipeline, in order::
 
     listener_language         py3langid on every document
+    listener_line_breaks      the token after a line break starts a sentence (for the NER)
     ner                       the model's NER, disabled in place ...
     listener_ner              ... and run by this gate on English/undetermined documents only
-    listener_entity_cleanup   trims links, handles, "RT" and possessives from entity ends
+    listener_french_entities  fr_core_news_sm's NER on French documents (when installed)
+    listener_entity_cleanup   trims links, handles, "RT" and possessives from entity ends,
+                              and splits entities at line breaks
     listener_brands           brand keywords and exclusions (every language)
+    listener_brand_entities   every brand match becomes an ORG entity (every language)
     listener_brand_sentiment  document and per-brand sentiment (English/undetermined)
 
 The tokenizer learns a few rules for text typed on phones: hashtags, handles
@@ -29,7 +33,7 @@ from spacy.language import Language
 
 # Importing the modules registers the factories.
 from listener.enrichment import brands, language, sentiment
-from listener.enrichment import entities as _entities  # noqa: F401  (registers its factory)
+from listener.enrichment import entities as _entities
 from listener.enrichment.sentiment import SentimentScorer
 
 #: Tried in order: the official package where installed, then its offline twin.
@@ -122,12 +126,18 @@ def build_pipeline(
         },
     )
     if has_ner:
+        nlp.add_pipe("listener_line_breaks", before="ner")
         nlp.add_pipe(
             "listener_english_only", name="listener_ner", after="ner", config={"component": "ner"}
         )
         nlp.disable_pipe("ner")
-        nlp.add_pipe("listener_entity_cleanup", after="listener_ner")
+        anchor = "listener_ner"
+        if _entities.french_model_installed():
+            nlp.add_pipe("listener_french_entities", after="listener_ner")
+            anchor = "listener_french_entities"
+        nlp.add_pipe("listener_entity_cleanup", after=anchor)
     nlp.add_pipe("listener_brands", config={"brands": list(brand_config)})
+    nlp.add_pipe("listener_brand_entities")
     component = nlp.add_pipe("listener_brand_sentiment")
     if scorer is not None:
         component.scorer = scorer  # type: ignore[attr-defined]

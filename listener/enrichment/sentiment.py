@@ -23,6 +23,15 @@ What is scored:
 
 Sentences are cut at runs of ``.``, ``!``, ``?``, ``…`` and at line breaks, so
 a title joined to its text by a blank line is a sentence of its own.
+
+When a brand's sentences or clauses read neutral:
+
+- and they hold **brand-risk language** (an outage, breach, recall, lawsuit, layoffs,
+  insider selling, a price hike, "down again", "not working": the hand-written terms of
+  ``listener.models.sentiment.RISK_TERMS``), the brand's label is ``negative`` (English);
+- otherwise, when the brand is the only one the mention names, the brand takes the
+  document's sentiment ("Slack is down again… I hate this outage.": the second sentence
+  speaks about Slack too).
 """
 
 from __future__ import annotations
@@ -134,12 +143,16 @@ def make_vader_scorer() -> VaderScorer:
 
 
 class ModelScorer:
-    """listener's trained sentiment model (``listener.models.sentiment``), shipped with it."""
+    """listener's trained sentiment model (``listener.models.sentiment``), shipped with it.
 
-    def __init__(self) -> None:
+    ``variant`` None is the English model; ``"multilingual"`` the model for German,
+    Spanish, French, Italian, Dutch and Portuguese (positive/negative, no neutral class).
+    """
+
+    def __init__(self, variant: str | None = None) -> None:
         from listener.models.sentiment import SentimentModel
 
-        self.model = SentimentModel.load()
+        self.model = SentimentModel.load(variant)
 
     def score(self, texts: Sequence[str]) -> list[Sentiment]:
         """Score each distinct text once."""
@@ -155,6 +168,21 @@ class ModelScorer:
 def make_model_scorer() -> ModelScorer:
     """The default scorer, referenced from the component config: the trained model."""
     return ModelScorer()
+
+
+#: Languages the multilingual model scores (trained on the XED projections, CC BY 4.0).
+MULTILINGUAL_LANGUAGES = frozenset({"de", "es", "fr", "it", "nl", "pt"})
+
+
+@spacy.registry.misc("listener.multilingual_scorer.v1")
+def make_multilingual_scorer() -> ModelScorer:
+    """The scorer for ``MULTILINGUAL_LANGUAGES``: listener's multilingual model."""
+    return ModelScorer("multilingual")
+
+
+def has_sentiment_model(language: str | None) -> bool:
+    """Whether a document in ``language`` gets sentiment (English/undetermined or multilingual)."""
+    return runs_english_steps(language) or language in MULTILINGUAL_LANGUAGES
 
 
 # ORTH, IDX and LENGTH as plain ints: reading them through Token objects costs
@@ -206,7 +234,9 @@ def token_table(doc: Doc) -> list[list[int]]:
 def sentence_bounds(doc: Doc, table: list[list[int]] | None = None) -> list[tuple[int, int]]:
     """Token ranges of the sentences, without leading or trailing whitespace tokens.
 
-    A sentence ends after a run of ``.``/``!``/``?``/``…`` tokens and at line breaks.
+    A sentence ends after a run of ``.``/``!``/``?``/``…`` tokens and at line breaks, but
+    not before a word in lower case on the same line ("Kellogg sees 2020 adj. currency-
+    neutral EPS down": an abbreviation, not the end of a sentence).
     """
     rows = token_table(doc) if table is None else table
     strings = doc.vocab.strings
@@ -214,12 +244,18 @@ def sentence_bounds(doc: Doc, table: list[list[int]] | None = None) -> list[tupl
     start = -1
     last_content = -1
     ending = False
+    broke = False
     for i, row in enumerate(rows):
         kind = _kind_of(row[0], strings)
         is_end = kind in (_END, _BREAK)
-        if ending and not is_end and start >= 0:
+        lower_word_follows = kind == _CONTENT and strings[row[0]][:1].islower()
+        if ending and not is_end and start >= 0 and (broke or not lower_word_follows):
             bounds.append((start, last_content + 1))
             start = -1
+        if is_end and not ending:
+            broke = False
+        if kind == _BREAK:
+            broke = True
         ending = is_end
         if kind >= _SPACE:
             continue
@@ -321,6 +357,22 @@ class _Plan:
                 yield span
 
 
+#: The score given to a brand whose neutral clause holds brand-risk language (the negative
+#: threshold): the label says "negative", the score stays as weak as the evidence.
+RISK_SCORE = -NEGATIVE_THRESHOLD
+
+
+def is_brand_risk(text: str) -> bool:
+    """Whether ``text`` holds a hand-written brand-risk phrase (outage, breach, recall, ...).
+
+    The phrases are ``listener/models/sentiment_data/brand_risk_terms.tsv``; the learned
+    news terms are not used here.
+    """
+    from listener.models.sentiment import risk_hits
+
+    return any(not category.startswith("news_") for category, _ in risk_hits(text))
+
+
 def _combine(scores: list[Sentiment], signs: list[int] | None = None) -> Sentiment:
     if signs is None or all(sign == 1 for sign in signs):
         if len(scores) == 1:
@@ -340,13 +392,24 @@ class SentimentComponent:
     The document's goes to ``doc._.listener_document_sentiment``, each brand's
     into its ``doc._.listener_brands`` entry, as ``{"score", "label"}`` dicts.
 
-    Only English and undetermined-language documents are scored (VADER is an
-    English lexicon); the rest keep ``None``. The scorer sees one call per batch.
+    English and undetermined-language documents go to ``scorer``; German, Spanish,
+    French, Italian, Dutch and Portuguese ones to ``multilingual`` (loaded on first
+    use); the rest keep ``None`` (and the Enricher lists "sentiment" in the mention's
+    ``unsupported``). Each scorer sees one call per batch.
     """
 
-    def __init__(self, name: str, scorer: SentimentScorer) -> None:
+    def __init__(
+        self, name: str, scorer: SentimentScorer, multilingual: SentimentScorer | None = None
+    ) -> None:
         self.name = name
         self.scorer = scorer
+        self._multilingual = multilingual
+
+    @property
+    def multilingual(self) -> SentimentScorer:
+        if self._multilingual is None:
+            self._multilingual = make_multilingual_scorer()
+        return self._multilingual
 
     def __call__(self, doc: Doc) -> Doc:
         """Score one document."""
@@ -357,30 +420,51 @@ class SentimentComponent:
     def pipe(self, docs: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Score documents a batch at a time, with one scorer call per batch."""
         for batch in minibatch(docs, size=batch_size):
-            plans = [
-                _Plan(doc) for doc in batch if runs_english_steps(doc._.get(LANGUAGE_EXTENSION))
-            ]
-            texts: dict[str, None] = {}
-            for plan in plans:
-                text = plan.text
-                for start, end in plan.spans():
-                    texts[text[start:end]] = None
-            unique = list(texts)
-            scored = dict(zip(unique, self.scorer.score(unique), strict=True)) if unique else {}
-            for plan in plans:
-                text = plan.text
-                if plan.sentences:
-                    document = _combine([scored[text[s:e]] for s, e in plan.sentences])
-                    plan.doc._.set(SENTIMENT_EXTENSION, _as_dict(document))
-                brands = plan.doc._.get(BRANDS_EXTENSION) or []
-                for brand, units in zip(brands, plan.brands, strict=False):
-                    scores = [scored[text[start:end]] for (start, end), _ in units]
-                    signs = [sign for _, sign in units]
-                    if scores:
-                        brand["sentiment"] = _as_dict(_combine(scores, signs))
-                    else:  # matched without positions (a rule on metadata): the document's
-                        brand["sentiment"] = plan.doc._.get(SENTIMENT_EXTENSION)
+            english: list[_Plan] = []
+            other: list[_Plan] = []
+            for doc in batch:
+                language = doc._.get(LANGUAGE_EXTENSION)
+                if runs_english_steps(language):
+                    english.append(_Plan(doc))
+                elif language in MULTILINGUAL_LANGUAGES:
+                    other.append(_Plan(doc))
+            if english:
+                self._apply(english, self.scorer, brand_risk=True)
+            if other:
+                self._apply(other, self.multilingual, brand_risk=False)
             yield from batch
+
+    @staticmethod
+    def _apply(plans: list[_Plan], scorer: SentimentScorer, *, brand_risk: bool) -> None:
+        """Score every span the plans need with one scorer call and set the results."""
+        texts: dict[str, None] = {}
+        for plan in plans:
+            text = plan.text
+            for start, end in plan.spans():
+                texts[text[start:end]] = None
+        unique = list(texts)
+        scored = dict(zip(unique, scorer.score(unique), strict=True)) if unique else {}
+        for plan in plans:
+            text = plan.text
+            if plan.sentences:
+                document = _combine([scored[text[s:e]] for s, e in plan.sentences])
+                plan.doc._.set(SENTIMENT_EXTENSION, _as_dict(document))
+            brands = plan.doc._.get(BRANDS_EXTENSION) or []
+            document_sentiment = plan.doc._.get(SENTIMENT_EXTENSION)
+            for brand, units in zip(brands, plan.brands, strict=False):
+                scores = [scored[text[start:end]] for (start, end), _ in units]
+                signs = [sign for _, sign in units]
+                if not scores:  # matched without positions (a rule on metadata): the document's
+                    brand["sentiment"] = document_sentiment
+                    continue
+                result = _combine(scores, signs)
+                if result.label == "neutral":
+                    clauses = [text[start:end] for (start, end), _ in units]
+                    if brand_risk and any(is_brand_risk(c) for c in clauses):
+                        result = Sentiment(score=min(result.score, -RISK_SCORE), label="negative")
+                    elif len(brands) == 1 and document_sentiment is not None:
+                        result = Sentiment(**document_sentiment)
+                brand["sentiment"] = _as_dict(result)
 
 
 @Language.factory(

@@ -52,12 +52,15 @@ IntArray = np.ndarray[Any, np.dtype[np.int64]]
 _URL = re.compile(r"https?://\S+|www\.\S+|\burl_removed\b", re.IGNORECASE)
 _USER = re.compile(r"@\w+")
 _NUM = re.compile(r"\d+(?:[.,:]\d+)*%?")
+# A signed percentage ("-5%", "+11.7%", "-3 %") in a post or headline is a move of a price
+# or a figure: its sign is kept as a token of its own.
+_SIGNED_PCT = re.compile("(?<![\\w.%])([-+\u2212])\\s?\\d+(?:[.,]\\d+)?\\s?%")
 _ELONG = re.compile(r"(\w)\1{2,}")
 _EMOTICON = r"(?:<3+|</3|[:;=8xX][-'o^]?[)(\]\[dDpP/\\|*oO3@$]|[)(\]\[dD/\\|][-'^]?[:;=])"
 _EMOJI = r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\U0001F000-\U0001F2FF]"
 _TOKEN = re.compile(
     rf"(?P<emo>{_EMOTICON})|(?P<emoji>{_EMOJI})|(?P<tag>#\w+)"
-    r"|(?P<word>[^\W\d_]+(?:['\u2019][^\W\d_]+)*|<url>|<user>|<num>)|(?P<punct>[!?]+|[.,;:]+|--+)"
+    r"|(?P<word>[^\W\d_]+(?:['\u2019][^\W\d_]+)*|<url>|<user>|<num>|<pctup>|<pctdown>)|(?P<punct>[!?]+|[.,;:]+|--+)"
 )
 _NEGATORS = frozenset(
     """
@@ -91,6 +94,7 @@ def normalise(text: str) -> str:
     text = html.unescape(text)
     text = _URL.sub(" <url> ", text)
     text = _USER.sub(" <user> ", text)
+    text = _SIGNED_PCT.sub(lambda m: " <pctup> " if m.group(1) == "+" else " <pctdown> ", text)
     text = _NUM.sub(" <num> ", text)
     text = _ELONG.sub(r"\1\1", text)
     return text.lower().replace("\u2019", "'")
@@ -139,6 +143,10 @@ class FeatureConfig:
     cues: bool = False
     stopwords: bool = True
     pattern: bool = True
+    # AFINN-en-165 word valences (Apache-2.0) and the brand-risk terms (outages, breaches,
+    # recalls, lawsuits, layoffs, insider selling, price hikes, ...), counted per category.
+    afinn: bool = False
+    risk: bool = False
 
     @property
     def n_hashed(self) -> int:
@@ -148,13 +156,133 @@ class FeatureConfig:
     def n_dense(self) -> int:
         n = (_N_VADER + len(_COMPOUND_BINS) + 1) if self.vader else 0
         n += _N_PATTERN if self.pattern else 0
+        n += _N_AFINN if self.afinn else 0
+        n += len(RISK_CATEGORIES) + 1 if self.risk else 0
         return n + (_N_CUES if self.cues else 0)
 
 
 _N_VADER = 11
 _N_PATTERN = 7
 _N_CUES = 9
+_N_AFINN = 6
 PATTERN_LEXICON = "pattern_lexicon.tsv"
+AFINN_LEXICON = "afinn_lexicon.tsv"
+RISK_TERMS = "brand_risk_terms.tsv"
+#: Words that lean bearish or bullish in financial news, learned from the training split
+#: of the financial sets by ``bench/train_sentiment.py`` (same format as ``RISK_TERMS``).
+NEWS_TERMS = "news_terms.tsv"
+RISK_CATEGORIES = (
+    "outage",
+    "security",
+    "safety",
+    "legal",
+    "workforce",
+    "insider",
+    "price",
+    "market",
+    "service",
+    "news_negative",
+    "news_positive",
+)
+_RISK_WORD = re.compile(r"<num>|[a-z]+(?:'[a-z]+)*")
+_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")
+_RISK_GAP = 4
+
+
+def _artefact_root() -> Any:
+    return resources.files(ARTEFACT_PACKAGE).joinpath(ARTEFACT_DIR)
+
+
+@functools.cache
+def load_afinn_lexicon() -> dict[str, float]:
+    """AFINN-en-165 (Finn Årup Nielsen, Apache-2.0): single words -> valence -5..5."""
+    out: dict[str, float] = {}
+    for line in _artefact_root().joinpath(AFINN_LEXICON).read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        word, value = line.split("\t")
+        out[word] = float(value)
+    return out
+
+
+@functools.cache
+def load_risk_terms() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """Brand-risk phrases by first word: ``{first: [(category, words), ...]}``."""
+    out: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    root = _artefact_root()
+    for name in (RISK_TERMS, NEWS_TERMS):
+        path = root.joinpath(name)
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            category, phrase = line.split("\t")
+            if category not in RISK_CATEGORIES:
+                raise ValueError(f"{name}: unknown category {category!r} in {line!r}")
+            words = tuple(phrase.split())
+            out.setdefault(words[0], []).append((category, words))
+    return out
+
+
+def _match_at(words: Sequence[str], i: int, pattern: tuple[str, ...]) -> int:
+    """End index when ``pattern`` matches ``words`` from ``i`` ("*" = up to 4 words), else -1."""
+    if not pattern:
+        return i
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        for gap in range(_RISK_GAP + 1):
+            end = _match_at(words, i + gap, rest)
+            if end >= 0:
+                return end
+        return -1
+    if i < len(words) and _same_word(words[i], head):
+        return _match_at(words, i + 1, rest)
+    return -1
+
+
+_SUFFIXES = ("s", "es", "d", "ed", "ing")
+
+
+def _same_word(word: str, term: str) -> bool:
+    """``word`` is ``term`` or a regular inflection of it ("probes", "recalled", "crashing")."""
+    if word == term:
+        return True
+    if len(term) < 4 or not word.startswith(term):
+        return False
+    return word[len(term) :] in _SUFFIXES
+
+
+def _candidates(
+    terms: dict[str, list[tuple[str, tuple[str, ...]]]], word: str
+) -> list[tuple[str, tuple[str, ...]]]:
+    found = list(terms.get(word, ()))
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            found += terms.get(word[: -len(suffix)], ())
+    return found
+
+
+def risk_hits(text: str) -> list[tuple[str, str]]:
+    """``(category, phrase)`` for every brand-risk phrase in ``text`` (see ``RISK_TERMS``)."""
+    terms = load_risk_terms()
+    # "lay-offs", "price-hike": hyphenated compounds match the closed or spaced form.
+    words = _RISK_WORD.findall(_HYPHEN.sub("", normalise(text)))
+    hits: list[tuple[str, str]] = []
+    i = 0
+    while i < len(words):
+        best = -1
+        found: tuple[str, str] | None = None
+        for category, pattern in _candidates(terms, words[i]):
+            end = _match_at(words, i, pattern)
+            if end > best:
+                best, found = end, (category, " ".join(pattern))
+        if found is not None:
+            hits.append(found)
+            i = best
+        else:
+            i += 1
+    return hits
 
 
 @functools.cache
@@ -203,6 +331,7 @@ class Featurizer:
         self._mask = config.n_hashed - 1
         self._vader = _Vader() if config.vader else None
         self._pattern = load_pattern_lexicon() if config.pattern else {}
+        self._afinn = load_afinn_lexicon() if config.afinn else {}
 
     def hashed_features(self, toks: Sequence[str]) -> list[str]:
         cfg = self.config
@@ -249,6 +378,35 @@ class Featurizer:
             sum(1 for x in subjs if x >= 0.5) / max(len(toks), 1),
             sum(p * q for p, q in zip(pols, subjs, strict=True)) / k,
         )
+
+    def _afinn_features(self, toks: Sequence[str]) -> tuple[float, ...]:
+        lex = self._afinn
+        vals: list[float] = []
+        for t in toks:
+            negated = t.startswith("not_")
+            hit = lex.get(t[4:] if negated else t)
+            if hit is not None:
+                vals.append(-0.5 * hit if negated else hit)
+        if not vals:
+            return (0.0,) * _N_AFINN
+        return (
+            1.0,
+            sum(vals) / len(vals) / 5.0,
+            max(vals) / 5.0,
+            min(vals) / 5.0,
+            math.log1p(sum(1 for v in vals if v > 0)),
+            math.log1p(sum(1 for v in vals if v < 0)),
+        )
+
+    @staticmethod
+    def _risk_features(text: str) -> list[float]:
+        row = [0.0] * (len(RISK_CATEGORIES) + 1)
+        hits = risk_hits(text)
+        for category, _ in hits:
+            row[RISK_CATEGORIES.index(category)] += 1.0
+        row = [min(x, 2.0) for x in row]
+        row[-1] = math.log1p(len(hits))
+        return row
 
     def _vader_features(self, text: str) -> list[float]:
         assert self._vader is not None
@@ -304,6 +462,10 @@ class Featurizer:
             row: list[float] = self._vader_features(text) if cfg.vader else []
             if cfg.pattern:
                 row.extend(self._pattern_features(toks))
+            if cfg.afinn:
+                row.extend(self._afinn_features(toks))
+            if cfg.risk:
+                row.extend(self._risk_features(text))
             if cfg.cues:
                 row.extend(self._cue_features(toks))
             dense.append(row)
@@ -366,9 +528,15 @@ class SentimentModel:
     # -- persistence -------------------------------------------------------------------
 
     @classmethod
-    def load(cls) -> SentimentModel:
-        """Load the artefact shipped in ``listener/models/sentiment_data/``."""
+    def load(cls, variant: str | None = None) -> SentimentModel:
+        """Load the artefact shipped in ``listener/models/sentiment_data/``.
+
+        ``variant`` None is the English model; ``"multilingual"`` the model for
+        German, Spanish, French, Italian, Dutch and Portuguese (positive/negative only).
+        """
         root = resources.files(ARTEFACT_PACKAGE).joinpath(ARTEFACT_DIR)
+        if variant:
+            root = root.joinpath(variant)
         config_doc = json.loads(root.joinpath(ARTEFACT_CONFIG).read_text(encoding="utf-8"))
         with root.joinpath(ARTEFACT_WEIGHTS).open("rb") as fh:
             arrays = np.load(fh, allow_pickle=False)
