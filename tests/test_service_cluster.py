@@ -12,7 +12,10 @@ under the asyncio reactor starts more than one request of a slot at once.)
 from __future__ import annotations
 
 import itertools
+import json
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -161,6 +164,20 @@ def test_two_workers_one_killed_mid_crawl_lose_nothing_and_never_overlap(
         assert "taking over job" in worker_log or killed_label in worker_log
         runs = state.load_runs(10)
         assert {label for run in runs for label in run["sources"]} == set(paths_of)
+        # Nothing a second machine needs stayed in a worker's local files...
+        for name in ("w1", "w2"):
+            assert not (tmp_path / name / "state").exists()
+            assert not (tmp_path / name / "runs").exists()
+        # ...and any machine with the project file and Redis sees the whole fleet.
+        status = subprocess.run(
+            [sys.executable, "-m", "listener.cli", "sources", "status", "-c", str(project_path),
+             "--format", "json"],
+            env=env("elsewhere"), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        rows = {row["source"]: row for row in json.loads(status.stdout)}
+        assert set(rows) == set(paths_of)
+        assert all(row["status"] == "healthy" and row["next_run"] for row in rows.values())
 
 
 def test_a_worker_stopped_with_sigterm_hands_its_job_back_at_once(
