@@ -38,6 +38,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_SPOOLED = 3
 EXIT_PARTIAL = 4
+EXIT_UNSAVED = 5
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:
@@ -238,8 +239,23 @@ def crawl(ctx: click.Context, config_path: Path, since: str | None) -> None:
 
 
 def _exit_for(summary: Any, project: ProjectConfig) -> None:
-    """Exit 3 when mentions were spooled, 1 when every source failed, 4 when some did."""
-    if summary.spooled:
+    """Exit 5 when mentions could not be spooled, 3 when they were (or wait in the spool),
+    1 when every source failed, 4 when some did."""
+    if summary.lost:
+        fail(
+            f"{summary.lost} mentions could not be saved anywhere (index, spool or dead-letter "
+            f"file): {summary.last_batch_error}; fix that, then run the crawl again (the "
+            "checkpoints were not advanced)",
+            EXIT_UNSAVED,
+        )
+    if summary.dead_lettered:
+        fail(
+            f"{summary.dead_lettered} mentions could be neither indexed nor spooled "
+            f"({summary.last_batch_error}); they are kept in the dead-letter file under "
+            "LISTENER_HOME (each line holds the document and the reason)",
+            EXIT_UNSAVED,
+        )
+    if summary.spooled or summary.spool_waiting:
         from listener.engine import redact_url, url_setting
 
         settings = project.elasticsearch
@@ -249,8 +265,9 @@ def _exit_for(summary: Any, project: ProjectConfig) -> None:
             if settings.url
             else "the embedded engine"
         )
+        waiting = max(summary.spooled, summary.spool_waiting)
         fail(
-            f"{summary.spooled} mentions were spooled because {where} was unreachable; "
+            f"{waiting} mentions wait in the spool because {where} was unreachable; "
             "run the crawl again once it is back to index them",
             EXIT_SPOOLED,
         )

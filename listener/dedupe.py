@@ -113,10 +113,11 @@ def index_lookup(client: Any, alias: str, limit: int = 1000) -> Any:
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )
-        except Exception:  # an unreachable index must not stop the crawl: in-crawl only
-            return []
-        hits = (response.body if hasattr(response, "body") else response).get("hits", {})
-        return [hit["_source"] for hit in hits.get("hits", [])]
+            body = response.body if hasattr(response, "body") else response
+            hits = body.get("hits", {}).get("hits", [])
+            return [hit["_source"] for hit in hits if isinstance(hit.get("_source"), dict)]
+        except Exception:  # an unreachable index, or an answer that is not Elasticsearch's
+            return []  # (a proxy's page): the crawl goes on, comparing within itself only
 
     return lookup
 

@@ -35,7 +35,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
@@ -73,6 +73,8 @@ class IndexResult:
     indexed: int = 0
     rejected: int = 0
     spooled: int = 0
+    #: The ids of the mentions accepted (by :meth:`Indexer.index`, not by spool replays).
+    indexed_ids: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def total(self) -> int:
@@ -250,7 +252,16 @@ class Indexer:
             indexed=len(delivery.indexed),
             rejected=len(delivery.rejected),
             spooled=len(delivery.undelivered),
+            indexed_ids=frozenset(m.id for m in delivery.indexed),
         )
+
+    def spool(self, mentions: Sequence[Mention]) -> Path:
+        """Write mentions to a new spool file for the next replay (IndexingError if impossible)."""
+        return self._spool(list(mentions))
+
+    def spool_waiting(self) -> int:
+        """How many mentions wait in the spool for a replay."""
+        return sum(self._count_lines(path) for path in self.spooled_files())
 
     def replay_spool(self) -> IndexResult:
         """Index every spooled batch, deleting each file once all its mentions are handled.
@@ -322,6 +333,9 @@ class Indexer:
                 if _retryable(error):
                     continue
                 break
+            except Exception as error:  # an answer that is not Elasticsearch's (a proxy page)
+                reason = f"unexpected answer: {type(error).__name__}: {error}"
+                continue
             outcome = self._send(pending)
             indexed.extend(outcome.indexed)
             rejected.extend(outcome.rejected)
@@ -374,6 +388,10 @@ class Indexer:
         except (TransportError, ApiError) as error:
             outcome.reason = _describe(error)
             outcome.final = not _retryable(error)
+        except Exception as error:
+            # Not an Elasticsearch answer (e.g. a proxy's HTML page with 200): nothing in
+            # flight is known to be stored, so it is retried and then spooled.
+            outcome.reason = f"unexpected answer to a bulk request: {type(error).__name__}: {error}"
         outcome.undelivered.extend(m for queue in waiting.values() for m in queue)
         return outcome
 

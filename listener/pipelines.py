@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,23 +32,44 @@ from listener.mention import Mention
 log = logging.getLogger(__name__)
 
 MAX_PENDING_BATCHES = 2
+#: Seconds to wait at the end of a crawl for the embedded engine to save what it acknowledged.
+DURABILITY_TIMEOUT = 15.0
 
 
 @dataclass
 class BatchOutcome:
-    """What happened to one batch in the worker."""
+    """What happened to one batch in the worker (negative counts move earlier mentions)."""
 
     indexed: int = 0
     rejected: int = 0
     spooled: int = 0
+    #: Dead-lettered because neither the index nor the spool took them (not cluster rejects).
+    dead_lettered: int = 0
+    lost: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     indexed_by_source: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     error: str | None = None
 
 
+@dataclass
+class _Unconfirmed:
+    """Mentions the embedded engine acknowledged but may not have saved yet."""
+
+    ticket: int
+    mentions: list[tuple[Mention, str]]
+
+
 class MentionPipeline:
-    """Validate, deduplicate and batch Mentions; enrich in worker processes, index in a thread."""
+    """Validate, deduplicate and batch Mentions; enrich in worker processes, index in a thread.
+
+    Every mention handed to a batch ends in exactly one durable place: the
+    index (confirmed on disk for the embedded engine, see
+    :mod:`listener.durability`), the spool, or the dead-letter file; or it is
+    dropped for a counted reason (no brand matched, duplicate, invalid). What
+    could be put nowhere is counted in ``listener/lost``, and the spider then
+    keeps the previous checkpoints so the next run asks for those items again.
+    """
 
     def __init__(self, crawler: Crawler, project: ProjectConfig) -> None:
         self.crawler = crawler
@@ -63,6 +85,13 @@ class MentionPipeline:
         self.deduplicator: Any = None
         self.enrich_pool: Any = None
         self.max_pending = MAX_PENDING_BATCHES
+        #: Confirms the embedded engine's saves; None when acknowledged writes are durable.
+        self.saves: Any = None
+        self.unconfirmed: deque[_Unconfirmed] = deque()
+        self.durability_timeout = float(
+            crawler.settings.getfloat("LISTENER_DURABILITY_TIMEOUT", DURABILITY_TIMEOUT)
+        )
+        self._max_retries: int | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MentionPipeline:
@@ -79,6 +108,7 @@ class MentionPipeline:
     def _open_store(self) -> None:
         """Connect (starting the embedded engine if needed), install templates, replay the spool."""
         from listener.dedupe import Deduplicator, index_lookup
+        from listener.durability import engine_saves_for
         from listener.engine import connect
         from listener.enrichment import Enricher
         from listener.indexer import Indexer, mentions_alias
@@ -87,6 +117,8 @@ class MentionPipeline:
         # spooled and indexed by the next run. (The embedded engine is started here.)
         client = self.exit_stack.enter_context(connect(self.project, verify=False))
         self.indexer = Indexer(client, self.project)
+        self._max_retries = self.indexer.max_retries
+        self.saves = engine_saves_for(client, self.project)
         try:
             self.indexer.install_templates()
         except Exception as error:
@@ -156,13 +188,19 @@ class MentionPipeline:
         if self.enrich_pool is not None:  # starts now, in a worker process
             enriching = self.enrich_pool.submit([mention for mention, _ in batch])
         future = loop.run_in_executor(self.executor, self._process_batch, batch, enriching)
-        future.add_done_callback(self._record)
+        future.add_done_callback(functools.partial(self._record, size=len(batch)))
         self.pending.append(future)
+
+    # -- the worker thread ---------------------------------------------------
 
     def _process_batch(
         self, batch: list[tuple[Mention, str]], enriching: Future[list[Mention]] | None = None
     ) -> BatchOutcome:
-        """In the worker thread: enrich (or wait for the workers), keep brand matches, index."""
+        """In the worker thread: enrich (or wait for the workers), keep brand matches, index.
+
+        Never raises: whatever fails, each mention is indexed, spooled,
+        dead-lettered, dropped for a reason, or counted as lost.
+        """
         outcome = BatchOutcome()
         labels = {mention.id: label for mention, label in batch}
         try:
@@ -173,8 +211,8 @@ class MentionPipeline:
         except Exception as error:
             log.exception("enrichment failed for a batch of %d mentions", len(batch))
             outcome.error = f"enrichment failed: {type(error).__name__}: {error}"
-            self.indexer.dead_letter([m for m, _ in batch], outcome.error)
-            outcome.dropped["enrichment_failed"] += len(batch)
+            if self._dead_letter([m for m, _ in batch], outcome.error, outcome):
+                outcome.dropped["enrichment_failed"] += len(batch)
             return outcome
         keep = []
         for mention in enriched:
@@ -184,35 +222,146 @@ class MentionPipeline:
                 outcome.dropped["no_brand_match"] += 1
                 outcome.dropped[f"source:{labels.get(mention.id, '?')}:no_brand_match"] += 1
         if keep:
-            keep = self.deduplicator.assign(keep)
-            outcome.duplicates = sum(1 for mention in keep if mention.duplicate)
-            result = self.indexer.index(keep)
-            outcome.indexed, outcome.rejected, outcome.spooled = (
-                result.indexed,
-                result.rejected,
-                result.spooled,
-            )
-            if not result.rejected and not result.spooled:
-                for mention in keep:
-                    outcome.indexed_by_source[labels.get(mention.id, "?")] += 1
+            try:
+                self._index(keep, labels, outcome)
+            except Exception as error:
+                log.exception("indexing failed for a batch of %d mentions", len(keep))
+                outcome.error = f"indexing failed: {type(error).__name__}: {error}"
+                self._keep_elsewhere(keep, outcome.error, outcome)
+        self._confirm(outcome, wait=False)
         return outcome
 
-    def _record(self, future: asyncio.Future[BatchOutcome]) -> None:
+    def _index(self, keep: list[Mention], labels: dict[str, str], outcome: BatchOutcome) -> None:
+        keep = self._deduplicate(keep)
+        outcome.duplicates = sum(1 for mention in keep if mention.duplicate)
+        result = self.indexer.index(keep)
+        outcome.indexed += result.indexed
+        outcome.rejected += result.rejected
+        outcome.spooled += result.spooled
+        indexed = [m for m in keep if m.id in result.indexed_ids]
+        for mention in indexed:
+            outcome.indexed_by_source[labels.get(mention.id, "?")] += 1
+        # While the store is down, later batches go to the spool without waiting on retries.
+        if result.spooled and not result.indexed:
+            self.indexer.max_retries = 0
+        elif result.indexed and self._max_retries is not None:
+            self.indexer.max_retries = self._max_retries
+        if indexed and self.saves is not None:
+            self._hold([(m, labels.get(m.id, "?")) for m in indexed], outcome)
+
+    def _deduplicate(self, mentions: list[Mention]) -> list[Mention]:
+        """Cluster duplicates; if the index cannot be asked, within this crawl only."""
+        try:
+            return list(self.deduplicator.assign(mentions))
+        except Exception as error:
+            log.warning(
+                "could not look up duplicates in the index (%s: %s); comparing within this "
+                "crawl only",
+                type(error).__name__,
+                error,
+            )
+        lookup, self.deduplicator.lookup = self.deduplicator.lookup, None
+        try:
+            return list(self.deduplicator.assign(mentions))
+        finally:
+            self.deduplicator.lookup = lookup
+
+    def _keep_elsewhere(self, mentions: list[Mention], reason: str, outcome: BatchOutcome) -> None:
+        """Spool enriched mentions that could not be indexed; dead-letter them if that fails."""
+        try:
+            self.indexer.spool(mentions)
+        except Exception as error:
+            log.error("could not spool %d mention(s): %s", len(mentions), error)
+            if self._dead_letter(mentions, f"{reason}; spooling failed too: {error}", outcome):
+                outcome.dead_lettered += len(mentions)
+        else:
+            outcome.spooled += len(mentions)
+
+    def _dead_letter(self, mentions: list[Mention], reason: str, outcome: BatchOutcome) -> bool:
+        """Keep mentions in the dead-letter file; count them lost if even that fails."""
+        try:
+            self.indexer.dead_letter(mentions, reason)
+        except Exception as error:
+            log.error(
+                "%d mention(s) could not be kept anywhere (%s); dead-letter file: %s",
+                len(mentions),
+                reason,
+                error,
+            )
+            outcome.lost += len(mentions)
+            outcome.error = f"{reason}; the dead-letter file could not be written either: {error}"
+            return False
+        return True
+
+    def _hold(self, mentions: list[tuple[Mention, str]], outcome: BatchOutcome) -> None:
+        """Keep acknowledged mentions until the embedded engine has saved them."""
+        from listener.durability import DurabilityError
+
+        try:
+            ticket = self.saves.mark()
+        except DurabilityError as error:
+            self.unconfirmed.append(_Unconfirmed(0, mentions))
+            self._spool_unconfirmed(str(error), outcome)
+            return
+        self.unconfirmed.append(_Unconfirmed(ticket, mentions))
+
+    def _confirm(self, outcome: BatchOutcome, *, wait: bool) -> None:
+        """Release what the engine has saved; with ``wait``, wait for all of it, else spool it."""
+        from listener.durability import DurabilityError
+
+        if self.saves is None or not self.unconfirmed:
+            return
+        try:
+            if wait and not self.saves.wait(self.unconfirmed[-1].ticket, self.durability_timeout):
+                raise DurabilityError(
+                    f"the embedded engine did not save within {self.durability_timeout:.0f} s"
+                )
+            saves = self.saves.poll()
+        except DurabilityError as error:
+            self._spool_unconfirmed(str(error), outcome)
+            return
+        while self.unconfirmed and self.unconfirmed[0].ticket <= saves:
+            self.unconfirmed.popleft()
+
+    def _spool_unconfirmed(self, reason: str, outcome: BatchOutcome) -> None:
+        """The engine may have lost what it acknowledged: spool those mentions again."""
+        held = [entry for group in self.unconfirmed for entry in group.mentions]
+        self.unconfirmed.clear()
+        if not held:
+            return
+        log.warning(
+            "%s: spooling %d acknowledged mention(s) it may not have saved", reason, len(held)
+        )
+        self._keep_elsewhere([m for m, _ in held], reason, outcome)
+        outcome.indexed -= len(held)
+        for _, label in held:
+            outcome.indexed_by_source[label] -= 1
+
+    # -- the reactor thread --------------------------------------------------
+
+    def _record(self, future: asyncio.Future[BatchOutcome], size: int = 0) -> None:
         """Runs on the reactor thread: fold a batch's outcome into the crawl stats."""
         with contextlib.suppress(ValueError):
             self.pending.remove(future)
         if future.cancelled():
+            self._fold(BatchOutcome(lost=size, error="the batch was cancelled"))
             return
         error = future.exception()
-        if error is not None:
-            log.error("batch failed: %s", error)
-            self.stats.inc_value("listener/errors")
+        if error is not None:  # _process_batch does not raise; this is a bug, kept visible
+            log.error("batch of %d mentions failed: %s", size, error)
+            self._fold(BatchOutcome(lost=size, error=f"{type(error).__name__}: {error}"))
             return
-        outcome = future.result()
+        self._fold(future.result())
+
+    def _fold(self, outcome: BatchOutcome) -> None:
         self.stats.inc_value("listener/indexed", outcome.indexed)
         self.stats.inc_value("listener/rejected", outcome.rejected)
         self.stats.inc_value("listener/spooled", outcome.spooled)
         self.stats.inc_value("listener/duplicates", outcome.duplicates)
+        if outcome.lost:
+            self.stats.inc_value("listener/lost", outcome.lost)
+        if outcome.dead_lettered:
+            self.stats.inc_value("listener/dead_lettered", outcome.dead_lettered)
         for reason, count in outcome.dropped.items():
             if reason.startswith("source:"):
                 _, label, short = reason.split(":", 2)
@@ -220,25 +369,34 @@ class MentionPipeline:
             else:
                 self.stats.inc_value(f"listener/dropped/{reason}", count)
         for label, count in outcome.indexed_by_source.items():
-            self.stats.inc_value(f"listener/source/{label}/indexed", count)
+            if count:
+                self.stats.inc_value(f"listener/source/{label}/indexed", count)
         if outcome.error:
             self.stats.inc_value("listener/errors")
+            self.stats.set_value("listener/last_batch_error", outcome.error)
 
     async def close_spider(self) -> None:
         self._submit()
         if self.pending:
             await asyncio.gather(*list(self.pending), return_exceptions=True)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.executor, self._close_store)
+        outcome, waiting = await loop.run_in_executor(self.executor, self._close_store)
+        self._fold(outcome)
+        self.stats.set_value("listener/spool_waiting", waiting)
         self.executor.shutdown(wait=True)
 
-    def _close_store(self) -> None:
+    def _close_store(self) -> tuple[BatchOutcome, int]:
+        """Confirm (or spool) what the engine holds, count the spool, stop the engine."""
+        outcome = BatchOutcome()
         if self.enrich_pool is not None:
             self.enrich_pool.close()
         if self.indexer is not None:
+            self._confirm(outcome, wait=True)
             with contextlib.suppress(Exception):
                 self.indexer.refresh()
+        waiting = self.indexer.spool_waiting() if self.indexer is not None else 0
         self.exit_stack.close()
+        return outcome, waiting
 
 
 class CollectPipeline:

@@ -50,6 +50,9 @@ class CrawlSummary:
     indexed: int = 0
     rejected: int = 0
     spooled: int = 0
+    lost: int = 0
+    dead_lettered: int = 0
+    spool_waiting: int = 0
     spool_replayed: int = 0
     duplicates: int = 0
     errors: int = 0
@@ -57,6 +60,7 @@ class CrawlSummary:
     sources: dict[str, SourceSummary] = field(default_factory=dict)
     elapsed: float = 0.0
     finish_reason: str | None = None
+    last_batch_error: str | None = None
 
     @classmethod
     def from_stats(cls, stats: dict[str, Any]) -> CrawlSummary:
@@ -65,6 +69,10 @@ class CrawlSummary:
             indexed=int(stats.get("listener/indexed", 0)),
             rejected=int(stats.get("listener/rejected", 0)),
             spooled=int(stats.get("listener/spooled", 0)),
+            lost=int(stats.get("listener/lost", 0)),
+            dead_lettered=int(stats.get("listener/dead_lettered", 0)),
+            spool_waiting=int(stats.get("listener/spool_waiting", 0)),
+            last_batch_error=stats.get("listener/last_batch_error"),
             spool_replayed=int(stats.get("listener/spool_replayed", 0)),
             duplicates=int(stats.get("listener/duplicates", 0)),
             errors=int(stats.get("listener/errors", 0)),
@@ -114,6 +122,19 @@ class CrawlSummary:
             out.append(
                 f"  {self.spooled} mentions could not be indexed (engine unreachable) and were "
                 "spooled; they are indexed on the next run"
+            )
+        if self.spool_waiting:
+            out.append(f"  {self.spool_waiting} mentions wait in the spool for the next run")
+        if self.dead_lettered:
+            out.append(
+                f"  {self.dead_lettered} mentions could be neither indexed nor spooled "
+                f"(last error: {self.last_batch_error}); they are kept in dead-letter.ndjson"
+            )
+        if self.lost:
+            out.append(
+                f"  {self.lost} mentions could not be indexed, spooled or dead-lettered "
+                f"(last error: {self.last_batch_error}); checkpoints were not advanced, so the "
+                "next run fetches them again"
             )
         if self.rejected:
             out.append(f"  {self.rejected} mentions rejected by the index: see dead-letter.ndjson")

@@ -83,7 +83,22 @@ class MentionsSpider(scrapy.Spider):
         return spider
 
     def _save_checkpoints(self) -> None:
-        """Remember the newest item per source and query, for the next incremental run."""
+        """Remember the newest item per source and query, for the next incremental run.
+
+        Runs after the item pipeline has closed. If any mention could be put
+        nowhere durable (``listener/lost``), no checkpoint moves: the next run
+        asks the sources for those items again.
+        """
+        assert self.crawler.stats is not None
+        lost = int(self.crawler.stats.get_value("listener/lost", 0) or 0)
+        if lost:
+            log.error(
+                "%d mention(s) could not be indexed, spooled or dead-lettered; the checkpoints "
+                "were not advanced, so the next run fetches them again",
+                lost,
+            )
+            self.crawler.stats.set_value("listener/checkpoints_kept", True)
+            return
         for label, state in self.states.items():
             try:
                 state.source.checkpoint.save()

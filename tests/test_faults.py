@@ -1,0 +1,284 @@
+"""Faults on the way to the index: every mention ends indexed, spooled or dead-lettered.
+
+Each test crawls a generated feed with a known number of mentions through the
+real CLI and Scrapy engine, against the real embedded engine or, where a fault
+cannot be made with it, a stand-in HTTP server answering like a broken
+Elasticsearch or a proxy in front of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from listener.engine import EmbeddedEngine
+from listener.mention import canonicalize_url, mention_id
+from listener.replay import ReplayServer, Route
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def feed(count: int, *, first: int = 0, title: str = "Generated") -> bytes:
+    """An RSS feed of ``count`` items, each mentioning Acme with its own text and date."""
+    items = []
+    for number in range(first, first + count):
+        published = format_datetime(START + timedelta(minutes=number), usegmt=True)
+        items.append(
+            f"<item><title>Acme note {number}</title>"
+            f"<link>https://news.example/acme/{number}</link>"
+            f"<description>Acme shipped release {number} with change {number * 7919 % 10007} "
+            f"for customer group {number % 97}.</description>"
+            f"<pubDate>{published}</pubDate></item>"
+        )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>https://news.example/</link>{''.join(items)}</channel></rss>"
+    ).encode()
+
+
+def feed_route(path: str, body: bytes) -> Route:
+    return Route(path, body=body, headers={"Content-Type": "application/rss+xml"})
+
+
+def write_project(folder: Path, feeds: list[str], prefix: str, extra: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "listener.toml"
+    listed = ", ".join(json.dumps(url) for url in feeds)
+    path.write_text(
+        f'[elasticsearch]\nindex_prefix = "{prefix}"\n\n[crawl]\nautothrottle = false\n'
+        f"retry_times = 0\n{extra}\n"
+        f'[[brands]]\nname = "Acme"\n\n[[sources]]\nplugin = "rss"\nname = "gen"\n'
+        f"feeds = [{listed}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def environment(home: Path, es_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
+    env.update(LISTENER_HOME=str(home), PYTHONUNBUFFERED="1")
+    if es_url:
+        env["LISTENER_ES_URL"] = es_url
+    return env
+
+
+def crawl(project: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "listener.cli", "crawl", "-c", str(project), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def ndjson_lines(paths: list[Path]) -> list[dict[str, Any]]:
+    return [json.loads(line) for path in paths for line in path.read_text().splitlines() if line]
+
+
+def count(url: str, prefix: str) -> int:
+    client = Elasticsearch(url)
+    try:
+        client.indices.refresh(index=f"{prefix}-mentions", ignore_unavailable=True)
+        response = client.options(ignore_status=404).count(index=f"{prefix}-mentions")
+        return int(response.body.get("count", 0))
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def prefix(session_client: Elasticsearch) -> Iterator[str]:
+    name = f"f{uuid.uuid4().hex[:10]}"
+    yield name
+    quiet = session_client.options(ignore_status=404)
+    indices = list(quiet.indices.get(index=f"{name}-*", allow_no_indices=True).body or {})
+    if indices:
+        quiet.indices.delete(index=",".join(indices))
+    quiet.indices.delete_index_template(name=f"{name}-mentions")
+
+
+class StandIn:
+    """An "Elasticsearch" that misbehaves in one way, forwarding the rest to a real engine.
+
+    ``empty404``: every request is answered 404 with an empty body.
+    ``html_bulk``: bulk requests get 200 with an HTML page (a proxy's login or error page).
+    """
+
+    def __init__(self, mode: str, upstream: str | None = None) -> None:
+        self.mode, self.upstream = mode, upstream
+        stand_in = self
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("X-Elastic-Product", "Elasticsearch")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if stand_in.mode == "empty404":
+                    self._answer(404, b"", "text/plain")
+                    return
+                if self.path.split("?")[0].endswith("/_bulk"):
+                    page = b"<html><body><h1>Please sign in</h1></body></html>"
+                    self._answer(200, page, "text/html; charset=utf-8")
+                    return
+                assert stand_in.upstream is not None
+                request = urllib.request.Request(
+                    stand_in.upstream + self.path, data=body, method=self.command
+                )
+                for name in ("Content-Type", "Accept"):
+                    if self.headers.get(name):
+                        request.add_header(name, self.headers[name])
+                try:
+                    with direct.open(request, timeout=30) as response:
+                        status, payload = response.status, response.read()
+                        kind = response.headers.get("Content-Type", "application/json")
+                except urllib.error.HTTPError as error:
+                    status, payload = error.code, error.read()
+                    kind = error.headers.get("Content-Type", "application/json")
+                self._answer(status, payload, kind)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> StandIn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["empty404", "html_bulk"])
+def test_a_broken_cluster_gets_every_mention_spooled_then_indexed(
+    mode: str, engine: Any, prefix: str, tmp_path: Path
+) -> None:
+    routes = [feed_route("/feed.xml", feed(150))]
+    with ReplayServer(routes) as site, StandIn(mode, engine.url) as es:
+        project = write_project(tmp_path / "p", [f"{site.url}/feed.xml"], prefix)
+        home = tmp_path / "home"
+        first = crawl(project, environment(home, es.url))
+    assert first.returncode == 3, first.stderr
+    assert "150 mentions wait in the spool" in first.stderr
+    spooled = ndjson_lines(sorted((home / "spool").glob("*.ndjson")))
+    assert len({document["id"] for document in spooled}) == 150
+    assert not (home / "dead-letter.ndjson").exists()
+
+    with ReplayServer([feed_route("/feed.xml", feed(150))]) as site:
+        project = write_project(tmp_path / "p", [f"{site.url}/feed.xml"], prefix)
+        second = crawl(project, environment(home, engine.url))
+    assert second.returncode == 0, second.stderr
+    assert "150 mentions from earlier runs' spool indexed" in second.stderr
+    assert count(engine.url, prefix) == 150
+
+
+def test_an_unwritable_spool_sends_mentions_to_the_dead_letter_file(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "spool").write_text("not a directory")  # mkdir fails, even for root
+    with ReplayServer([feed_route("/feed.xml", feed(40))]) as site, StandIn("empty404") as es:
+        project = write_project(tmp_path / "p", [f"{site.url}/feed.xml"], "unwritable")
+        result = crawl(project, environment(home, es.url))
+    assert result.returncode == 4, result.stderr
+    assert "40 mentions could be neither indexed nor spooled" in result.stderr
+    letters = ndjson_lines([home / "dead-letter.ndjson"])
+    assert len({letter["id"] for letter in letters}) == 40
+    assert all("spooling failed too" in letter["reason"] for letter in letters)
+
+
+def test_mentions_saved_nowhere_keep_the_checkpoint(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "spool").write_text("not a directory")
+    (home / "dead-letter.ndjson").mkdir()  # cannot be opened for appending
+    with ReplayServer([feed_route("/feed.xml", feed(40))]) as site, StandIn("empty404") as es:
+        project = write_project(tmp_path / "p", [f"{site.url}/feed.xml"], "nowhere")
+        result = crawl(project, environment(home, es.url))
+    assert result.returncode == 4, result.stderr
+    assert "40 mentions could not be saved anywhere" in result.stderr
+    assert "checkpoints were not advanced" in result.stderr
+    assert not (home / "state" / "gen.json").exists()
+
+
+def _wait_for_acknowledged(home: Path, number: int, crawler: subprocess.Popen[str]) -> int:
+    """Poll the crawl's engine until it acknowledged generated item ``number``; return its pid.
+
+    A real-time GET sees a write as soon as it is acknowledged, before the
+    engine saves it (a count or search would only see it after a refresh).
+    """
+    wanted = mention_id("rss", canonicalize_url(f"https://news.example/acme/{number}"))
+    published = START + timedelta(minutes=number)
+    index = f"killed-mentions-{published:%Y.%m}"
+    state_file = home / "engine" / "listener-engine.json"
+    while crawler.poll() is None:
+        if state_file.is_file():
+            state = json.loads(state_file.read_text())
+            client = Elasticsearch(state["url"], request_timeout=5)
+            try:
+                if client.options(ignore_status=404).get(index=index, id=wanted).body.get("found"):
+                    return int(state["pid"])
+            except Exception:  # the engine is starting
+                pass
+            finally:
+                client.close()
+        time.sleep(0.02)  # fault injection: watch a crawl running in another process
+    raise AssertionError(f"the crawl ended before item {number} was indexed")
+
+
+@pytest.mark.slow
+def test_engine_killed_mid_crawl_loses_no_acknowledged_mention(tmp_path: Path) -> None:
+    """2,000 mentions in 20 feeds; the embedded engine is SIGKILLed once item 600 is indexed."""
+    home = tmp_path / "home"
+    routes = [feed_route(f"/feed{n}.xml", feed(100, first=n * 100)) for n in range(20)]
+    with ReplayServer(routes) as site:
+        project = write_project(
+            tmp_path / "p",
+            [f"{site.url}/feed{n}.xml" for n in range(20)],
+            "killed",
+            extra="concurrent_requests = 1\ndownload_delay = 0.5\nbatch_size = 32\n",
+        )
+        env = environment(home, None)  # the project's own embedded engine, in home/engine
+        command = [sys.executable, "-m", "listener.cli", "crawl", "-c", str(project)]
+        with subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as crawler:
+            os.kill(_wait_for_acknowledged(home, 600, crawler), signal.SIGKILL)
+            _, stderr = crawler.communicate(timeout=600)
+        assert crawler.returncode == 3, stderr
+        again = crawl(project, env)  # a new engine on the same data; replays the spool
+        assert again.returncode == 0, again.stderr
+    with EmbeddedEngine(home / "engine") as restarted:
+        assert count(restarted.url, "killed") == 2000
