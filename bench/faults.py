@@ -40,6 +40,9 @@ from listener.mention import canonicalize_url, mention_id
 from listener.replay import ReplayServer, Route
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
+INFO = json.dumps(
+    {"name": "stand-in", "cluster_name": "x", "version": {"number": "8.15.3"}, "tagline": "x"}
+).encode()
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india")
 
 
@@ -134,6 +137,8 @@ class StandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if stand_in.mode == "empty404":
+                    if self.path == "/":  # passes the start-up check, then fails every write
+                        return self._answer(200, INFO, "application/json")
                     return self._answer(404, b"", "text/plain")
                 if self.path.split("?")[0].endswith("/_bulk"):
                     return self._answer(200, b"<html>sign in</html>", "text/html")

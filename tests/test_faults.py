@@ -33,6 +33,9 @@ from listener.mention import canonicalize_url, mention_id
 from listener.replay import ReplayServer, Route
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
+INFO = json.dumps(
+    {"name": "stand-in", "cluster_name": "x", "version": {"number": "8.15.3"}, "tagline": "x"}
+).encode()
 
 
 def feed(count: int, *, first: int = 0, title: str = "Generated") -> bytes:
@@ -118,7 +121,7 @@ def prefix(session_client: Elasticsearch) -> Iterator[str]:
 class StandIn:
     """An "Elasticsearch" that misbehaves in one way, forwarding the rest to a real engine.
 
-    ``empty404``: every request is answered 404 with an empty body.
+    ``empty404``: every request but ``GET /`` is answered 404 with an empty body.
     ``html_bulk``: bulk requests get 200 with an HTML page (a proxy's login or error page).
     """
 
@@ -143,7 +146,10 @@ class StandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if stand_in.mode == "empty404":
-                    self._answer(404, b"", "text/plain")
+                    if self.path == "/":  # passes the start-up check, then fails every write
+                        self._answer(200, INFO, "application/json")
+                    else:
+                        self._answer(404, b"", "text/plain")
                     return
                 if self.path.split("?")[0].endswith("/_bulk"):
                     page = b"<html><body><h1>Please sign in</h1></body></html>"
@@ -212,7 +218,7 @@ def test_an_unwritable_spool_sends_mentions_to_the_dead_letter_file(tmp_path: Pa
     with ReplayServer([feed_route("/feed.xml", feed(40))]) as site, StandIn("empty404") as es:
         project = write_project(tmp_path / "p", [f"{site.url}/feed.xml"], "unwritable")
         result = crawl(project, environment(home, es.url))
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == 5, result.stderr
     assert "40 mentions could be neither indexed nor spooled" in result.stderr
     letters = ndjson_lines([home / "dead-letter.ndjson"])
     assert len({letter["id"] for letter in letters}) == 40
@@ -227,7 +233,7 @@ def test_mentions_saved_nowhere_keep_the_checkpoint(tmp_path: Path) -> None:
     with ReplayServer([feed_route("/feed.xml", feed(40))]) as site, StandIn("empty404") as es:
         project = write_project(tmp_path / "p", [f"{site.url}/feed.xml"], "nowhere")
         result = crawl(project, environment(home, es.url))
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == 5, result.stderr
     assert "40 mentions could not be saved anywhere" in result.stderr
     assert "checkpoints were not advanced" in result.stderr
     assert not (home / "state" / "gen.json").exists()
