@@ -30,9 +30,7 @@ LANGUAGE_EXTENSION = "listener_language"
 LANGUAGE_SCORE_EXTENSION = "listener_language_score"
 
 #: Languages the bundled English models serve; ``None`` stands for "undetermined".
-#: Nigerian Pidgin (``pcm``) is English-lexified, and short English headlines are often
-#: detected as it ("WeWork Faces Another Investigation Over Neumann"): English models apply.
-ENGLISH_STEP_LANGUAGES: frozenset[str | None] = frozenset({"en", "pcm", None})
+ENGLISH_STEP_LANGUAGES: frozenset[str | None] = frozenset({"en", None})
 
 # py3langid labels that are dialects or variants of a language with an
 # ISO 639-1 code: stored as that code so filters see one language.
