@@ -11,8 +11,10 @@ plugin's tests can use the fixtures below without importing anything::
         )
         assert [m.author.handle for m in result.mentions] == ["alice", "bob"]
 
-Each crawl runs in a fresh Python process, because Twisted's reactor cannot be
-restarted inside one process. Heavy imports stay inside functions: pytest
+Each crawl runs in a new process, because Twisted's reactor cannot be
+restarted inside one process: a fork of a helper process that imported Scrapy,
+listener and the built-in plugins once (``LISTENER_REPLAY_SUBPROCESS=1``: a
+fresh interpreter per crawl). Heavy imports stay inside functions: pytest
 loads this module in every session.
 
 For unit tests of ``Source.parse`` without a crawl, :func:`make_source` builds
@@ -28,9 +30,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pkgutil
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -242,34 +248,165 @@ def replay_crawl(
             )
             output = folder / "mentions.ndjson"
             summary_path = folder / "summary.json"
-            command = [
-                sys.executable,
-                "-m",
-                "listener.testing",
-                str(project),
-                str(output),
-                str(summary_path),
-            ]
+            arguments = [str(project), str(output), str(summary_path)]
             if since is not None:
-                command.append(since.isoformat())
+                arguments.append(since.isoformat())
             env = {**os.environ, "LISTENER_HOME": str(state)}
-            process = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=timeout, check=False
-            )
+            returncode, log = _run_worker(arguments, env, timeout, folder / "crawl.log")
             requests = server.requests
-        if process.returncode != 0 and not summary_path.exists():
-            raise AssertionError(
-                f"the replayed crawl failed (exit {process.returncode}):\n{process.stderr[-4000:]}"
-            )
+        if returncode != 0 and not summary_path.exists():
+            raise AssertionError(f"the replayed crawl failed (exit {returncode}):\n{log[-4000:]}")
         records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
         return ReplayResult(
             mentions=[Mention.model_validate(record["mention"]) for record in records],
             labels=[record["source_label"] for record in records],
             summary=json.loads(summary_path.read_text(encoding="utf-8")),
             requests=requests,
-            log=process.stderr,
-            returncode=process.returncode,
+            log=log,
+            returncode=returncode,
         )
+
+
+#: What the crawl process imports before it is forked once per replayed crawl. Nothing here
+#: may import ``twisted.internet.reactor``: Scrapy installs its own in each crawl.
+_PRELOAD = (
+    "listener.testing",
+    "listener.config",
+    "listener.crawl",
+    "listener.crawl_settings",
+    "listener.pipelines",
+    "listener.progress",
+    "listener.plugin_manager",
+    "listener.spiders.mentions",
+    "scrapy.crawler",
+)
+
+
+class _Zygote:
+    """A process that imported the crawl machinery once and forks a child per replayed crawl.
+
+    A Twisted reactor cannot be restarted in a process, so every crawl needs a new one;
+    starting Python and importing Scrapy, listener and the plugins costs about a second
+    of CPU per crawl, which forking a process that imported them once does not. The
+    zygote is single-threaded (safe to fork) and serves one crawl at a time; it exits
+    when its caller closes the pipe. ``LISTENER_REPLAY_SUBPROCESS=1`` starts a fresh
+    interpreter per crawl instead.
+    """
+
+    _instance: _Zygote | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from listener.testing import _zygote_main; _zygote_main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    @classmethod
+    def run(cls, arguments: list[str], env: dict[str, str], timeout: float, log_path: Path) -> int:
+        with cls._lock:
+            if cls._instance is None or cls._instance.process.poll() is not None:
+                cls._instance = cls()
+            return cls._instance._run(arguments, env, timeout, log_path)
+
+    def _run(
+        self, arguments: list[str], env: dict[str, str], timeout: float, log_path: Path
+    ) -> int:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        request = {
+            "arguments": arguments,
+            "env": env,
+            "log": str(log_path),
+            "cwd": os.getcwd(),
+            "path": sys.path,
+        }
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        started = self.process.stdout.readline()
+        if not started:
+            raise AssertionError("the replay process (listener.testing zygote) exited; see stderr")
+        pid = json.loads(started)["pid"]
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self.process.stdout.readline()
+            raise subprocess.TimeoutExpired(["listener.testing", *arguments], timeout)
+        return int(json.loads(self.process.stdout.readline())["exit"])
+
+
+def _zygote_main() -> None:
+    """The zygote's loop: import once, then fork one child per request line on stdin."""
+    import importlib
+
+    import listener.plugins as builtin_plugins
+
+    for name in (
+        *_PRELOAD,
+        *(f"listener.plugins.{m.name}" for m in pkgutil.iter_modules(builtin_plugins.__path__)),
+    ):
+        importlib.import_module(name)
+    assert "twisted.internet.reactor" not in sys.modules, "a preloaded module installed a reactor"
+    for line in sys.stdin:
+        request = json.loads(line)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _forked_worker(request)
+            finally:
+                os._exit(code)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"exit": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+def _forked_worker(request: dict[str, Any]) -> int:
+    """Child side of the zygote: the caller's environment, path and folder; stderr to a file."""
+    import logging
+    import traceback
+
+    env: dict[str, str] = request["env"]
+    os.environ.clear()
+    os.environ.update(env)
+    # PYTHONPATH is read when an interpreter starts; a forked one adds it by hand.
+    extra = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    sys.path[:] = [*extra, *(entry for entry in request["path"] if entry not in extra)]
+    os.chdir(request["cwd"])
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(log, 2)
+    try:
+        return _worker(request["arguments"])
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def _run_worker(
+    arguments: list[str], env: dict[str, str], timeout: float, log_path: Path
+) -> tuple[int, str]:
+    """Run :func:`_worker` in a new process; its exit code and what it wrote to stderr."""
+    if os.environ.get("LISTENER_REPLAY_SUBPROCESS") == "1" or not hasattr(os, "fork"):
+        command = [sys.executable, "-m", "listener.testing", *arguments]
+        process = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        return process.returncode, process.stderr
+    returncode = _Zygote.run(arguments, env, timeout, log_path)
+    log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+    return returncode, log
 
 
 def _worker(arguments: list[str]) -> int:

@@ -57,6 +57,24 @@ _SENTIMENT_SCORES = {"positive": 0.6, "neutral": 0.0, "negative": -0.6}
 _counter = itertools.count()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests that share a module-scoped fixture on one pytest-xdist worker.
+
+    With ``--dist loadgroup`` (pyproject's addopts) the tests of a file that use a
+    module-scoped fixture (a loaded model, a replayed crawl, an indexed corpus) form
+    one group, so the fixture is built once; every other test goes to whichever
+    worker is free, so one file of slow independent tests does not hold up the run.
+    """
+    wide = {"module", "package", "class"}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        if any(defs and defs[-1].scope in wide for defs in info.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 @dataclass(frozen=True)
 class ExternalCluster:
     """A cluster given by ``LISTENER_TEST_ES_URL`` instead of the embedded engine."""
