@@ -226,3 +226,33 @@ def test_listener_run_runs_the_alert_rules_after_a_crawl(
             assert stop_listener(service, log) == 0, log.read_text()[-3000:]
     [posted] = server.requests_to("/hook")
     assert "burst" in posted.body.decode()
+
+
+def test_listener_run_keeps_one_embedded_engine_up_for_all_its_crawls(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with ReplayServer([Route("/feed.xml", body=rss_feed(_items(0, 4)))]) as server:
+        project = write_project(
+            tmp_path / "listener.toml",
+            [{"plugin": "rss", "name": "feed", "feeds": [f"{server.url}/feed.xml"],
+              "every": "1s"}],
+        )  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
+        env["LISTENER_HOME"] = str(home)  # no LISTENER_ES_URL: the embedded engine
+        log = tmp_path / "run.log"
+        state = home / "engine" / "listener-engine.json"
+        service = start_listener(["run", "-c", str(project)], env, log)
+        engines = set()
+        try:
+            for crawls in (1, 3):
+                wait_for(
+                    lambda n=crawls: len(list((home / "runs").glob("*.json"))) >= n,
+                    f"{crawls} crawl(s)",
+                )
+                engines.add(json.loads(state.read_text(encoding="utf-8"))["pid"])
+        finally:
+            assert stop_listener(service, log) == 0, log.read_text()[-3000:]
+    assert len(engines) == 1  # started once, used by every crawl
+    assert not state.exists()  # and stopped cleanly with the service
+    runs = sorted((home / "runs").glob("*.json"))
+    first = json.loads(runs[0].read_text(encoding="utf-8"))
+    assert first["indexed"] == 4
