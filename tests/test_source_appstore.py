@@ -12,11 +12,12 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.mention import Mention, SourceKind, mention_id
 from listener.plugins import appstore
 from listener.plugins.appstore import AppStoreOptions, AppStoreSource, app_id, entry_to_mention
 from listener.replay import Route
-from listener.source import Checkpoint, Request, Response
+from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "appstore"
@@ -43,10 +44,7 @@ def page_response(
 ) -> Response:
     url = src.feed_url(APP, country, page)
     meta = {"app": APP, "country": country, "page": page}
-    return Response(
-        url=url, status=200, headers={"content-type": "text/javascript; charset=utf-8"},
-        body=payload, request=Request(url=url, meta=meta),
-    )  # fmt: skip
+    return testing.respond(url, payload, content_type="text/javascript; charset=utf-8", meta=meta)
 
 
 def remembered(tmp_path: Path, key: str, when: datetime) -> Checkpoint:

@@ -21,7 +21,7 @@ from listener.plugin_manager import instantiate_sources
 from listener.plugins import discourse
 from listener.plugins.discourse import DiscourseOptions, DiscourseSource, post_to_mention
 from listener.replay import Route
-from listener.source import Checkpoint, Request, Response
+from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 from listener.text import html_to_text
 
@@ -262,10 +262,7 @@ def test_hits_beyond_the_first_posts_of_a_topic_are_fetched_by_id() -> None:
     assert mentions == []
     assert [r.url for r in requests] == [f"{FORUM}/t/102/posts.json?post_ids%5B%5D=5101"]
     follow = requests[0]
-    posts = Response(
-        url=follow.url, status=200, headers={}, body=body("posts_102.json"),
-        request=Request(url=follow.url, meta={**follow.meta, "topic": {"id": 102, **topic}}),
-    )  # fmt: skip
+    posts = testing.respond(follow, body("posts_102.json"), meta={"topic": {"id": 102, **topic}})
     (late,) = split(src.parse(posts))[0]
     assert late.canonical_url == f"{FORUM}/t/102/24"
     assert late.title == "Re: Agent disconnects after upgrading to 4.2"

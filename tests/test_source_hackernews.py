@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from listener import demo_site
+from listener import demo_site, testing
 from listener.config import BrandConfig
 from listener.mention import Mention, SourceKind
 from listener.plugins import hackernews
@@ -61,13 +61,8 @@ def page_response(
     request = Request(
         url=url, headers={"Accept": "application/json"}, meta={"term": term, "page": page}
     )
-    return Response(
-        url=url,
-        status=200,
-        headers={"content-type": "application/json; charset=utf-8"},
-        body=PAGE_FILES[(term, page)].read_bytes() if body is None else body,
-        request=request,
-    )
+    payload = PAGE_FILES[(term, page)].read_bytes() if body is None else body
+    return testing.respond(request, payload, content_type="application/json; charset=utf-8")
 
 
 def query_of(url: str) -> dict[str, list[str]]:

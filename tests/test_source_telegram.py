@@ -12,6 +12,7 @@ import pytest
 from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
+from listener import testing
 from listener.mention import SourceKind, mention_id
 from listener.plugins import telegram
 from listener.plugins.telegram import (
@@ -22,7 +23,7 @@ from listener.plugins.telegram import (
     read_channel_page,
 )
 from listener.replay import Route
-from listener.source import Checkpoint, Request, Response
+from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
 DATA = Path(__file__).resolve().parent / "data" / "telegram"
@@ -47,10 +48,7 @@ def page_response(
 ) -> Response:
     url = src.page_url(channel, before)
     meta = {"channel": channel, "page": 1 if before is None else 2}
-    return Response(
-        url=url, status=200, headers={"content-type": "text/html; charset=utf-8"}, body=payload,
-        request=Request(url=url, meta=meta),
-    )  # fmt: skip
+    return testing.respond(url, payload, content_type="text/html; charset=utf-8", meta=meta)
 
 
 def remembered(tmp_path: Path, key: str, when: datetime) -> Checkpoint:
