@@ -948,6 +948,16 @@ def _empty_hint(client: Any, project: ProjectConfig, scope: dict[str, Any], empt
     return empty_range_hint(client, project, scope["since"], scope["until"], scope["tz"])
 
 
+# Reach columns: "unknown" in text tables when no mention counted had a figure (0 would
+# read as "nobody saw it"); JSON and CSV keep the number with its *_known count.
+_REACH = {"reach", "earned_reach"}
+REACH_NOTE = (
+    "reach: the authors' followers where the source reports them, else the project file's "
+    '[audience] estimate for the domain (e.g. [audience] "techcrunch.com" = 12000000); '
+    "unknown where no mention had either"
+)
+
+
 def _show(table: Any, output_format: str, text_columns: Sequence[str] | None = None) -> None:
     """Print an analytics Table: text with its notes, or JSON/CSV rows only.
 
@@ -975,6 +985,8 @@ def _show(table: Any, output_format: str, text_columns: Sequence[str] | None = N
                 value = f"{value:+.1f} pp"
             elif column == "emv" and isinstance(value, float):
                 value = f"{value:,.2f}"
+            elif column in _REACH and row.get(f"{column}_known") == 0:
+                value = "unknown"  # no mention had followers or an [audience] estimate
             elif column == "published_at" and isinstance(value, str):
                 value = value[:16].replace("T", " ")
             elif isinstance(value, dict):
@@ -988,6 +1000,10 @@ def _show(table: Any, output_format: str, text_columns: Sequence[str] | None = N
         err.print("nothing matched")
     for note in table.notes:
         click.echo(note)
+    if any(column in _REACH for column in columns) and any(
+        row.get(f"{column}_known") == 0 for row in table.rows for column in _REACH
+    ):
+        click.echo(REACH_NOTE)
 
 
 def _rates(

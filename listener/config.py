@@ -278,7 +278,31 @@ class ProjectConfig(_Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    audience: dict[str, int] = Field(
+        default_factory=dict,
+        description="estimated audience per domain, for reach where a source gives none: "
+        '"techcrunch.com" = 12000000 (subdomains included)',
+    )
     path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("audience")
+    @classmethod
+    def _audience_domains(cls, table: dict[str, int]) -> dict[str, int]:
+        cleaned: dict[str, int] = {}
+        for domain, people in table.items():
+            if people < 0:
+                raise ValueError(f"{domain!r}: an audience is a number of people, 0 or more")
+            cleaned[domain.strip().lower().removeprefix("www.")] = people
+        return cleaned
+
+    def audience_of(self, domain: str) -> int | None:
+        """The ``[audience]`` estimate for ``domain`` or its closest parent domain listed."""
+        labels = domain.lower().removeprefix("www.").split(".")
+        for start in range(len(labels) - 1):
+            found = self.audience.get(".".join(labels[start:]))
+            if found is not None:
+                return found
+        return None
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProjectConfig:

@@ -256,6 +256,12 @@ class Mention(_Model):
     crawled_at: AwareDatetime
     author: Author = Field(default_factory=Author)
     engagement: Engagement = Field(default_factory=Engagement)
+    audience: int | None = Field(
+        default=None,
+        ge=0,
+        description="estimated audience of the place it was published (the project's "
+        "[audience] figure for its domain), set only where the author's followers are unknown",
+    )
     rating: Rating | None = None
     thread_id: str | None = None
     parent_id: str | None = None

@@ -508,6 +508,11 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
             ],
             prefix,
         )
+        # Per-domain audience estimates for reach where feeds give none.
+        project.write_text(
+            project.read_text(encoding="utf-8") + '\n[audience]\n"techcrunch.com" = 12000000\n',
+            encoding="utf-8",
+        )
         env = environment(tmp_path / "home", engine.url)
         crawl = listener_cli("crawl", "-c", str(project), "--since", "2020-01-01", env=env)
     assert crawl.returncode == 0, crawl.stderr
@@ -547,6 +552,31 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
     assert "<em>" not in table.stdout
     as_json = listener_cli("search", "-c", str(project), "anvils", "--format", "json", env=env)
     assert "<em>anvils</em>" in as_json.stdout
+
+    # Reach: the [audience] estimate where a feed gives no followers, "unknown" elsewhere.
+    earned = listener_cli("earned", "-c", str(project), "--format", "json", env=env)
+    assert earned.returncode == 0, earned.stderr
+    [acme] = json.loads(earned.stdout)
+    assert (acme["earned_reach"], acme["earned_reach_known"]) == (12_000_000, 1)
+    by_reach = listener_cli(
+        "top", "domains", "-c", str(project), "--by", "reach", "--format", "json", env=env
+    )
+    reach = {
+        row["domain"]: (row["reach"], row["reach_known"]) for row in json.loads(by_reach.stdout)
+    }
+    assert reach == {
+        "techcrunch.com": (12_000_000, 1),
+        "huffpost.com": (0, 0),
+        "news.example": (0, 0),
+    }
+    text = listener_cli("top", "domains", "-c", str(project), "--by", "reach", env=env)
+
+    def row(domain: str) -> str:
+        return next(line for line in text.stdout.splitlines() if domain in line)
+
+    assert "12000000" in row("techcrunch.com").replace(",", "")
+    assert "unknown" in row("news.example")
+    assert "[audience] estimate" in text.stdout
 
     exported = listener_cli("export", "-c", str(project), env=env)
     labels = sorted(json.loads(line)["source_label"] for line in exported.stdout.splitlines())
@@ -812,3 +842,24 @@ def test_api_export_streams_every_matching_mention_as_ndjson_or_csv(
         unknown = http.get("/api/export", params={"source": "nosuch"})
         assert unknown.status_code == 422
         assert "unknown source 'nosuch'" in unknown.text
+
+
+def test_audience_estimates_cover_subdomains_and_are_checked(tmp_path: Path) -> None:
+    from listener.config import parse_project
+    from listener.errors import ConfigError
+
+    project = parse_project(
+        {
+            "brands": [{"name": "Acme"}],
+            "audience": {"www.TechCrunch.com": 12_000_000, "bbc.co.uk": 40_000_000},
+        },
+        tmp_path / "listener.toml",
+    )
+    assert project.audience_of("techcrunch.com") == 12_000_000
+    assert project.audience_of("news.bbc.co.uk") == 40_000_000
+    assert project.audience_of("co.uk") is None
+    assert project.audience_of("huffpost.com") is None
+    with pytest.raises(ConfigError, match="audience"):
+        parse_project(
+            {"brands": [{"name": "Acme"}], "audience": {"x.com": -1}}, tmp_path / "listener.toml"
+        )

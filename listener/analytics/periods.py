@@ -237,7 +237,7 @@ def period_label(period: Period | None, zone: tzinfo | None = None) -> str | Non
 
 @dataclass(frozen=True)
 class Counts:
-    """What a cell adds up to: mentions, engagement (interactions) and reach (followers)."""
+    """What a cell adds up to: mentions, engagement and reach (followers, else [audience])."""
 
     mentions: int = 0
     engagement: int = 0
@@ -260,6 +260,9 @@ _CELL_METRICS = {
     "engagement": {"sum": {"field": "engagement.total"}},
     "reach": {"sum": {"field": "author.followers"}},
     "reach_known": {"value_count": {"field": "author.followers"}},
+    # A mention has followers or an [audience] estimate for its domain, never both.
+    "audience": {"sum": {"field": "audience"}},
+    "audience_known": {"value_count": {"field": "audience"}},
 }
 
 
@@ -278,8 +281,12 @@ def _counts(bucket: dict[str, Any]) -> Counts:
     return Counts(
         mentions=int(bucket.get("doc_count") or 0),
         engagement=round((bucket.get("engagement") or {}).get("value") or 0),
-        reach=round((bucket.get("reach") or {}).get("value") or 0),
-        reach_known=int((bucket.get("reach_known") or {}).get("value") or 0),
+        reach=round(
+            ((bucket.get("reach") or {}).get("value") or 0)
+            + ((bucket.get("audience") or {}).get("value") or 0)
+        ),
+        reach_known=int((bucket.get("reach_known") or {}).get("value") or 0)
+        + int((bucket.get("audience_known") or {}).get("value") or 0),
     )
 
 

@@ -125,9 +125,29 @@ AUTHOR_COLUMNS = [
     "brands",
     "url",
 ]
-DOMAIN_COLUMNS = ["rank", "domain", "mentions", "share", "engagement", "reach", "authors", "brands"]
-SOURCE_COLUMNS = ["rank", "source", "kind", "mentions", "share", "engagement", "reach", "brands"]
-KIND_COLUMNS = ["rank", "kind", "mentions", "share", "engagement", "reach", "brands"]
+DOMAIN_COLUMNS = [
+    "rank",
+    "domain",
+    "mentions",
+    "share",
+    "engagement",
+    "reach",
+    "reach_known",
+    "authors",
+    "brands",
+]
+SOURCE_COLUMNS = [
+    "rank",
+    "source",
+    "kind",
+    "mentions",
+    "share",
+    "engagement",
+    "reach",
+    "reach_known",
+    "brands",
+]
+KIND_COLUMNS = ["rank", "kind", "mentions", "share", "engagement", "reach", "reach_known", "brands"]
 ENTITY_COLUMNS = ["brand", "rank", "entity", "mentions", "share"]
 TRENDING_COLUMNS = ["brand", "rank", "term", "count", "previous", "expected", "ratio", "score"]
 SPIKE_COLUMNS = [

@@ -185,6 +185,10 @@ def _top_field(
     aggs = {
         "engagement": {"sum": {"field": "engagement.total"}},
         "reach": {"sum": {"field": "author.followers"}},
+        "reach_known": {"value_count": {"field": "author.followers"}},
+        # Followers where known, else the project's [audience] estimate (never both).
+        "audience": {"sum": {"field": "audience"}},
+        "audience_known": {"value_count": {"field": "audience"}},
         "authors": {"cardinality": {"field": "author.name"}},
         "brands": _brand_filters(scope.names),
         **(extra or {}),
@@ -199,7 +203,8 @@ def _top_field(
             "mentions": mentions,
             "share": mentions / total if total else 0.0,
             "engagement": round(_value(bucket, "engagement")),
-            "reach": round(_value(bucket, "reach")),
+            "reach": round(_value(bucket, "reach") + _value(bucket, "audience")),
+            "reach_known": int(_value(bucket, "reach_known") + _value(bucket, "audience_known")),
             "authors": int(_value(bucket, "authors")),
             "brands": _brand_counts(bucket, scope.names),
         }

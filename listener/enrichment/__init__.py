@@ -299,6 +299,10 @@ class Enricher:
                 "phrases": analysis["phrases"],
                 "sentiment": _sentiment(analysis["sentiment"]),
                 "unsupported": analysis["unsupported"],
+                # Reach where the source gives none: the user's estimate for the domain.
+                "audience": None
+                if mention.author.followers is not None
+                else self.config.audience_of(mention.domain),
             }
         )
 
