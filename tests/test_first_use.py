@@ -554,12 +554,24 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
     assert "<em>anvils</em>" in as_json.stdout
 
     # Reach: the [audience] estimate where a feed gives no followers, "unknown" elsewhere.
-    earned = listener_cli("earned", "-c", str(project), "--format", "json", env=env)
+    earned = listener_cli(
+        "earned", "-c", str(project), "--since", "2020-01-01", "--format", "json", env=env
+    )
     assert earned.returncode == 0, earned.stderr
     [acme] = json.loads(earned.stdout)
     assert (acme["earned_reach"], acme["earned_reach_known"]) == (12_000_000, 1)
     by_reach = listener_cli(
-        "top", "domains", "-c", str(project), "--by", "reach", "--format", "json", env=env
+        "top",
+        "domains",
+        "-c",
+        str(project),
+        "--by",
+        "reach",
+        "--since",
+        "2020-01-01",
+        "--format",
+        "json",
+        env=env,
     )
     reach = {
         row["domain"]: (row["reach"], row["reach_known"]) for row in json.loads(by_reach.stdout)
@@ -569,7 +581,9 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
         "huffpost.com": (0, 0),
         "news.example": (0, 0),
     }
-    text = listener_cli("top", "domains", "-c", str(project), "--by", "reach", env=env)
+    text = listener_cli(
+        "top", "domains", "-c", str(project), "--by", "reach", "--since", "2020-01-01", env=env
+    )
 
     def row(domain: str) -> str:
         return next(line for line in text.stdout.splitlines() if domain in line)
