@@ -423,7 +423,7 @@ def load_project(path: str | os.PathLike[str]) -> ProjectConfig:
             config.elasticsearch.url = ElasticsearchConfig._http_url(es_url)
         except ValueError as error:
             raise ConfigError(f"environment variable {ES_URL_VARIABLE}: {error}") from None
-        config.elasticsearch._url_origin = f"{ES_URL_VARIABLE} (environment variable)"
+        config.elasticsearch._url_origin = f"the environment variable {ES_URL_VARIABLE}"
     redis_url = os.environ.get("LISTENER_REDIS_URL")
     if redis_url:
         config.cluster.redis_url = redis_url
