@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
@@ -51,7 +51,37 @@ def _require_absolute_url(value: str) -> str:
     return value
 
 
+#: How far past the current time a publication date may lie (clocks and time zones
+#: disagree by hours). Later dates are typos or traps (9999-12-31): such mentions are
+#: dropped with the reason ``future_date`` and never move a checkpoint.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def is_future(value: datetime, now: datetime | None = None) -> bool:
+    """Whether ``value`` lies beyond now plus :data:`FUTURE_TOLERANCE`."""
+    limit = (now or datetime.now(UTC)) + FUTURE_TOLERANCE
+    return value.astimezone(UTC) > limit
+
+
 AwareDatetime = Annotated[datetime, AfterValidator(_require_aware)]
+# Terminal escape sequences (colours, OSC-8 hyperlinks, window titles) and other
+# C0/C1 control characters: a crawled title must not drive the terminal that prints it.
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
+    r"|[\x1b\x9d]\][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC: hyperlinks, titles
+    r"|\x1b[@-Z\\-_]"  # other two-character escapes
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_controls(value: str) -> str:
+    """``value`` without escape sequences and C0/C1 controls (newline and tab are kept)."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", value))
+
+
+#: Text as stored: control characters are stripped at ingestion.
+CleanText = Annotated[str, AfterValidator(strip_controls)]
 AbsoluteURL = Annotated[str, AfterValidator(_require_absolute_url)]
 
 # Query parameters that only track campaigns: dropped from canonical URLs so
@@ -151,8 +181,8 @@ class _Model(BaseModel):
 class Author(_Model):
     """Who wrote the mention, as far as the source says."""
 
-    name: str | None = None
-    handle: str | None = None
+    name: CleanText | None = None
+    handle: CleanText | None = None
     url: AbsoluteURL | None = None
     followers: int | None = Field(default=None, ge=0)
 
@@ -244,8 +274,8 @@ class Mention(_Model):
     url: AbsoluteURL
     canonical_url: AbsoluteURL
     domain: str
-    title: str | None = None
-    text: str
+    title: CleanText | None = None
+    text: CleanText
     language: str | None = None
     country: str | None = Field(
         default=None,

@@ -27,7 +27,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 
 from listener.config import ProjectConfig
-from listener.mention import Mention
+from listener.mention import Mention, is_future
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,12 @@ class MentionPipeline:
                 raise DropItem(
                     f"invalid mention from {label}: {error.error_count()} errors"
                 ) from None
+        if is_future(mention.published_at):
+            self._drop("future_date", label)
+            raise DropItem(
+                f"mention {mention.url} from {label} is dated {mention.published_at.isoformat()}, "
+                "beyond now"
+            )
         if mention.id in self.seen_ids:
             self._drop("duplicate_in_crawl", label)
             raise DropItem(f"duplicate mention {mention.url} in this crawl")

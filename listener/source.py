@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_orig
 from pydantic import BaseModel, ConfigDict, Field
 
 from listener.config import BrandConfig
-from listener.mention import Mention, SourceKind
+from listener.mention import Mention, SourceKind, is_future
 
 #: The version of the source contract this listener implements. A plugin
 #: declares the version it was written for in ``Source.api_version``; a plugin
@@ -175,7 +175,9 @@ class Checkpoint:
     def newest(self, key: str) -> datetime | None:
         """The newest publication time seen for ``key`` in earlier runs (not this one)."""
         value = self.previous.get(key)
-        return datetime.fromisoformat(value) if value else None
+        newest = datetime.fromisoformat(value) if value else None
+        # A future value (saved before dates were checked) would hide every later item.
+        return None if newest is None or is_future(newest) else newest
 
     def seen(self, key: str, item_id: str) -> bool:
         """Whether an earlier run yielded ``item_id`` under ``key`` (it is then kept remembered)."""
@@ -185,9 +187,17 @@ class Checkpoint:
         return True
 
     def advance(self, key: str, seen: datetime, item_id: str | None = None) -> None:
-        """Remember ``seen`` for ``key`` if it is newer than what is remembered, and the item id."""
+        """Remember ``seen`` for ``key`` if it is newer than what is remembered, and the item id.
+
+        A date beyond now (plus :data:`listener.mention.FUTURE_TOLERANCE`) is
+        never remembered: one item dated 9999-12-31 would otherwise make every
+        later item look seen.
+        """
         current = self.values.get(key)
-        if current is None or seen > datetime.fromisoformat(current):
+        remembered = datetime.fromisoformat(current) if current else None
+        if not is_future(seen) and (
+            remembered is None or seen > remembered or is_future(remembered)
+        ):
             self.values[key] = seen.astimezone(UTC).isoformat()
         if item_id is not None:
             self._remember(key, item_id)

@@ -29,8 +29,10 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from listener.engine import EmbeddedEngine
-from listener.mention import canonicalize_url, mention_id
+from listener.mention import Mention, canonicalize_url, mention_id
 from listener.replay import ReplayServer, Route
+from listener.source import Checkpoint
+from listener.testing import replay_crawl
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 INFO = json.dumps(
@@ -288,3 +290,100 @@ def test_engine_killed_mid_crawl_loses_no_acknowledged_mention(tmp_path: Path) -
         assert again.returncode == 0, again.stderr
     with EmbeddedEngine(home / "engine") as restarted:
         assert count(restarted.url, "killed") == 2000
+
+
+def dated_feed(*items: tuple[int, str]) -> bytes:
+    """RSS whose items (number, pubDate as written) mention Acme."""
+    body = "".join(
+        f"<item><title>Acme dated {number}</title><link>https://news.example/d/{number}</link>"
+        f"<description>Acme item {number}.</description><pubDate>{date}</pubDate></item>"
+        for number, date in items
+    )
+    channel = f"<channel><title>D</title>{body}</channel>"
+    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'.encode()
+
+
+def test_a_far_future_date_never_moves_the_checkpoint(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    options = {"feeds": ["{base_url}/feed.xml"]}
+    november = "Sun, 01 Nov 2026 10:00:00 GMT"
+    first = replay_crawl(
+        "rss",
+        options,
+        [feed_route("/feed.xml", dated_feed((1, november), (2, "9999-12-31T00:00:00Z")))],
+        home=home,
+    )
+    assert len(first.mentions) == 2  # the source yields it; the index pipeline drops it
+    [newest] = json.loads((home / "state" / "rss.json").read_text())["newest"].values()
+    assert newest.startswith("2026-11-01")
+
+
+def test_a_stored_future_checkpoint_is_ignored() -> None:
+    checkpoint = Checkpoint()
+    checkpoint.previous = {"feed": "9999-12-31T00:00:00+00:00"}
+    checkpoint.values = dict(checkpoint.previous)
+    assert checkpoint.newest("feed") is None  # a feed stuck by an earlier run recovers
+    checkpoint.advance("feed", START)
+    assert checkpoint.values["feed"] == START.isoformat()
+    checkpoint.advance("feed", datetime.now(UTC) + timedelta(days=30))
+    assert checkpoint.values["feed"] == START.isoformat()
+
+
+def test_an_impossible_date_is_rejected_not_rolled_over() -> None:
+    result = replay_crawl(
+        "rss",
+        {"feeds": ["{base_url}/feed.xml"]},
+        [
+            feed_route(
+                "/feed.xml",
+                dated_feed((1, "2026-13-45T10:00:00Z"), (2, "2026-11-02T10:00:00Z")),
+            )
+        ],
+    )
+    assert [m.url for m in result.mentions] == ["https://news.example/d/2"]
+
+
+def test_future_dated_mentions_are_dropped_with_a_counted_reason(
+    engine: Any, prefix: str, tmp_path: Path
+) -> None:
+    body = dated_feed((1, "Sun, 01 Nov 2026 10:00:00 GMT"), (2, "9999-12-31T00:00:00Z"))
+    with ReplayServer([feed_route("/feed.xml", body)]) as site:
+        project = write_project(tmp_path / "p", [f"{site.url}/feed.xml"], prefix)
+        result = crawl(project, environment(tmp_path / "home", engine.url))
+    assert result.returncode == 0, result.stderr
+    assert "future_date 1" in result.stderr
+    assert count(engine.url, prefix) == 1
+
+
+ESCAPES = "\x1b[31mAcme\x1b[0m rocks \x1b]8;;https://evil.example/\x07click\x1b]8;;\x07\x9b\x00"
+
+
+def test_control_characters_are_stripped_at_ingestion() -> None:
+    item = {
+        "id": "1",
+        "url": "https://news.example/esc",
+        "title": ESCAPES,
+        "content_text": f"line one\r\nline\ttwo {ESCAPES}",
+        "date_published": "2026-11-02T10:00:00Z",
+        "authors": [{"name": "\x1b[1mEve\x1b[0m"}],
+    }
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": [item]})
+    route = Route("/feed.json", body=body, headers={"Content-Type": "application/feed+json"})
+    result = replay_crawl("rss", {"feeds": ["{base_url}/feed.json"]}, [route])
+    [mention] = result.mentions
+    assert mention.title == "Acme rocks click"
+    assert mention.text == "line one\nline two Acme rocks click"  # the feed reader tidies tabs
+    assert mention.author.name == "Eve"
+
+
+def test_the_mention_model_keeps_newlines_and_tabs_only() -> None:
+    mention = Mention.create(
+        source="test",
+        source_kind="blog",
+        url="https://blog.example/1",
+        text=f"a\tb\r\nc\rd {ESCAPES}",
+        title=ESCAPES,
+        published_at=START,
+    )
+    assert mention.text == "a\tb\nc\nd Acme rocks click"
+    assert mention.title == "Acme rocks click"

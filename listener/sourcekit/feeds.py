@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from time import struct_time
 from typing import Any
 
@@ -93,10 +93,23 @@ def _clean(value: object) -> str | None:
     return " ".join(value.split()) or None
 
 
-def _from_struct(value: object) -> datetime | None:
-    """feedparser's ``*_parsed`` value (a UTC struct_time) as an aware datetime."""
+_ISO_DAY = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})")
+
+
+def _from_struct(value: object, raw: object = None) -> datetime | None:
+    """feedparser's ``*_parsed`` value (a UTC struct_time) as an aware datetime.
+
+    ``raw`` is the date as the feed wrote it: feedparser rolls impossible ISO
+    dates over (``2026-13-45`` becomes 2027-01-01), so those are refused here.
+    """
     if not isinstance(value, struct_time):
         return None
+    day = _ISO_DAY.match(raw) if isinstance(raw, str) else None
+    if day is not None:
+        try:
+            date(int(day.group(1)), int(day.group(2)), int(day.group(3)))
+        except ValueError:
+            return None
     try:
         return datetime(*value[:6], tzinfo=UTC)
     except (ValueError, OverflowError):
@@ -243,8 +256,8 @@ def _read_xml_feed(body: bytes, url: str, content_type: str) -> Feed:
 
     # Plain dicts: FeedParserDict maps missing keys to others with a DeprecationWarning.
     channel: dict[str, Any] = dict(parsed.get("feed") or {})
-    feed_date = _from_struct(channel.get("updated_parsed")) or _from_struct(
-        channel.get("published_parsed")
+    feed_date = _from_struct(channel.get("updated_parsed"), channel.get("updated")) or (
+        _from_struct(channel.get("published_parsed"), channel.get("published"))
     )
     # Atom says a feed's author applies to entries without one; RSS has no such rule.
     inherited = channel.get("author_detail") if version.startswith("atom") else None
@@ -263,9 +276,9 @@ def _read_xml_feed(body: bytes, url: str, content_type: str) -> Feed:
             link = http_url(guid, url)  # a permalink guid (isPermaLink or not)
         canonical = http_url(entry.get("feedburner_origlink"), url) or link
         published = (
-            _from_struct(entry.get("published_parsed"))
-            or _from_struct(entry.get("updated_parsed"))
-            or _from_struct(entry.get("created_parsed"))
+            _from_struct(entry.get("published_parsed"), entry.get("published"))
+            or _from_struct(entry.get("updated_parsed"), entry.get("updated"))
+            or _from_struct(entry.get("created_parsed"), entry.get("created"))
         )
         author_name, author_url = _entry_author(entry, inherited, url)
         feed.entries.append(
