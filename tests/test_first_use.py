@@ -817,8 +817,10 @@ def test_api_export_streams_every_matching_mention_as_ndjson_or_csv(
         )
         mention.source_label = "industry" if number % 2 else "alerts"
         mentions.append(mention)
+    # Found by a plugin that is no longer installed nor configured: still stored, still exportable.
+    retired = make_mention(start - timedelta(days=1), brands=("Globex",), source="oldplugin")
     indexer = Indexer(client, project)
-    assert indexer.index(mentions).indexed == 11
+    assert indexer.index([*mentions, retired]).indexed == 12
     indexer.refresh()
     monkeypatch.setattr(export, "PAGE", 3)  # several pages, to stream across them
 
@@ -852,10 +854,13 @@ def test_api_export_streams_every_matching_mention_as_ndjson_or_csv(
         assert [row["id"] for row in table] == [m.id for m in expected]
         assert json.loads(table[0]["brands"])[0]["brand"] in ("Acme", "Globex")
 
+        stored_only = http.get("/api/export", params={"source": "oldplugin"})
+        assert [json.loads(line)["id"] for line in stored_only.text.splitlines()] == [retired.id]
         assert http.get("/api/export", params={"format": "xml"}).status_code == 422
-        unknown = http.get("/api/export", params={"source": "nosuch"})
-        assert unknown.status_code == 422
-        assert "unknown source 'nosuch'" in unknown.text
+        for path in ("/api/export", "/api/mentions", "/api/share-of-voice"):
+            unknown = http.get(path, params={"source": "nosuch"})
+            assert unknown.status_code == 422, path
+            assert "unknown source 'nosuch'" in unknown.text
 
 
 def test_audience_estimates_cover_subdomains_and_are_checked(tmp_path: Path) -> None:

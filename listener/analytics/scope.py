@@ -51,20 +51,34 @@ def known_source_names(project: ProjectConfig) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_source_names(project: ProjectConfig, names: Iterable[str]) -> None:
+def check_source_names(project: ProjectConfig, names: Iterable[str], client: Any = None) -> None:
     """Refuse a ``--source`` that is neither a label in the project file nor a source plugin.
 
-    A typo would otherwise filter everything out and print zeros.
+    A typo would otherwise filter everything out and print zeros. With ``client``,
+    a name found on stored mentions (a source since removed from the project
+    file, say) is accepted too.
     """
     known = known_source_names(project)
     for name in _clean(names):
-        if name not in known:
-            labels = [entry.label for entry in project.sources]
-            plugins = [n for n in known if n not in labels]
-            raise ValueError(
-                f"unknown source {name!r}; the project file's [[sources]] entries are: "
-                f"{', '.join(labels) or 'none'}; source plugins: {', '.join(plugins)}"
-            )
+        if name in known or (client is not None and _stored_source(client, project, name)):
+            continue
+        labels = [entry.label for entry in project.sources]
+        plugins = [n for n in known if n not in labels]
+        raise ValueError(
+            f"unknown source {name!r}; the project file's [[sources]] entries are: "
+            f"{', '.join(labels) or 'none'}; source plugins: {', '.join(plugins)}"
+        )
+
+
+def _stored_source(client: Any, project: ProjectConfig, name: str) -> bool:
+    """Whether any stored mention was found by a plugin or entry called ``name``."""
+    response = client.count(
+        index=mentions_alias(project.elasticsearch.index_prefix),
+        query=source_clause([name]),
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )
+    return int(response.get("count", 0)) > 0
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,7 @@ def scope_params(
     except ConfigError as error:
         raise BadInput("brand", str(error)) from None
     try:
-        check_source_names(state.project, _values("source", source))
+        check_source_names(state.project, _values("source", source), state.client)
     except ValueError as error:
         raise BadInput("source", str(error)) from None
     try:
@@ -315,6 +315,14 @@ def project_info(state: State) -> ProjectOut:
     )
 
 
+def _check_sources(state: WebState, source: list[str] | None) -> None:
+    """422 for a source that is no plugin, no [[sources]] entry and on no stored mention."""
+    try:
+        check_source_names(state.project, _values("source", source), state.client)
+    except ValueError as error:
+        raise BadInput("source", str(error)) from None
+
+
 @router.get("/mentions", tags=["mentions"], summary="Search mentions (full text or brand rule)")
 def search_mentions(
     state: State,
@@ -358,6 +366,7 @@ def search_mentions(
     full: Annotated[bool, Query(description="whole texts instead of excerpts")] = False,
 ) -> SearchOut:
     """Mentions matching the search and filters, one page at a time (``search_after`` cursor)."""
+    _check_sources(state, source)
     request = mention_search.build_request(
         state.project,
         query=q,

@@ -27,6 +27,7 @@ from listener.web.api import (
     _TIME_HELP,
     BadInput,
     State,
+    _check_sources,
     _reason,
     _values,
     _zone,
@@ -80,6 +81,7 @@ def export_mentions(
     ] = "newest",
 ) -> StreamingResponse:
     """Every matching mention with all its fields, newest first, as a download."""
+    _check_sources(state, source)
     request = mention_search.build_request(
         state.project,
         query=q,

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from elasticsearch import Elasticsearch
 
-from listener.analytics.scope import check_source_names, sentiment_query, source_clause
+from listener.analytics.scope import sentiment_query, source_clause
 from listener.config import ProjectConfig
 from listener.indexer import mentions_alias
 from listener.mention import SourceKind
@@ -321,10 +321,6 @@ def build_request(
         names = tuple(dict.fromkeys(config.brand(name).name for name in brands))
     except ConfigError as error:
         raise SearchInputError("brand", str(error)) from None
-    try:
-        check_source_names(config, sources)
-    except ValueError as error:
-        raise SearchInputError("source", str(error)) from None
     known_kinds = [kind.value for kind in SourceKind]
     for kind in kinds:
         if kind not in known_kinds:
