@@ -176,6 +176,12 @@ class CrawlConfig(_Section):
         ge=1,
         description="parse failures in a row before a source is paused for the run",
     )
+    max_download_mb: float = Field(
+        default=32.0,
+        gt=0,
+        description="largest response body, in MB, after decompression (gzip bombs included); "
+        "a source entry can set its own",
+    )
     every: timedelta = Field(
         default=timedelta(minutes=15),
         description="`listener run`: how often each source entry is crawled (e.g. 90s, 15m, 2h); "

@@ -49,6 +49,10 @@ def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
         "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrent_requests_per_domain,
         "DOWNLOAD_DELAY": crawl.download_delay,
         "DOWNLOAD_TIMEOUT": crawl.download_timeout,
+        # Scrapy's default is 1 GB; HttpCompressionMiddleware applies the same limit to the
+        # decompressed body, which stops gzip bombs.
+        "DOWNLOAD_MAXSIZE": int(crawl.max_download_mb * 1024 * 1024),
+        "DOWNLOAD_WARNSIZE": int(crawl.max_download_mb * 1024 * 1024) // 2,
         "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
         "AUTOTHROTTLE_START_DELAY": max(crawl.download_delay, 1.0),
         "AUTOTHROTTLE_TARGET_CONCURRENCY": 2.0,

@@ -46,6 +46,12 @@ class SourceOptions(BaseModel):
         description="false: ignore robots.txt for this source only (e.g. a documented API "
         "used under its own terms); default: the source's own setting",
     )
+    max_download_mb: float | None = Field(
+        default=None,
+        gt=0,
+        description="largest response body for this entry, in MB after decompression; "
+        "default: [crawl] max_download_mb",
+    )
 
 
 @dataclass(frozen=True)

@@ -138,8 +138,17 @@ class MentionsSpider(scrapy.Spider):
                 "listener_request": request,
                 "download_slot": f"source:{label}",
                 "dont_obey_robotstxt": not self.states[label].source.obeys_robots_txt,
+                **self._size_limits(label),
             },
         )
+
+    def _size_limits(self, label: str) -> dict[str, int]:
+        """Per-request size limits for an entry with its own ``max_download_mb``."""
+        chosen = getattr(self.states[label].source.options, "max_download_mb", None)
+        if chosen is None:
+            return {}
+        limit = int(chosen * 1024 * 1024)
+        return {"download_maxsize": limit, "download_warnsize": limit // 2}
 
     def _parse_source_response(self, response: ScrapyResponse) -> Iterable[Any]:
         label: str = response.meta["listener_source"]

@@ -8,6 +8,7 @@ Elasticsearch or a proxy in front of one.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -387,3 +388,29 @@ def test_the_mention_model_keeps_newlines_and_tabs_only() -> None:
     )
     assert mention.text == "a\tb\nc\nd Acme rocks click"
     assert mention.title == "Acme rocks click"
+
+
+def test_an_entry_size_limit_stops_a_large_feed() -> None:
+    big = feed(6000)  # about 1.6 MB
+    assert len(big) > 1024 * 1024
+    routes = [feed_route("/big.xml", big), feed_route("/small.xml", feed(3))]
+    result = replay_crawl("rss", {"feeds": ["{base_url}/big.xml"], "max_download_mb": 1}, routes)
+    assert result.mentions == []
+    assert result.source["fetch_errors"] == 1
+    small = replay_crawl("rss", {"feeds": ["{base_url}/small.xml"], "max_download_mb": 1}, routes)
+    assert len(small.mentions) == 3
+
+
+def test_a_gzip_bomb_is_stopped_by_the_size_limit() -> None:
+    bomb = gzip.compress(b"\0" * (256 * 1024 * 1024), compresslevel=9)  # 256 MB in ~250 KB
+    route = Route(
+        "/feed.xml",
+        body=bomb,
+        headers={"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"},
+    )
+    result = replay_crawl(
+        "rss", {"feeds": ["{base_url}/feed.xml"]}, [route], crawl={"max_download_mb": 8}
+    )
+    assert result.mentions == []
+    assert result.source["fetch_errors"] == 1
+    assert "exceeded DOWNLOAD_MAXSIZE" in (result.source["last_error"] or "")
