@@ -225,3 +225,25 @@ def test_a_worker_stopped_with_sigterm_hands_its_job_back_at_once(
                     stop_listener(process, logs[name])
     assert sorted(stored_urls(session_client, prefix)) == sorted(truth)
     assert f":{second.pid}:" in (state.schedule()["only"].get("last_worker") or "")
+
+
+def test_a_worker_waits_out_a_redis_outage(engine: Any, tmp_path: Path) -> None:
+    from listener.service.testing import RedisServer
+
+    project_path = write_project(
+        tmp_path / "listener.toml", [{"plugin": "rss", "feeds": ["http://127.0.0.1:9/f.xml"]}]
+    )
+    log = tmp_path / "worker.log"
+    with RedisServer(tmp_path / "redis") as server:
+        env = service_env(tmp_path / "w", engine.url, LISTENER_REDIS_URL=server.url)
+        worker = start_listener(["worker", "-c", str(project_path)], env, log)
+        try:
+            wait_for(lambda: "waiting for jobs" in log.read_text(), "the worker to start")
+            server.stop()
+            wait_for(lambda: "Redis unreachable" in log.read_text(), "the worker to notice")
+            assert worker.poll() is None  # still up, retrying
+            server.start()  # the same port
+            wait_for(lambda: "Redis is back" in log.read_text(), "the worker to reconnect")
+        finally:
+            code = stop_listener(worker, log)
+    assert code == 0, log.read_text()[-3000:]

@@ -128,6 +128,10 @@ class JobQueue:
     def _key(self, kind: str, label: str) -> str:
         return f"{self.prefix}{kind}:{label}"
 
+    def forget_group(self) -> None:
+        """Check the group again on next use (after a Redis outage, which may have lost it)."""
+        self._group_ready = False
+
     def ensure_group(self) -> None:
         """Create the stream and its consumer group if they do not exist yet."""
         if self._group_ready:

@@ -253,6 +253,8 @@ class Scheduler:
                     self.echo("listener run: Redis is back")
                     down = False
             except redis.RedisError as error:
+                if self.queue is not None:
+                    self.queue.forget_group()  # a restarted Redis without persistence lost it
                 if not down:
                     self.echo(f"listener run: Redis unreachable ({error}); retrying")
                     down = True

@@ -49,7 +49,7 @@ def _free_port() -> int:
 class RedisServer:
     """``redis-server`` on a free loopback port with its files in ``directory``; stops on exit."""
 
-    def __init__(self, directory: Path, *, startup_timeout: float = 20.0) -> None:
+    def __init__(self, directory: Path, *, port: int = 0, startup_timeout: float = 20.0) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise FileNotFoundError(
@@ -58,7 +58,8 @@ class RedisServer:
         self.binary = binary
         self.directory = directory
         self.startup_timeout = startup_timeout
-        self.port = 0
+        #: 0: a free port is picked at start (and kept for a restart).
+        self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,7 +70,7 @@ class RedisServer:
         import redis
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = self.port or _free_port()
         log = self.directory / "redis.log"
         self.process = subprocess.Popen(
             [

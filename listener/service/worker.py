@@ -91,6 +91,7 @@ class Worker:
                     self.echo(f"listener worker {self.name}: Redis is back")
                     down_since = None
             except redis.RedisError as error:
+                self.queue.forget_group()  # a restarted Redis without persistence lost it
                 if down_since is None:
                     down_since = time.monotonic()
                     self.echo(f"listener worker {self.name}: Redis unreachable ({error}); "
