@@ -196,3 +196,27 @@ def test_forget_and_retention_commands(
     assert dropped.exit_code == 0, dropped.output
     assert f"dropped {indexer.index_name_for(recent)}" in dropped.output
     assert _ids(client, indexer) == set()
+
+
+def test_listener_run_applies_retention_at_start_and_then_hourly(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    from listener.service.scheduler import RETENTION_EVERY, Retention
+
+    indexer = Indexer(client, project)
+    jan, mar = make_mention(JAN), make_mention(MAR)
+    indexer.index([jan])
+    kept = project.model_copy(
+        update={"retention": project.retention.model_copy(update={"days": 30})}
+    )
+    retention = Retention(kept, client)
+    now = datetime(2024, 4, 15, tzinfo=UTC)
+    retention.maybe_apply(now)  # the first tick applies it
+    assert (retention.passes, _ids(client, indexer)) == (1, set())
+    indexer.index([jan, mar])
+    retention.maybe_apply(now + RETENTION_EVERY / 2)  # not due yet: January stays
+    assert (retention.passes, _ids(client, indexer)) == (1, {jan.id, mar.id})
+    retention.maybe_apply(now + RETENTION_EVERY)
+    assert (retention.passes, _ids(client, indexer)) == (2, {mar.id})
+    # Without [retention] days the service never drops anything.
+    assert not Retention(project, client).enabled

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 STOP_TIMEOUT = 120.0
+#: How often `listener run` applies `[retention] days` (dropping whole months is cheap).
+RETENTION_EVERY = timedelta(hours=1)
 
 
 def utc_now() -> datetime:
@@ -94,6 +96,43 @@ class Alerts:
                 log.error("alert rules failed: %s: %s", type(error).__name__, error)
 
 
+class Retention:
+    """Applies ``[retention] days`` when the service starts and every ``RETENTION_EVERY`` after.
+
+    Dropping whole monthly indices is cheap, so it runs inline on the scheduler's
+    tick (on the leader only when clustered); a failure is logged and retried at the
+    next pass, never stopping the service.
+    """
+
+    def __init__(self, project: ProjectConfig, client: Any) -> None:
+        self.project = project
+        self.client = client
+        self.next_pass: datetime | None = None
+        self.passes = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None and self.project.retention.days is not None
+
+    def maybe_apply(self, now: datetime) -> None:
+        if not self.enabled or (self.next_pass is not None and now < self.next_pass):
+            return
+        from listener.lifecycle import apply_retention
+
+        self.next_pass = now + RETENTION_EVERY
+        try:
+            result = apply_retention(self.client, self.project, now=now)
+        except Exception as error:  # retention must not stop the service
+            log.error("retention failed: %s: %s", type(error).__name__, error)
+            return
+        self.passes += 1
+        if result.dropped:
+            log.warning(
+                "retention: dropped %d monthly index(es) older than %d days: %s",
+                len(result.dropped), result.days, ", ".join(result.dropped),
+            )  # fmt: skip
+
+
 class Scheduler:
     """Decides what is due and runs it (one machine) or enqueues it (clustered)."""
 
@@ -125,6 +164,7 @@ class Scheduler:
         self.leading = False
         self.running: dict[str, RunningCrawl] = {}
         self.alerts = Alerts(project, alerts_client)
+        self.retention = Retention(project, alerts_client)
         self.results: list[CrawlResult] = []
         self._runs_seen: int | None = None
 
@@ -159,9 +199,12 @@ class Scheduler:
         """Reap finished crawls, then start (or enqueue) what is due."""
         if self.queue is not None:
             self._tick_clustered()
+            if self.leading:
+                self.retention.maybe_apply(self.clock())
         else:
             self._reap()
             self._start_due()
+            self.retention.maybe_apply(self.clock())
 
     def _start_due(self) -> None:
         now = self.clock()
