@@ -174,7 +174,8 @@ class CrawlConfig(_Section):
     max_consecutive_failures: int = Field(
         default=10,
         ge=1,
-        description="parse failures in a row before a source is paused for the run",
+        description="failures in a row (parse errors, HTTP errors after retries, connection "
+        "errors) before a source is paused for the run; its queued requests are then dropped",
     )
     max_download_mb: float = Field(
         default=32.0,

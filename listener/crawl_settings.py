@@ -64,6 +64,7 @@ def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
             "listener.middlewares.RetryAfterMiddleware": 550,
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
             "listener.middlewares.RobotsTxtMiddleware": 100,
+            "listener.middlewares.PausedSourceMiddleware": 50,
         },
         "ITEM_PIPELINES": {ITEM_PIPELINE: 300},
         "EXTENSIONS": {PROGRESS_EXTENSION: 500, "scrapy.extensions.telnet.TelnetConsole": None},

@@ -12,9 +12,9 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import (
     RobotsTxtMiddleware as ScrapyRobotsTxtMiddleware,
 )
+from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
-from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 if TYPE_CHECKING:
@@ -40,6 +40,27 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class SourcePaused(IgnoreRequest):
+    """A request of a source paused for this run (too many failures in a row): not fetched."""
+
+
+class PausedSourceMiddleware:
+    """Drops the queued requests (and retries) of a source the spider has paused."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PausedSourceMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        states = getattr(self.crawler.spider, "states", {})
+        state = states.get(request.meta.get("listener_source"))
+        if state is not None and state.paused:
+            raise SourcePaused(f"source {state.source.label} is paused for this run")
 
 
 class RetryAfterMiddleware(RetryMiddleware):
@@ -75,6 +96,8 @@ class RetryAfterMiddleware(RetryMiddleware):
             return response
         stats.inc_value("listener/retry_after/waited")
         if delay > 0:
+            from twisted.internet import reactor  # the running one (importing installs one)
+
             await maybe_deferred_to_future(deferLater(reactor, delay, lambda: None))
         return retry
 

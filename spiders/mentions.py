@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from listener.config import ProjectConfig, load_project
 from listener.crawl_settings import scrapy_settings_for
 from listener.mention import Mention
+from listener.middlewares import SourcePaused
 from listener.plugin_manager import instantiate_sources
 from listener.service.state import checkpoint_for
 from listener.source import Request, Response, Source
@@ -205,6 +206,9 @@ class MentionsSpider(scrapy.Spider):
         request = failure.request  # type: ignore[attr-defined]
         label = request.meta.get("listener_source", "?")
         state = self.states.get(label)
+        if failure.check(SourcePaused):
+            self._inc(f"listener/source/{label}/skipped_while_paused")
+            return
         if failure.check(HttpError):
             response = failure.value.response  # type: ignore[union-attr]
             self._inc(f"listener/source/{label}/pages")
@@ -215,11 +219,14 @@ class MentionsSpider(scrapy.Spider):
             reason = f"{kind}: {failure.getErrorMessage()}"
         self._inc(f"listener/source/{label}/fetch_errors")
         self._inc("listener/errors")
+        log.warning("source %s: %s at %s", label, reason, request.url)
         if state is not None:
             state.last_error = f"{reason} at {request.url}"
             assert self.crawler.stats is not None
             self.crawler.stats.set_value(f"listener/source/{label}/last_error", state.last_error)
-        log.warning("source %s: %s at %s", label, reason, request.url)
+            # HTTP errors (after retries) and connection failures count towards pausing too.
+            state.consecutive_failures += 1
+            self._maybe_pause(state)
 
     def _record_failure(self, state: SourceState, reason: str, where: str) -> None:
         label = state.source.label
@@ -230,6 +237,12 @@ class MentionsSpider(scrapy.Spider):
         assert self.crawler.stats is not None
         self.crawler.stats.set_value(f"listener/source/{label}/last_error", state.last_error)
         log.warning("source %s: %s at %s", label, reason, where)
+        self._maybe_pause(state)
+
+    def _maybe_pause(self, state: SourceState) -> None:
+        """Pause a source after too many failures in a row; its queued requests are dropped."""
+        label = state.source.label
+        assert self.crawler.stats is not None
         if not state.paused and state.consecutive_failures >= state.max_consecutive_failures:
             state.paused = True
             self.crawler.stats.set_value(f"listener/source/{label}/paused", True)

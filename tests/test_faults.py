@@ -414,3 +414,22 @@ def test_a_gzip_bomb_is_stopped_by_the_size_limit() -> None:
     assert result.mentions == []
     assert result.source["fetch_errors"] == 1
     assert "exceeded DOWNLOAD_MAXSIZE" in (result.source["last_error"] or "")
+
+
+def test_http_errors_pause_a_source_and_its_queued_requests_are_not_fetched() -> None:
+    feeds = [f"{{base_url}}/down{n}.xml" for n in range(12)]
+    routes = [Route(f"/down{n}.xml", status=500, body=b"oops") for n in range(12)]
+    crawl_settings = {
+        "max_consecutive_failures": 3,
+        "retry_times": 1,
+        "concurrent_requests": 1,
+        "concurrent_requests_per_domain": 1,
+    }
+    options = {"feeds": feeds, "concurrency": 1}
+    result = replay_crawl("rss", options, routes, crawl=crawl_settings)
+    fetched = [r for r in result.requests if r.path.startswith("/down")]
+    assert result.source["paused"] is True
+    # Retries queue behind first attempts: 12 first tries, then the retries of down0..down2
+    # fail and pause the source (one more was already being fetched); 8 retries are dropped.
+    assert len(fetched) <= 16  # was 24: every URL tried twice
+    assert result.source["fetch_errors"] <= 4
