@@ -66,6 +66,7 @@ def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
             "listener.middlewares.RobotsTxtMiddleware": 100,
             "listener.middlewares.PausedSourceMiddleware": 50,
         },
+        "DUPEFILTER_CLASS": "listener.middlewares.RedirectLoopDupeFilter",
         "ITEM_PIPELINES": {ITEM_PIPELINE: 300},
         "EXTENSIONS": {PROGRESS_EXTENSION: 500, "scrapy.extensions.telnet.TelnetConsole": None},
         "COOKIES_ENABLED": False,

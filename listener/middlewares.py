@@ -12,6 +12,7 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import (
     RobotsTxtMiddleware as ScrapyRobotsTxtMiddleware,
 )
+from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
@@ -130,3 +131,19 @@ class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
         finally:
             future.set_result(parser)
         return parser
+
+
+class RedirectLoopDupeFilter(RFPDupeFilter):
+    """Scrapy's duplicate filter, reporting a redirect back to a URL of its own chain.
+
+    Scrapy drops such a request as a duplicate without a word, so a feed that
+    redirects in a loop looked healthy; the spider records it as the source's
+    fetch error instead.
+    """
+
+    def log(self, request: Request, spider: Any) -> None:
+        chain = request.meta.get("redirect_urls") or []
+        report = getattr(spider, "redirect_loop", None)
+        if request.url in chain and report is not None:
+            report(request, [*chain, request.url])
+        super().log(request, spider)

@@ -228,6 +228,21 @@ class MentionsSpider(scrapy.Spider):
             state.consecutive_failures += 1
             self._maybe_pause(state)
 
+    def redirect_loop(self, request: scrapy.Request, chain: list[str]) -> None:
+        """Called by the duplicate filter: ``request`` redirects back into its own chain."""
+        label = request.meta.get("listener_source", "?")
+        self._inc(f"listener/source/{label}/fetch_errors")
+        self._inc("listener/errors")
+        reason = "redirect loop: " + " -> ".join(chain)
+        log.warning("source %s: %s", label, reason)
+        state = self.states.get(label)
+        if state is not None:
+            state.last_error = reason
+            assert self.crawler.stats is not None
+            self.crawler.stats.set_value(f"listener/source/{label}/last_error", reason)
+            state.consecutive_failures += 1
+            self._maybe_pause(state)
+
     def _record_failure(self, state: SourceState, reason: str, where: str) -> None:
         label = state.source.label
         self._inc(f"listener/source/{label}/parse_errors")

@@ -433,3 +433,15 @@ def test_http_errors_pause_a_source_and_its_queued_requests_are_not_fetched() ->
     # fail and pause the source (one more was already being fetched); 8 retries are dropped.
     assert len(fetched) <= 16  # was 24: every URL tried twice
     assert result.source["fetch_errors"] <= 4
+
+
+def test_a_redirect_loop_is_the_sources_error() -> None:
+    routes = [
+        Route("/a.xml", status=302, headers={"Location": "{base_url}/b.xml"}),
+        Route("/b.xml", status=302, headers={"Location": "{base_url}/a.xml"}),
+    ]
+    result = replay_crawl("rss", {"feeds": ["{base_url}/a.xml"]}, routes)
+    assert result.source["health"] == "broken"
+    assert result.source["fetch_errors"] == 1
+    assert "redirect loop" in result.source["last_error"]
+    assert "/a.xml -> " in result.source["last_error"]
