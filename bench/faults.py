@@ -9,6 +9,7 @@ or nowhere (lost). Run::
     python bench/faults.py empty404        # "Elasticsearch" answering 404, empty body
     python bench/faults.py html_bulk       # bulk answered 200 with an HTML page
     python bench/faults.py unwritable      # cluster 404 and the spool directory unwritable
+    python bench/faults.py bomb            # a 0.5 MB gzip bomb (512 MB): peak memory of the crawl
     python bench/faults.py all
 
 Prints one line per scenario. Needs the embedded engine (noida-db) installed.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -27,6 +29,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -254,9 +257,38 @@ def scenario_broken(folder: Path, mode: str, engine_url: str, total: int = 300) 
     }
 
 
+def scenario_bomb(folder: Path, engine_url: str, megabytes: int = 512) -> dict[str, Any]:
+    """Crawl a feed that is a gzip bomb; report the peak resident memory of the crawl process."""
+    # Compressed a megabyte at a time: this process must stay small (children inherit its size).
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    chunk = b"\0" * (1024 * 1024)
+    bomb = b"".join(packer.compress(chunk) for _ in range(megabytes)) + packer.flush()
+    headers = {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"}
+    with ReplayServer([Route("/feed.xml", body=bomb, headers=headers)]) as site:
+        project = project_file(folder / "p", [f"{site.url}/feed.xml"], f"bomb{os.getpid()}")
+        started = time.monotonic()
+        result = subprocess.run(
+            crawl_command(project), env=environment(folder / "home", engine_url),
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    # The largest resident set of any finished child so far: run this scenario on its own.
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "scenario": "bomb",
+        "gzip_bytes": len(bomb),
+        "decompressed_mb": megabytes,
+        "exit": result.returncode,
+        "peak_rss_mb": round(peak),
+        "seconds": round(elapsed, 1),
+        "stopped_by_size_limit": "DOWNLOAD_MAXSIZE" in result.stderr,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=["kill", "empty404", "html_bulk", "unwritable", "all"])
+    scenarios = ["kill", "empty404", "html_bulk", "unwritable", "bomb", "all"]
+    parser.add_argument("scenario", choices=scenarios)
     chosen = parser.parse_args().scenario
     names = ["empty404", "html_bulk", "unwritable", "kill"] if chosen == "all" else [chosen]
     with tempfile.TemporaryDirectory(prefix="listener-faults-") as scratch:
@@ -266,6 +298,8 @@ def main() -> None:
                 folder = base / name
                 if name == "kill":
                     row = scenario_kill(folder)
+                elif name == "bomb":
+                    row = scenario_bomb(folder, engine.url)
                 else:
                     row = scenario_broken(folder, name, engine.url)
                 print(json.dumps(row), flush=True)
