@@ -65,6 +65,9 @@ def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
             "listener.middlewares.RobotsTxtMiddleware": 100,
             "listener.middlewares.PausedSourceMiddleware": 50,
+            # After RedirectMiddleware (600) has built the redirected request: checked on its
+            # way back down (process_request runs from low to high numbers on each pass).
+            "listener.middlewares.PrivateRedirectMiddleware": 60,
         },
         "DUPEFILTER_CLASS": "listener.middlewares.RedirectLoopDupeFilter",
         "ITEM_PIPELINES": {ITEM_PIPELINE: 300},

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import (
@@ -147,3 +150,62 @@ class RedirectLoopDupeFilter(RFPDupeFilter):
         if request.url in chain and report is not None:
             report(request, [*chain, request.url])
         super().log(request, spider)
+
+
+def private_address(host: str) -> str | None:
+    """The loopback/private/link-local/multicast address ``host`` is or resolves to, if any."""
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            return None  # the download reports the DNS failure
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    for address in addresses:
+        if (
+            address.is_loopback
+            or address.is_private
+            or address.is_link_local
+            or address.is_multicast
+            or address.is_unspecified
+        ):
+            return str(address)
+    return None
+
+
+class PrivateRedirectMiddleware:
+    """Refuses redirects to another host on a private address, unless the entry allows it.
+
+    A public feed redirecting to ``127.0.0.2`` or the link-local metadata
+    address must not make the crawler fetch (and index) what is only reachable
+    from inside. The URLs a user wrote in the project file are trusted; set
+    ``allow_private_network = true`` on an entry whose redirects lead into an
+    intranet.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PrivateRedirectMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        chain = request.meta.get("redirect_urls")
+        if not chain:
+            return
+        host = urlparse_cached(request).hostname or ""
+        first = urlsplit(chain[0]).hostname or ""
+        if host == first:
+            return
+        states = getattr(self.crawler.spider, "states", {})
+        state = states.get(request.meta.get("listener_source"))
+        if state is not None and getattr(state.source.options, "allow_private_network", False):
+            return
+        address = private_address(host)
+        if address is not None:
+            raise IgnoreRequest(
+                f"refused a redirect from {chain[0]} to {request.url} ({address} is a private "
+                "address); set allow_private_network = true on the source entry to allow it"
+            )

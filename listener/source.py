@@ -46,6 +46,11 @@ class SourceOptions(BaseModel):
         description="false: ignore robots.txt for this source only (e.g. a documented API "
         "used under its own terms); default: the source's own setting",
     )
+    allow_private_network: bool = Field(
+        default=False,
+        description="true: follow redirects to another host on a loopback, private, "
+        "link-local or multicast address (an intranet feed); refused otherwise",
+    )
     max_download_mb: float | None = Field(
         default=None,
         gt=0,

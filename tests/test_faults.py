@@ -445,3 +445,13 @@ def test_a_redirect_loop_is_the_sources_error() -> None:
     assert result.source["fetch_errors"] == 1
     assert "redirect loop" in result.source["last_error"]
     assert "/a.xml -> " in result.source["last_error"]
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_redirect_to_another_private_address_is_refused(allowed: bool) -> None:
+    routes = [Route("/feed.xml", status=302, headers={"Location": "http://127.0.0.2:9/x.xml"})]
+    options = {"feeds": ["{base_url}/feed.xml"], "allow_private_network": allowed}
+    result = replay_crawl("rss", options, routes)
+    last_error = result.source["last_error"] or ""
+    assert result.source["fetch_errors"] == 1
+    assert ("refused a redirect" in last_error) is not allowed
