@@ -106,6 +106,18 @@ def session_client(engine: EmbeddedEngine | ExternalCluster) -> Iterator[Elastic
 
 
 @pytest.fixture
+def prefix(session_client: Elasticsearch) -> Iterator[str]:
+    """A fresh index prefix for one test; its indices and template are removed after it."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    quiet = session_client.options(ignore_status=404)
+    indices = list(quiet.indices.get(index=f"{name}-*", allow_no_indices=True).body or {})
+    if indices:
+        quiet.indices.delete(index=",".join(indices))
+    quiet.indices.delete_index_template(name=f"{name}-mentions")
+
+
+@pytest.fixture
 def client(session_client: Elasticsearch) -> Elasticsearch:
     """An Elasticsearch client connected to the session's engine."""
     return session_client

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -54,17 +53,6 @@ def listener_cli(
         check=False,
     )
 
-
-@pytest.fixture
-def prefix(session_client: Elasticsearch) -> Iterator[str]:
-    """A fresh index prefix, removed after the test."""
-    name = f"e2e{uuid.uuid4().hex[:10]}"
-    yield name
-    quiet = session_client.options(ignore_status=404)
-    indices = list(quiet.indices.get(index=f"{name}-*", allow_no_indices=True).body or {})
-    if indices:
-        quiet.indices.delete(index=",".join(indices))
-    quiet.indices.delete_index_template(name=f"{name}-mentions")
 
 
 @pytest.fixture

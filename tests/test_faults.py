@@ -18,8 +18,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,16 +107,6 @@ def count(url: str, prefix: str) -> int:
     finally:
         client.close()
 
-
-@pytest.fixture
-def prefix(session_client: Elasticsearch) -> Iterator[str]:
-    name = f"f{uuid.uuid4().hex[:10]}"
-    yield name
-    quiet = session_client.options(ignore_status=404)
-    indices = list(quiet.indices.get(index=f"{name}-*", allow_no_indices=True).body or {})
-    if indices:
-        quiet.indices.delete(index=",".join(indices))
-    quiet.indices.delete_index_template(name=f"{name}-mentions")
 
 
 class StandIn:

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -68,17 +67,6 @@ def closed_port() -> int:
     """A loopback port nothing listens on (connections are refused)."""
     return free_port()
 
-
-@pytest.fixture
-def prefix(session_client: Elasticsearch) -> Iterator[str]:
-    """A fresh index prefix, removed after the test."""
-    name = f"fu{uuid.uuid4().hex[:10]}"
-    yield name
-    quiet = session_client.options(ignore_status=404)
-    indices = list(quiet.indices.get(index=f"{name}-*", allow_no_indices=True).body or {})
-    if indices:
-        quiet.indices.delete(index=",".join(indices))
-    quiet.indices.delete_index_template(name=f"{name}-mentions")
 
 
 def project_file(

@@ -17,13 +17,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 from elasticsearch import Elasticsearch
 
@@ -43,16 +40,6 @@ from listener.testing import write_project
 
 START = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
-
-@pytest.fixture
-def prefix(session_client: Elasticsearch) -> Iterator[str]:
-    name = f"cluster{uuid.uuid4().hex[:8]}"
-    yield name
-    quiet = session_client.options(ignore_status=404)
-    indices = list(quiet.indices.get(index=f"{name}-*", allow_no_indices=True).body or {})
-    if indices:
-        quiet.indices.delete(index=",".join(indices))
-    quiet.indices.delete_index_template(name=f"{name}-mentions")
 
 
 ENTRIES = 4

@@ -10,8 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,16 +66,6 @@ def test_a_back_dated_item_with_a_new_id_is_not_lost(tmp_path: Path) -> None:
 
 # -- listener run ---------------------------------------------------------------------------
 
-
-@pytest.fixture
-def prefix(session_client: Elasticsearch) -> Iterator[str]:
-    name = f"run{uuid.uuid4().hex[:10]}"
-    yield name
-    quiet = session_client.options(ignore_status=404)
-    indices = list(quiet.indices.get(index=f"{name}-*", allow_no_indices=True).body or {})
-    if indices:
-        quiet.indices.delete(index=",".join(indices))
-    quiet.indices.delete_index_template(name=f"{name}-mentions")
 
 
 def test_listener_run_picks_up_new_items_and_resumes_after_sigterm(
