@@ -54,7 +54,6 @@ def listener_cli(
     )
 
 
-
 @pytest.fixture
 def demo_server() -> Iterator[ReplayServer]:
     with ReplayServer(load_site(DEMO_SITE)) as server:

@@ -144,3 +144,45 @@ def test_a_crawl_stores_the_same_mentions_with_one_or_two_enrichment_processes(
         if stored[1][key][field] != stored[2][key][field]
     }
     assert not differing
+
+
+ORPHAN_SCRIPT = """
+import sys
+from tests.test_enrichment_pool import plain_enricher
+from listener.enrichment.pool import EnrichmentPool
+pool = EnrichmentPool(plain_enricher(), 2).start()
+print(" ".join(str(pid) for pid in pool._executor._processes), flush=True)
+sys.stdin.read()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().split()[2] != "Z"  # a zombie is gone in all but name
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_enrichment_workers_exit_when_their_crawl_is_killed() -> None:
+    """A worker killed with SIGKILL once left its two enrichment processes idle for ever."""
+    root = Path(__file__).resolve().parent.parent
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = 300  # polls of 0.1 s: the watch looks once a second
+    while any(_alive(pid) for pid in workers) and deadline:
+        subprocess.run(["sleep", "0.1"], check=True)
+        deadline -= 1
+    assert not any(_alive(pid) for pid in workers)

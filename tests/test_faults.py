@@ -108,7 +108,6 @@ def count(url: str, prefix: str) -> int:
         client.close()
 
 
-
 class StandIn:
     """An "Elasticsearch" that misbehaves in one way, forwarding the rest to a real engine.
 

@@ -68,7 +68,6 @@ def closed_port() -> int:
     return free_port()
 
 
-
 def project_file(
     path: Path, sources: list[dict[str, Any]], prefix: str = "listener", extra: str = ""
 ) -> Path:

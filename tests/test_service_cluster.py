@@ -41,7 +41,6 @@ from listener.testing import write_project
 START = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
-
 ENTRIES = 4
 FEEDS_PER_ENTRY = 1
 ITEMS_PER_FEED = 10

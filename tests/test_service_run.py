@@ -67,7 +67,6 @@ def test_a_back_dated_item_with_a_new_id_is_not_lost(tmp_path: Path) -> None:
 # -- listener run ---------------------------------------------------------------------------
 
 
-
 def test_listener_run_picks_up_new_items_and_resumes_after_sigterm(
     engine: Any,
     session_client: Elasticsearch,

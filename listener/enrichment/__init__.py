@@ -213,7 +213,7 @@ class Enricher:
         chunk_size = self.batch_size * 2
         in_flight: collections.deque[tuple[list[Mention], Any]] = collections.deque()
         context = multiprocessing.get_context("fork")
-        pool = context.Pool(workers, initializer=_init_worker, initargs=(self,))
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(self, os.getpid()))
         try:
             chunk: list[Mention] = []
             for mention in mentions:
@@ -311,9 +311,14 @@ class Enricher:
 _WORKER_ENRICHER: Enricher | None = None
 
 
-def _init_worker(enricher: Enricher) -> None:
+def _init_worker(enricher: Enricher, parent: int | None = None) -> None:
+    """Worker start: keep the inherited Enricher; with ``parent``, exit when it dies."""
     global _WORKER_ENRICHER
     _WORKER_ENRICHER = enricher
+    if parent is not None:
+        from listener.lifetime import exit_when_orphaned
+
+        exit_when_orphaned(parent)
 
 
 def _analyse_chunk(inputs: list[tuple[str, dict[str, Any] | None]]) -> list[dict[str, Any]]:

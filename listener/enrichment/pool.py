@@ -31,6 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from listener.enrichment import Enricher, _analyse_chunk, _init_worker
+from listener.lifetime import exit_when_orphaned
 from listener.mention import Mention
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,11 @@ def fork_available() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _init_pool_worker(enricher: Enricher) -> None:
-    """Worker start: leave Ctrl-C and SIGTERM to the parent, which shuts the pool down."""
+def _init_pool_worker(enricher: Enricher, parent: int) -> None:
+    """Worker start: leave Ctrl-C and SIGTERM to the parent, and exit if the parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    exit_when_orphaned(parent)
     _init_worker(enricher)
 
 
@@ -169,7 +171,7 @@ class EnrichmentPool:
                 self.processes,
                 mp_context=multiprocessing.get_context("fork"),
                 initializer=_init_pool_worker,
-                initargs=(self.enricher,),
+                initargs=(self.enricher, os.getpid()),
             )
             # Fork every worker now, from this thread, rather than at some later submit.
             for future in [self._executor.submit(os.getpid) for _ in range(self.processes)]:

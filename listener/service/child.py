@@ -13,7 +13,6 @@ the worker that takes its job over.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -24,10 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from listener import lifetime
+
 #: The parent's pid, so a child started after its parent died exits at once.
 PARENT_ENV = "LISTENER_SERVICE_PARENT"
 LOG_LEVEL_ENV = "LISTENER_LOG_LEVEL"
-_PR_SET_PDEATHSIG = 1
 
 EXIT_SPOOLED = 3
 
@@ -57,15 +57,9 @@ class CrawlResult:
 
 
 def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    """Ask Linux to SIGKILL this process when the worker or scheduler that started it dies."""
     expected = os.environ.get(PARENT_ENV)
-    if expected and os.getppid() != int(expected):
-        os._exit(1)  # the parent died before prctl took effect
+    lifetime.die_with_parent(int(expected) if expected else None)
 
 
 def spawn(arguments: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
