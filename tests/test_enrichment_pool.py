@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -88,6 +89,13 @@ def test_a_killed_worker_loses_no_batch(enricher: Enricher) -> None:
         os.kill(next(iter(executor._processes)), signal.SIGKILL)
         got = [[m.id for m in future.result(timeout=120)] for future in futures]
         assert got == [[m.id for m in batch] for batch in batches]
+        # The executor notices a dead worker only once no result is waiting, so on a quiet
+        # machine the survivor may finish every batch first: wait until it has noticed.
+        for _ in range(600):
+            if executor._broken:
+                break
+            threading.Event().wait(0.05)
+        assert executor._broken
         # A batch sent after the crash goes to the new workers.
         assert len(pool.submit(mentions(2)).result(timeout=120)) == 2
         assert pool.generations == 2
