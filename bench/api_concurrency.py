@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from listener.engine import free_port
+from listener.store.engine import free_port
 
 
 def _ensure_demo(home: Path, synthetic: int) -> Path:
@@ -49,8 +49,8 @@ def _ensure_demo(home: Path, synthetic: int) -> Path:
     if synthetic and not marker.exists():
         from listener.analytics.sample import sample_mentions
         from listener.config import load_project
-        from listener.engine import connect
-        from listener.indexer import Indexer
+        from listener.store.engine import connect
+        from listener.store.indexer import Indexer
 
         project = load_project(config)
         mentions = []
@@ -227,7 +227,7 @@ def main() -> int:
             print(f"{'':<28} throughput {args.clients} vs 1 clients: {ratio[1] / ratio[0]:.2f}x")
         if args.engine:
             from listener.config import load_project
-            from listener.indexer import mentions_alias
+            from listener.store.indexer import mentions_alias
 
             project = load_project(config)
             state = project.home / "engine" / "listener-engine.json"

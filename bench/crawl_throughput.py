@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from listener import demo_site
-from listener.replay import ReplayServer, Route
+from listener.sdk.replay import ReplayServer, Route
 from listener.testing import write_project
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from listener.dedupe import Deduplicator
+from listener.crawl.dedupe import Deduplicator
 from listener.mention import Mention
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -204,10 +204,10 @@ def evaluate_brand_challenge(scorer: object | None = None) -> dict[str, object]:
 
     import pluggy
 
-    from listener import hookspecs
     from listener.config import ProjectConfig
     from listener.enrichment import Enricher
     from listener.mention import Mention
+    from listener.sdk import hookspecs
 
     examples = sd.load_brand_challenge()
     names: dict[str, str] = {}

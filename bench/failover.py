@@ -29,8 +29,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from listener.config import load_project
-from listener.engine import EmbeddedEngine
-from listener.replay import Route
+from listener.sdk.replay import Route
 from listener.service.state import RedisState, namespace
 from listener.service.testing import (
     RedisServer,
@@ -42,6 +41,7 @@ from listener.service.testing import (
     stored_urls,
     wait_for,
 )
+from listener.store.engine import EmbeddedEngine
 from listener.testing import write_project
 
 

@@ -38,9 +38,9 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from listener.engine import EmbeddedEngine
 from listener.mention import canonicalize_url, mention_id
-from listener.replay import ReplayServer, Route
+from listener.sdk.replay import ReplayServer, Route
+from listener.store.engine import EmbeddedEngine
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 INFO = json.dumps(

@@ -32,9 +32,9 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from listener.config import ProjectConfig, parse_project
-from listener.engine import EmbeddedEngine
-from listener.indexer import Indexer
 from listener.mention import Mention
+from listener.store.engine import EmbeddedEngine
+from listener.store.indexer import Indexer
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TEXT = (

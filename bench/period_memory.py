@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from listener.config import load_project
-from listener.engine import EmbeddedEngine, free_port
+from listener.store.engine import EmbeddedEngine, free_port
 
 REQUESTS = [
     ("/api/share-of-voice", {"since": "0001-01-01", "interval": "hour"}),

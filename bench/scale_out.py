@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crawl_throughput import BRANDS, feed, texts
 
 from listener.config import ProjectConfig, load_project
-from listener.engine import EmbeddedEngine
 from listener.mention import Mention
-from listener.replay import ReplayServer, Route
+from listener.sdk.replay import ReplayServer, Route
+from listener.store.engine import EmbeddedEngine
 from listener.testing import write_project
 
 FINISHED = re.compile(r"crawl finished in ([\d.]+) s: (\d+) mentions found")
@@ -97,7 +97,7 @@ def run(command: list[str], env: dict[str, str]) -> str:
 
 def collect_worker(project_path: str, output: str) -> None:
     """Subprocess side of the fetch + parse run: crawl, collect, print found and elapsed."""
-    from listener.crawl import run_crawl
+    from listener.crawl.runner import run_crawl
 
     summary = run_crawl(load_project(project_path), collect_to=Path(output))
     print(json.dumps({"found": summary.found, "elapsed": summary.elapsed}))
@@ -146,8 +146,8 @@ def enrichment(project: ProjectConfig, mentions: list[Mention]) -> dict[int, Any
 
 def indexing(client: Any, project: ProjectConfig, enriched: list[Mention], found: int) -> float:
     """Dedupe + index as the crawl's indexing thread does, per found mention."""
-    from listener.dedupe import Deduplicator, index_lookup
-    from listener.indexer import Indexer
+    from listener.crawl.dedupe import Deduplicator, index_lookup
+    from listener.store.indexer import Indexer
 
     indexer = Indexer(client, project)
     indexer.install_templates()

@@ -254,7 +254,7 @@ class Entity(_Model):
 
 
 class Dedupe(_Model):
-    """Fingerprints for duplicate detection (see :mod:`listener.dedupe`)."""
+    """Fingerprints for duplicate detection (see :mod:`listener.crawl.dedupe`)."""
 
     exact: str
     signature: str

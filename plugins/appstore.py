@@ -33,8 +33,8 @@ from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
+from listener import hookimpl
 from listener.config import BrandConfig
-from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, Rating, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import http_url, parse_time, to_float, to_int

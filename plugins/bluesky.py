@@ -40,8 +40,8 @@ from urllib.parse import quote, urlencode
 
 from pydantic import Field, model_validator
 
+from listener import hookimpl
 from listener.config import BrandConfig
-from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import parse_time, search_terms, secret_from_env, to_count

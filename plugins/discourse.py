@@ -44,9 +44,9 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import Field, field_validator
 
+from listener import hookimpl
 from listener.config import BrandConfig
 from listener.errors import ConfigError
-from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (

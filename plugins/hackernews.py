@@ -31,8 +31,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field
 
+from listener import hookimpl
 from listener.config import BrandConfig
-from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import from_timestamp, html_to_text, parse_time, search_terms, to_int

@@ -78,8 +78,8 @@ from urllib.parse import urljoin, urlsplit
 import extruct
 from pydantic import Field
 
+from listener import hookimpl
 from listener.config import BrandConfig
-from listener.hookspecs import hookimpl
 from listener.mention import (
     AbsoluteURL,
     Author,

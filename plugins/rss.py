@@ -32,8 +32,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+from listener import hookimpl
 from listener.config import BrandConfig
-from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import FEED_ACCEPT, Feed, FeedEntry, read_feed, response_header

@@ -44,8 +44,8 @@ from urllib.parse import quote, urlsplit
 from parsel import Selector
 from pydantic import Field, field_validator
 
+from listener import hookimpl
 from listener.config import BrandConfig
-from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import html_to_text, parse_time

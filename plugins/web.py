@@ -68,8 +68,8 @@ from lxml import etree
 from protego import Protego  # Scrapy's own robots.txt parser
 from pydantic import Field, field_validator, model_validator
 
+from listener import hookimpl
 from listener.config import BrandConfig
-from listener.hookspecs import hookimpl
 from listener.mention import AbsoluteURL, Author, Mention, SourceKind, canonicalize_url
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (

@@ -22,10 +22,10 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from listener.config import ProjectConfig, load_project
-from listener.crawl_settings import scrapy_settings_for
+from listener.crawl.middlewares import SourcePaused
+from listener.crawl.settings import scrapy_settings_for
 from listener.mention import Mention
-from listener.middlewares import SourcePaused
-from listener.plugin_manager import instantiate_sources
+from listener.sdk.plugin_manager import instantiate_sources
 from listener.service.state import checkpoint_for
 from listener.source import Request, Response, Source
 

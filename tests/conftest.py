@@ -22,10 +22,10 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig, parse_project
-from listener.engine import EmbeddedEngine, find_binary
 from listener.errors import EngineError
 from listener.mention import BrandMatch, Engagement, Mention, Sentiment
-from listener.plugin_manager import reset_registry
+from listener.sdk.plugin_manager import reset_registry
+from listener.store.engine import EmbeddedEngine, find_binary
 
 BRANDS = ("Acme", "Globex", "Initech")
 

@@ -23,7 +23,7 @@ from listener.analytics.settings import parse_duration
 from listener.cli import main
 from listener.config import ProjectConfig, parse_project
 from listener.errors import ConfigError
-from listener.indexer import Indexer
+from listener.store.indexer import Indexer
 
 SPIKE_EVENING = datetime(2024, 4, 20, 23, 0, tzinfo=UTC)  # the Acme spike day, before midnight
 EARLIER_SPIKE = datetime(2024, 4, 14, 23, 0, tzinfo=UTC)  # a smaller Acme spike

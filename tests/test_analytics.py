@@ -41,9 +41,9 @@ from listener.analytics.sample import QUIET_DAYS, SPIKE_DAY, sample_mentions, sa
 from listener.analytics.settings import EarnedMediaConfig, SentimentWeights
 from listener.config import BrandConfig, ProjectConfig, parse_project
 from listener.errors import ConfigError
-from listener.indexer import Indexer
 from listener.mention import Mention
-from listener.queries import iter_mentions, parse_zone
+from listener.store.indexer import Indexer
+from listener.store.queries import iter_mentions, parse_zone
 
 BRANDS = ["Acme", "Globex", "Initech"]
 UTC_MS = timedelta(milliseconds=1)
@@ -279,12 +279,12 @@ def test_quiet_days_are_zero_filled(corpus: Corpus) -> None:
 
 def test_one_share_of_voice_implementation() -> None:
     """The old import path names the analytics function; nothing else computes it."""
-    import listener.queries
+    import listener.store.queries
     from listener.analytics.measures import ShareOfVoiceRow
 
-    assert listener.queries.share_of_voice is share_of_voice
-    assert listener.queries.SovRow is ShareOfVoiceRow
-    assert not hasattr(listener.queries, "_periods_between")
+    assert listener.store.queries.share_of_voice is share_of_voice
+    assert listener.store.queries.SovRow is ShareOfVoiceRow
+    assert not hasattr(listener.store.queries, "_periods_between")
 
 
 @pytest.mark.parametrize(

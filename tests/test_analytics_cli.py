@@ -31,8 +31,8 @@ from listener.analytics.settings import EarnedMediaConfig
 from listener.analytics.tables import records
 from listener.cli import main
 from listener.config import ProjectConfig, load_project, parse_project
-from listener.indexer import Indexer
-from listener.queries import parse_zone
+from listener.store.indexer import Indexer
+from listener.store.queries import parse_zone
 
 PROJECT = """\
 [elasticsearch]

@@ -12,11 +12,11 @@ import pluggy
 import pytest
 from conftest import SHARED_FIXTURES
 
-from listener import hookspecs
 from listener.config import BrandConfig, ProjectConfig, parse_project
 from listener.enrichment import Enricher, fold
 from listener.enrichment.brands import OwnedRule
 from listener.mention import Author, BrandMatch, Mention
+from listener.sdk import hookspecs
 
 TWEETS = SHARED_FIXTURES / "sentiment_ground_truth/tweeteval_semeval2017/test_text.txt"
 

@@ -8,7 +8,7 @@ import pytest
 
 from listener.config import load_project
 from listener.errors import ConfigError
-from listener.plugin_manager import instantiate_sources, reset_registry
+from listener.sdk.plugin_manager import instantiate_sources, reset_registry
 
 
 def write(tmp_path: Path, text: str) -> Path:

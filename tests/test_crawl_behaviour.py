@@ -7,10 +7,10 @@ from pathlib import Path
 
 from listener import demo_site
 from listener.config import load_project
-from listener.crawl_settings import download_slots
+from listener.crawl.settings import download_slots
 from listener.plugins.lemmy import LemmySource
 from listener.plugins.web import WebSource
-from listener.replay import Route
+from listener.sdk.replay import Route
 from listener.testing import replay_crawl, write_project
 
 FEED = (demo_site.DIRECTORY / "technews" / "feed.xml").read_bytes()

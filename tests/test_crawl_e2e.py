@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from listener.demo import write_demo_project
-from listener.engine import EmbeddedEngine, free_port
+from listener.cli.demo import write_demo_project
 from listener.mention import Mention
-from listener.replay import ReplayServer, Route, load_site
+from listener.sdk.replay import ReplayServer, Route, load_site
+from listener.store.engine import EmbeddedEngine, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SITE = Path(str(files("listener.demo_site")))

@@ -8,9 +8,9 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig
-from listener.dedupe import Deduplicator, index_lookup, normalise, signature, similarity
-from listener.indexer import Indexer, mentions_alias
+from listener.crawl.dedupe import Deduplicator, index_lookup, normalise, signature, similarity
 from listener.mention import Mention
+from listener.store.indexer import Indexer, mentions_alias
 
 ORIGINAL = (
     "Globex's object storage went down on Thursday and took thousands of websites and apps "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from listener import hookspecs
+from listener.sdk import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(

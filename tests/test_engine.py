@@ -15,7 +15,8 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig, parse_project
-from listener.engine import (
+from listener.errors import EngineError
+from listener.store.engine import (
     STATE_FILE,
     EmbeddedEngine,
     connect,
@@ -23,7 +24,6 @@ from listener.engine import (
     free_port,
     redact_url,
 )
-from listener.errors import EngineError
 
 pytestmark = pytest.mark.engine
 
@@ -103,7 +103,7 @@ _SCRIPT = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from listener.engine import EmbeddedEngine
+    from listener.store.engine import EmbeddedEngine
 
     engine = EmbeddedEngine(Path(sys.argv[1])).start()
     print(json.dumps({"url": engine.url, "owned": engine.owned}), flush=True)

@@ -12,13 +12,14 @@ import pytest
 from spacy.language import Language
 from spacy.tokens import Doc
 
-import listener.plugin_manager as plugin_manager_module
-from listener import hookimpl, hookspecs
+import listener.sdk.plugin_manager as plugin_manager_module
+from listener import hookimpl
 from listener.config import ProjectConfig
 from listener.enrichment import Enricher, VaderScorer, label_for, sentiment_from_score
 from listener.enrichment.language import LanguageDetector
 from listener.enrichment.sentiment import SentimentScorer, sentence_bounds
 from listener.mention import BrandMatch, Mention, Sentiment
+from listener.sdk import hookspecs
 
 BRANDS: list[dict[str, Any]] = [
     {"name": "Acme", "keywords": ["acme", "acme corp"], "owned_domains": ["acme.com"]},

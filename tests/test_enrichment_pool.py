@@ -17,13 +17,13 @@ import pluggy
 import pytest
 from elasticsearch import Elasticsearch
 
-from listener import hookspecs
+from listener.cli.demo import write_demo_project
 from listener.config import ProjectConfig
-from listener.demo import write_demo_project
 from listener.enrichment import Enricher, VaderScorer
 from listener.enrichment.pool import EnrichmentPool, default_processes, fork_available
 from listener.mention import Mention
-from listener.replay import ReplayServer, load_site
+from listener.sdk import hookspecs
+from listener.sdk.replay import ReplayServer, load_site
 
 pytestmark = pytest.mark.skipif(not fork_available(), reason="worker processes need fork")
 

@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from listener.engine import EmbeddedEngine
 from listener.mention import Mention, canonicalize_url, mention_id
-from listener.replay import ReplayServer, Route
+from listener.sdk.replay import ReplayServer, Route
 from listener.source import Checkpoint
+from listener.store.engine import EmbeddedEngine
 from listener.testing import replay_crawl
 
 START = datetime(2026, 11, 1, tzinfo=UTC)

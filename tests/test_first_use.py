@@ -23,8 +23,8 @@ import pytest
 from conftest import SHARED_FIXTURES
 from elasticsearch import Elasticsearch
 
-from listener.engine import free_port
-from listener.replay import ReplayServer, Route
+from listener.sdk.replay import ReplayServer, Route
+from listener.store.engine import free_port
 from listener.testing import write_project
 
 FIXTURES = SHARED_FIXTURES / "feeds"
@@ -590,7 +590,7 @@ def test_indices_made_before_a_new_field_accept_it_after_an_upgrade(
     """The mapping is strict: an old month's index gets the new fields when templates install."""
     from datetime import UTC, datetime
 
-    from listener.indexer import Indexer, load_templates
+    from listener.store.indexer import Indexer, load_templates
 
     indexer = Indexer(client, project)
     body = next(iter(load_templates(project.elasticsearch.index_prefix).values()))
@@ -624,8 +624,8 @@ def test_rematch_removes_labels_of_brands_no_longer_in_the_project_file(
 
     from listener.config import load_project
     from listener.enrichment import Enricher
-    from listener.indexer import Indexer
     from listener.mention import Mention
+    from listener.store.indexer import Indexer
 
     def write(brands: list[str]) -> Path:
         path = tmp_path / "listener.toml"
@@ -676,7 +676,7 @@ def test_the_demo_next_steps_never_wrap_inside_a_command(tmp_path: Path) -> None
 
     from rich.console import Console
 
-    from listener.demo import print_next_steps
+    from listener.cli.demo import print_next_steps
 
     project = (
         tmp_path / "a-rather-long-folder-name-for-the-demo" / "listener-demo" / "listener.toml"
@@ -748,7 +748,7 @@ def test_the_plugin_guide_example_runs_as_written() -> None:
 def test_every_routes_json_key_is_documented() -> None:
     import re
 
-    from listener.replay import _RouteSpec
+    from listener.sdk.replay import _RouteSpec
 
     text = (DOCS / "plugins.md").read_text(encoding="utf-8")
     section = text.split("### `routes.json`", 1)[1].split("\n## ", 1)[0]
@@ -784,8 +784,8 @@ def test_api_export_streams_every_matching_mention_as_ndjson_or_csv(
     import httpx
 
     from listener.config import SourceConfig
-    from listener.exporting import EXPORT_COLUMNS
-    from listener.indexer import Indexer
+    from listener.store.exporting import EXPORT_COLUMNS
+    from listener.store.indexer import Indexer
     from listener.web import export
     from listener.web.app import create_app
     from listener.web.server import BackgroundServer

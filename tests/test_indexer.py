@@ -15,9 +15,9 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig
-from listener.engine import free_port
-from listener.indexer import Indexer, IndexResult
 from listener.mention import Entity, Mention
+from listener.store.engine import free_port
+from listener.store.indexer import Indexer, IndexResult
 
 MentionFactory = Callable[..., Mention]
 JAN = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)

@@ -13,10 +13,10 @@ from elasticsearch import Elasticsearch
 
 from listener.cli import main
 from listener.config import ProjectConfig
-from listener.engine import free_port
-from listener.indexer import Indexer
-from listener.lifecycle import ERASURE_LOG, Selector, apply_retention, forget, month_end
 from listener.mention import Mention
+from listener.store.engine import free_port
+from listener.store.indexer import Indexer
+from listener.store.lifecycle import ERASURE_LOG, Selector, apply_retention, forget, month_end
 
 MentionFactory = Callable[..., Mention]
 JAN, FEB, MAR = (datetime(2024, month, 10, tzinfo=UTC) for month in (1, 2, 3))

@@ -14,8 +14,8 @@ from elasticsearch import BadRequestError, Elasticsearch
 from pydantic import BaseModel
 
 from listener.config import ProjectConfig
-from listener.indexer import Indexer, load_templates
 from listener.mention import Author, BrandMatch, Entity, Mention, Rating, Sentiment, Span
+from listener.store.indexer import Indexer, load_templates
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

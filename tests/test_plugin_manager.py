@@ -8,7 +8,7 @@ import pytest
 from conftest import install_plugin
 
 from listener.errors import PluginError
-from listener.plugin_manager import build_registry
+from listener.sdk.plugin_manager import build_registry
 from listener.source import HOOK_API_VERSION
 
 GOOD_PLUGIN = """

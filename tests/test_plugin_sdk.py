@@ -13,7 +13,9 @@ import pytest
 from conftest import install_plugin
 
 from listener.config import parse_project
-from listener.contract import (
+from listener.crawl.health import source_health
+from listener.mention import Mention
+from listener.sdk.contract import (
     PLACEHOLDER_URL,
     _substitute,
     check_options,
@@ -21,10 +23,8 @@ from listener.contract import (
     check_requests,
     placeholder_secrets,
 )
-from listener.health import source_health
-from listener.mention import Mention
-from listener.plugin_manager import build_registry, reset_registry
-from listener.replay import Route, load_site
+from listener.sdk.plugin_manager import build_registry, reset_registry
+from listener.sdk.replay import Route, load_site
 from listener.testing import replay_crawl
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "listener-shopreviews"
@@ -357,8 +357,8 @@ def test_plugins_check_passes_from_the_installed_wheel(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stderr
     script = (
         "import json, listener\n"
-        "from listener.plugin_manager import get_registry\n"
-        "from listener.replay import load_site\n"
+        "from listener.sdk.plugin_manager import get_registry\n"
+        "from listener.sdk.replay import load_site\n"
         "sources = {n: c for n, c in get_registry().sources.items()\n"
         "           if c.__module__.startswith('listener.plugins.')}\n"
         "print(json.dumps({'listener': listener.__file__, 'fixtures': {\n"

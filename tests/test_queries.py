@@ -14,9 +14,9 @@ from listener.analytics.measures import ShareOfVoiceRow as SovRow
 from listener.analytics.measures import share_of_voice
 from listener.config import ProjectConfig
 from listener.errors import ConfigError
-from listener.indexer import Indexer
 from listener.mention import Mention
-from listener.queries import iter_mentions, parse_time, search_mentions
+from listener.store.indexer import Indexer
+from listener.store.queries import iter_mentions, parse_time, search_mentions
 
 MentionFactory = Callable[..., Mention]
 BRANDS = ["Acme", "Globex", "Initech"]  # the project's brands, in file order

@@ -17,10 +17,10 @@ from elasticsearch import Elasticsearch
 
 from listener.config import load_project
 from listener.enrichment import Enricher
-from listener.indexer import Indexer
 from listener.mention import Author, Mention
-from listener.relabel import preview_rule, reenrich, rematch_query
 from listener.rules import RuleInput, parse_rule
+from listener.store.indexer import Indexer
+from listener.store.relabel import preview_rule, reenrich, rematch_query
 
 TEXTS = [
     ("Shell raised petrol prices again this week.", "news.example"),

@@ -17,8 +17,8 @@ import pytest
 from listener import demo_site
 from listener.config import parse_project
 from listener.mention import Mention
-from listener.plugin_manager import build_registry
-from listener.replay import ROBOTS_ALLOW_ALL, ReplayServer, Route, load_site
+from listener.sdk.plugin_manager import build_registry
+from listener.sdk.replay import ROBOTS_ALLOW_ALL, ReplayServer, Route, load_site
 from listener.source import Request, Response, Source
 
 

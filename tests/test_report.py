@@ -29,8 +29,8 @@ from elasticsearch import Elasticsearch
 from listener.analytics.report import Report, build_report, render_html
 from listener.analytics.sample import SPIKE_DAY, sample_mentions, sample_project
 from listener.config import parse_project
-from listener.indexer import Indexer
 from listener.mention import Mention
+from listener.store.indexer import Indexer
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"

@@ -28,9 +28,9 @@ from elasticsearch import Elasticsearch, helpers
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from listener.indexer import load_templates
 from listener.mention import Author, Mention
 from listener.rules import Rule, RuleInput, analysis, find_matches, parse_rule, tokenize
+from listener.store.indexer import load_templates
 
 pytestmark = pytest.mark.engine
 

@@ -25,7 +25,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from listener.config import load_project
-from listener.replay import Route
+from listener.sdk.replay import Route
 from listener.service.state import RedisState, namespace
 from listener.service.testing import (
     TimedReplayServer,

@@ -137,7 +137,7 @@ def test_checkpoints_runs_and_schedule_round_trip(
 
 
 def test_seen_ids_are_bounded_and_keep_what_is_still_seen(tmp_path: Path) -> None:
-    from listener import source as source_module
+    from listener.sdk import source as source_module
 
     path = tmp_path / "c.json"
     first = Checkpoint(path)
@@ -222,7 +222,7 @@ def test_two_entries_with_one_name_cannot_be_scheduled(tmp_path: Path) -> None:
 def test_is_new_keeps_late_unseen_items_and_trusts_older_checkpoints(tmp_path: Path) -> None:
     from listener.config import BrandConfig
     from listener.mention import Mention
-    from listener.plugin_manager import get_registry
+    from listener.sdk.plugin_manager import get_registry
 
     rss = get_registry().source("rss")
     source = rss(rss.Options(plugin="rss", feeds=["http://x.test/f"]), [BrandConfig(name="Acme")])

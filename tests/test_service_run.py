@@ -19,8 +19,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from listener.config import load_project
-from listener.engine import free_port
-from listener.replay import ReplayServer, Route
+from listener.sdk.replay import ReplayServer, Route
 from listener.service.testing import (
     rss_feed,
     service_env,
@@ -29,6 +28,7 @@ from listener.service.testing import (
     stored_urls,
     wait_for,
 )
+from listener.store.engine import free_port
 from listener.testing import replay_crawl, write_project
 from listener.web.app import create_app
 from listener.web.server import BackgroundServer

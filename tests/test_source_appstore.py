@@ -16,7 +16,7 @@ from listener import testing
 from listener.mention import Mention, SourceKind, mention_id
 from listener.plugins import appstore
 from listener.plugins.appstore import AppStoreOptions, AppStoreSource, app_id, entry_to_mention
-from listener.replay import Route
+from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 

@@ -20,7 +20,7 @@ from listener.errors import ConfigError
 from listener.mention import SourceKind, mention_id, strip_controls
 from listener.plugins import bluesky
 from listener.plugins.bluesky import BlueskyOptions, BlueskySource, post_to_mention
-from listener.replay import Route, load_site
+from listener.sdk.replay import Route, load_site
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 

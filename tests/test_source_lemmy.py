@@ -24,7 +24,7 @@ from listener.errors import ConfigError
 from listener.mention import Mention, SourceKind, mention_id
 from listener.plugins import lemmy
 from listener.plugins.lemmy import LemmyOptions, LemmySource, comment_to_mention, post_to_mention
-from listener.replay import Route, load_site
+from listener.sdk.replay import Route, load_site
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 

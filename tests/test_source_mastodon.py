@@ -27,7 +27,7 @@ from listener.plugins.mastodon import (
     snowflake_at,
     status_to_mention,
 )
-from listener.replay import Route, load_site
+from listener.sdk.replay import Route, load_site
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 

@@ -26,7 +26,7 @@ from listener.plugins.reddit import (
     post_to_mention,
     time_window,
 )
-from listener.replay import Route, load_site
+from listener.sdk.replay import Route, load_site
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 

@@ -19,7 +19,6 @@ from listener import testing
 from listener.config import BrandConfig, parse_project
 from listener.errors import ConfigError, PluginError
 from listener.mention import Mention, SourceKind, mention_id
-from listener.plugin_manager import instantiate_sources
 from listener.plugins import stackexchange
 from listener.plugins.stackexchange import (
     StackExchangeOptions,
@@ -27,7 +26,8 @@ from listener.plugins.stackexchange import (
     item_to_mention,
     site_host,
 )
-from listener.replay import Route, load_site
+from listener.sdk.plugin_manager import instantiate_sources
+from listener.sdk.replay import Route, load_site
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 

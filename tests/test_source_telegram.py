@@ -22,7 +22,7 @@ from listener.plugins.telegram import (
     parse_count,
     read_channel_page,
 )
-from listener.replay import Route
+from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
@@ -288,7 +288,7 @@ def test_crawl_survives_rate_limits_and_errors(tmp_path: Path) -> None:
 
 def test_robots_txt_is_obeyed_for_every_channel_of_a_crawl(tmp_path: Path) -> None:
     # Scrapy 2.19's own RobotsTxtMiddleware let the third and later requests that
-    # waited for robots.txt through unchecked; listener.middlewares replaces it.
+    # waited for robots.txt through unchecked; listener.crawl.middlewares replaces it.
     channels = ["globexnews", "acmenews", "umbrellacorp", "changedchan", "initechhq"]
     routes = [
         Route("/robots.txt", body=b"User-agent: *\nDisallow: /s/umbrellacorp\n"),

@@ -30,7 +30,7 @@ from listener.plugins.web import (
     read_sitemap,
     robots_sitemaps,
 )
-from listener.replay import Route, load_site
+from listener.sdk.replay import Route, load_site
 from listener.source import Checkpoint, Request, Response
 from listener.testing import make_source
 

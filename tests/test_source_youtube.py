@@ -19,10 +19,10 @@ from listener import testing
 from listener.config import BrandConfig, parse_project
 from listener.errors import ConfigError, PluginError
 from listener.mention import Mention, SourceKind, mention_id
-from listener.plugin_manager import instantiate_sources
 from listener.plugins import youtube
 from listener.plugins.youtube import YouTubeOptions, YouTubeSource, comment_to_mention
-from listener.replay import Route
+from listener.sdk.plugin_manager import instantiate_sources
+from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 

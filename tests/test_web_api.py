@@ -1,7 +1,7 @@
 """The REST API against the real engine: auth, validation, search, pagination, analytics, crawls.
 
 The server runs in a background thread (uvicorn on a free loopback port) and
-connects to the session's engine through :func:`listener.engine.connect`, as
+connects to the session's engine through :func:`listener.store.engine.connect`, as
 ``listener serve`` does. The corpus is the analytics sample (about 600
 mentions with a known spike) plus a few hand-made mentions: one for
 highlighting and two carrying hostile content (HTML, script, ``javascript:``
@@ -31,12 +31,12 @@ from listener.analytics.measures import share_of_voice
 from listener.analytics.sample import SPIKE_DAY, sample_mentions
 from listener.analytics.scope import Filters
 from listener.cli import main as cli_main
+from listener.cli.demo import write_demo_project
 from listener.config import ProjectConfig, load_project
-from listener.demo import write_demo_project
 from listener.errors import ConfigError
-from listener.indexer import Indexer
 from listener.mention import Author, BrandMatch, Engagement, Mention, Sentiment
-from listener.replay import ReplayServer, load_site
+from listener.sdk.replay import ReplayServer, load_site
+from listener.store.indexer import Indexer
 from listener.web import create_app
 from listener.web.auth import TOKEN_ENV, check_bind, host_allowed, is_loopback
 from listener.web.search import safe_url
@@ -818,7 +818,7 @@ def test_excerpts_keep_the_first_match_in_view() -> None:
 
 
 def test_crawl_output_is_read_from_the_crawls_own_summary() -> None:
-    from listener.progress import CrawlSummary, SourceSummary
+    from listener.crawl.progress import CrawlSummary, SourceSummary
     from listener.web.crawls import CrawlJob
 
     summary = CrawlSummary(

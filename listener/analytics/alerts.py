@@ -51,7 +51,7 @@ from listener.analytics.settings import AlertRule, AlertsConfig, Webhook, parse_
 from listener.analytics.spikes import Explanation, detect_spikes
 from listener.config import ProjectConfig
 from listener.errors import ListenerError
-from listener.queries import parse_zone
+from listener.store.queries import parse_zone
 
 try:
     import fcntl

@@ -38,7 +38,7 @@ from listener.analytics.scope import (
 )
 from listener.analytics.settings import SOURCE_KINDS, EarnedMediaConfig, SentimentWeights
 from listener.config import ProjectConfig
-from listener.queries import TimeLike
+from listener.store.queries import TimeLike
 
 SOV_MEASURES: tuple[str, ...] = ("mentions", "engagement", "reach")
 SOV_FORMULA = "share = brand's {by} / sum of {by} over all project brands (0 when that sum is 0)"
@@ -69,7 +69,7 @@ class ShareOfVoiceRow:
     """One brand's share of voice in one period (``period`` None: the whole range).
 
     ``value`` is the measure divided (mentions, engagement or reach) and
-    ``total`` the sum over all project brands. (``listener.queries.SovRow``,
+    ``total`` the sum over all project brands. (``listener.store.queries.SovRow``,
     the old import path, names this class.)
     """
 
@@ -115,7 +115,7 @@ def share_of_voice(
     """Each brand's share of mentions, engagement or reach, overall or per period.
 
     The one share-of-voice implementation (the CLI, the API, the report and
-    the demo call it; ``listener.queries.share_of_voice`` is the old import
+    the demo call it; ``listener.store.queries.share_of_voice`` is the old import
     path of this function). Rows are ordered by period, then brands in
     project-file order; ``filters`` (sources, kinds, languages, countries,
     unique) and ``brands`` list only some brands — shares are always of the

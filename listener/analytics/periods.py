@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
 
-from listener.queries import data_range, time_filter
+from listener.store.queries import data_range, time_filter
 
 Interval = Literal["hour", "day", "week", "month"]
 INTERVALS: tuple[str, ...] = ("hour", "day", "week", "month")

@@ -66,7 +66,7 @@ from listener.analytics.top import (
 )
 from listener.analytics.trending import TRENDING_FORMULA, Trending, trending_terms
 from listener.config import ProjectConfig
-from listener.queries import TimeLike, parse_time, parse_zone, to_utc
+from listener.store.queries import TimeLike, parse_time, parse_zone, to_utc
 
 SUMMARY_COLUMNS = [
     "brand",

@@ -243,8 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     from listener.config import load_project
-    from listener.engine import connect
-    from listener.indexer import Indexer
+    from listener.store.engine import connect
+    from listener.store.indexer import Indexer
 
     parser = argparse.ArgumentParser(description="Index listener's sample analytics corpus.")
     parser.add_argument("-c", "--config", default="listener.toml")

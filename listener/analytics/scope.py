@@ -17,8 +17,15 @@ from typing import Any
 
 from listener.analytics.settings import SOURCE_KINDS
 from listener.config import BrandConfig, ProjectConfig
-from listener.indexer import mentions_alias
-from listener.queries import TimeLike, check_range, data_range, parse_zone, time_filter, to_utc
+from listener.store.indexer import mentions_alias
+from listener.store.queries import (
+    TimeLike,
+    check_range,
+    data_range,
+    parse_zone,
+    time_filter,
+    to_utc,
+)
 
 SENTIMENT_LABELS: tuple[str, ...] = ("positive", "neutral", "negative")
 Query = dict[str, Any]
@@ -43,7 +50,7 @@ def source_clause(names: Sequence[str]) -> Query:
 
 def known_source_names(project: ProjectConfig) -> list[str]:
     """What ``--source`` accepts: the project's entry labels and plugins, and installed plugins."""
-    from listener.plugin_manager import get_registry
+    from listener.sdk.plugin_manager import get_registry
 
     names = [entry.label for entry in project.sources]
     names += [entry.plugin for entry in project.sources]

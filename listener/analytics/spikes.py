@@ -45,7 +45,7 @@ from listener.analytics.scope import Filters, Query, Scope, brand_query, sentime
 from listener.analytics.settings import SpikeSettings
 from listener.analytics.trending import TrendingTerm, resolve_field, rising_terms
 from listener.config import ProjectConfig
-from listener.queries import TimeLike, data_range
+from listener.store.queries import TimeLike, data_range
 
 SPIKE_METRICS: tuple[str, ...] = ("mentions", "negative")
 SPIKE_FORMULA = (

@@ -18,7 +18,7 @@ from elasticsearch import Elasticsearch
 
 from listener.analytics.scope import Filters, Query, Scope, brand_query
 from listener.config import ProjectConfig
-from listener.queries import TimeLike
+from listener.store.queries import TimeLike
 
 TOP_ORDERS: tuple[str, ...] = ("mentions", "engagement", "reach")
 DEFAULT_CANDIDATES = 2000

@@ -32,7 +32,7 @@ from elasticsearch import Elasticsearch
 from listener.analytics.scope import Filters, Query, Scope
 from listener.analytics.top import _folded, own_terms
 from listener.config import ProjectConfig
-from listener.queries import TimeLike
+from listener.store.queries import TimeLike
 
 TERM_FIELDS = {"phrases": "phrases", "entities": "entities.text"}
 TRENDING_FORMULA = (

@@ -1,10 +1,10 @@
 """The bundled demo site: recorded feeds and Hacker News API pages for ``listener demo``.
 
-Serve it with :class:`listener.replay.ReplayServer` and write the project file
+Serve it with :class:`listener.sdk.replay.ReplayServer` and write the project file
 for that server's address::
 
     from listener import demo_site
-    from listener.replay import ReplayServer
+    from listener.sdk.replay import ReplayServer
 
     with ReplayServer(demo_site.DIRECTORY) as server:
         Path("listener.toml").write_text(demo_site.project_file(server.url))
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from listener.replay import PLACEHOLDER, Route, load_site
+from listener.sdk.replay import PLACEHOLDER, Route, load_site
 
 __all__ = ["DIRECTORY", "PROJECT_TEMPLATE", "project_file", "routes"]
 

@@ -147,7 +147,7 @@ class Enricher:
         )
         manager = self._plugin_manager
         if manager is None:
-            from listener.plugin_manager import get_registry
+            from listener.sdk.plugin_manager import get_registry
 
             manager = get_registry().manager
         manager.hook.listener_prepare_nlp(nlp=nlp, config=self.config)
@@ -316,7 +316,7 @@ def _init_worker(enricher: Enricher, parent: int | None = None) -> None:
     global _WORKER_ENRICHER
     _WORKER_ENRICHER = enricher
     if parent is not None:
-        from listener.lifetime import exit_when_orphaned
+        from listener.service.lifetime import exit_when_orphaned
 
         exit_when_orphaned(parent)
 

@@ -31,8 +31,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from listener.enrichment import Enricher, _analyse_chunk, _init_worker
-from listener.lifetime import exit_when_orphaned
 from listener.mention import Mention
+from listener.service.lifetime import exit_when_orphaned
 
 log = logging.getLogger(__name__)
 

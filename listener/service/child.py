@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from listener import lifetime
+from listener.service import lifetime
 
 #: The parent's pid, so a child started after its parent died exits at once.
 PARENT_ENV = "LISTENER_SERVICE_PARENT"
@@ -136,7 +136,7 @@ class RunningCrawl:
 def crawl_entry(config: str, label: str, result_path: str) -> int:
     """Crawl one ``[[sources]]`` entry of the project; write a :class:`CrawlResult`."""
     from listener.config import load_project
-    from listener.crawl import run_crawl
+    from listener.crawl.runner import run_crawl
     from listener.errors import ConfigError, ListenerError
 
     result = CrawlResult(label=label, outcome="failed")

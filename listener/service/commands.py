@@ -77,10 +77,10 @@ def run_command(ctx: click.Context, config_path: Path, serve: bool, host: str, p
     for `listener worker` processes. SIGTERM or Ctrl-C stops gracefully.
     """
     from listener.config import load_project
-    from listener.engine import connect
     from listener.errors import ConfigError
     from listener.service.child import spawn
     from listener.service.scheduler import Scheduler, intervals
+    from listener.store.engine import connect
 
     project = load_project(config_path)
     intervals(project)

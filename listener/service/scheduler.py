@@ -117,7 +117,7 @@ class Retention:
     def maybe_apply(self, now: datetime) -> None:
         if not self.enabled or (self.next_pass is not None and now < self.next_pass):
             return
-        from listener.lifecycle import apply_retention
+        from listener.store.lifecycle import apply_retention
 
         self.next_pass = now + RETENTION_EVERY
         try:

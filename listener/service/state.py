@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from listener.config import ProjectConfig
 from listener.errors import ConfigError, ListenerError
-from listener.source import Checkpoint, CheckpointStore, FileCheckpointStore
+from listener.sdk.source import Checkpoint, CheckpointStore, FileCheckpointStore
 
 if TYPE_CHECKING:
     import redis
@@ -39,7 +39,7 @@ class RedisUnavailable(ListenerError):
 
 def redact(url: str) -> str:
     """``url`` without its password, for messages."""
-    from listener.engine import redact_url
+    from listener.store.engine import redact_url
 
     return redact_url(url)
 

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from listener.replay import ReplayServer, Route
+from listener.sdk.replay import ReplayServer, Route
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch

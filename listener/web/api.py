@@ -1,7 +1,7 @@
 """The REST API's routes: search, analytics, source health and crawls.
 
 Every route is a thin wrapper: it validates its parameters, calls the function
-the CLI calls (:mod:`listener.analytics`, :mod:`listener.health`,
+the CLI calls (:mod:`listener.analytics`, :mod:`listener.crawl.health`,
 :mod:`listener.web.search`) with the server's one Elasticsearch client, and
 returns a typed model. Routes are plain ``def`` functions, so FastAPI runs
 them in its thread pool and a slow query does not block the others.
@@ -35,10 +35,10 @@ from listener.analytics.spikes import detect_spikes
 from listener.analytics.top import AUTHORS_NOTE, top_authors, top_domains
 from listener.analytics.trending import TRENDING_FORMULA, trending_terms
 from listener.config import ProjectConfig
+from listener.crawl.health import load_runs, schedule_status, source_health
 from listener.errors import ConfigError, ListenerError
-from listener.health import load_runs, schedule_status, source_health
-from listener.indexer import mentions_alias
-from listener.queries import parse_time, parse_zone
+from listener.store.indexer import mentions_alias
+from listener.store.queries import parse_time, parse_zone
 from listener.web import search as mention_search
 from listener.web.auth import bearer_scheme
 from listener.web.crawls import CrawlJob, CrawlManager

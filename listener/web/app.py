@@ -1,7 +1,7 @@
 """The web application: REST API and dashboard in one FastAPI app.
 
 :func:`create_app` builds the app for a project. On startup it enters
-:func:`listener.engine.connect` once (starting or reusing the embedded engine
+:func:`listener.store.engine.connect` once (starting or reusing the embedded engine
 when the project names no cluster) and keeps that one client for its life; on
 shutdown it stops any crawl it started and leaves the engine.
 
@@ -26,8 +26,8 @@ from fastapi.staticfiles import StaticFiles
 
 from listener import __version__
 from listener.config import ProjectConfig
-from listener.engine import connect
 from listener.errors import ConfigError
+from listener.store.engine import connect
 from listener.web.api import WebState, open_router, router
 from listener.web.auth import TokenGuard, check_token, host_allowed
 from listener.web.coalesce import CoalesceReads, Flights

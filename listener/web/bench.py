@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from listener.engine import free_port
+from listener.store.engine import free_port
 from listener.web.auth import TOKEN_ENV
 
 

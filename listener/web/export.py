@@ -19,9 +19,9 @@ from elasticsearch import BadRequestError
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from listener.exporting import EXPORT_COLUMNS, csv_cells
-from listener.indexer import mentions_alias
 from listener.rules import RuleInput
+from listener.store.exporting import EXPORT_COLUMNS, csv_cells
+from listener.store.indexer import mentions_alias
 from listener.web import search as mention_search
 from listener.web.api import (
     _TIME_HELP,

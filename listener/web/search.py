@@ -35,10 +35,10 @@ from elasticsearch import Elasticsearch
 
 from listener.analytics.scope import sentiment_query, source_clause
 from listener.config import ProjectConfig
-from listener.indexer import mentions_alias
 from listener.mention import SourceKind
 from listener.rules import Rule, RuleInput, parse_rule, tokenize
 from listener.rules import syntax as rule_syntax
+from listener.store.indexer import mentions_alias
 from listener.web.models import (
     AuthorOut,
     EngagementOut,
@@ -298,8 +298,8 @@ def build_request(
 ) -> SearchRequest:
     """Validate raw parameters; raises :class:`SearchInputError` naming the bad one."""
     from listener.errors import ConfigError
-    from listener.queries import check_search_text, parse_time
     from listener.rules import RuleSyntaxError
+    from listener.store.queries import check_search_text, parse_time
 
     query = (query or "").strip() or None
     if query is not None and len(query) > MAX_QUERY_CHARS:

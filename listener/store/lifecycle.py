@@ -27,8 +27,8 @@ from elasticsearch.helpers import scan, streaming_bulk
 
 from listener.config import ProjectConfig
 from listener.errors import IndexingError
-from listener.indexer import DEAD_LETTER_FILE, SPOOL_DIR, locations_index, mentions_alias
 from listener.mention import canonicalize_url
+from listener.store.indexer import DEAD_LETTER_FILE, SPOOL_DIR, locations_index, mentions_alias
 
 log = logging.getLogger(__name__)
 

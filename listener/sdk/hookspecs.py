@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from spacy.language import Language
 
     from listener.config import ProjectConfig
-    from listener.source import Source
+    from listener.sdk.source import Source
 
 hookspec = pluggy.HookspecMarker("listener")
 hookimpl = pluggy.HookimplMarker("listener")

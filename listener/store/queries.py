@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from listener.config import ProjectConfig
-from listener.indexer import mentions_alias
+from listener.store.indexer import mentions_alias
 
 TimeLike = datetime | date | str
 
@@ -41,7 +41,7 @@ _MOVED = {
 def __getattr__(name: str) -> Any:
     moved = _MOVED.get(name)
     if moved is None:
-        raise AttributeError(f"module 'listener.queries' has no attribute {name!r}")
+        raise AttributeError(f"module 'listener.store.queries' has no attribute {name!r}")
     return getattr(importlib.import_module(moved[0]), moved[1])
 
 

@@ -25,9 +25,9 @@ from listener import __version__
 from listener.analytics.settings import DEFAULT_SINCE
 from listener.config import ProjectConfig, load_project
 from listener.errors import ConfigError, ListenerError
-from listener.exporting import EXPORT_COLUMNS as _EXPORT_COLUMNS
-from listener.exporting import csv_cells
 from listener.mention import SOURCE_KINDS
+from listener.store.exporting import EXPORT_COLUMNS as _EXPORT_COLUMNS
+from listener.store.exporting import csv_cells
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,7 +84,7 @@ format_option = click.option(
 @contextmanager
 def store(project: ProjectConfig) -> Iterator[Any]:
     """A connected Elasticsearch client (the embedded engine is started when no URL is set)."""
-    from listener.engine import connect
+    from listener.store.engine import connect
 
     with connect(project) as client:
         yield client
@@ -93,7 +93,7 @@ def store(project: ProjectConfig) -> Iterator[Any]:
 def _time(value: str | None, option: str, tz: str = "UTC") -> datetime | None:
     if value is None:
         return None
-    from listener.queries import parse_time
+    from listener.store.queries import parse_time
 
     try:
         return parse_time(value, tz=tz)
@@ -149,7 +149,7 @@ _CHATTY_LOGGERS = (
 
 # Loggers that repeat one condition per batch (the cluster is down: every batch is spooled);
 # the end-of-crawl summary gives the totals, so without -v each message is shown once.
-_ONCE_LOGGERS = ("listener.indexer", "listener.pipelines")
+_ONCE_LOGGERS = ("listener.store.indexer", "listener.crawl.pipelines")
 
 
 class _QuietFilter(logging.Filter):
@@ -228,7 +228,7 @@ def _print_summary(summary: Any) -> None:
 @reports_errors
 def crawl(ctx: click.Context, config_path: Path, since: str | None) -> None:
     """Crawl every configured source for the configured brands."""
-    from listener.crawl import run_crawl
+    from listener.crawl.runner import run_crawl
 
     project = _load(config_path)
     if not project.sources:
@@ -256,7 +256,7 @@ def _exit_for(summary: Any, project: ProjectConfig) -> None:
             EXIT_UNSAVED,
         )
     if summary.spooled or summary.spool_waiting:
-        from listener.engine import redact_url, url_setting
+        from listener.store.engine import redact_url, url_setting
 
         settings = project.elasticsearch
         where = (
@@ -326,7 +326,7 @@ def search(
     output_format: str,
 ) -> None:
     """Full-text search over stored mentions, newest first."""
-    from listener.queries import search_mentions
+    from listener.store.queries import search_mentions
 
     project = _load(config_path)
     if brand:
@@ -392,7 +392,7 @@ def export(
     config_path: Path, output_format: str, since: str | None, until: str | None, output: Any
 ) -> None:
     """Every stored mention, one per line, with all fields (nested fields as JSON in CSV)."""
-    from listener.queries import iter_mentions
+    from listener.store.queries import iter_mentions
 
     project = _load(config_path)
     count = 0
@@ -418,7 +418,7 @@ def export(
 @reports_errors
 def rematch(config_path: Path, brands: tuple[str, ...]) -> None:
     """Re-label stored mentions with the brands' current keywords and rules (no re-crawl)."""
-    from listener.relabel import reenrich, rematch_query
+    from listener.store.relabel import reenrich, rematch_query
 
     project = _load(config_path)
     names = [project.brand(b).name for b in brands] or [b.name for b in project.brands]
@@ -453,8 +453,8 @@ def rematch(config_path: Path, brands: tuple[str, ...]) -> None:
 @reports_errors
 def preview(config_path: Path, rule: str, samples: int, output_format: str) -> None:
     """How many stored mentions a draft brand rule matches, with the newest samples."""
-    from listener.relabel import preview_rule
     from listener.rules import RuleSyntaxError, parse_rule
+    from listener.store.relabel import preview_rule
 
     project = _load(config_path)
     try:
@@ -499,7 +499,7 @@ def enrich(config_path: Path, batch_size: int, processes: int, strict: bool) -> 
     number and skipped; the other lines are enriched.
     """
     from listener.enrichment import Enricher
-    from listener.textinput import read_ndjson_mentions
+    from listener.enrichment.textinput import read_ndjson_mentions
 
     project = _load(config_path)
     enricher = Enricher(project, batch_size=batch_size, n_process=processes)
@@ -540,8 +540,8 @@ def reenrich(
 ) -> None:
     """Re-run enrichment over stored mentions (after a model or rule update), in place."""
     from listener.enrichment import Enricher
-    from listener.indexer import mentions_alias
-    from listener.relabel import reenrich as run_reenrich
+    from listener.store.indexer import mentions_alias
+    from listener.store.relabel import reenrich as run_reenrich
 
     project = _load(config_path)
     start, end = _time(since, "--since"), _time(until, "--until")
@@ -582,7 +582,7 @@ def reenrich(
 @reports_errors
 def retention(config_path: Path, days: int | None, dry_run: bool) -> None:
     """Drop the monthly indices older than [retention] days (whole months only)."""
-    from listener.lifecycle import apply_retention
+    from listener.store.lifecycle import apply_retention
 
     project = _load(config_path)
     if days is None and project.retention.days is None:
@@ -621,8 +621,8 @@ def forget(
     dry_run: bool,
 ) -> None:
     """Delete matching mentions from the index, the spool and the dead letters (erasure)."""
-    from listener.lifecycle import ERASURE_LOG, Selector
-    from listener.lifecycle import forget as run_forget
+    from listener.store.lifecycle import ERASURE_LOG, Selector
+    from listener.store.lifecycle import forget as run_forget
 
     if not any((author, url, brand, before)):
         raise click.UsageError(
@@ -659,7 +659,7 @@ def forget(
 @reports_errors
 def demo(ctx: click.Context, home: Path | None) -> None:
     """Crawl the bundled sample site into the embedded engine and print share of voice."""
-    from listener.demo import run_demo
+    from listener.cli.demo import run_demo
 
     run_demo(home, log_level=ctx.obj["log_level"], console=err, on_sov=print_sov)
 
@@ -670,7 +670,7 @@ def plugins() -> None:
 
 
 def _describe_field(name: str, info: Any) -> str:
-    from listener.contract import describe_field_type
+    from listener.sdk.contract import describe_field_type
 
     annotation = describe_field_type(info.annotation, info.metadata)
     if info.is_required():
@@ -688,7 +688,7 @@ def plugins_list(output_format: str) -> None:
     """Every source, built-in and third-party: version, package, options and hooks."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from listener.plugin_manager import get_registry
+    from listener.sdk.plugin_manager import get_registry
 
     registry = get_registry()
     rows: list[dict[str, Any]] = []
@@ -750,7 +750,7 @@ def plugins_list(output_format: str) -> None:
 @reports_errors
 def plugins_new(name: str, directory: Path) -> None:
     """Scaffold an installable source plugin package with recorded responses and tests."""
-    from listener.scaffold import scaffold
+    from listener.sdk.scaffold import scaffold
 
     root = scaffold(name, directory)
     click.echo(f"created {root}")
@@ -769,7 +769,7 @@ def plugins_new(name: str, directory: Path) -> None:
 @reports_errors
 def plugins_check(name: str, fixtures: Path | None) -> None:
     """Run a source plugin's contract checks (options, requests, parsing recorded responses)."""
-    from listener.contract import check_plugin
+    from listener.sdk.contract import check_plugin
 
     checks = check_plugin(name, fixtures)
     for check in checks:
@@ -793,7 +793,7 @@ def sources() -> None:
 @reports_errors
 def sources_status(config_path: Path, limit: int, output_format: str) -> None:
     """Which sources are healthy, degraded or broken; with listener run, when each runs next."""
-    from listener.health import status_report
+    from listener.crawl.health import status_report
 
     project = _load(config_path)
     report, runs = status_report(project, limit)
@@ -1059,7 +1059,7 @@ def sentiment_command(config_path: Path, output_format: str, **options: Any) -> 
     """Sentiment per brand: positive/neutral/negative, net sentiment, weighted share of voice."""
     from listener.analytics.measures import NET_SENTIMENT_FORMULA, sentiment, weighted_formula
     from listener.analytics.tables import SENTIMENT_COLUMNS, Table, records, with_period
-    from listener.queries import parse_zone
+    from listener.store.queries import parse_zone
 
     project = _load(config_path)
     interval = options.pop("interval")
@@ -1096,7 +1096,7 @@ def earned_command(
     """Earned media per brand: mentions off its owned domains/accounts, and their value."""
     from listener.analytics.measures import EARNED_NOTE, EMV_FORMULA, earned_media
     from listener.analytics.tables import EARNED_COLUMNS, Table, records, with_period
-    from listener.queries import parse_zone
+    from listener.store.queries import parse_zone
 
     project = _load(config_path)
     interval = options.pop("interval")
@@ -1307,7 +1307,7 @@ def trending_command(
     """Terms whose frequency for each brand rose most against the range before."""
     from listener.analytics.tables import TRENDING_COLUMNS, Table
     from listener.analytics.trending import TRENDING_FORMULA, trending_terms
-    from listener.queries import parse_zone
+    from listener.store.queries import parse_zone
 
     project = _load(config_path)
     scope = _scope(project, options)
@@ -1369,7 +1369,7 @@ def spikes_command(
     """Periods where a brand's (negative) mentions exceed mean + k*sd of the trailing window."""
     from listener.analytics.spikes import detect_spikes
     from listener.analytics.tables import BASELINE_COLUMNS, SPIKE_COLUMNS, Table, records
-    from listener.queries import parse_zone
+    from listener.store.queries import parse_zone
 
     project = _load(config_path)
     scope = _scope(project, options)
@@ -1615,7 +1615,3 @@ from listener.service.commands import run_command, worker_command  # noqa: E402
 
 main.add_command(run_command)
 main.add_command(worker_command)
-
-
-if __name__ == "__main__":
-    main()

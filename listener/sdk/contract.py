@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Mention
-from listener.plugin_manager import get_registry
-from listener.source import Request, Source, SourceOptions
+from listener.sdk.plugin_manager import get_registry
+from listener.sdk.source import Request, Source, SourceOptions
 
 CHECK_BRANDS = [BrandConfig(name="Acme", keywords=["acme", "#acme"])]
 PLACEHOLDER_URL = "http://127.0.0.1:9"
@@ -133,7 +133,7 @@ def check_replay(
     cls: type[Source], options: dict[str, Any], fixtures: Path, crawl: Callable[..., Any]
 ) -> list[Check]:
     """Replaying the recorded responses twice gives valid, stable Mentions and no parse errors."""
-    from listener.replay import ReplayServer, load_site
+    from listener.sdk.replay import ReplayServer, load_site
 
     brands = [b.model_dump(exclude_none=True) for b in CHECK_BRANDS]
     # A local replay needs no politeness delay, whatever the source's default.
@@ -229,7 +229,7 @@ def placeholder_secrets(options: dict[str, Any]) -> Iterator[None]:
 def _contract_checks(
     cls: type[Source], fixture_dir: Path | None, base_url: str, module: Any
 ) -> list[Check]:
-    from listener.testing import replay_crawl
+    from listener.sdk.testing import replay_crawl
 
     checks = []
     options_check, options = check_options(cls, _substitute(dict(cls.example_options), base_url))

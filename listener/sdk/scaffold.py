@@ -9,7 +9,7 @@ from pathlib import Path
 
 from listener import __version__
 from listener.errors import ListenerError
-from listener.source import HOOK_API_VERSION
+from listener.sdk.source import HOOK_API_VERSION
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 

@@ -16,9 +16,9 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig
-from listener.indexer import Indexer, mentions_alias
 from listener.mention import Mention
 from listener.rules import Rule, RuleInput, parse_rule
+from listener.store.indexer import Indexer, mentions_alias
 
 BATCH = 256
 
@@ -104,7 +104,7 @@ def reenrich(
             before[mention.id] = set(mention.brand_names)
             yield mention
 
-    from listener.dedupe import Deduplicator, index_lookup
+    from listener.crawl.dedupe import Deduplicator, index_lookup
 
     deduplicator = Deduplicator(
         lookup=index_lookup(client, mentions_alias(project.elasticsearch.index_prefix))

@@ -12,8 +12,8 @@ from scrapy.settings import Settings
 from twisted.python.failure import Failure
 
 from listener.config import ProjectConfig
+from listener.crawl.progress import CrawlSummary
 from listener.errors import ListenerError
-from listener.progress import CrawlSummary
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def run_crawl(
     settings.set(SINCE_SETTING, since)
     if collect_to is not None:
         settings.set(
-            "ITEM_PIPELINES", {"listener.pipelines.CollectPipeline": 300}, priority="cmdline"
+            "ITEM_PIPELINES", {"listener.crawl.pipelines.CollectPipeline": 300}, priority="cmdline"
         )
         settings.set("LISTENER_COLLECT_PATH", str(collect_to), priority="cmdline")
     settings.set("LOG_LEVEL", log_level, priority="cmdline")

@@ -14,10 +14,10 @@ from typing import Any
 import pluggy
 from pydantic import ValidationError
 
-from listener import hookspecs
 from listener.config import ProjectConfig
 from listener.errors import ConfigError, PluginError
-from listener.source import HOOK_API_VERSION, Source
+from listener.sdk import hookspecs
+from listener.sdk.source import HOOK_API_VERSION, Source
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _unmarked_hooks(manager: pluggy.PluginManager, plugin_name: str, plugin: obj
         else:
             problems.append(
                 f"{attribute} is not a listener hook (known: {', '.join(sorted(known))}); "
-                "hook names must match listener.hookspecs exactly"
+                "hook names must match listener.sdk.hookspecs exactly"
             )
     return [f"plugin {plugin_name!r}: {problem}" for problem in problems]
 
@@ -190,7 +190,7 @@ def build_registry() -> Registry:
     except pluggy.PluginValidationError as error:
         raise PluginError(
             f"plugin {manager.get_name(error.plugin)!r} implements a hook listener does not "
-            f"define ({error}); hook names must match listener.hookspecs exactly"
+            f"define ({error}); hook names must match listener.sdk.hookspecs exactly"
         ) from None
     unmarked = [
         problem

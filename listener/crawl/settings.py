@@ -9,13 +9,13 @@ from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 from listener.config import ProjectConfig
 
-ITEM_PIPELINE = "listener.pipelines.MentionPipeline"
-PROGRESS_EXTENSION = "listener.progress.CrawlProgress"
+ITEM_PIPELINE = "listener.crawl.pipelines.MentionPipeline"
+PROGRESS_EXTENSION = "listener.crawl.progress.CrawlProgress"
 
 
 def download_slots(project: ProjectConfig) -> dict[str, dict[str, Any]]:
     """One download slot per source entry, with the source's own polite concurrency and delay."""
-    from listener.plugin_manager import get_registry
+    from listener.sdk.plugin_manager import get_registry
 
     registry = get_registry()
     slots: dict[str, dict[str, Any]] = {}
@@ -61,19 +61,19 @@ def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
         "LISTENER_MAX_RETRY_AFTER": crawl.max_retry_after,
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-            "listener.middlewares.RetryAfterMiddleware": 550,
+            "listener.crawl.middlewares.RetryAfterMiddleware": 550,
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-            "listener.middlewares.RobotsTxtMiddleware": 100,
-            "listener.middlewares.PausedSourceMiddleware": 50,
+            "listener.crawl.middlewares.RobotsTxtMiddleware": 100,
+            "listener.crawl.middlewares.PausedSourceMiddleware": 50,
             # After RedirectMiddleware (600) has built the redirected request: checked on its
             # way back down (process_request runs from low to high numbers on each pass).
-            "listener.middlewares.PrivateRedirectMiddleware": 60,
+            "listener.crawl.middlewares.PrivateRedirectMiddleware": 60,
         },
-        "DUPEFILTER_CLASS": "listener.middlewares.RedirectLoopDupeFilter",
+        "DUPEFILTER_CLASS": "listener.crawl.middlewares.RedirectLoopDupeFilter",
         "ITEM_PIPELINES": {ITEM_PIPELINE: 300},
         "EXTENSIONS": {PROGRESS_EXTENSION: 500, "scrapy.extensions.telnet.TelnetConsole": None},
         "COOKIES_ENABLED": False,
-        "LOG_FORMATTER": "listener.crawl_settings.QuietDropsLogFormatter",
+        "LOG_FORMATTER": "listener.crawl.settings.QuietDropsLogFormatter",
         "TELNETCONSOLE_ENABLED": False,
     }
 

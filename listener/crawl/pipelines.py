@@ -65,7 +65,7 @@ class MentionPipeline:
 
     Every mention handed to a batch ends in exactly one durable place: the
     index (confirmed on disk for the embedded engine, see
-    :mod:`listener.durability`), the spool, or the dead-letter file; or it is
+    :mod:`listener.store.durability`), the spool, or the dead-letter file; or it is
     dropped for a counted reason (no brand matched, duplicate, invalid). What
     could be put nowhere is counted in ``listener/lost``, and the spider then
     keeps the previous checkpoints so the next run asks for those items again.
@@ -107,11 +107,11 @@ class MentionPipeline:
 
     def _open_store(self) -> None:
         """Connect (starting the embedded engine if needed), install templates, replay the spool."""
-        from listener.dedupe import Deduplicator, index_lookup
-        from listener.durability import engine_saves_for
-        from listener.engine import connect
+        from listener.crawl.dedupe import Deduplicator, index_lookup
         from listener.enrichment import Enricher
-        from listener.indexer import Indexer, mentions_alias
+        from listener.store.durability import engine_saves_for
+        from listener.store.engine import connect
+        from listener.store.indexer import Indexer, mentions_alias
 
         # A configured cluster that is down must not stop the crawl: batches are
         # spooled and indexed by the next run. (The embedded engine is started here.)
@@ -301,7 +301,7 @@ class MentionPipeline:
 
     def _hold(self, mentions: list[tuple[Mention, str]], outcome: BatchOutcome) -> None:
         """Keep acknowledged mentions until the embedded engine has saved them."""
-        from listener.durability import DurabilityError
+        from listener.store.durability import DurabilityError
 
         try:
             ticket = self.saves.mark()
@@ -313,7 +313,7 @@ class MentionPipeline:
 
     def _confirm(self, outcome: BatchOutcome, *, wait: bool) -> None:
         """Release what the engine has saved; with ``wait``, wait for all of it, else spool it."""
-        from listener.durability import DurabilityError
+        from listener.store.durability import DurabilityError
 
         if self.saves is None or not self.unconfirmed:
             return

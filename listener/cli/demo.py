@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 
 from listener.config import load_project
-from listener.crawl import run_crawl
+from listener.crawl.runner import run_crawl
 
 PROJECT_TEMPLATE = "listener.toml.in"
 
@@ -50,8 +50,8 @@ def run_demo(
 ) -> None:
     """Serve the recorded site, crawl it, and print share of voice."""
     from listener.analytics.measures import share_of_voice
-    from listener.engine import connect
-    from listener.replay import ReplayServer, load_site
+    from listener.sdk.replay import ReplayServer, load_site
+    from listener.store.engine import connect
 
     folder = demo_home(home)
     with (
