@@ -361,7 +361,10 @@ def test_plugins_check_passes_from_the_installed_wheel(tmp_path: Path) -> None:
         "from listener.sdk.replay import load_site\n"
         "sources = {n: c for n, c in get_registry().sources.items()\n"
         "           if c.__module__.startswith('listener.plugins.')}\n"
-        "print(json.dumps({'listener': listener.__file__, 'fixtures': {\n"
+        "from listener.analytics.report_html import environment\n"
+        "templates = [environment().get_template(name).filename\n"
+        "             for name in environment().list_templates()]\n"
+        "print(json.dumps({'listener': listener.__file__, 'templates': templates, 'fixtures': {\n"
         "    n: [str(c.fixtures_dir), len(load_site(c.fixtures_dir))]\n"
         "    for n, c in sources.items()}}))\n"
     )
@@ -373,6 +376,11 @@ def test_plugins_check_passes_from_the_installed_wheel(tmp_path: Path) -> None:
     found = json.loads(probe.stdout)
     assert found["listener"].startswith(str(site))
     assert sorted(found["fixtures"]) == BUILTINS
+    # The report's templates are package data too.
+    shipped = sorted(Path(t).name for t in found["templates"])
+    assert shipped == ["blocks.html", "report.css", "report.html", "report.js"]
+    templates = site / "listener" / "analytics" / "templates"
+    assert all(t.startswith(str(templates)) for t in found["templates"])
     for name, (directory, routes) in found["fixtures"].items():
         assert directory.startswith(str(site / "listener" / "plugins" / "fixtures")), name
         assert routes > 0, name

@@ -26,10 +26,20 @@ import pytest
 from conftest import _delete_prefix
 from elasticsearch import Elasticsearch
 
-from listener.analytics.report import Report, build_report, render_html
+from listener.analytics.measures import share_of_voice
+from listener.analytics.report import (
+    Headlines,
+    LineChart,
+    Report,
+    SpikeCards,
+    TableBlock,
+    build_report,
+    render_html,
+)
 from listener.analytics.sample import SPIKE_DAY, sample_mentions, sample_project
-from listener.config import parse_project
-from listener.mention import Mention
+from listener.analytics.tables import records
+from listener.config import ProjectConfig, parse_project
+from listener.mention import Author, BrandMatch, Engagement, Entity, Mention
 from listener.store.indexer import Indexer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,9 +72,9 @@ def utc(*parts: int) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def report(
+def sample(
     engine: Any, session_client: Elasticsearch, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Report, list[Mention]]]:
+) -> Iterator[tuple[ProjectConfig, list[Mention]]]:
     prefix = f"t{uuid.uuid4().hex[:12]}"
     data = sample_project(prefix, engine.url)
     data["earned_media"] = {"currency": "EUR", "cpm": {"social": 8.0}, "cost_per_engagement": 0.02}
@@ -73,6 +83,15 @@ def report(
     indexer = Indexer(session_client, project)
     indexer.index(mentions)
     indexer.refresh()
+    yield project, mentions
+    _delete_prefix(session_client, prefix)
+
+
+@pytest.fixture(scope="module")
+def report(
+    sample: tuple[ProjectConfig, list[Mention]], session_client: Elasticsearch
+) -> tuple[Report, list[Mention]]:
+    project, mentions = sample
     built = build_report(
         session_client,
         project,
@@ -82,8 +101,7 @@ def report(
         title="Sample report <April>",
         now=utc(2024, 5, 2),
     )
-    yield built, mentions
-    _delete_prefix(session_client, prefix)
+    return built, mentions
 
 
 class _Elements(HTMLParser):
@@ -227,3 +245,101 @@ def test_report_renders_in_headless_chromium(
     assert _png_size(data) == (1280, 4000)
     assert _png_colours(data) > 100, "the screenshot looks blank"
     shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_model_carries_the_figures(
+    report: tuple[Report, list[Mention]],
+    sample: tuple[ProjectConfig, list[Mention]],
+    session_client: Elasticsearch,
+) -> None:
+    built, project = report[0], sample[0]
+    sections = {section.key: section.blocks for section in built.document().sections}
+    window: dict[str, Any] = {"since": built.start, "until": built.end, "tz": "Europe/Paris"}
+    per_day = share_of_voice(session_client, project, interval="day", **window)
+    whole = share_of_voice(session_client, project, **window)
+
+    [table] = [b for b in sections["share-of-voice"] if isinstance(b, TableBlock)]
+    assert table.table.rows == records(per_day, built.zone)
+    [chart] = [b for b in sections["share-of-voice"] if isinstance(b, LineChart)]
+    assert len(chart.labels) == 30
+    assert [line.name for line in chart.series] == ["Acme", "Globex", "Initech"]
+    for line in chart.series:
+        assert list(line.values) == [100 * row.share for row in per_day if row.brand == line.name]
+    [headlines] = [b for b in sections["summary"] if isinstance(b, Headlines)]
+    assert [(c.brand, c.mentions, c.share) for c in headlines.cards] == [
+        (row.brand, row.mentions, row.share) for row in whole
+    ]
+    [cards] = [b for b in sections["spikes"] if isinstance(b, SpikeCards)]
+    assert len(cards.cards) == len(built.spikes.spikes) + len(built.negative_spikes.spikes)
+
+
+HOSTILE = '<script>alert("x")</script> & "quoted"'
+
+
+class _Text(HTMLParser):
+    """Every text node and attribute value, entities decoded (as a browser reads them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+        self.attributes: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attributes.extend(value for _, value in attrs if value)
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+
+
+def test_crawled_text_is_escaped(
+    engine: Any, session_client: Elasticsearch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    project = parse_project(
+        sample_project(prefix, engine.url), tmp_path_factory.mktemp("hostile") / "listener.toml"
+    )
+    # One mention a day, then a spike of eight: the hostile text reaches every table and card.
+    days = [*range(1, 15), *[15] * 8]
+    mentions = [
+        Mention.create(
+            source="mastodon",
+            source_kind="social",
+            url=f"https://social.example/p/{n}?a=1&b=2",
+            title=HOSTILE,
+            text=f"Acme {HOSTILE}",
+            published_at=utc(2024, 4, day, 12),
+            author=Author(name=f"Eve {HOSTILE}", followers=10),
+            engagement=Engagement(likes=n),
+            brands=[BrandMatch(brand="Acme", keyword="acme")],
+            brand_names=["Acme"],
+            phrases=[HOSTILE],
+            entities=[Entity(text=HOSTILE, label="ORG")],
+        )
+        for n, day in enumerate(days)
+    ]
+    indexer = Indexer(session_client, project)
+    indexer.index(mentions)
+    indexer.refresh()
+    try:
+        built = build_report(
+            session_client, project, since="2024-04-01", until="2024-04-16", now=utc(2024, 5, 1)
+        )
+    finally:
+        _delete_prefix(session_client, prefix)
+    assert built.spikes.spikes, "the fixture should make a spike with samples"
+    html = render_html(built)
+
+    assert HOSTILE not in html and "onerror" not in html
+    assert html.count("<script") == 1  # the report's own
+    assert "&lt;script&gt;alert(" in html and "&amp;" in html
+    parsed = _Text()
+    parsed.feed(html)
+    assert parsed.tags.count("script") == 1
+    shown = [text for text in parsed.texts if HOSTILE in text]
+    # top earned mentions, authors (table and chart), trending terms, entities, the spike card
+    assert len(shown) >= 10, shown
+    links = [a for a in parsed.attributes if a.startswith("https://social.example/p/")]
+    assert links and all(a.endswith("?a=1&b=2") for a in links)
+    assert "?a=1&amp;b=2" in html

@@ -1,21 +1,23 @@
-"""The weekly/monthly report: every measure for a range against the range before, as HTML.
+"""The weekly/monthly report: every measure for a range against the range before.
 
-:func:`build_report` gathers the figures (plain data, exportable as tables);
-:func:`render_html` turns them into one self-contained HTML file: inline CSS,
-inline SVG charts (:mod:`listener.analytics.charts`), every table downloadable
-as CSV and JSON through ``data:`` links, and a few lines of inline script that
-only mark which charts the browser laid out. Nothing is fetched from the
-network, so the file opens offline and can be mailed as is.
+This module computes; it writes no HTML. :func:`build_report` gathers the
+figures into a :class:`Report` (plain data, exportable as tables), and
+:meth:`Report.document` lays them out as a typed model of the page: a header,
+then sections of blocks (tables, charts' data, headline cards, spike cards).
+:mod:`listener.analytics.report_html` renders that model with the Jinja
+templates in ``listener/analytics/templates/`` into one self-contained HTML
+file: inline CSS, inline SVG charts (:mod:`listener.analytics.charts`), every
+table downloadable as CSV and JSON through ``data:`` links, and a few lines of
+inline script that only mark which charts the browser laid out. Nothing is
+fetched from the network, so the file opens offline and can be mailed as is.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from html import escape
-from typing import Any
+from typing import Any, ClassVar
 
 from elasticsearch import Elasticsearch
 
@@ -148,6 +150,10 @@ class Report:
     rates: EarnedMediaConfig
     weights: SentimentWeights = field(default_factory=SentimentWeights)
     notes: list[str] = field(default_factory=list)
+
+    def document(self) -> Document:
+        """The page as a typed model: sections of tables, charts' data and cards."""
+        return report_document(self)
 
     def local(self, moment: datetime) -> str:
         """A moment in the report's zone, to the minute."""
@@ -387,259 +393,288 @@ def build_report(
     return report
 
 
-# -- HTML ---------------------------------------------------------------------------
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML document (:mod:`listener.analytics.report_html`)."""
+    # Imported here so that computing a report never loads the templates (or Jinja).
+    from listener.analytics.report_html import render_html as render
 
-_CSS = """
-:root { --ink:#1d232b; --muted:#5f6b7a; --line:#e3e7ec; --bg:#ffffff; --panel:#f6f8fa; }
-* { box-sizing: border-box; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-       color: var(--ink); background: var(--bg); margin: 0; }
-header.top { padding: 24px 32px 12px; border-bottom: 1px solid var(--line); }
-header.top h1 { margin: 0 0 4px; font-size: 24px; }
-.meta { color: var(--muted); font-size: 13px; }
-nav { padding: 8px 32px; border-bottom: 1px solid var(--line); font-size: 13px; }
-nav a { margin-right: 14px; color: #0b5cad; text-decoration: none; }
-main { padding: 8px 32px 48px; max-width: 1200px; }
-section { margin: 28px 0; }
-h2 { font-size: 19px; margin: 0 0 10px; border-left: 4px solid #0072B2; padding-left: 8px; }
-h3 { font-size: 15px; margin: 18px 0 6px; }
-.headlines { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
-             gap: 12px; margin: 12px 0; }
-.card { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
-        padding: 12px 14px; }
-.card .brand { font-weight: 600; }
-.card .big { font-size: 26px; font-weight: 650; }
-.up { color: #087443; } .down { color: #b42318; } .flat { color: var(--muted); }
-table.data { border-collapse: collapse; width: 100%; font-size: 13px; margin: 6px 0; }
-table.data th, table.data td { border-bottom: 1px solid var(--line); padding: 5px 8px;
-                               text-align: left; vertical-align: top; }
-table.data th { background: var(--panel); font-weight: 600; white-space: nowrap; }
-table.data td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.formula, .note { font-size: 12.5px; color: var(--muted); margin: 4px 0; }
-ul.formulas { font-size: 12.5px; margin: 4px 0 8px; padding-left: 18px; }
-.formula code, .emv-formula { font-family: ui-monospace, "DejaVu Sans Mono", monospace;
-                              font-size: 12px; }
-.table-block { overflow-x: auto; }
-details > summary { cursor: pointer; color: #0b5cad; font-size: 13px; margin: 6px 0; }
-.downloads { font-size: 12px; margin: 2px 0 10px; }
-.downloads a { margin-right: 8px; color: #0b5cad; }
-.chart { width: 100%; max-width: 900px; height: auto; display: block; }
-.chart .grid line { stroke: #e6e9ee; stroke-width: 1; }
-.chart .zero { stroke: #9aa4b2; stroke-width: 1.2; }
-.chart text { font-size: 11px; fill: #5f6b7a; }
-.chart .tick.y { text-anchor: end; }
-.chart .tick.x { text-anchor: middle; }
-.chart .bar-label { text-anchor: end; fill: #1d232b; font-size: 12px; }
-.chart .bar-value { text-anchor: middle; fill: #fff; font-size: 11px; }
-.chart .bar.empty { fill: #f0f2f5; }
-.chart .bar-note { fill: #5f6b7a; }
-.chart .empty { text-anchor: middle; font-size: 14px; }
-.legend { font-size: 12px; margin: 4px 0 12px; }
-.legend-item { margin-right: 14px; white-space: nowrap; }
-.swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px;
-          margin-right: 5px; vertical-align: -1px; }
-.swatch.dashed { border-top: 2px dashed; height: 0; border-radius: 0; vertical-align: 3px; }
-.spike { background: var(--panel); border: 1px solid var(--line); border-left: 4px solid #C00000;
-         border-radius: 6px; padding: 10px 14px; margin: 10px 0; }
-.spike ul { margin: 4px 0; padding-left: 18px; }
-.empty-note { color: var(--muted); font-style: italic; }
-footer { color: var(--muted); font-size: 12px; padding: 16px 32px;
-         border-top: 1px solid var(--line); }
-@media print { nav, .downloads { display: none; } }
-"""
-
-# Marks each chart the browser actually laid out (tests read these attributes).
-_SCRIPT = """
-(function () {
-  var done = 0;
-  document.querySelectorAll("svg.chart").forEach(function (svg) {
-    var box = svg.getBBox(), rect = svg.getBoundingClientRect();
-    if (box.width > 0 && box.height > 0 && rect.width > 0) {
-      svg.setAttribute("data-rendered", "true");
-      done += 1;
-    }
-  });
-  document.documentElement.setAttribute("data-charts-rendered", String(done));
-})();
-"""
+    return render(report)
 
 
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}%"
+# -- the page, as a typed model (rendered by listener.analytics.report_html) ----------
 
 
-def _signed_pct(value: float | None) -> str:
-    return "no mentions before" if value is None else f"{100 * value:+.0f}%"
+@dataclass(frozen=True)
+class Heading:
+    """A sub-heading inside a section."""
+
+    text: str
+    kind: ClassVar[str] = "heading"
 
 
-def _signed(value: float | None, digits: int = 2, suffix: str = "") -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.{digits}f}{suffix}"
+@dataclass(frozen=True)
+class Headline:
+    """One brand's headline card: this range's figures and their change."""
+
+    brand: str
+    share: float
+    share_change_pp: float
+    mentions: int
+    mentions_change: float | None
+    net_sentiment: float
+    net_sentiment_change: float
+    earned_share: float
+    emv: float | None
 
 
-def _trend_class(value: float | None) -> str:
-    if value is None or abs(value) < 1e-9:
-        return "flat"
-    return "up" if value > 0 else "down"
+@dataclass(frozen=True)
+class Headlines:
+    """The headline cards, one per brand; ``span`` names the range (``30 days``)."""
+
+    span: str
+    currency: str
+    cards: list[Headline]
+    kind: ClassVar[str] = "headlines"
 
 
-_PERCENT_COLUMNS = {
-    "share",
-    "share_before",
-    "engagement_share",
-    "reach_share",
-    "weighted_share",
-    "earned_share",
-    "mentions_change",
-}
-_SIGNED_COLUMNS = {"net_sentiment", "net_sentiment_before", "net_sentiment_change"}
+@dataclass(frozen=True)
+class TableBlock:
+    """A table shown with ``columns`` (the downloads have every column).
+
+    ``collapsed`` folds it; ``limit`` shows only the first rows (0: none).
+    """
+
+    table: Table
+    columns: list[str]
+    collapsed: bool = False
+    limit: int | None = None
+    downloads: bool = True
+    kind: ClassVar[str] = "table"
 
 
-def _cell(column: str, value: Any) -> tuple[str, bool]:
-    """(HTML, is-number) for one table cell."""
-    if value is None:
-        return "", False
-    if column == "url" and isinstance(value, str) and value.startswith(("http://", "https://")):
-        return f'<a href="{escape(value)}" rel="noopener noreferrer">link</a>', False
-    if column == "mentions_change" and isinstance(value, (int, float)):
-        return f"{100 * value:+.1f}%", True
-    if column in _PERCENT_COLUMNS and isinstance(value, (int, float)):
-        return _pct(float(value)), True
-    if column == "share_change_pp" and isinstance(value, (int, float)):
-        return f"{value:+.1f} pp", True
-    if column in _SIGNED_COLUMNS and isinstance(value, (int, float)):
-        return _signed(float(value)), True
-    if isinstance(value, bool):
-        return ("yes" if value else ""), False
-    if isinstance(value, float):
-        return f"{value:,.2f}" if column == "emv" else f"{value:,.3f}", True
-    if isinstance(value, int):
-        return f"{value:,}", True
-    if isinstance(value, dict):
-        return escape(", ".join(f"{k}: {v}" for k, v in value.items())), False
-    if isinstance(value, (list, tuple)):
-        return escape(", ".join(str(v) for v in value)), False
-    if column == "formula":
-        return f'<span class="emv-formula">{escape(str(value))}</span>', False
-    return escape(str(value)), False
+@dataclass(frozen=True)
+class LineChart:
+    """Lines over periods; ``value_format`` is a :meth:`str.format` pattern for y values."""
+
+    chart_id: str
+    title: str
+    labels: list[str]
+    series: list[charts.Series]
+    value_format: str
+    y_min: float | None = None
+    y_max: float | None = None
+    zero_line: bool = False
+    integer: bool = False
+    kind: ClassVar[str] = "line_chart"
 
 
-def _emv_formulas(report: Report) -> str:
+@dataclass(frozen=True)
+class BarChart:
+    """Horizontal bars, largest first."""
+
+    chart_id: str
+    title: str
+    bars: list[tuple[str, float]]
+    value_format: str
+    kind: ClassVar[str] = "bar_chart"
+
+
+@dataclass(frozen=True)
+class StackedBars:
+    """One 100% bar per row (a brand's sentiment mix)."""
+
+    chart_id: str
+    title: str
+    rows: list[tuple[str, dict[str, int]]]
+    colours: dict[str, str]
+    kind: ClassVar[str] = "stacked_bars"
+
+
+@dataclass(frozen=True)
+class Formulas:
     """Each brand's earned media value with its formula and figures."""
-    lines = [
-        f'<li data-brand="{escape(row.brand)}"><b>{escape(row.brand)}</b>: '
-        f'<span class="emv-formula">{escape(row.formula)}</span></li>'
-        for row in report.earned
-        if row.formula
+
+    items: list[tuple[str, str]]
+    kind: ClassVar[str] = "formulas"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A mention shown as an example of a spike."""
+
+    url: str
+    title: str
+    source: str
+    engagement: int
+
+
+@dataclass(frozen=True)
+class SpikeCard:
+    """One spike with what explains it."""
+
+    brand: str
+    metric: str
+    what: str
+    period: str
+    count: int
+    mean: float
+    std: float
+    threshold: float
+    k: float
+    terms: list[tuple[str, int, float]]
+    sources: list[tuple[str, int]]
+    domains: list[tuple[str, int]]
+    samples: list[Sample]
+
+
+@dataclass(frozen=True)
+class SpikeCards:
+    """Every spike, by start, brand and metric (empty: none in this range)."""
+
+    cards: list[SpikeCard]
+    kind: ClassVar[str] = "spike_cards"
+
+
+Block = (
+    Heading | Headlines | TableBlock | LineChart | BarChart | StackedBars | Formulas | SpikeCards
+)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the page: an anchor, a title and its blocks in order."""
+
+    key: str
+    title: str
+    blocks: list[Block]
+
+
+@dataclass(frozen=True)
+class Document:
+    """The whole page as data: what the templates render, and nothing they compute."""
+
+    title: str
+    range_start: str
+    range_end: str
+    previous_start: str
+    previous_end: str
+    tz: str
+    interval: str
+    filters: str
+    brands: list[str]
+    notes: list[str]
+    sections: list[Section]
+    generated_at: str
+    version: str
+
+
+def report_document(report: Report) -> Document:
+    """Lay ``report`` out as the page: its sections, tables and charts' data."""
+    tables = {table.name: table for table in report.tables()}
+
+    def table(name: str, columns: Sequence[str] | None = None, **options: Any) -> TableBlock:
+        shown = tables[name]
+        return TableBlock(shown, list(columns or shown.columns), **options)
+
+    sections = [
+        Section(
+            "summary",
+            "Summary",
+            [_headlines(report), table("summary", SUMMARY_SHOWN)],
+        ),
+        Section(
+            "share-of-voice",
+            "Share of voice over time",
+            [_sov_chart(report), table("share_of_voice", collapsed=True)],
+        ),
+        Section(
+            "sentiment",
+            "Sentiment",
+            [
+                _sentiment_chart(report),
+                _sentiment_mix(report),
+                table("sentiment"),
+                table("sentiment_over_time", collapsed=True),
+            ],
+        ),
+        Section(
+            "earned-media",
+            "Earned media",
+            [
+                table("earned_media", EARNED_SHOWN),
+                Formulas([(row.brand, row.formula) for row in report.earned if row.formula]),
+                Heading("Top earned mentions"),
+                table("top_earned_mentions", MENTIONS_SHOWN),
+            ],
+        ),
+        Section(
+            "authors",
+            "Top authors, domains and sources",
+            [
+                _authors_chart(report),
+                table("top_authors"),
+                Heading("Domains"),
+                table("top_domains"),
+                Heading("Sources"),
+                table("top_sources"),
+                Heading("Entities co-mentioned"),
+                table("top_entities"),
+            ],
+        ),
+        Section("trending", "Trending terms", [table("trending_terms")]),
+        Section(
+            "spikes",
+            "Spikes",
+            [
+                *_spike_charts(report),
+                _spike_cards(report),
+                table("spikes", SPIKES_SHOWN),
+                table("spike_baselines", collapsed=True),
+            ],
+        ),
     ]
-    if not lines:
-        return ""
-    return f'<ul class="formulas">{"".join(lines)}</ul>'
-
-
-def _data_link(text: str, mime: str, filename: str, label: str) -> str:
-    payload = base64.b64encode(text.encode("utf-8")).decode("ascii")
-    return (
-        f'<a download="{escape(filename)}" href="data:{mime};charset=utf-8;base64,{payload}">'
-        f"{escape(label)}</a>"
+    return Document(
+        title=report.title,
+        range_start=report.local(report.start),
+        range_end=report.local(report.end),
+        previous_start=report.local(report.previous[0]),
+        previous_end=report.local(report.previous[1]),
+        tz=report.tz,
+        interval=report.interval,
+        filters=report.filters.describe(),
+        brands=list(report.brands),
+        notes=list(report.notes),
+        sections=sections,
+        generated_at=report.local(report.generated_at),
+        version=__version__,
     )
 
 
-def render_table(
-    table: Table,
-    *,
-    limit: int | None = None,
-    downloads: bool = True,
-    columns: Sequence[str] | None = None,
-    collapsed: bool = False,
-) -> str:
-    """A table as HTML with its notes and CSV/JSON download links (which have every column).
-
-    ``columns`` picks the columns shown; ``collapsed`` folds the table into a
-    ``<details>`` element.
-    """
-    shown_columns = list(columns or table.columns)
-    parts = [f'<div class="table-block" id="table-{escape(table.name)}">']
-    if collapsed and table.rows:
-        parts.append(f"<details><summary>{escape(table.title)}: {len(table.rows)} rows</summary>")
-    if downloads:
-        parts.append(
-            '<div class="downloads">Download: '
-            + _data_link(table.to_csv(), "text/csv", f"{table.name}.csv", "CSV")
-            + _data_link(table.to_json(), "application/json", f"{table.name}.json", "JSON")
-            + "</div>"
-        )
-    rows = table.rows if limit is None else table.rows[:limit]
-    if limit == 0:
-        parts.append(f'<p class="note">{len(table.rows)} rows: see the downloads.</p>')
-    elif not rows:
-        parts.append('<p class="empty-note">Nothing in this range.</p>')
-    else:
-        head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in shown_columns)
-        body = []
-        for row in rows:
-            cells = []
-            for column in shown_columns:
-                html, numeric = _cell(column, row.get(column))
-                url = row.get("url")
-                if column == "title" and isinstance(url, str) and url.startswith("http"):
-                    html = f'<a href="{escape(url)}" rel="noopener noreferrer">{html or "link"}</a>'
-                if column == "published_at" and html:
-                    html = html[:16].replace("T", " ") + " UTC"
-                cells.append(f'<td class="num">{html}</td>' if numeric else f"<td>{html}</td>")
-            body.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append(
-            f'<table class="data" data-table="{escape(table.name)}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>"
-        )
-        if limit and len(table.rows) > limit:
-            parts.append(
-                f'<p class="note">Showing {limit} of {len(table.rows)} rows; '
-                "the downloads have all of them.</p>"
-            )
-    if collapsed and table.rows:
-        parts.append("</details>")
-    parts.extend(f'<p class="formula">{escape(note)}</p>' for note in table.notes)
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def _headlines(report: Report) -> str:
+def _headlines(report: Report) -> Headlines:
     days = (report.end - report.start).total_seconds() / 86400
     span = f"{days:.0f} days" if days >= 1 else f"{days * 24:.0f} hours"
-    cards = []
-    for row in report.summary_rows():
-        share_change = row["share_change_pp"]
-        net_change = row["net_sentiment_change"]
-        cards.append(
-            f'<div class="card" data-brand="{escape(row["brand"])}">'
-            f'<div class="brand">{escape(row["brand"])}</div>'
-            f'<div class="big">{_pct(row["share"])}</div>'
-            f'<div>share of voice <span class="{_trend_class(share_change)}">'
-            f"{share_change:+.1f} pp</span> vs previous {span}</div>"
-            f"<div>{row['mentions']:,} mentions "
-            f'<span class="{_trend_class(row["mentions_change"])}">'
-            f"({_signed_pct(row['mentions_change'])})"
-            "</span></div>"
-            f"<div>net sentiment {_signed(row['net_sentiment'])} "
-            f'<span class="{_trend_class(net_change)}">({_signed(net_change)})</span></div>'
-            f"<div>earned {_pct(row['earned_share'], 0)}"
-            + (
-                f" · EMV {row['emv']:,.2f} {escape(report.rates.currency)}"
-                if row["emv"] is not None
-                else ""
-            )
-            + "</div></div>"
+    cards = [
+        Headline(
+            brand=row["brand"],
+            share=row["share"],
+            share_change_pp=row["share_change_pp"],
+            mentions=row["mentions"],
+            mentions_change=row["mentions_change"],
+            net_sentiment=row["net_sentiment"],
+            net_sentiment_change=row["net_sentiment_change"],
+            earned_share=row["earned_share"],
+            emv=row["emv"],
         )
-    return f'<div class="headlines">{"".join(cards)}</div>'
+        for row in report.summary_rows()
+    ]
+    return Headlines(span, report.rates.currency, cards)
 
 
 def _labels(report: Report, periods: Sequence[Any]) -> list[str]:
     return [period_label(p, report.zone) or "" for p in periods]
 
 
-def _sov_chart(report: Report) -> str:
+def _sov_chart(report: Report) -> LineChart:
     periods = list(dict.fromkeys(row.period for row in report.sov_periods))
     series = [
         charts.Series(
@@ -653,18 +688,18 @@ def _sov_chart(report: Report) -> str:
         )
         for name in report.brands
     ]
-    return charts.line_chart(
+    return LineChart(
         "chart-sov",
         f"Share of voice (mentions) per {report.interval}",
         _labels(report, periods),
         series,
-        y_format=lambda v: f"{v:.0f}%",
+        value_format="{:.0f}%",
         y_min=0,
         y_max=100,
     )
 
 
-def _sentiment_chart(report: Report) -> str:
+def _sentiment_chart(report: Report) -> LineChart:
     periods = list(dict.fromkeys(row.period for row in report.sentiment_periods))
     series = []
     for name in report.brands:
@@ -675,19 +710,19 @@ def _sentiment_chart(report: Report) -> str:
             )
             values.append(row.net_sentiment if row.mentions else None)
         series.append(charts.Series(name, values))
-    return charts.line_chart(
+    return LineChart(
         "chart-sentiment",
         f"Net sentiment per {report.interval}",
         _labels(report, periods),
         series,
-        y_format=lambda v: f"{v:+.1f}",
+        value_format="{:+.1f}",
         y_min=-1,
         y_max=1,
         zero_line=True,
     )
 
 
-def _sentiment_mix(report: Report) -> str:
+def _sentiment_mix(report: Report) -> StackedBars:
     rows = [
         (
             row.brand,
@@ -695,26 +730,18 @@ def _sentiment_mix(report: Report) -> str:
         )
         for row in report.sentiment
     ]
-    return charts.stacked_bars(
-        "chart-sentiment-mix",
-        "Sentiment mix per brand",
-        rows,
-        charts.SENTIMENT_COLOURS,
+    return StackedBars(
+        "chart-sentiment-mix", "Sentiment mix per brand", rows, dict(charts.SENTIMENT_COLOURS)
     )
 
 
-def _authors_chart(report: Report) -> str:
+def _authors_chart(report: Report) -> BarChart:
     bars = [(str(row["author"]), float(row["engagement"])) for row in report.authors.rows]
-    return charts.bar_chart(
-        "chart-top-authors",
-        "Top authors by engagement",
-        bars,
-        value_format=lambda v: f"{v:,.0f}",
-    )
+    return BarChart("chart-top-authors", "Top authors by engagement", bars, "{:,.0f}")
 
 
-def _spike_charts(report: Report) -> str:
-    parts = []
+def _spike_charts(report: Report) -> list[Block]:
+    blocks: list[Block] = []
     analysis = report.spikes
     for index, name in enumerate(report.brands):
         points = [p for p in analysis.series if p.brand == name]
@@ -729,137 +756,49 @@ def _spike_charts(report: Report) -> str:
                 kind="threshold",
             ),
         ]
-        parts.append(f"<h3>{escape(name)}</h3>")
-        parts.append(
-            charts.line_chart(
+        blocks.append(Heading(name))
+        blocks.append(
+            LineChart(
                 f"chart-spikes-{index}",
                 f"{name}: mentions per {report.interval} and spike threshold",
                 _labels(report, [p.period for p in points]),
                 series,
-                y_format=lambda v: f"{v:,.0f}",
+                value_format="{:,.0f}",
                 y_min=0,
                 integer=True,
             )
         )
-    return "".join(parts)
+    return blocks
 
 
-def _spike_cards(report: Report) -> str:
+def _spike_cards(report: Report) -> SpikeCards:
     found = [*report.spikes.spikes, *report.negative_spikes.spikes]
-    if not found:
-        return '<p class="empty-note">No spikes in this range.</p>'
     cards = []
     for spike in sorted(found, key=lambda s: (s.start, s.brand, s.metric)):
-        what = "mentions" if spike.metric == "mentions" else "negative mentions"
         explanation = spike.explanation
-        items = []
-        if explanation.terms:
-            items.append(
-                "Rising terms: "
-                + ", ".join(
-                    f"<b>{escape(t.term)}</b> ({t.count} vs {t.expected:.1f} expected)"
-                    for t in explanation.terms
-                )
-            )
-        if explanation.sources:
-            items.append(
-                "Sources: " + ", ".join(f"{escape(s)} ({n})" for s, n in explanation.sources)
-            )
-        if explanation.domains:
-            items.append(
-                "Domains: " + ", ".join(f"{escape(d)} ({n})" for d, n in explanation.domains)
-            )
-        for sample in explanation.samples:
-            url = str(sample.get("url") or "")
-            items.append(
-                f'Sample: <a href="{escape(url)}" rel="noopener noreferrer">'
-                f"{escape(str(sample.get('title') or url))}</a> "
-                f"({escape(str(sample.get('source')))}, {sample.get('engagement', 0):,} engagement)"
-            )
         cards.append(
-            f'<div class="spike" data-brand="{escape(spike.brand)}" data-metric="{spike.metric}">'
-            f"<b>{escape(spike.brand)}</b> · {escape(what)} · "
-            f"{escape(period_label(spike.period, report.zone) or '')}: "
-            f"<b>{spike.count:,}</b> against a trailing mean of {spike.mean:.1f} "
-            f"(threshold {spike.threshold:.1f} = {spike.mean:.1f} + {spike.k:g} * {spike.std:.1f})"
-            f"<ul>{''.join(f'<li>{item}</li>' for item in items)}</ul></div>"
+            SpikeCard(
+                brand=spike.brand,
+                metric=spike.metric,
+                what="mentions" if spike.metric == "mentions" else "negative mentions",
+                period=period_label(spike.period, report.zone) or "",
+                count=spike.count,
+                mean=spike.mean,
+                std=spike.std,
+                threshold=spike.threshold,
+                k=spike.k,
+                terms=[(t.term, t.count, t.expected) for t in explanation.terms],
+                sources=list(explanation.sources),
+                domains=list(explanation.domains),
+                samples=[
+                    Sample(
+                        url=str(sample.get("url") or ""),
+                        title=str(sample.get("title") or sample.get("url") or ""),
+                        source=str(sample.get("source")),
+                        engagement=int(sample.get("engagement", 0) or 0),
+                    )
+                    for sample in explanation.samples
+                ],
+            )
         )
-    return "".join(cards)
-
-
-def render_html(report: Report) -> str:
-    """The report as one self-contained HTML document."""
-    tables = {table.name: table for table in report.tables()}
-    range_text = (
-        f"{report.local(report.start)} to {report.local(report.end)} ({escape(report.tz)}), "
-        f"compared with {report.local(report.previous[0])} to {report.local(report.previous[1])}"
-    )
-    sections = [
-        (
-            "summary",
-            "Summary",
-            _headlines(report) + render_table(tables["summary"], columns=SUMMARY_SHOWN),
-        ),
-        (
-            "share-of-voice",
-            "Share of voice over time",
-            _sov_chart(report) + render_table(tables["share_of_voice"], collapsed=True),
-        ),
-        (
-            "sentiment",
-            "Sentiment",
-            _sentiment_chart(report)
-            + _sentiment_mix(report)
-            + render_table(tables["sentiment"])
-            + render_table(tables["sentiment_over_time"], collapsed=True),
-        ),
-        (
-            "earned-media",
-            "Earned media",
-            render_table(tables["earned_media"], columns=EARNED_SHOWN)
-            + _emv_formulas(report)
-            + "<h3>Top earned mentions</h3>"
-            + render_table(tables["top_earned_mentions"], columns=MENTIONS_SHOWN),
-        ),
-        (
-            "authors",
-            "Top authors, domains and sources",
-            _authors_chart(report)
-            + render_table(tables["top_authors"])
-            + "<h3>Domains</h3>"
-            + render_table(tables["top_domains"])
-            + "<h3>Sources</h3>"
-            + render_table(tables["top_sources"])
-            + "<h3>Entities co-mentioned</h3>"
-            + render_table(tables["top_entities"]),
-        ),
-        ("trending", "Trending terms", render_table(tables["trending_terms"])),
-        (
-            "spikes",
-            "Spikes",
-            _spike_charts(report)
-            + _spike_cards(report)
-            + render_table(tables["spikes"], columns=SPIKES_SHOWN)
-            + render_table(tables["spike_baselines"], collapsed=True),
-        ),
-    ]
-    nav = "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title, _ in sections)
-    body = "".join(
-        f'<section id="{key}"><h2>{escape(title)}</h2>{content}</section>'
-        for key, title, content in sections
-    )
-    notes = "".join(f'<p class="note">{escape(note)}</p>' for note in report.notes)
-    return (
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(report.title)}</title><style>{_CSS}</style></head><body>"
-        f'<header class="top"><h1>{escape(report.title)}</h1>'
-        f'<div class="meta">{range_text} · per {escape(report.interval)} · '
-        f"{escape(report.filters.describe())} · brands: {escape(', '.join(report.brands))}</div>"
-        f"{notes}</header><nav>{nav}</nav><main>{body}</main>"
-        f"<footer>Generated {report.local(report.generated_at)} ({escape(report.tz)}) by listener "
-        f"{escape(__version__)}. Every figure comes from plain aggregations over the stored "
-        "mentions; the formulas are printed under each table.</footer>"
-        f"<script>{_SCRIPT}</script></body></html>\n"
-    )
+    return SpikeCards(cards)
