@@ -609,7 +609,7 @@ def test_indices_made_before_a_new_field_accept_it_after_an_upgrade(
 
 
 def test_search_highlights_become_emphasis_not_markup() -> None:
-    from listener.cli import highlighted
+    from listener.cli.output import highlighted
 
     text = highlighted("Why <em>Acme</em> [bold]matters[/bold] to <em>anvil</em> makers")
     assert text.plain == "Why Acme [bold]matters[/bold] to anvil makers"

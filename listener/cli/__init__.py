@@ -3,138 +3,48 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
-import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from listener import __version__
 from listener.analytics.settings import DEFAULT_SINCE
+from listener.cli.options import (
+    config_option,
+    format_option,
+    parse_time,
+    store,
+    table_or_json_option,
+    with_options,
+)
+from listener.cli.output import (
+    EXIT_PARTIAL,
+    EXIT_SPOOLED,
+    EXIT_UNSAVED,
+    EXIT_USAGE,
+    emit,
+    err,
+    fail,
+    highlighted,
+    print_json,
+    print_sov,
+    reports_errors,
+    short_time,
+    show_table,
+)
 from listener.config import ProjectConfig, load_project
 from listener.errors import ConfigError, ListenerError
 from listener.mention import SOURCE_KINDS
-from listener.store.exporting import EXPORT_COLUMNS as _EXPORT_COLUMNS
-from listener.store.exporting import csv_cells
+from listener.store.exporting import EXPORT_COLUMNS, csv_cells
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
-
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_SPOOLED = 3
-EXIT_PARTIAL = 4
-EXIT_UNSAVED = 5
-
-
-def fail(message: str, code: int = EXIT_FAILURE) -> None:
-    """Print a one-line reason on stderr and exit."""
-    first, *rest = message.splitlines() or [""]
-    click.echo(f"error: {first}", err=True)
-    for line in rest:
-        click.echo(f"  {line}", err=True)
-    sys.exit(code)
-
-
-def reports_errors(command: F) -> F:
-    """Turn listener's own errors into a one-line reason and a non-zero exit code."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ConfigError as error:
-            fail(str(error), EXIT_USAGE)
-        except ListenerError as error:
-            fail(str(error))
-        except ValueError as error:
-            fail(str(error), EXIT_USAGE)
-
-    return wrapper  # type: ignore[return-value]
-
-
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    default="listener.toml",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Project file.",
-)
-format_option = click.option(
-    "--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table"
-)
-
-
-@contextmanager
-def store(project: ProjectConfig) -> Iterator[Any]:
-    """A connected Elasticsearch client (the embedded engine is started when no URL is set)."""
-    from listener.store.engine import connect
-
-    with connect(project) as client:
-        yield client
-
-
-def _time(value: str | None, option: str, tz: str = "UTC") -> datetime | None:
-    if value is None:
-        return None
-    from listener.store.queries import parse_time
-
-    try:
-        return parse_time(value, tz=tz)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint=option) from None
-
-
-def _emit(
-    rows: Sequence[dict[str, Any]], columns: Sequence[str], output_format: str, title: str = ""
-) -> None:
-    if output_format == "json":
-        click.echo(json.dumps(list(rows), indent=2, default=str, ensure_ascii=False))
-        return
-    if output_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(row.get(k)) for k in columns})
-        click.echo(buffer.getvalue(), nl=False)
-        return
-    table = Table(title=title or None, show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-    out.print(table)
-
-
-def _cell(value: Any) -> str | Text:
-    if value is None:
-        return ""
-    if isinstance(value, Text):
-        return value
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
 
 
 # Libraries that log every retry and failure with a traceback; listener reports the
@@ -233,7 +143,7 @@ def crawl(ctx: click.Context, config_path: Path, since: str | None) -> None:
     project = _load(config_path)
     if not project.sources:
         raise ConfigError(f"{project.path}: no [[sources]] configured; add at least one")
-    summary = run_crawl(project, log_level=ctx.obj["log_level"], since=_time(since, "--since"))
+    summary = run_crawl(project, log_level=ctx.obj["log_level"], since=parse_time(since, "--since"))
     _print_summary(summary)
     _exit_for(summary, project)
 
@@ -282,26 +192,6 @@ def _exit_for(summary: Any, project: ProjectConfig) -> None:
         )
 
 
-def print_sov(rows: Iterable[Any], interval: str | None, output_format: str) -> None:
-    """Share-of-voice rows as a table, JSON or CSV."""
-    records = []
-    for row in rows:
-        record: dict[str, Any] = {
-            "brand": row.brand,
-            "mentions": row.mentions,
-            "engagement": row.engagement,
-            "share": round(row.share, 6),
-        }
-        if interval:
-            record = {"period": row.period.isoformat() if row.period else None, **record}
-        records.append(record)
-    columns = (["period"] if interval else []) + ["brand", "mentions", "engagement", "share"]
-    if output_format == "table":
-        for record in records:
-            record["share"] = f"{record['share'] * 100:.1f}%"
-    _emit(records, columns, output_format, title="Share of voice")
-
-
 @main.command()
 @config_option
 @click.argument("query", required=False, default="")
@@ -313,7 +203,7 @@ def print_sov(rows: Iterable[Any], interval: str | None, output_format: str) -> 
 @click.option("--since")
 @click.option("--until")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@table_or_json_option
 @reports_errors
 def search(
     config_path: Path,
@@ -339,16 +229,16 @@ def search(
             query or None,
             brand=brand,
             sentiment=label,
-            since=_time(since, "--since"),
-            until=_time(until, "--until"),
+            since=parse_time(since, "--since"),
+            until=parse_time(until, "--until"),
             limit=limit,
         )
     if output_format == "json":
-        click.echo(json.dumps(hits, indent=2, ensure_ascii=False, default=str))
+        print_json(hits)
         return
     rows = [
         {
-            "date": str(hit.get("published_at", ""))[:16].replace("T", " "),
+            "date": short_time(hit.get("published_at", "")),
             "source": hit.get("source"),
             "brands": ", ".join(hit.get("brand_names") or []),
             "sentiment": (hit.get("sentiment") or {}).get("label"),
@@ -357,28 +247,9 @@ def search(
         }
         for hit in hits
     ]
-    _emit(rows, ["date", "source", "brands", "sentiment", "snippet", "url"], "table")
+    emit(rows, ["date", "source", "brands", "sentiment", "snippet", "url"], "table")
     if not rows:
         err.print("no mentions matched")
-
-
-def highlighted(snippet: str) -> Text:
-    """A search snippet for the terminal: ``<em>`` marks as emphasis, nothing read as markup.
-
-    The engine marks matched terms with ``<em>…</em>`` (kept as such in JSON output).
-    """
-    text = Text()
-    emphasis = False
-    for part in re.split(r"(</?em>)", snippet):
-        if part in ("<em>", "</em>"):
-            emphasis = part == "<em>"
-        elif part:
-            text.append(part, style="bold underline" if emphasis else "")
-    return text
-
-
-#: Every Mention field, in model order (nested values are JSON in CSV).
-EXPORT_COLUMNS = _EXPORT_COLUMNS
 
 
 @main.command()
@@ -402,7 +273,7 @@ def export(
             writer = csv.DictWriter(output, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
             writer.writeheader()
         for document in iter_mentions(
-            client, project, since=_time(since, "--since"), until=_time(until, "--until")
+            client, project, since=parse_time(since, "--since"), until=parse_time(until, "--until")
         ):
             if writer is None:
                 output.write(json.dumps(document, ensure_ascii=False) + "\n")
@@ -439,7 +310,7 @@ def rematch(config_path: Path, brands: tuple[str, ...]) -> None:
         {"brand": f"{name} (not in the project file)", "added": 0, "removed": result.removed[name]}
         for name in gone
     ]
-    _emit(rows, ["brand", "added", "removed"], "table", title="Rematch")
+    emit(rows, ["brand", "added", "removed"], "table", title="Rematch")
     click.echo(f"{result.examined} stored mentions examined, {result.written} rewritten", err=True)
     if result.spooled:
         fail(f"{result.spooled} mentions were spooled (engine unreachable)", EXIT_SPOOLED)
@@ -449,7 +320,7 @@ def rematch(config_path: Path, brands: tuple[str, ...]) -> None:
 @config_option
 @click.argument("rule")
 @click.option("--samples", type=click.IntRange(0, 200), default=10, show_default=True)
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@table_or_json_option
 @reports_errors
 def preview(config_path: Path, rule: str, samples: int, output_format: str) -> None:
     """How many stored mentions a draft brand rule matches, with the newest samples."""
@@ -464,13 +335,12 @@ def preview(config_path: Path, rule: str, samples: int, output_format: str) -> N
     with store(project) as client:
         result = preview_rule(client, project, parsed, samples=samples)
     if output_format == "json":
-        click.echo(json.dumps({"count": result.count, "samples": result.samples}, indent=2,
-                              ensure_ascii=False, default=str))  # fmt: skip
+        print_json({"count": result.count, "samples": result.samples})
         return
     click.echo(f"{result.count} stored mentions match {rule}")
     rows = [
         {
-            "date": str(s.get("published_at", ""))[:16].replace("T", " "),
+            "date": short_time(s.get("published_at", "")),
             "source": s.get("source"),
             "brands": ", ".join(s.get("brand_names") or []),
             "text": (s.get("title") or s.get("text") or "")[:120],
@@ -479,7 +349,7 @@ def preview(config_path: Path, rule: str, samples: int, output_format: str) -> N
         for s in result.samples
     ]
     if rows:
-        _emit(rows, ["date", "source", "brands", "text", "url"], "table")
+        emit(rows, ["date", "source", "brands", "text", "url"], "table")
 
 
 @main.command()
@@ -544,7 +414,7 @@ def reenrich(
     from listener.store.relabel import reenrich as run_reenrich
 
     project = _load(config_path)
-    start, end = _time(since, "--since"), _time(until, "--until")
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
     window: dict[str, Any] = {}
     if start:
         window["gte"] = start.isoformat()
@@ -629,7 +499,7 @@ def forget(
             "say which mentions to forget: give at least one of --author, --url, --brand "
             "or --before (several must all match)"
         )
-    selector = Selector(author=author, url=url, brand=brand, before=_time(before, "--before"))
+    selector = Selector(author=author, url=url, brand=brand, before=parse_time(before, "--before"))
     project = _load(config_path)
     with store(project) as client:
         result = run_forget(client, project, selector, dry_run=dry_run)
@@ -682,7 +552,7 @@ def _describe_field(name: str, info: Any) -> str:
 
 
 @plugins.command("list")
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@table_or_json_option
 @reports_errors
 def plugins_list(output_format: str) -> None:
     """Every source, built-in and third-party: version, package, options and hooks."""
@@ -717,7 +587,7 @@ def plugins_list(output_format: str) -> None:
         )
     problems = [{"plugin": p.plugin, "reason": p.reason} for p in registry.problems]
     if output_format == "json":
-        click.echo(json.dumps({"sources": rows, "skipped": problems}, indent=2))
+        print_json({"sources": rows, "skipped": problems}, ensure_ascii=True)
         return
     table_rows = [
         {
@@ -727,7 +597,7 @@ def plugins_list(output_format: str) -> None:
         }
         for row in rows
     ]
-    _emit(
+    emit(
         table_rows,
         ["source", "kind", "package", "version", "options", "hooks"],
         "table",
@@ -789,7 +659,7 @@ def sources() -> None:
 @sources.command("status")
 @config_option
 @click.option("--runs", "limit", type=click.IntRange(1, 100), default=5, show_default=True)
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@table_or_json_option
 @reports_errors
 def sources_status(config_path: Path, limit: int, output_format: str) -> None:
     """Which sources are healthy, degraded or broken; with listener run, when each runs next."""
@@ -803,11 +673,11 @@ def sources_status(config_path: Path, limit: int, output_format: str) -> None:
             "or in Redis when clustered)"
         )
     if output_format == "json":
-        click.echo(json.dumps(report, indent=2))
+        print_json(report, ensure_ascii=True)
         return
     for row in report:
         row["history"] = " ".join(row["history"])
-    _emit(
+    emit(
         report,
         ["source", "status", "history", "last_run_mentions", "last_run_errors", "last_success",
          "last_error"],
@@ -816,7 +686,7 @@ def sources_status(config_path: Path, limit: int, output_format: str) -> None:
     )  # fmt: skip
     scheduled = [row for row in report if row.get("every_seconds")]
     if scheduled:
-        _emit(
+        emit(
             scheduled,
             ["source", "every_seconds", "next_run", "lag_seconds", "running", "last_result"],
             "table",
@@ -830,20 +700,6 @@ def sources_status(config_path: Path, limit: int, output_format: str) -> None:
 # =====================================================================================
 
 _SOURCE_KINDS = list(SOURCE_KINDS)
-_PERCENT = {
-    "share",
-    "weighted_share",
-    "earned_share",
-    "share_before",
-    "engagement_share",
-    "reach_share",
-    "mentions_change",
-}
-
-
-# Columns left out of text tables (they stay in JSON and CSV): raw or secondary figures.
-_TEXT_HIDDEN = {"formula", "weighted", "reach_known", "earned_reach_known", "currency", "value",
-                "total", "id"}  # fmt: skip
 
 
 def _analytics_options(*, since: str = DEFAULT_SINCE, interval: bool = True) -> Callable[[F], F]:
@@ -901,9 +757,7 @@ def _analytics_options(*, since: str = DEFAULT_SINCE, interval: bool = True) -> 
                 help="Count each duplicate cluster once (default), or count every copy.",
             ),
         ]
-        for option in reversed(options):
-            command = option(command)
-        return command
+        return with_options(options)(command)
 
     return decorate
 
@@ -912,7 +766,7 @@ def _since(value: str | None, tz: str) -> datetime | None:
     """``--since``: a time, or ``all`` for everything stored."""
     if value is None or value.strip().lower() == "all":
         return None
-    return _time(value, "--since", tz)
+    return parse_time(value, "--since", tz)
 
 
 def _scope(project: ProjectConfig, options: dict[str, Any]) -> dict[str, Any]:
@@ -926,7 +780,7 @@ def _scope(project: ProjectConfig, options: dict[str, Any]) -> dict[str, Any]:
         raise click.BadParameter(str(error), param_hint="--source") from None
     return {
         "since": _since(options.pop("since"), tz),
-        "until": _time(options.pop("until"), "--until", tz),
+        "until": parse_time(options.pop("until"), "--until", tz),
         "tz": tz,
         "brands": [project.brand(name).name for name in options.pop("brands")] or None,
         "filters": Filters.of(
@@ -946,64 +800,6 @@ def _empty_hint(client: Any, project: ProjectConfig, scope: dict[str, Any], empt
     from listener.analytics.scope import empty_range_hint
 
     return empty_range_hint(client, project, scope["since"], scope["until"], scope["tz"])
-
-
-# Reach columns: "unknown" in text tables when no mention counted had a figure (0 would
-# read as "nobody saw it"); JSON and CSV keep the number with its *_known count.
-_REACH = {"reach", "earned_reach"}
-REACH_NOTE = (
-    "reach: the authors' followers where the source reports them, else the project file's "
-    '[audience] estimate for the domain (e.g. [audience] "techcrunch.com" = 12000000); '
-    "unknown where no mention had either"
-)
-
-
-def _show(table: Any, output_format: str, text_columns: Sequence[str] | None = None) -> None:
-    """Print an analytics Table: text with its notes, or JSON/CSV rows only.
-
-    ``text_columns`` narrows what the text table shows (JSON and CSV have every column).
-    """
-    if output_format == "json":
-        click.echo(table.to_json())
-        return
-    if output_format == "csv":
-        click.echo(table.to_csv(), nl=False)
-        return
-    columns = list(text_columns or [c for c in table.columns if c not in _TEXT_HIDDEN])
-    rows = []
-    for row in table.rows:
-        shown: dict[str, Any] = {}
-        for column in columns:
-            value = row.get(column)
-            if column == "mentions_change" and isinstance(value, (int, float)):
-                value = f"{value * 100:+.1f}%"
-            elif column in _PERCENT and isinstance(value, (int, float)):
-                value = f"{value * 100:.1f}%"
-            elif column.startswith("net_sentiment") and isinstance(value, float):
-                value = f"{value:+.3f}"
-            elif column == "share_change_pp" and isinstance(value, float):
-                value = f"{value:+.1f} pp"
-            elif column == "emv" and isinstance(value, float):
-                value = f"{value:,.2f}"
-            elif column in _REACH and row.get(f"{column}_known") == 0:
-                value = "unknown"  # no mention had followers or an [audience] estimate
-            elif column == "published_at" and isinstance(value, str):
-                value = value[:16].replace("T", " ")
-            elif isinstance(value, dict):
-                value = ", ".join(f"{k}: {v}" for k, v in value.items())
-            # Headers with spaces wrap between words instead of squeezing the values.
-            shown[column.replace("_", " ")] = value
-        rows.append(shown)
-    headers = [c.replace("_", " ") for c in columns]
-    _emit(rows, headers, "table", title=table.title)
-    if not table.rows:
-        err.print("nothing matched")
-    for note in table.notes:
-        click.echo(note)
-    if any(column in _REACH for column in columns) and any(
-        row.get(f"{column}_known") == 0 for row in table.rows for column in _REACH
-    ):
-        click.echo(REACH_NOTE)
 
 
 def _rates(
@@ -1042,15 +838,6 @@ _rate_options = [
 ]
 
 
-def _with(options: Sequence[Callable[[F], F]]) -> Callable[[F], F]:
-    def decorate(command: F) -> F:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
-
-
 @main.command("sentiment")
 @_analytics_options()
 @format_option
@@ -1075,14 +862,14 @@ def sentiment_command(config_path: Path, output_format: str, **options: Any) -> 
         records(rows, parse_zone(scope["tz"])),
         [NET_SENTIMENT_FORMULA, weighted_formula(weights)],
     )
-    _show(table, output_format)
+    show_table(table, output_format)
     if hint:
         click.echo(hint, err=True)
 
 
 @main.command("earned")
 @_analytics_options()
-@_with(_rate_options)
+@with_options(_rate_options)
 @format_option
 @reports_errors
 def earned_command(
@@ -1122,7 +909,7 @@ def earned_command(
         records(rows, parse_zone(scope["tz"])),
         notes if output_format == "table" else [],
     )
-    _show(table, output_format)
+    show_table(table, output_format)
     if hint:
         click.echo(hint, err=True)
 
@@ -1158,7 +945,7 @@ def _print_top(
     notes = []
     if result.truncated:
         notes.append("ranked among the most frequent keys only (there were more)")
-    _show(Table(name, title, columns, result.rows, notes), fmt, text_columns)
+    show_table(Table(name, title, columns, result.rows, notes), fmt, text_columns)
     if hint:
         click.echo(hint, err=True)
 
@@ -1278,7 +1065,7 @@ def top_earned_command(
     project = _load(config_path)
     with store(project) as client:
         rows = top_earned_mentions(client, project, by=by, limit=limit, **_scope(project, options))
-    _show(Table("top_earned_mentions", f"Top earned mentions by {by}", MENTION_COLUMNS, rows),
+    show_table(Table("top_earned_mentions", f"Top earned mentions by {by}", MENTION_COLUMNS, rows),
           output_format, ["brand", "rank", "published_at", "source", "author", "engagement",
                           "sentiment", "url"])  # fmt: skip
 
@@ -1332,7 +1119,7 @@ def trending_command(
         f"{'phrases' if result.field == 'phrases' else 'named entities (no key phrases in range)'}",
         TRENDING_FORMULA,
     ]
-    _show(Table("trending_terms", "Trending terms", TRENDING_COLUMNS, result.records(),
+    show_table(Table("trending_terms", "Trending terms", TRENDING_COLUMNS, result.records(),
                 notes if output_format == "table" else []), output_format)  # fmt: skip
     if hint:
         click.echo(hint, err=True)
@@ -1396,11 +1183,11 @@ def spikes_command(
                       [s.record(zone) for s in analysis.spikes], [analysis.formula])  # fmt: skip
     if output_format != "table":
         table.notes = []
-        _show(table, output_format)
+        show_table(table, output_format)
         return
     if not show_all:
         table.columns = ["period", "brand", "metric", "count", "mean", "std", "threshold"]
-    _show(table, output_format)
+    show_table(table, output_format)
     for spike in analysis.spikes if not show_all else []:
         record = spike.record(zone)
         click.echo(
@@ -1449,7 +1236,7 @@ _REPORT_SUMMARY = [
     help="Also write every table as CSV and JSON into this folder.",
 )
 @click.option("--title", help="Report title (default: the brands).")
-@_with(_rate_options)
+@with_options(_rate_options)
 @click.option(
     "--k", type=click.FloatRange(min=0, min_open=True), help="Spike: standard deviations."
 )
@@ -1500,7 +1287,9 @@ def report_command(
     out.write_text(render_html(report), encoding="utf-8")
     tables = report.tables()
     summary = tables[0]
-    _show(Table(summary.name, summary.title, _REPORT_SUMMARY, summary.rows, summary.notes), "table")
+    show_table(
+        Table(summary.name, summary.title, _REPORT_SUMMARY, summary.rows, summary.notes), "table"
+    )
     found = len(report.spikes.spikes) + len(report.negative_spikes.spikes)
     err.print(f"wrote {out} ({out.stat().st_size // 1024 or 1} KB; {found} spike(s))",
               markup=False)  # fmt: skip
@@ -1514,7 +1303,7 @@ def report_command(
 @click.option("--rule", "rules", multiple=True, help="Only this rule (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Evaluate and show; post and record nothing.")
 @click.option("--at", help="Evaluate as of this time (ISO or relative), e.g. to replay a day.")
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@table_or_json_option
 @reports_errors
 def alerts_command(
     config_path: Path, rules: tuple[str, ...], dry_run: bool, at: str | None, output_format: str
@@ -1527,15 +1316,15 @@ def alerts_command(
         raise ConfigError(f"{project.path}: no [[alerts.rules]] configured; see docs/analytics.md")
     with store(project) as client:
         run = run_alerts(
-            client, project, rules=rules or None, dry_run=dry_run, now=_time(at, "--at")
+            client, project, rules=rules or None, dry_run=dry_run, now=parse_time(at, "--at")
         )
     if output_format == "json":
-        click.echo(json.dumps({
+        print_json({
             "sent": [a.record() for a in run.sent],
             "suppressed": [{**a.record(), "reason": why} for a, why in run.suppressed],
             "deliveries": [d.__dict__ for d in run.deliveries],
             "dry_run": dry_run,
-        }, indent=2, ensure_ascii=False, default=str))  # fmt: skip
+        })  # fmt: skip
     else:
         shown = run.sent if dry_run else run.printed
         for alert in shown:
