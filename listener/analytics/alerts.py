@@ -12,7 +12,11 @@ minutes). For every ``[[alerts.rules]]`` entry it judges the latest
   when the same rule and brand alerted less than ``cooldown`` ago.
 
 State lives in ``<LISTENER_HOME>/alerts/state.json``: which alert went to
-which destination, and when each rule and brand last alerted. A webhook that
+which destination, and when each rule and brand last alerted. A clustered
+project (``[cluster] redis_url``) keeps it in Redis instead
+(``listener:<ns>:alerts:state``, runs serialised by a Redis lock), so a
+standby scheduler that takes over, or ``listener alerts`` on another
+machine, never posts a spike the fleet already posted. A webhook that
 fails is retried (``retries`` times, backoff doubling from ``backoff``
 seconds, ``Retry-After`` honoured up to a minute), then reported; the run
 carries on, and the next run retries only the destinations that missed it.
@@ -251,8 +255,11 @@ class AlertState:
             if datetime.fromisoformat(entry["at"]) >= cutoff
         }
         self.last = {k: v for k, v in self.last.items() if datetime.fromisoformat(v) >= cutoff}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"sent": self.sent, "last": self.last}, indent=2, sort_keys=True)
+        self._write(payload)
+
+    def _write(self, payload: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as file:
@@ -279,6 +286,76 @@ class AlertState:
         """When the rule and brand's cooldown ends, if it has not yet."""
         last = self.last.get(f"{alert.rule}|{alert.brand}")
         return datetime.fromisoformat(last) + cooldown if last else None
+
+
+@dataclass
+class SharedAlertState(AlertState):
+    """The alert state of a clustered project: one JSON value in Redis, shared by the fleet."""
+
+    redis: Any = None
+    key: str = ""
+
+    @classmethod
+    def load_shared(cls, redis: Any, key: str) -> SharedAlertState:
+        """Read the state from Redis; a missing or unreadable value starts afresh."""
+        where = Path(f"redis:{key}")
+        raw = redis.get(key)
+        if raw is None:
+            return cls(where, redis=redis, key=key)
+        try:
+            data = json.loads(str(raw))
+            return cls(
+                where, dict(data.get("sent") or {}), dict(data.get("last") or {}), redis, key
+            )
+        except (ValueError, AttributeError) as error:
+            log.warning("alert state in Redis %s is unreadable (%s); starting afresh", key, error)
+            return cls(where, redis=redis, key=key)
+
+    def _write(self, payload: str) -> None:
+        self.redis.set(self.key, payload)
+
+
+@contextlib.contextmanager
+def _shared_state(
+    config: ProjectConfig, *, exclusive: bool = True, timeout: float = 120.0
+) -> Iterator[AlertState]:
+    """The state of this evaluation; ``exclusive``: held by this process alone until saved.
+
+    Clustered: in Redis under a redis-py lock (which expires if its holder dies),
+    so two schedulers or a scheduler and ``listener alerts`` on another machine
+    never evaluate at once. One machine: the state file under a file lock.
+    """
+    url = config.cluster.redis_url
+    if not url:
+        if not exclusive:
+            yield AlertState.load(config.home / STATE_FILE)
+            return
+        with _one_run_at_a_time(config.home / LOCK_FILE, timeout):
+            yield AlertState.load(config.home / STATE_FILE)
+        return
+    import redis as redis_module
+
+    from listener.service.state import namespace, redis_client
+
+    client = redis_client(url)
+    prefix = namespace(config)
+    lock = client.lock(prefix + "alerts:lock", timeout=max(timeout, 600.0), blocking=True,
+                       blocking_timeout=timeout)  # fmt: skip
+    try:
+        if not exclusive:
+            yield SharedAlertState.load_shared(client, prefix + "alerts:state")
+            return
+        if not lock.acquire():
+            raise ListenerError(
+                f"another alert run holds the Redis lock {prefix}alerts:lock; try again later"
+            )
+        try:
+            yield SharedAlertState.load_shared(client, prefix + "alerts:state")
+        finally:
+            with contextlib.suppress(redis_module.RedisError):
+                lock.release()
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager
@@ -468,15 +545,14 @@ def run_alerts(
     webhooks, alerts to send are returned in ``printed`` (the caller prints
     them) and recorded like a delivery.
     """
-    if dry_run:
-        return _run(client, config, now=now, rules=rules, dry_run=True, sleep=sleep)
-    with _one_run_at_a_time(config.home / LOCK_FILE):
-        return _run(client, config, now=now, rules=rules, dry_run=False, sleep=sleep)
+    with _shared_state(config, exclusive=not dry_run) as state:
+        return _run(client, config, state, now=now, rules=rules, dry_run=dry_run, sleep=sleep)
 
 
 def _run(
     client: Elasticsearch,
     config: ProjectConfig,
+    state: AlertState,
     *,
     now: datetime | None,
     rules: Sequence[str] | None,
@@ -486,7 +562,6 @@ def _run(
     """One evaluation: find spikes, suppress repeats, deliver, record (see :func:`run_alerts`)."""
     settings = config.alerts
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    state = AlertState.load(config.home / STATE_FILE)
     destinations = {_destination_id(hook): hook for hook in settings.webhooks}
     targets = set(destinations) if destinations else {PRINTED}
     run = AlertRun()

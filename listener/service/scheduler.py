@@ -166,7 +166,6 @@ class Scheduler:
         self.alerts = Alerts(project, alerts_client)
         self.retention = Retention(project, alerts_client)
         self.results: list[CrawlResult] = []
-        self._runs_seen: int | None = None
 
     # -- what is due --------------------------------------------------------------------
 
@@ -267,10 +266,8 @@ class Scheduler:
                 )
                 log.info("%s: queued as job %s", label, job)
         assert isinstance(self.state, RedisState)
-        recorded = self.state.runs_recorded()
-        if self._runs_seen is not None and recorded != self._runs_seen:
+        if self.alerts.thread is not None and self.state.runs_to_alert_on():
             self.alerts.trigger()
-        self._runs_seen = recorded
 
     # -- the loop -----------------------------------------------------------------------
 

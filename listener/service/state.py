@@ -236,6 +236,17 @@ class RedisState(StateStore):
         """How many runs were recorded so far (a counter that only grows)."""
         return int(cast(str | None, self.client.get(self.key("runs-recorded"))) or 0)
 
+    def runs_to_alert_on(self) -> bool:
+        """Whether runs were recorded since the alert rules last ran; marks them as handled.
+
+        The mark lives in Redis (``alerts-seen``), so each recorded run makes the
+        leading scheduler evaluate the rules once: not once per scheduler, and
+        not never when a standby takes over or the scheduler restarts.
+        """
+        recorded = self.runs_recorded()
+        seen = cast(str | None, self.client.set(self.key("alerts-seen"), recorded, get=True))
+        return recorded > 0 and int(seen or 0) != recorded
+
     def schedule(self) -> dict[str, dict[str, Any]]:
         labels = cast(set[str], self.client.smembers(self.key("scheduled")))
         schedule: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,114 @@
+"""The clustered service's shared state: alerts once per crawl across schedulers, honest marks.
+
+Schedulers and a worker run in this process (two schedulers stand for two
+machines: one leads, one stands by) against a real ``redis-server``; the
+worker's crawls are real child processes crawling a replay site into the
+session's engine.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from listener.analytics.alerts import run_alerts
+from listener.config import ProjectConfig, load_project
+from listener.sdk.replay import ReplayServer, Route
+from listener.service.scheduler import Scheduler
+from listener.service.state import namespace
+from listener.service.testing import rss_feed, wait_for
+from listener.service.worker import Worker
+from listener.testing import write_project
+
+
+def _clustered_project(
+    path: Path, sources: list[dict[str, Any]], prefix: str, extra: str = ""
+) -> ProjectConfig:
+    write_project(path, sources, crawl={"enrich_processes": 1}, delays=False)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        f'[elasticsearch]\nindex_prefix = "{prefix}"\n\n[cluster]\nlease = "2s"\npoll = "0.2s"\n\n'
+        f"{text}\n{extra}",
+        encoding="utf-8",
+    )
+    return load_project(path)
+
+
+def _crawl_one_job(worker: Worker) -> str:
+    job = worker.queue.claim(block=timedelta(seconds=2))
+    assert job is not None, "no job was queued"
+    worker.run_job(job)
+    return job.label
+
+
+def test_an_alert_rule_fires_once_per_crawl_on_the_leading_scheduler_only(
+    engine: Any,
+    session_client: Elasticsearch,
+    prefix: str,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = datetime.now(UTC)
+    items = [
+        (f"https://news.example/burst/{n}", f"Burst {n}: everyone talks about Acme.",
+         now - timedelta(minutes=1 + n))
+        for n in range(6)
+    ]  # fmt: skip
+    # A quiet baseline first: before the first stored mention, zeros mean "not crawled yet".
+    items += [
+        (f"https://news.example/quiet/{n}", "A quiet day for Acme.", now - timedelta(hours=n))
+        for n in (6, 7)
+    ]
+    hook = Route("/hook", method="POST", body=b"ok")
+    with ReplayServer([Route("/feed.xml", body=rss_feed(items)), hook]) as server:
+        monkeypatch.setenv("LISTENER_ES_URL", engine.url)
+        monkeypatch.setenv("LISTENER_REDIS_URL", redis_url)
+        monkeypatch.setenv("LISTENER_HOME", str(tmp_path / "machine-a"))
+        project = _clustered_project(
+            tmp_path / "listener.toml",
+            [{"plugin": "rss", "name": "burst", "feeds": [f"{server.url}/feed.xml"],
+              "every": "1h"}],
+            prefix,
+            "[[alerts.rules]]\n"
+            'name = "burst"\ninterval = "hour"\nwindow = 2\nk = 1.0\nmin_count = 3\n'
+            "lookback = 2\n\n"
+            f'[[alerts.webhooks]]\nurl = "{server.url}/hook"\nformat = "json"\n',
+        )  # fmt: skip
+        leader, standby = (
+            Scheduler(project, alerts_client=session_client, echo=lambda _: None) for _ in range(2)
+        )
+        worker = Worker(project, echo=lambda _: None)
+
+        leader.tick()
+        standby.tick()
+        assert leader.leading and not standby.leading
+        assert _crawl_one_job(worker) == "burst"
+        for _ in range(3):  # several ticks after one crawl: still one evaluation
+            leader.tick()
+            standby.tick()
+        wait_for(lambda: leader.alerts.runs == 1, "the leader's alert evaluation")
+        [posted] = server.requests_to("/hook")
+        assert "burst" in posted.body.decode()
+        assert standby.alerts.runs == 0  # neither the standby nor the worker evaluated
+
+        # The leader's machine is lost; the standby, on a machine with its own
+        # LISTENER_HOME, takes over once the leader lease is gone: it does not
+        # evaluate again for the crawl the old leader already handled...
+        monkeypatch.setenv("LISTENER_HOME", str(tmp_path / "machine-b"))
+        worker.queue.client.delete(namespace(project) + "leader")
+        for _ in range(3):
+            standby.tick()
+        assert standby.leading
+        assert standby.alerts.runs == 0
+        # ...and an evaluation there (as after its next crawl, or `listener alerts`)
+        # finds the same spike already posted: the alert state is the fleet's (Redis).
+        again = run_alerts(session_client, project)
+        assert [alert.rule for alert, _ in again.suppressed] == ["burst"] and not again.sent
+        assert len(server.requests_to("/hook")) == 1
+    for machine in ("machine-a", "machine-b"):
+        assert not (tmp_path / machine / "alerts" / "state.json").exists()
