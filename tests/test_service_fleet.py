@@ -8,21 +8,39 @@ session's engine.
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from elasticsearch import Elasticsearch
 
 from listener.analytics.alerts import run_alerts
 from listener.config import ProjectConfig, load_project
+from listener.crawl.health import schedule_status, status_report
 from listener.sdk.replay import ReplayServer, Route
+from listener.service.child import RunningCrawl
 from listener.service.scheduler import Scheduler
-from listener.service.state import namespace
-from listener.service.testing import rss_feed, wait_for
+from listener.service.state import LocalState, namespace
+from listener.service.testing import (
+    TimedReplayServer,
+    rss_feed,
+    service_env,
+    start_listener,
+    wait_for,
+)
 from listener.service.worker import Worker
 from listener.testing import write_project
+
+START = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+def _local_project(path: Path) -> ProjectConfig:
+    write_project(path, [{"plugin": "rss", "name": "feed", "feeds": ["http://127.0.0.1:9/x"]}])
+    return load_project(path)
 
 
 def _clustered_project(
@@ -112,3 +130,75 @@ def test_an_alert_rule_fires_once_per_crawl_on_the_leading_scheduler_only(
         assert len(server.requests_to("/hook")) == 1
     for machine in ("machine-a", "machine-b"):
         assert not (tmp_path / machine / "alerts" / "state.json").exists()
+
+
+def test_a_killed_workers_running_mark_ends_with_its_lease(
+    engine: Any,
+    prefix: str,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = [(f"https://slow.example/{n}", f"Item {n} about Acme.", START) for n in range(3)]
+    # The feed is answered after a while: the crawl is in flight when its worker dies.
+    server = TimedReplayServer([Route("/feed.xml", body=rss_feed(items))], delay=3.0)
+    with server:
+        monkeypatch.setenv("LISTENER_ES_URL", engine.url)
+        monkeypatch.setenv("LISTENER_REDIS_URL", redis_url)
+        monkeypatch.setenv("LISTENER_HOME", str(tmp_path / "scheduler"))
+        project = _clustered_project(
+            tmp_path / "listener.toml",
+            [{"plugin": "rss", "name": "slow", "feeds": [f"{server.url}/feed.xml"]}],
+            prefix,
+        )
+        scheduler = Scheduler(project, echo=lambda _: None)
+        scheduler.tick()
+        log = tmp_path / "worker.log"
+        worker = start_listener(
+            ["worker", "-c", str(project.path)],
+            service_env(tmp_path / "worker", engine.url, LISTENER_REDIS_URL=redis_url),
+            log,
+        )
+        try:
+            wait_for(lambda: bool(server.timeline({"/feed.xml"})), "the worker's crawl")
+            [row] = schedule_status(project)
+            assert row.running is not None and f":{worker.pid}:" in row.running
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        prefix_key = namespace(project)
+        # The dead worker's mark stays in Redis (nobody is left to clear it)...
+        assert f":{worker.pid}:" in str(client.hget(f"{prefix_key}schedule:slow", "running"))
+        # ...but once its lease has expired, nobody shows the entry as running.
+        wait_for(lambda: not client.exists(f"{prefix_key}lease:slow"), "the lease to expire")
+        [row] = schedule_status(project)
+        assert row.running is None
+        [status] = status_report(project)[0]
+        assert status["running"] is None
+
+
+def test_a_pid_mark_is_running_only_while_that_pid_is_a_crawl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LISTENER_REDIS_URL", raising=False)
+    monkeypatch.setenv("LISTENER_HOME", str(tmp_path / "home"))
+    project = _local_project(tmp_path / "listener.toml")
+    state = LocalState(project.home)
+    # A killed `listener run` left its mark, and the pid now belongs to another program
+    # (this test process), or to nothing at all.
+    state.update_schedule("feed", running=f"pid {os.getpid()}")
+    [row] = schedule_status(project)
+    assert row.running is None
+    crawl = RunningCrawl(project.path, "feed", tmp_path / "tmp")  # type: ignore[arg-type]
+    try:
+        state.update_schedule("feed", running=f"pid {crawl.pid}")
+        [row] = schedule_status(project)
+        assert row.running == f"pid {crawl.pid}"
+    finally:
+        crawl.kill()
+    [row] = schedule_status(project)
+    assert row.running is None

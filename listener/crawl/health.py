@@ -73,6 +73,7 @@ def schedule_status(
             continue
         every = entry.every or project.crawl.every
         known = dict(schedule.get(entry.label, {}))
+        # Clustered, the state hides a mark whose worker lost its lease (it died).
         if not project.cluster.redis_url and not _alive(known.get("running")):
             known.pop("running", None)  # left by a listener run that was killed
         next_run = known.get("next_due")
@@ -128,16 +129,27 @@ def source_health(runs: list[dict[str, Any]]) -> list[SourceHealth]:
 
 
 def _alive(running: str | None) -> bool:
-    """Whether ``pid N`` (how listener run marks a crawl on one machine) is still running."""
+    """Whether ``pid N`` (how listener run marks a crawl on one machine) is still crawling.
+
+    The pid must be alive and still be a crawl process: after a killed
+    ``listener run`` the number may have been reused by another program.
+    """
     if not running or not running.startswith("pid "):
         return bool(running)
     try:
-        os.kill(int(running.removeprefix("pid ")), 0)
+        pid = int(running.removeprefix("pid "))
+        os.kill(pid, 0)
     except (ValueError, ProcessLookupError):
         return False
     except PermissionError:
+        pass
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc (not Linux): trust the pid
+    except OSError:
         return True
-    return True
+    return b"listener.service.child" in command
 
 
 def status_report(project: ProjectConfig, limit: int = 5) -> tuple[list[dict[str, Any]], int]:

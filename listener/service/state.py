@@ -248,11 +248,24 @@ class RedisState(StateStore):
         return recorded > 0 and int(seen or 0) != recorded
 
     def schedule(self) -> dict[str, dict[str, Any]]:
-        labels = cast(set[str], self.client.smembers(self.key("scheduled")))
+        """The schedule; ``running`` only while the worker that set it still holds the lease.
+
+        A worker killed mid-crawl (SIGKILL, a second Ctrl-C, a lost machine)
+        cannot clear its mark; its lease key expires after ``[cluster] lease``
+        instead, and from then on the entry is no longer shown as running.
+        """
+        labels = sorted(cast(set[str], self.client.smembers(self.key("scheduled"))))
+        pipe = self.client.pipeline(transaction=False)
+        for label in labels:
+            pipe.hgetall(self.key("schedule", label))
+            pipe.get(self.key("lease", label))
+        answers = pipe.execute()
         schedule: dict[str, dict[str, Any]] = {}
-        for label in sorted(labels):
-            raw = cast(dict[str, str], self.client.hgetall(self.key("schedule", label)))
-            schedule[label] = {k: json.loads(v) for k, v in raw.items()}
+        for label, raw, holder in zip(labels, answers[::2], answers[1::2], strict=True):
+            entry = {k: json.loads(v) for k, v in cast(dict[str, str], raw).items()}
+            if entry.get("running") is not None and entry["running"] != holder:
+                del entry["running"]  # its worker died: the lease it held has expired
+            schedule[label] = entry
         return schedule
 
     def update_schedule(self, label: str, **fields: Any) -> None:
