@@ -7,6 +7,7 @@ started once for the session on a free loopback port, or the cluster named by
 
 from __future__ import annotations
 
+import importlib.resources
 import itertools
 import os
 import sys
@@ -25,6 +26,7 @@ from listener.config import ProjectConfig, parse_project
 from listener.errors import EngineError
 from listener.mention import BrandMatch, Engagement, Mention, Sentiment
 from listener.sdk.plugin_manager import reset_registry
+from listener.sdk.replay import MANIFEST, Route, load_site
 from listener.store.engine import EmbeddedEngine, find_binary
 
 BRANDS = ("Acme", "Globex", "Initech")
@@ -52,6 +54,42 @@ def _shared_fixtures() -> Path:
 SHARED_FIXTURES = _shared_fixtures()
 # The bench helpers some tests import (and subprocesses) read the same variable.
 os.environ.setdefault("LISTENER_FIXTURES", str(SHARED_FIXTURES))
+
+#: The built-in sources' recorded sites as the package ships them (``listener plugins check``).
+SHIPPED_FIXTURES = Path(str(importlib.resources.files("listener.plugins") / "fixtures"))
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class RecordedSite:
+    """A built-in source's recorded site for its tests: the shipped one plus ``tests/data/NAME``.
+
+    The tests read the files the package ships (``plugins/fixtures/NAME``) rather than
+    copies of them; ``tests/data/NAME`` holds only what the tests add (later runs, error
+    pages, more routes). ``site / "file.json"`` is the tests' own file if there is one,
+    else the shipped one; :meth:`routes` reads the tests' ``routes.json`` if they have
+    one (its files found in either folder), else the shipped manifest.
+    """
+
+    name: str
+
+    @property
+    def own(self) -> Path:
+        return TEST_DATA / self.name
+
+    @property
+    def shipped(self) -> Path:
+        return SHIPPED_FIXTURES / self.name
+
+    def __truediv__(self, name: str) -> Path:
+        own = self.own / name
+        return own if own.exists() else self.shipped / name
+
+    def routes(self) -> list[Route]:
+        if (self.own / MANIFEST).is_file():
+            return load_site(self.own, also=[self.shipped])
+        return load_site(self.shipped)
+
 
 _SENTIMENT_SCORES = {"positive": 0.6, "neutral": 0.0, "negative": -0.6}
 _counter = itertools.count()

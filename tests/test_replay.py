@@ -279,6 +279,28 @@ def test_load_site_errors_name_the_manifest_and_the_route(
     assert message in str(error.value)
 
 
+def test_a_site_may_read_files_from_the_site_it_extends(tmp_path: Path) -> None:
+    shipped = write_site(tmp_path / "shipped", [], {"page.json": b"shipped", "both.json": b"old"})
+    (tmp_path / "secret.txt").write_text("secret")
+    manifest = [
+        {"path": "/page", "file": "page.json"},
+        {"path": "/both", "file": "both.json"},
+        {"path": "/own", "file": "own.json"},
+    ]
+    extended = write_site(tmp_path / "tests", manifest, {"own.json": b"own", "both.json": b"new"})
+
+    routes = load_site(extended, also=[shipped])
+
+    # The site's own file wins; what it does not hold comes from the site it extends.
+    assert [r.body for r in routes] == [b"shipped", b"new", b"own"]
+    with pytest.raises(ValueError, match=r"file page\.json does not exist in") as error:
+        load_site(extended)
+    assert str(extended.resolve()) in str(error.value)
+    escaping = write_site(tmp_path / "escaping", [{"path": "/x", "file": "../secret.txt"}])
+    with pytest.raises(ValueError, match="is outside"):
+        load_site(escaping, also=[shipped])
+
+
 def test_load_site_needs_a_manifest(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"routes\.json"):
         load_site(tmp_path)

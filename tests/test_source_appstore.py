@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -20,7 +20,7 @@ from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
-DATA = Path(__file__).resolve().parent / "data" / "appstore"
+DATA = RecordedSite("appstore")
 BASE = "https://itunes.example"
 APP = "1500000001"
 ACME = {"name": "Acme", "keywords": ["acme"]}
@@ -215,7 +215,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(home: Path) -> ReplayResult:
-    return replay_crawl("appstore", OPTIONS, DATA, brands=[ACME], home=home)
+    return replay_crawl("appstore", OPTIONS, DATA.routes(), brands=[ACME], home=home)
 
 
 @pytest.fixture(scope="module")

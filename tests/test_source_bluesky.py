@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -20,11 +20,11 @@ from listener.errors import ConfigError
 from listener.mention import SourceKind, mention_id, strip_controls
 from listener.plugins import bluesky
 from listener.plugins.bluesky import BlueskyOptions, BlueskySource, post_to_mention
-from listener.sdk.replay import Route, load_site
+from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
-DATA = Path(__file__).resolve().parent / "data" / "bluesky"
+DATA = RecordedSite("bluesky")
 RECORDED = SHARED_FIXTURES / "api_responses" / "bluesky"
 BASE = "http://127.0.0.1:8999"
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
@@ -313,8 +313,8 @@ def test_posts_that_cannot_be_mentions_say_why(post: dict[str, Any], reason: str
 
 
 def test_the_recorded_site_for_contract_checks_loads() -> None:
-    """``listener plugins check bluesky --fixtures tests/data/bluesky`` replays this site."""
-    routes = load_site(DATA)
+    """The replayed site: the shipped one (``listener plugins check``) plus tests/data/bluesky."""
+    routes = DATA.routes()
     assert routes and all(route.status == 200 and route.body for route in routes)
     assert BlueskySource.example_options
 

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -25,7 +25,7 @@ from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 from listener.text import html_to_text
 
-DATA = Path(__file__).resolve().parent / "data" / "discourse"
+DATA = RecordedSite("discourse")
 RECORDED = SHARED_FIXTURES / "api_responses"
 RECORDED = RECORDED / "discourse"
 FORUM = "https://forum.example"
@@ -327,9 +327,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(home: Path) -> ReplayResult:
-    # The recorded site in tests/data/discourse (routes.json), as `listener plugins check` uses it.
+    # The site `listener plugins check` replays (shipped) with the routes tests/data/discourse adds.
     return replay_crawl(
-        "discourse", {"forums": ["{base_url}"]}, DATA, brands=[ACME, GLOBEX], home=home
+        "discourse", {"forums": ["{base_url}"]}, DATA.routes(), brands=[ACME, GLOBEX], home=home
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -24,11 +24,11 @@ from listener.errors import ConfigError
 from listener.mention import Mention, SourceKind, mention_id
 from listener.plugins import lemmy
 from listener.plugins.lemmy import LemmyOptions, LemmySource, comment_to_mention, post_to_mention
-from listener.sdk.replay import Route, load_site
+from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
-DATA = Path(__file__).resolve().parent / "data" / "lemmy"
+DATA = RecordedSite("lemmy")
 RECORDED = SHARED_FIXTURES / "api_responses" / "lemmy"
 BASE = "http://127.0.0.1:8999"
 SEARCH = "/api/v3/search"
@@ -287,8 +287,8 @@ def test_comments_that_cannot_be_mentions_say_why(view: dict[str, Any], reason: 
 
 
 def test_the_recorded_site_for_contract_checks_loads() -> None:
-    """``listener plugins check lemmy --fixtures tests/data/lemmy`` replays this site."""
-    routes = load_site(DATA)
+    """The recorded site the package ships, which ``listener plugins check lemmy`` replays."""
+    routes = DATA.routes()
     assert routes and all(route.status == 200 and route.body for route in routes)
     assert LemmySource.example_options
 

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -27,11 +27,11 @@ from listener.plugins.mastodon import (
     snowflake_at,
     status_to_mention,
 )
-from listener.sdk.replay import Route, load_site
+from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
-DATA = Path(__file__).resolve().parent / "data" / "mastodon"
+DATA = RecordedSite("mastodon")
 RECORDED = SHARED_FIXTURES / "api_responses" / "mastodon"
 BASE = "http://127.0.0.1:8999"
 BRANDS = [
@@ -306,8 +306,8 @@ def test_a_changed_status_degrades_that_mention_only() -> None:
 
 
 def test_the_recorded_site_for_contract_checks_loads() -> None:
-    """``listener plugins check mastodon --fixtures tests/data/mastodon`` replays this site."""
-    routes = load_site(DATA)
+    """The recorded site the package ships, which ``listener plugins check mastodon`` replays."""
+    routes = DATA.routes()
     assert routes and all(route.status == 200 and route.body for route in routes)
     assert MastodonSource.example_options
 

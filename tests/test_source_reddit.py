@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -26,11 +26,11 @@ from listener.plugins.reddit import (
     post_to_mention,
     time_window,
 )
-from listener.sdk.replay import Route, load_site
+from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
-DATA = Path(__file__).resolve().parent / "data" / "reddit"
+DATA = RecordedSite("reddit")
 RECORDED = SHARED_FIXTURES / "api_responses" / "reddit"
 BASE = "http://127.0.0.1:8999"
 WEB = "https://www.reddit.com"
@@ -418,8 +418,8 @@ def test_a_comment_listing_item_and_escaped_html() -> None:
 
 
 def test_the_recorded_site_for_contract_checks_loads() -> None:
-    """``listener plugins check reddit --fixtures tests/data/reddit`` replays this site."""
-    routes = load_site(DATA)
+    """The recorded site the package ships, which ``listener plugins check reddit`` replays."""
+    routes = DATA.routes()
     assert routes and all(route.status == 200 and route.body for route in routes)
     assert RedditSource.example_options
 

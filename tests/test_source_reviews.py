@@ -1,10 +1,11 @@
 """The ``reviews`` source: schema.org Reviews in JSON-LD, microdata and RDFa.
 
-Own fixtures in ``tests/data/reviews`` form a small recorded shop: a product
-page with JSON-LD (``@graph``, ``@id`` references, a second review page), one
-with microdata, a software page with RDFa, a product with only an
-AggregateRating and a "404" page served with status 200. Real product pages
-from extruct's test samples are parsed directly when the shared fixtures exist.
+Own fixtures in ``tests/data/reviews`` with the pages shipped in
+``plugins/fixtures/reviews`` form a small recorded shop: a product page with
+JSON-LD (``@graph``, ``@id`` references, a second review page), one with
+microdata, a software page with RDFa, a product with only an AggregateRating
+and a "404" page served with status 200. Real product pages from extruct's
+test samples are parsed directly when the shared fixtures exist.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -32,7 +33,7 @@ from listener.source import Checkpoint, Request, Response
 from listener.sourcekit import parse_date
 from listener.testing import make_source
 
-DATA = Path(__file__).resolve().parent / "data" / "reviews"
+DATA = RecordedSite("reviews")
 EXTRUCT = SHARED_FIXTURES / "product_pages" / "extruct"
 TRUSTPILOT = SHARED_FIXTURES / "news_articles" / "trafilatura" / "uk.trustpilot.com.reviews.html"
 BASE = "http://127.0.0.1:8999"
@@ -466,7 +467,7 @@ def test_a_replayed_crawl_of_the_shop(replay_crawl: Any) -> None:
     paths = ["/shop/rocket-14", "/shop/anvil-50", "/apps/tps-cloud", "/shop/gift-card"]
     urls = ["{base_url}" + path for path in [*paths, "/shop/rocket-13"]]
     brands = [{"name": "Acme", "keywords": ["acme"]}, {"name": "Initech"}]
-    result = replay_crawl("reviews", {"urls": urls}, DATA, brands=brands)
+    result = replay_crawl("reviews", {"urls": urls}, DATA.routes(), brands=brands)
 
     authors = sorted(m.author.name or "" for m in result.mentions)
     assert authors == [

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -27,11 +27,11 @@ from listener.plugins.stackexchange import (
     site_host,
 )
 from listener.sdk.plugin_manager import instantiate_sources
-from listener.sdk.replay import Route, load_site
+from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
-DATA = Path(__file__).resolve().parent / "data" / "stackexchange"
+DATA = RecordedSite("stackexchange")
 RECORDED = SHARED_FIXTURES / "api_responses"
 RECORDED = RECORDED / "stackexchange"
 BASE = "https://api.example"
@@ -313,7 +313,7 @@ def first_run(home: Path) -> ReplayResult:
     # As the real API answers: every body gzip-compressed, Content-Encoding set.
     routes = [
         Route(route.path, query=route.query, headers=GZIP_JSON, body=gzip.compress(route.body))
-        for route in load_site(DATA)
+        for route in DATA.routes()
     ]
     return replay_crawl(
         "stackexchange", {"base_url": "{base_url}"}, routes, brands=[ACME], home=home

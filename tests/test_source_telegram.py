@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -26,7 +26,7 @@ from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
-DATA = Path(__file__).resolve().parent / "data" / "telegram"
+DATA = RecordedSite("telegram")
 RECORDED = SHARED_FIXTURES / "api_responses"
 RECORDED = RECORDED / "telegram"
 BASE = "https://tg.example"
@@ -226,7 +226,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def first_run(home: Path) -> ReplayResult:
     options = {"base_url": "{base_url}", "channels": ["acmenews"]}
-    return replay_crawl("telegram", options, DATA, brands=[ACME], home=home)
+    return replay_crawl("telegram", options, DATA.routes(), brands=[ACME], home=home)
 
 
 @pytest.fixture(scope="module")

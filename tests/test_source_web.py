@@ -1,6 +1,7 @@
 """The ``web`` source: robots.txt, sitemaps (index, gzip, news), feeds, article extraction.
 
-Own fixtures in ``tests/data/web`` form a small recorded site ("Acme Daily"):
+Own fixtures in ``tests/data/web`` with the pages the package ships in
+``plugins/fixtures/web`` form a small recorded site ("Acme Daily"):
 robots.txt names a sitemap index, which lists a news sitemap, a gzip archive
 sitemap and a malformed one; the home page links an RSS feed. Real pages from
 trafilatura's evaluation set are parsed directly when the shared fixtures exist.
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -30,11 +31,11 @@ from listener.plugins.web import (
     read_sitemap,
     robots_sitemaps,
 )
-from listener.sdk.replay import Route, load_site
+from listener.sdk.replay import Route
 from listener.source import Checkpoint, Request, Response
 from listener.testing import make_source
 
-DATA = Path(__file__).resolve().parent / "data" / "web"
+DATA = RecordedSite("web")
 TRAFILATURA = SHARED_FIXTURES / "news_articles"
 TRAFILATURA = TRAFILATURA / "trafilatura"
 BASE = "http://127.0.0.1:8999"
@@ -469,7 +470,7 @@ def test_the_plugin_registers_the_source_with_polite_defaults() -> None:
 
 def _site_v2() -> list[Route]:
     """The site a few days later: a new article in the news sitemap, the archive unchanged."""
-    routes = load_site(DATA)
+    routes = DATA.routes()
     return [
         Route("/sitemap_index.xml", body=(DATA / "sitemap_index-v2.xml").read_bytes()),
         Route("/sitemaps/news.xml", body=(DATA / "sitemaps/news-v2.xml").read_bytes()),
@@ -480,7 +481,7 @@ def _site_v2() -> list[Route]:
 @pytest.mark.slow
 def test_crawling_the_site_twice_reads_only_what_changed(replay_crawl: Any, tmp_path: Path) -> None:
     options = {"sites": ["{base_url}/"]}
-    first = replay_crawl("web", options, DATA, brands=CRAWL_BRANDS, home=tmp_path)
+    first = replay_crawl("web", options, DATA.routes(), brands=CRAWL_BRANDS, home=tmp_path)
 
     paths = [request.path for request in first.requests]
     by_path = {m.canonical_url.split(":", 2)[2].split("/", 1)[1]: m for m in first.mentions}

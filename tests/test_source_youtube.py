@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, RecordedSite
 from pydantic import ValidationError
 
 from listener import testing
@@ -26,7 +26,7 @@ from listener.sdk.replay import Route
 from listener.source import Checkpoint, Response
 from listener.testing import ReplayResult, make_source, replay_crawl, split
 
-DATA = Path(__file__).resolve().parent / "data" / "youtube"
+DATA = RecordedSite("youtube")
 RECORDED = SHARED_FIXTURES / "api_responses"
 RECORDED = RECORDED / "youtube"
 BASE = "https://yt.example/youtube/v3"
@@ -297,7 +297,7 @@ def keyed() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def first_run(home: Path, keyed: None) -> ReplayResult:
-    return replay_crawl("youtube", OPTIONS, DATA, brands=[ACME], home=home)
+    return replay_crawl("youtube", OPTIONS, DATA.routes(), brands=[ACME], home=home)
 
 
 @pytest.fixture(scope="module")

@@ -396,7 +396,19 @@ def _read_manifest(manifest: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def load_site(directory: Path) -> list[Route]:
+def _read_site_file(manifest: Path, number: int, name: str, roots: Sequence[Path]) -> bytes:
+    """The bytes of ``name`` from the first of ``roots`` holding it (never from outside them)."""
+    for root in roots:
+        file = (root / name).resolve()
+        if not file.is_relative_to(root):
+            raise ValueError(f"{manifest}: route {number}: {name} is outside {root}")
+        if file.is_file():
+            return file.read_bytes()
+    where = " or ".join(str(root) for root in roots)
+    raise ValueError(f"{manifest}: route {number}: file {name} does not exist in {where}")
+
+
+def load_site(directory: Path, *, also: Sequence[Path] = ()) -> list[Route]:
     """Read a recorded site: ``directory/routes.json`` and the files it names.
 
     The manifest is a list (or ``{"routes": [...]}``) of objects with ``path``
@@ -404,10 +416,14 @@ def load_site(directory: Path) -> list[Route]:
     ``headers``, ``times`` and either ``file`` (relative to the folder) or
     ``body`` (text). Without a Content-Type header one is guessed from the file
     name. Errors name the manifest, the entry and the key.
+
+    A file the folder does not hold is read from the first of the ``also``
+    folders that does: a site extending another one (a plugin's tests adding
+    routes to the recorded site it ships) names the shipped files without a copy.
     """
     directory = Path(directory)
     manifest = directory / MANIFEST
-    root = directory.resolve()
+    roots = [Path(folder).resolve() for folder in (directory, *also)]
     routes: list[Route] = []
     for number, entry in enumerate(_read_manifest(manifest)):
         try:
@@ -425,12 +441,7 @@ def load_site(directory: Path) -> list[Route]:
         headers = dict(spec.headers)
         body = b""
         if spec.file is not None:
-            file = (directory / spec.file).resolve()
-            if not file.is_relative_to(root):
-                raise ValueError(f"{manifest}: route {number}: {spec.file} is outside {directory}")
-            if not file.is_file():
-                raise ValueError(f"{manifest}: route {number}: file {spec.file} does not exist")
-            body = file.read_bytes()
+            body = _read_site_file(manifest, number, spec.file, roots)
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = _guess_content_type(spec.file)
         elif spec.body is not None:
