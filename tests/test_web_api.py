@@ -263,6 +263,40 @@ def test_healthz_and_project(api: httpx.Client, corpus: Corpus) -> None:
     assert info["engine"] == "elasticsearch"  # the test project names the session engine's URL
 
 
+def test_project_info_is_one_engine_request(engine: Any, corpus: Corpus) -> None:
+    """Counts, facets and the date range come from one search (the engine runs one at a time)."""
+    paths: list[str] = []
+    empty = corpus.project.model_copy(
+        update={
+            "elasticsearch": corpus.project.elasticsearch.model_copy(
+                update={"index_prefix": f"none{uuid.uuid4().hex[:8]}"}
+            )
+        }
+    )
+    with Elasticsearch(engine.url, request_timeout=60) as client:
+        real = client.transport.perform_request
+
+        def counting(method: str, path: str, **kwargs: Any) -> Any:
+            paths.append(path)
+            return real(method, path, **kwargs)
+
+        client.transport.perform_request = counting  # type: ignore[method-assign]
+        infos = []
+        for project in (corpus.project, empty):
+            with BackgroundServer(create_app(project, client=client)) as running:
+                paths.clear()
+                infos.append(ok(httpx.get(f"{running.url}/api/project", timeout=60)))
+                assert len(paths) == 1, paths
+    stored, nothing = infos
+    assert stored["data"]["mentions"] == len(corpus.mentions)
+    first = min(m.published_at for m in corpus.mentions)
+    last = max(m.published_at for m in corpus.mentions)
+    assert datetime.fromisoformat(stored["data"]["first"]) == first
+    assert datetime.fromisoformat(stored["data"]["last"]) == last
+    assert nothing["data"] == {"mentions": 0, "first": None, "last": None}
+    assert all(values == [] for values in nothing["facets"].values())
+
+
 def test_openapi_describes_every_endpoint(api: httpx.Client) -> None:
     schema = ok(api.get("/openapi.json"))
     paths = set(schema["paths"])

@@ -266,15 +266,20 @@ def healthz(state: State) -> dict[str, Any]:
 def project_info(state: State) -> ProjectOut:
     """Brands and sources of the project file, how much is stored, and the filter values."""
     project = state.project
-    alias = mentions_alias(project.elasticsearch.index_prefix)
+    # One engine request, not three: the embedded engine runs one search at a time and each
+    # one reads every stored mention, so the date range comes from top_hits (it has no
+    # min/max on dates) inside the same aggregation request.
+    bound = {"size": 1, "_source": {"includes": ["published_at"]}}
     response = state.client.search(
-        index=alias,
+        index=mentions_alias(project.elasticsearch.index_prefix),
         size=0,
         track_total_hits=True,
         aggs={
             "source": {"terms": {"field": "source", "size": 100}},
             "kind": {"terms": {"field": "source_kind", "size": 20}},
             "language": {"terms": {"field": "language", "size": 100}},
+            "first": {"top_hits": {**bound, "sort": [{"published_at": {"order": "asc"}}]}},
+            "last": {"top_hits": {**bound, "sort": [{"published_at": {"order": "desc"}}]}},
         },
         ignore_unavailable=True,
         allow_no_indices=True,
@@ -282,15 +287,8 @@ def project_info(state: State) -> ProjectOut:
     total = response.get("hits", {}).get("total", {})
     count = int(total.get("value", 0) if isinstance(total, dict) else total or 0)
     bounds: list[str | None] = []
-    for order in ("asc", "desc"):
-        found = state.client.search(
-            index=alias,
-            size=1,
-            sort=[{"published_at": {"order": order}}],
-            source_includes=["published_at"],
-            ignore_unavailable=True,
-            allow_no_indices=True,
-        ).body["hits"]["hits"]
+    for name in ("first", "last"):
+        found = ((response.get("aggregations") or {}).get(name) or {}).get("hits", {}).get("hits")
         bounds.append(str(found[0]["_source"]["published_at"]) if found else None)
     aggregations = response.get("aggregations") or {}
     facets = {
