@@ -160,6 +160,134 @@ def _row(name: str, clients: int, figures: dict[str, float]) -> None:
     )
 
 
+def _engine(config: Path) -> tuple[str, int] | None:
+    """The embedded engine's URL and pid, from its state file (None: not embedded)."""
+    import json
+
+    from listener.config import load_project
+
+    state = load_project(config).home / "engine" / "listener-engine.json"
+    if not state.exists():
+        return None
+    data = json.loads(state.read_text())
+    return f"http://127.0.0.1:{data['port']}", int(data["pid"])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by process ``pid``, its finished threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _engine_runs(
+    config: Path, engine: tuple[str, int], words: list[str], clients: int, seconds: float
+) -> None:
+    """The API's own search requests sent straight to the engine: 1 vs N clients.
+
+    Each client sends the body ``GET /api/mentions?q=WORD&size=25`` sends (its own word), so
+    the API's figures can be set beside the engine's. Also prints the engine's CPU time
+    per search, which the machine's load does not change much.
+    """
+    from listener.config import load_project
+    from listener.store.indexer import mentions_alias
+    from listener.web import search as mention_search
+
+    project = load_project(config)
+    url, pid = engine
+    alias = mentions_alias(project.elasticsearch.index_prefix)
+
+    def body(word: str) -> dict[str, Any]:
+        request = mention_search.build_request(project, query=word, size=25)
+        return {
+            "query": mention_search.build_query(request),
+            "sort": mention_search.SORTS[request.sort],
+            "size": request.size + 1,
+            "track_total_hits": mention_search.TRACK_TOTAL,
+            "_source": {"excludes": list(mention_search._SOURCE_EXCLUDES)},
+        }
+
+    bodies = {word: body(word) for word in words}
+    counter = iter(range(1_000_000))
+
+    class Distinct(httpx.Client):
+        word = ""
+
+    def distinct() -> Distinct:
+        session = Distinct(base_url=url, timeout=120)
+        session.word = words[next(counter) % len(words)]
+        return session
+
+    for name, make, pick in (
+        ("engine: a word per client", distinct, lambda session: bodies[session.word]),
+        ("engine: all the same word", distinct, lambda session: bodies[words[0]]),
+    ):
+        ratio = []
+        for count in (1, clients):
+            before = _cpu_seconds(pid)
+            figures = _drive(
+                lambda session, pick=pick: (
+                    session.post(f"/{alias}/_search", json=pick(session)).status_code
+                ),
+                make,
+                count,
+                seconds,
+            )
+            used = _cpu_seconds(pid) - before
+            _row(name, count, figures)
+            per = used / max(1, int(figures["requests"])) * 1000
+            print(f"{'':<28} engine CPU {per:5.0f} ms per search, load {os.getloadavg()[0]:.1f}")
+            ratio.append(figures["rps"])
+        print(f"{'':<28} throughput {clients} vs 1 clients: {ratio[1] / ratio[0]:.2f}x")
+
+
+def _breakdown(config: Path, engine_url: str, served: str, repeat: int) -> None:
+    """Where one API request's time goes: engine round trips against Python, per endpoint.
+
+    Runs the app in this process on the same engine (one client, one request at a time)
+    with an Elasticsearch client that times every request it sends.
+    """
+    from elasticsearch import Elasticsearch
+
+    from listener.config import load_project
+    from listener.web.app import create_app
+    from listener.web.bench import _cases
+    from listener.web.server import BackgroundServer
+
+    project = load_project(config)
+    spent = {"requests": 0, "seconds": 0.0}
+    with Elasticsearch(engine_url, request_timeout=300) as client:
+        real = client.transport.perform_request
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent["requests"] += 1
+                spent["seconds"] += time.perf_counter() - started
+
+        client.transport.perform_request = timed  # type: ignore[method-assign]
+        with (
+            BackgroundServer(create_app(project, client=client)) as server,
+            httpx.Client(base_url=server.url, timeout=300) as session,
+        ):
+            print(f"{'endpoint (1 client, ms per request)':<36} {'total':>7} {'engine':>7} "
+                  f"{'python':>7}  engine requests")  # fmt: skip
+            for name, path, params in _cases(session):
+                session.get(path, params=params)
+                spent.update(requests=0, seconds=0.0)
+                started = time.perf_counter()
+                for _ in range(repeat):
+                    session.get(path, params=params)
+                total = (time.perf_counter() - started) / repeat * 1000
+                engine = spent["seconds"] / repeat * 1000
+                print(
+                    f"{name:<36} {total:7.0f} {engine:7.0f} {total - engine:7.0f}  "
+                    f"{spent['requests'] / repeat:.0f}",
+                    flush=True,
+                )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--home", type=Path, default=Path("/tmp/listener-bench-demo"))
@@ -167,6 +295,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--engine", action="store_true", help="also drive the engine directly")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time each endpoint's engine requests against its Python work",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="calls per endpoint (--breakdown)")
     parser.add_argument("--serve-arg", action="append", default=[], help="extra serve argument")
     args = parser.parse_args()
     config = _ensure_demo(args.home.resolve(), args.synthetic)
@@ -175,7 +309,7 @@ def main() -> int:
         first, last = info["data"]["first"][:10], info["data"]["last"][:10]
         print(
             f"{info['data']['mentions']} mentions ({first} .. {last}), {os.cpu_count()} CPUs, "
-            f"{args.seconds:g} s per run"
+            f"{args.seconds:g} s per run, load average {os.getloadavg()[0]:.1f}"
         )
         scope = {"since": first, "until": last}
         cases: list[tuple[str, str, dict[str, Any]]] = [
@@ -225,40 +359,16 @@ def main() -> int:
                 _row(name, clients, figures)
                 ratio.append(figures["rps"])
             print(f"{'':<28} throughput {args.clients} vs 1 clients: {ratio[1] / ratio[0]:.2f}x")
-        if args.engine:
-            from listener.config import load_project
-            from listener.store.indexer import mentions_alias
-
-            project = load_project(config)
-            state = project.home / "engine" / "listener-engine.json"
-            if not state.exists():
-                print("no embedded engine state file; skipped the direct engine runs")
+        if args.engine or args.breakdown:
+            engine = _engine(config)
+            if engine is None:
+                print("no embedded engine state file; skipped the engine runs")
                 return 0
-            import json
-
-            engine_url = f"http://127.0.0.1:{json.loads(state.read_text())['port']}"
-            alias = mentions_alias(project.elasticsearch.index_prefix)
-            body = {
-                "query": {
-                    "simple_query_string": {
-                        "query": "acme",
-                        "fields": ["title", "text"],
-                        "default_operator": "and",
-                    }
-                },
-                "size": 25,
-            }
-            ratio = []
-            for clients in (1, args.clients):
-                figures = _drive(
-                    lambda session: session.post(f"/{alias}/_search", json=body).status_code,
-                    lambda: httpx.Client(base_url=engine_url, timeout=120),
-                    clients,
-                    args.seconds,
-                )
-                _row("engine: full-text search", clients, figures)
-                ratio.append(figures["rps"])
-            print(f"{'':<28} throughput {args.clients} vs 1 clients: {ratio[1] / ratio[0]:.2f}x")
+            if args.engine:
+                _engine_runs(config, engine, words, args.clients, args.seconds)
+            if args.breakdown:
+                _breakdown(config, engine[0], url, args.repeat)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 
 
