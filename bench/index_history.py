@@ -2,7 +2,8 @@
 
 For each history length (default 1 and 24 monthly indices) two index prefixes
 in one fresh embedded engine get the same history (``--history`` mentions
-spread over the months, written by the Indexer so its id lookup is filled).
+spread over the months, written by the Indexer so its record of where each
+mention lives, a SQLite file in the scratch ``LISTENER_HOME``, is filled).
 Then ``--new`` fresh mentions of the current month are written to one prefix
 by :meth:`Indexer.index` (in batches of ``--batch``, the crawl's batch size)
 and to the other by ``helpers.bulk`` (same batches, no cross-month check),
@@ -132,6 +133,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="listener-bench-index-") as scratch:
         folder = Path(scratch)
+        os.environ["LISTENER_HOME"] = str(folder / "home")  # never the user's own
         with EmbeddedEngine(folder / "engine") as engine:
             client = Elasticsearch(engine.url, request_timeout=120)
             for months in arguments.months:

@@ -12,12 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import redis
 from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig
 from listener.mention import Entity, Mention
 from listener.store.engine import free_port
 from listener.store.indexer import Indexer, IndexResult
+from listener.store.locations import LOCATIONS_FILE
 
 MentionFactory = Callable[..., Mention]
 JAN = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
@@ -352,41 +354,171 @@ def test_a_mention_moved_twice_across_far_months_is_stored_once(
     assert _count(client, project) == 25
 
 
-def test_mentions_stored_before_the_location_lookup_are_found(
+def _copies(client: Elasticsearch, indexer: Indexer, mention: Mention) -> list[str]:
+    """The monthly indices holding a copy of ``mention``."""
+    indexer.refresh()
+    hits = client.search(index=indexer.alias, query={"ids": {"values": [mention.id]}})["hits"]
+    return sorted(hit["_index"] for hit in hits["hits"])
+
+
+def _moved(mention: Mention, when: datetime) -> Mention:
+    return mention.model_copy(update={"published_at": when})
+
+
+FEB = datetime(2024, 2, 2, tzinfo=UTC)
+JUN = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def test_mentions_stored_before_the_location_record_are_found(
     client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
 ) -> None:
-    """A project indexed by an older listener (no lookup yet) gets its lookup filled once."""
+    """A project indexed by a listener that kept one lookup entry per mention in the engine."""
     old = make_mention(JAN)
     earlier = Indexer(client, project)
     earlier.index([old])
-    client.indices.delete(index=earlier.locations)  # as if written before the lookup existed
-    moved = old.model_copy(update={"published_at": datetime(2024, 6, 1, tzinfo=UTC)})
+    earlier.location_store.close()
+    (project.home / LOCATIONS_FILE).unlink()
+    client.indices.delete(index=earlier.locations)
+    client.indices.create(
+        index=earlier.locations,
+        mappings={"dynamic": "strict", "properties": {"index": {"type": "keyword"}}},
+    )
+    client.index(index=earlier.locations, id="_complete", document={"index": []})
     later = Indexer(client, project)
+    moved = _moved(old, JUN)
     assert later.index([moved]).indexed == 1
-    later.refresh()
-    hits = client.search(index=later.alias, query={"ids": {"values": [old.id]}})["hits"]
-    assert [hit["_index"] for hit in hits["hits"]] == [later.index_name_for(moved)]
-    recorded = client.get(index=later.locations, id=old.id)["_source"]
-    assert recorded == {"index": [later.index_name_for(moved)]}
+    assert _copies(client, later, old) == [later.index_name_for(moved)]
+    assert later.location_store.lookup([old.id]) == {
+        old.id: [later.index_name_for(old), later.index_name_for(moved)]
+    }
+    # The engine's old per-mention lookup is gone; it holds the record's token only.
+    assert client.get(index=later.locations, id="_token")["found"]
+    assert not client.options(ignore_status=404).get(index=later.locations, id="_complete")["found"]
+
+
+def test_a_lost_location_record_is_rebuilt_from_the_index(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    first = Indexer(client, project)
+    mentions = [make_mention(JAN) for _ in range(3)]
+    first.index(mentions)
+    first.location_store.close()
+    (project.home / LOCATIONS_FILE).unlink()  # deleted, or a new LISTENER_HOME
+    second = Indexer(client, project)
+    moved = _moved(mentions[1], JUN)
+    assert second.index([moved]).indexed == 1
+    assert _copies(client, second, mentions[1]) == [second.index_name_for(moved)]
+    assert second.location_store.count() == 3
+
+
+def test_a_location_record_missing_entries_is_refilled(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    """The engine counts more mentions than the record names (e.g. restored from a backup)."""
+    first = Indexer(client, project)
+    mentions = [make_mention(JAN) for _ in range(3)]
+    first.index(mentions)
+    first.location_store.forget_ids([mentions[0].id])
+    second = Indexer(client, project)
+    moved = _moved(mentions[0], JUN)
+    assert second.index([moved]).indexed == 1
+    assert _copies(client, second, mentions[0]) == [second.index_name_for(moved)]
+
+
+def test_a_location_record_filled_against_another_engine_is_refilled(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    first = Indexer(client, project)
+    mention = make_mention(JAN)
+    first.index([mention])
+    # Another engine (or a wiped one) has no token, or another one.
+    client.index(index=first.locations, id="_token", document={"token": "another-engine"})
+    first.location_store.forget_ids([mention.id])
+    first.location_store.add([("unrelated", "elsewhere")])  # the counts alone would agree
+    second = Indexer(client, project)
+    moved = _moved(mention, JUN)
+    assert second.index([moved]).indexed == 1
+    assert _copies(client, second, mention) == [second.index_name_for(moved)]
+    assert second.location_store.token() == "another-engine"
 
 
 def test_a_refused_move_keeps_the_old_copy_findable(
     client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
 ) -> None:
-    """The lookup names the old and the new index until the old copy is really gone."""
+    """The record names the old and the new index until the old copy is really gone."""
     indexer = Indexer(client, project)
     mention = make_mention(JAN)
     indexer.index([mention])
-    feb = datetime(2024, 2, 2, tzinfo=UTC)
-    refused = SmuggledMention(**{**mention.model_dump(), "published_at": feb})
+    refused = SmuggledMention(**{**mention.model_dump(), "published_at": FEB})
     assert indexer.index([refused]).rejected == 1
-    recorded = client.get(index=indexer.locations, id=mention.id)["_source"]["index"]
-    assert recorded == sorted([indexer.index_name_for(mention), indexer.index_name_for(refused)])
-    moved = mention.model_copy(update={"published_at": feb})
+    assert _copies(client, indexer, mention) == [indexer.index_name_for(mention)]
+    recorded = indexer.location_store.lookup([mention.id])[mention.id]
+    assert sorted(recorded) == sorted(
+        [indexer.index_name_for(mention), indexer.index_name_for(refused)]
+    )
+    moved = _moved(mention, FEB)
     assert indexer.index([moved]).indexed == 1
-    indexer.refresh()
-    hits = client.search(index=indexer.alias, query={"ids": {"values": [mention.id]}})["hits"]
-    assert [hit["_index"] for hit in hits["hits"]] == [indexer.index_name_for(moved)]
-    assert client.get(index=indexer.locations, id=mention.id)["_source"]["index"] == [
-        indexer.index_name_for(moved)
-    ]
+    assert _copies(client, indexer, mention) == [indexer.index_name_for(moved)]
+    # Moved back: the February copy goes, the January one stays.
+    assert indexer.index([mention]).indexed == 1
+    assert _copies(client, indexer, mention) == [indexer.index_name_for(mention)]
+
+
+def test_one_mention_in_two_months_in_one_batch_is_stored_once(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    indexer = Indexer(client, project)
+    mention = make_mention(JAN)
+    assert indexer.index([mention, _moved(mention, JUN)]).indexed == 2
+    assert _copies(client, indexer, mention) == [indexer.index_name_for(_moved(mention, JUN))]
+
+
+def test_an_unusable_location_record_spools_the_batch(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    """Without the record a later move could leave a duplicate: nothing is written, nothing lost."""
+    (project.home / LOCATIONS_FILE).mkdir(parents=True)  # a folder where the file should be
+    indexer = _fast(client, project)
+    mentions = [make_mention(JAN) for _ in range(2)]
+    assert indexer.index(mentions) == IndexResult(spooled=2)
+    assert not client.indices.exists_alias(name=indexer.alias)
+    (project.home / LOCATIONS_FILE).rmdir()
+    assert _fast(client, project).replay_spool() == IndexResult(indexed=2)
+    assert _count(client, project) == 2
+
+
+def test_clustered_workers_share_the_location_record(
+    client: Elasticsearch,
+    project: ProjectConfig,
+    make_mention: MentionFactory,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two machines (own LISTENER_HOME each) on one Redis: a move seen by the other one."""
+    project.cluster.redis_url = redis_url
+    mention = make_mention(JAN)
+    monkeypatch.setenv("LISTENER_HOME", str(tmp_path / "machine-a"))
+    assert Indexer(client, project).index([mention]).indexed == 1
+    monkeypatch.setenv("LISTENER_HOME", str(tmp_path / "machine-b"))
+    other = Indexer(client, project)
+    assert other.index([_moved(mention, FEB)]).indexed == 1
+    assert _copies(client, other, mention) == [other.index_name_for(_moved(mention, FEB))]
+    assert not (tmp_path / "machine-b" / LOCATIONS_FILE).exists()
+    # Redis lost everything (flushed, restarted without persistence): filled from the index.
+    redis.Redis.from_url(redis_url).flushall()
+    again = Indexer(client, project)
+    assert again.index([_moved(mention, JUN)]).indexed == 1
+    assert _copies(client, again, mention) == [again.index_name_for(_moved(mention, JUN))]
+
+
+def test_a_move_spooled_while_the_cluster_is_down_leaves_one_copy_after_replay(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    mention = make_mention(JAN)
+    assert Indexer(client, project).index([mention]).indexed == 1
+    moved = _moved(mention, FEB)
+    assert _fast(_down_client(), project).index([moved]) == IndexResult(spooled=1)
+    later = Indexer(client, project)
+    assert later.replay_spool() == IndexResult(indexed=1)
+    assert _copies(client, later, mention) == [later.index_name_for(moved)]

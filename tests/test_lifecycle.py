@@ -72,8 +72,10 @@ def test_retention_drops_whole_months_past_the_cutoff(
     assert result.dropped == preview.dropped
     assert result.kept == [indexer.index_name_for(mar)]
     assert _ids(client, indexer) == {mar.id}
-    # The location lookup forgot the dropped months; a re-crawled January mention is new again.
-    assert not client.options(ignore_status=404).get(index=indexer.locations, id=jan.id)["found"]
+    # The location record forgot the dropped months; a re-crawled January mention is new again.
+    assert indexer.location_store.lookup([jan.id, feb.id, mar.id]) == {
+        mar.id: [indexer.index_name_for(mar)]
+    }
     assert indexer.index([jan]).indexed == 1
     assert _ids(client, indexer) == {jan.id, mar.id}
 

@@ -16,14 +16,15 @@ Mentions live in monthly indices ``<prefix>-mentions-YYYY.MM`` (by
 re-crawl moves a mention's ``published_at`` into another month, the indexer
 deletes the copy left in the old month's index after the new one is accepted,
 so the alias never returns the mention twice. Where each mention lives is
-kept in a small lookup index, ``<prefix>-mention-locations`` (mention id →
-the monthly indices that may hold a copy): one real-time multi-get of the
-batch's ids there finds the old copies, whatever the number of months kept.
-New and moved mentions get their lookup entry in the same bulk request as the
-mention itself, written *before* it and naming the old and the new index, so
-a crash at any point leaves the lookup naming every copy; once the old copy is
-deleted the entry is narrowed to the new index. The lookup is filled from the
-alias the first time an indexer meets a project with mentions but no lookup.
+kept outside the engine, beside the checkpoints (:mod:`listener.store.locations`:
+a SQLite file under ``LISTENER_HOME``, or a Redis hash when clustered): one
+local read-and-write per batch finds the old copies, whatever the number of
+months kept, and the bulk request carries the mentions only, as a plain bulk
+would. A batch is recorded *before* it is written, so a crash at any point
+leaves every copy named. The record is filled from the alias when it is new,
+lost, or belongs to another engine (a token in ``<prefix>-mention-locations``
+says which engine it was filled against), or when the engine holds more
+mentions than it names.
 """
 
 from __future__ import annotations
@@ -46,19 +47,18 @@ from elasticsearch.helpers import scan, streaming_bulk
 from pydantic import ValidationError
 
 from listener.config import ProjectConfig
-from listener.errors import IndexingError
+from listener.errors import IndexingError, ListenerError
 from listener.mention import Mention
+from listener.store.locations import LocationStore, locations_for
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_PACKAGE = "listener.index_templates"
 DEAD_LETTER_FILE = "dead-letter.ndjson"
-#: The lookup document whose presence says the lookup holds every stored mention.
-_LOCATIONS_COMPLETE = "_complete"
-_LOCATIONS_MAPPING: dict[str, Any] = {  # "index": every monthly index that may hold a copy
-    "dynamic": "strict",
-    "properties": {"index": {"type": "keyword"}},
-}
+#: The document in ``<prefix>-mention-locations`` naming the location record filled against
+#: this engine (the same token is kept in the record).
+_TOKEN_ID = "_token"
+_TOKEN_MAPPING: dict[str, Any] = {"dynamic": "strict", "properties": {"token": {"type": "keyword"}}}
 SPOOL_DIR = "spool"
 
 # Per-document or whole-request statuses worth retrying: the cluster is busy or in trouble,
@@ -106,7 +106,10 @@ def mentions_alias(prefix: str) -> str:
 
 
 def locations_index(prefix: str) -> str:
-    """The lookup index recording which monthly index holds each mention id."""
+    """The small index holding the token of the location record filled against this engine.
+
+    (Before the record moved out of the engine, this index held one entry per mention.)
+    """
     return f"{prefix}-mention-locations"
 
 
@@ -152,17 +155,15 @@ class Indexer:
         self.max_backoff = max_backoff
         self._templates_installed = False
         self._locations_ready = False
-        # The batch being delivered: old indices of its new or moved mentions (see _deliver),
-        # and the ids whose lookup entry the cluster did not accept with the batch.
-        self._batch_stale: dict[str, list[str]] = {}
-        self._unrecorded: set[str] = set()
+        self._locations: LocationStore | None = None
+        self._alias = mentions_alias(self.prefix)
 
     # -- locations ---------------------------------------------------------
 
     @property
     def alias(self) -> str:
         """The read alias, ``<prefix>-mentions``."""
-        return mentions_alias(self.prefix)
+        return self._alias
 
     @property
     def dead_letter_path(self) -> Path:
@@ -176,8 +177,10 @@ class Indexer:
 
     def index_name_for(self, mention: Mention) -> str:
         """The monthly index a mention belongs in: ``<prefix>-mentions-YYYY.MM`` (UTC)."""
-        published = mention.published_at.astimezone(UTC)
-        return f"{self.alias}-{published:%Y.%m}"
+        published = mention.published_at
+        if published.tzinfo is not UTC:
+            published = published.astimezone(UTC)
+        return f"{self._alias}-{published.year:04d}.{published.month:02d}"
 
     def spooled_files(self) -> list[Path]:
         """Spool files waiting for replay, oldest first."""
@@ -333,6 +336,9 @@ class Indexer:
                 if _retryable(error):
                     continue
                 break
+            except ListenerError as error:  # the location record (file or Redis) is unusable
+                reason = str(error)
+                continue
             except Exception as error:  # an answer that is not Elasticsearch's (a proxy page)
                 reason = f"unexpected answer: {type(error).__name__}: {error}"
                 continue
@@ -367,12 +373,6 @@ class Indexer:
                 max_retries=0,  # retries happen in _deliver, for connection errors too
             ):
                 item = next(iter(info.values()))
-                if item.get("_index") == self.locations:  # the lookup entry sent with a mention
-                    if success:
-                        self._unrecorded.discard(str(item.get("_id")))
-                    else:
-                        self._unrecorded.add(str(item.get("_id")))
-                    continue
                 queue = waiting.get(str(item.get("_id")))
                 if not queue:
                     continue
@@ -397,10 +397,6 @@ class Indexer:
 
     def _actions(self, mentions: Iterable[Mention]) -> Iterator[dict[str, Any]]:
         for mention in mentions:
-            old = self._batch_stale.get(mention.id)
-            if old is not None:  # new or moved: record every index that may hold it, first
-                where = sorted({*old, self.index_name_for(mention)})
-                yield {"_index": self.locations, "_id": mention.id, "_source": {"index": where}}
             yield {
                 "_op_type": "index",
                 "_index": self.index_name_for(mention),
@@ -410,93 +406,129 @@ class Indexer:
 
     @property
     def locations(self) -> str:
-        """The lookup index: mention id → the monthly index holding it."""
+        """The small index holding the location record's token (see :func:`locations_index`)."""
         return locations_index(self.prefix)
 
-    def _find_other_copies(self, mentions: list[Mention]) -> dict[str, list[str]]:
-        """Mentions whose recorded location is not their monthly index, with where they were.
+    @property
+    def location_store(self) -> LocationStore:
+        """Where each mention lives (:mod:`listener.store.locations`), opened on first use."""
+        if self._locations is None:
+            self._locations = locations_for(self.config)
+        return self._locations
 
-        One real-time multi-get of the ids in the lookup index, however many
-        months are kept (probing each id in each monthly index made indexing
-        slower with every month of history). An id maps to the old indices to
-        clean up, or to ``[]`` when it is new; ids recorded in their own
-        monthly index only are left out. The ids kept get their lookup entry
-        with the batch (:meth:`_actions`); :meth:`_delete_other_copies`
-        narrows it once the old copies are gone.
+    def _find_other_copies(self, mentions: list[Mention]) -> dict[str, list[str]]:
+        """Mentions that may have a copy in another monthly index, with those indices.
+
+        One atomic read-and-write of the location record per batch, before
+        anything is sent, however many months are kept: each id gets the
+        indices this batch writes it to added to its entry, and the ids whose
+        entry (or batch) names an index other than the one their last copy
+        in the batch goes to are returned with those indices.
+        :meth:`_delete_other_copies` deletes them once the new copy is in.
         """
-        self._batch_stale = {}
         self._ensure_locations()
-        targets = {m.id: self.index_name_for(m) for m in mentions}
-        response = self.client.mget(index=self.locations, ids=list(targets))
+        written: dict[str, list[str]] = {}
+        for mention in mentions:  # in order: the last copy of an id in the batch is the one kept
+            names = written.setdefault(mention.id, [])
+            name = self.index_name_for(mention)
+            if name in names:
+                names.remove(name)
+            names.append(name)
+        before = self.location_store.merge(written)
         found: dict[str, list[str]] = {}
-        for doc in response["docs"]:
-            recorded = doc.get("_source", {}).get("index", []) if doc.get("found") else []
-            target = targets.get(str(doc.get("_id")))
-            if target is not None and recorded != [target]:
-                found[doc["_id"]] = [index for index in recorded if index != target]
-        self._batch_stale = found
-        self._unrecorded = set()
+        for mention_id, names in written.items():
+            target = names[-1]
+            recorded = dict.fromkeys([*before.get(mention_id, []), *names])
+            others = [name for name in recorded if name != target]
+            if others:
+                found[mention_id] = others
         return found
 
     def _ensure_locations(self) -> None:
-        """Create the lookup index, and fill it from the alias if mentions predate it."""
+        """Fill the location record from the alias if it does not hold every stored mention.
+
+        That is: the record is new or was lost (deleted file, flushed Redis), it
+        was filled against another engine (its token differs from the one in
+        ``<prefix>-mention-locations``), or the engine counts more mentions than
+        it names (e.g. Redis restarted from an older snapshot). Filling only adds
+        names, so concurrent indexers never lose each other's entries.
+        """
         if self._locations_ready:
             return
-        marker = self.client.options(ignore_status=404).get(
-            index=self.locations, id=_LOCATIONS_COMPLETE, source=False
-        )
-        if not marker.body.get("found"):
-            self.client.options(ignore_status=400).indices.create(  # 400: created meanwhile
-                index=self.locations, mappings=_LOCATIONS_MAPPING
-            )
-            self._backfill_locations()
+        store = self.location_store
+        marker = self.client.options(ignore_status=404).get(index=self.locations, id=_TOKEN_ID)
+        engine_token = (marker.body.get("_source") or {}).get("token") if marker.body else None
+        rebuild = engine_token is None or engine_token != store.token()
+        if not rebuild and self.client.indices.exists_alias(name=self.alias):
+            self.refresh()  # counts see only refreshed writes
+            stored = self.client.count(index=self.alias)["count"]
+            rebuild = int(stored) > store.count()
+            if rebuild:
+                log.warning(
+                    "the engine holds %d mention(s) but the location record %s names %d: "
+                    "filling it from the index",
+                    stored,
+                    store.where,
+                    store.count(),
+                )
+        if rebuild:
+            self._fill_locations(store, engine_token)
         self._locations_ready = True
 
-    def _backfill_locations(self) -> None:
-        """Record the location of every mention already stored (once per project)."""
+    def _fill_locations(self, store: LocationStore, engine_token: str | None) -> None:
+        """Record the location of every mention already stored, then pair record and engine."""
         count = 0
         if self.client.indices.exists_alias(name=self.alias):
             self.refresh()  # searches see only refreshed writes
             body = {"query": {"match_all": {}}, "_source": False}
             hits = scan(self.client, index=self.alias, query=body, size=1000)
-            actions = (
-                {"_index": self.locations, "_id": hit["_id"], "_source": {"index": [hit["_index"]]}}
-                for hit in hits
-            )
-            for success, _ in streaming_bulk(self.client, actions, chunk_size=1000):
-                count += success
-        self.client.index(
-            index=self.locations, id=_LOCATIONS_COMPLETE, document={"index": []}, refresh=False
-        )
+            count = store.add((hit["_id"], hit["_index"]) for hit in hits)
+        token = engine_token
+        if token is None:
+            # New, or made by a listener that kept one entry per mention in it: start afresh.
+            quiet = self.client.options(ignore_status=[400, 404])  # 400: created meanwhile
+            quiet.indices.delete(index=self.locations)
+            quiet.indices.create(index=self.locations, mappings=_TOKEN_MAPPING)
+            token = uuid.uuid4().hex
+            self.client.index(index=self.locations, id=_TOKEN_ID, document={"token": token})
+        store.set_token(token)
         if count:
-            log.info("recorded where %d stored mention(s) live in %s", count, self.locations)
+            log.info("recorded where %d stored mention(s) live in %s", count, store.where)
 
     def _delete_other_copies(self, stale: dict[str, list[str]], indexed: list[Mention]) -> None:
-        """Delete old-month copies of mentions whose new copy was accepted, then say so.
+        """Delete the other-month copies of mentions whose new copy was accepted.
 
-        The lookup entry is narrowed to the new index only after the old copy
-        is gone: if a delete fails, the entry keeps naming the old index and
-        the next write of the mention deletes it.
+        The location record keeps naming the old index (a later write of the
+        mention sends a delete answered 404): narrowing it could name too
+        little if the engine later lost the delete (the embedded engine saves
+        about a second after it acknowledges), and too little would leave a
+        duplicate behind, where too much costs one bulk item.
         """
-        self._batch_stale = {}
+        # Only where the copy that stays (the batch's last for its id) was accepted.
+        landed = set()
+        for mention in indexed:
+            others = stale.get(mention.id)
+            if others is not None and self.index_name_for(mention) not in others:
+                landed.add(mention.id)
         actions = [
-            {"_op_type": "delete", "_index": index, "_id": mention.id}
-            for mention in indexed
-            for index in stale.get(mention.id, [])
+            {"_op_type": "delete", "_index": index, "_id": mention_id}
+            for mention_id in sorted(landed)
+            for index in stale[mention_id]
         ]
-        settled = {m.id for m in indexed if m.id in self._unrecorded}
+        if not actions:
+            return
+        deleted = 0
         try:
-            moved = {action["_id"] for action in actions}
             for success, info in streaming_bulk(
                 self.client, actions, raise_on_error=False, raise_on_exception=True
             ):
                 item = next(iter(info.values()))
-                if not success and item.get("status") != 404:
+                if success and item.get("result") == "deleted":
+                    deleted += 1
+                elif not success and item.get("status") != 404:
                     log.warning(
                         "could not delete the old copy %s/%s", item.get("_index"), item.get("_id")
                     )
-                    moved.discard(str(item.get("_id")))
-            settled |= moved
         except (TransportError, ApiError) as error:
             log.warning(
                 "could not delete %d old-month copies (%s); they are deleted the next time "
@@ -504,40 +536,8 @@ class Indexer:
                 len(actions),
                 _describe(error),
             )
-        if actions:
-            log.info("moved %d mention(s) to another month's index", len(actions))
-        self._record_locations([m for m in indexed if m.id in settled])
-
-    def _record_locations(self, mentions: list[Mention]) -> None:
-        """Record mentions as living in their monthly index only."""
-        if not mentions:
-            return
-        actions = (
-            {
-                "_index": self.locations,
-                "_id": mention.id,
-                "_source": {"index": [self.index_name_for(mention)]},
-            }
-            for mention in mentions
-        )
-        try:
-            for success, info in streaming_bulk(
-                self.client, actions, raise_on_error=False, raise_on_exception=True
-            ):
-                if not success:
-                    item = next(iter(info.values()))
-                    log.warning(
-                        "could not record the index of mention %s: %s",
-                        item.get("_id"),
-                        _item_reason(item),
-                    )
-        except (TransportError, ApiError) as error:
-            log.warning(
-                "could not record the monthly index of %d mention(s) (%s); a later move of "
-                "one of them to another month may leave its old copy behind",
-                len(mentions),
-                _describe(error),
-            )
+        if deleted:
+            log.info("moved %d mention(s) to another month's index", deleted)
 
     # -- files -------------------------------------------------------------
 

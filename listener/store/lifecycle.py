@@ -28,7 +28,8 @@ from elasticsearch.helpers import scan, streaming_bulk
 from listener.config import ProjectConfig
 from listener.errors import IndexingError
 from listener.mention import canonicalize_url
-from listener.store.indexer import DEAD_LETTER_FILE, SPOOL_DIR, locations_index, mentions_alias
+from listener.store.indexer import DEAD_LETTER_FILE, SPOOL_DIR, mentions_alias
+from listener.store.locations import locations_for
 
 log = logging.getLogger(__name__)
 
@@ -89,26 +90,18 @@ def apply_retention(
     kept = [name for name in indices if name not in dropped]
     if dropped and not dry_run:
         client.indices.delete(index=",".join(dropped))
-        _forget_locations_in(client, locations_index(config.elasticsearch.index_prefix), dropped)
+        _forget_locations_in(config, dropped)
         log.info("retention (%d days): dropped %s", days, ", ".join(dropped))
     return RetentionResult(days, cutoff, dropped, kept, dry_run)
 
 
-def _forget_locations_in(client: Elasticsearch, lookup: str, dropped: list[str]) -> None:
-    """Remove dropped indices from the location lookup (entries naming only them go)."""
-    if not client.indices.exists(index=lookup):
-        return
-    client.indices.refresh(index=lookup)
-    query = {"query": {"terms": {"index": dropped}}}
-    actions: list[dict[str, Any]] = []
-    for hit in scan(client, index=lookup, query=query, size=1000):
-        remaining = [name for name in hit["_source"].get("index", []) if name not in dropped]
-        if remaining:
-            actions.append({"_index": lookup, "_id": hit["_id"], "_source": {"index": remaining}})
-        else:
-            actions.append({"_op_type": "delete", "_index": lookup, "_id": hit["_id"]})
-    for _ in streaming_bulk(client, actions, raise_on_error=False):
-        pass
+def _forget_locations_in(config: ProjectConfig, dropped: list[str]) -> None:
+    """Remove dropped indices from the location record (entries naming only them go)."""
+    store = locations_for(config)
+    try:
+        store.forget_indices(dropped)
+    finally:
+        store.close()
 
 
 # -- erasure -----------------------------------------------------------------
@@ -308,14 +301,8 @@ def _forget_in_index(
     ]
     if dry_run or not found:
         return found
-    lookup = locations_index(config.elasticsearch.index_prefix)
     actions = [
-        action
-        for mention in found
-        for action in (
-            {"_op_type": "delete", "_index": mention.where, "_id": mention.id},
-            {"_op_type": "delete", "_index": lookup, "_id": mention.id},
-        )
+        {"_op_type": "delete", "_index": mention.where, "_id": mention.id} for mention in found
     ]
     failed = []
     for success, info in streaming_bulk(client, actions, raise_on_error=False):
@@ -327,6 +314,11 @@ def _forget_in_index(
             f"could not delete {len(failed)} matching document(s) (first: {failed[0]}); "
             "run the same forget command again"
         )
+    store = locations_for(config)
+    try:
+        store.forget_ids(mention.id for mention in found)
+    finally:
+        store.close()
     client.indices.refresh(index=alias)
     return found
 
