@@ -203,7 +203,7 @@ def _engine_runs(
             "sort": mention_search.SORTS[request.sort],
             "size": request.size + 1,
             "track_total_hits": mention_search.TRACK_TOTAL,
-            "_source": {"excludes": list(mention_search._SOURCE_EXCLUDES)},
+            "_source": {"excludes": list(mention_search.SOURCE_EXCLUDES)},
         }
 
     bodies = {word: body(word) for word in words}

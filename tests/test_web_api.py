@@ -16,6 +16,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import _delete_prefix
-from elasticsearch import Elasticsearch
+from elasticsearch import BadRequestError, Elasticsearch
 
 from listener.analytics.measures import share_of_voice
 from listener.analytics.sample import SPIKE_DAY, sample_mentions
@@ -36,7 +37,7 @@ from listener.config import ProjectConfig, load_project
 from listener.errors import ConfigError
 from listener.mention import Author, BrandMatch, Engagement, Mention, Sentiment
 from listener.sdk.replay import ReplayServer, load_site
-from listener.store.indexer import Indexer
+from listener.store.indexer import Indexer, mentions_alias
 from listener.web import create_app
 from listener.web.auth import TOKEN_ENV, check_bind, host_allowed, is_loopback
 from listener.web.search import safe_url
@@ -592,6 +593,95 @@ def test_mention_by_id_has_the_full_text(api: httpx.Client, corpus: Corpus) -> N
     assert "".join(s["text"] for s in found["text_segments"]) == HIGHLIGHT_TEXT
     assert [s["text"] for s in found["text_segments"] if s["match"]] == ["Battery"]
     assert found["text_truncated"] is False
+
+
+# -- different searches at the same time share one engine request ----------------------------
+
+BATCHED_SEARCHES: list[dict[str, Any]] = [
+    {"q": "acme"},  # more than a page: its next_cursor must match too
+    {"q": "globex", "sort": "oldest"},
+    {"q": "battery", "size": 5},
+    {"brand": "Acme", "sentiment": "negative", "size": 100},
+    {"q": "zzlaunch"},
+    {"q": "nosuchwordanywhere"},
+    {"size": 3, "unique": True},
+]
+
+
+def _wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def test_concurrent_searches_share_one_engine_request(
+    api: httpx.Client, server: BackgroundServer, corpus: Corpus
+) -> None:
+    """Searches waiting for the engine go in one request, and answer as if each ran alone."""
+    assert server.app.state.listener.batcher is None  # a configured cluster: never combined
+    expected = [ok(api.get("/api/mentions", params=params)) for params in BATCHED_SEARCHES]
+    assert expected[0]["next_cursor"] and expected[0]["total"] > 25
+    app = create_app(corpus.project, batch_searches=True)
+    with BackgroundServer(app) as running, ThreadPoolExecutor(len(BATCHED_SEARCHES)) as pool:
+        batcher = app.state.listener.batcher
+        with batcher.held():
+            futures = [
+                pool.submit(httpx.get, f"{running.url}/api/mentions", params=params, timeout=120)
+                for params in BATCHED_SEARCHES
+            ]
+            _wait_for(lambda: batcher.waiting() == len(BATCHED_SEARCHES), "all searches wait")
+        answers = [ok(future.result()) for future in futures]
+        # A search sorted by relevance, or asking for a next page, is never held back.
+        with batcher.held():
+            relevance = ok(
+                httpx.get(
+                    f"{running.url}/api/mentions",
+                    params={"q": "acme", "sort": "relevance"},
+                    timeout=120,
+                )
+            )
+            following = ok(
+                httpx.get(
+                    f"{running.url}/api/mentions",
+                    params={"q": "acme", "cursor": answers[0]["next_cursor"]},
+                    timeout=120,
+                )
+            )
+    assert batcher.combined == len(BATCHED_SEARCHES) - 1  # the one that found nothing ran again
+    for params, want, got in zip(BATCHED_SEARCHES, expected, answers, strict=True):
+        want.pop("took_ms")
+        got.pop("took_ms")
+        assert got == want, params
+    assert relevance["total"] == expected[0]["total"]
+    plain = ok(api.get("/api/mentions", params={"q": "acme", "cursor": expected[0]["next_cursor"]}))
+    following.pop("took_ms")
+    plain.pop("took_ms")
+    assert following == plain
+
+
+def test_a_search_the_engine_refuses_fails_alone(
+    api: httpx.Client, session_client: Elasticsearch, corpus: Corpus
+) -> None:
+    """A query the engine cannot run gets the engine's error, the others their answers."""
+    from listener.web.batch import Page, SearchBatcher
+    from listener.web.search import SORTS, SOURCE_EXCLUDES, TRACK_TOTAL, build_query, build_request
+
+    index = mentions_alias(corpus.project.elasticsearch.index_prefix)
+    batcher = SearchBatcher(session_client, index, source_excludes=SOURCE_EXCLUDES)
+    query = build_query(build_request(corpus.project, query="acme"))
+    good = Page(query, SORTS["newest"], 26, TRACK_TOTAL)
+    bad = Page({"no_such_query": {"field": "x"}}, SORTS["newest"], 26, TRACK_TOTAL)
+    with ThreadPoolExecutor(2) as pool:
+        with batcher.held():
+            futures = [pool.submit(batcher.run, page) for page in (good, bad)]
+            _wait_for(lambda: batcher.waiting() == 2, "both searches wait")
+        assert (
+            futures[0].result().total == ok(api.get("/api/mentions", params={"q": "acme"}))["total"]
+        )
+        with pytest.raises(BadRequestError):
+            futures[1].result()
+    assert batcher.combined == 1
 
 
 def test_hostile_content_is_data_and_bad_urls_are_dropped(

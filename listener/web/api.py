@@ -41,6 +41,7 @@ from listener.store.indexer import mentions_alias
 from listener.store.queries import parse_time, parse_zone
 from listener.web import search as mention_search
 from listener.web.auth import bearer_scheme
+from listener.web.batch import SearchBatcher
 from listener.web.crawls import CrawlJob, CrawlManager
 from listener.web.models import (
     AuthorRow,
@@ -96,6 +97,7 @@ class WebState:
     client: Elasticsearch
     crawls: CrawlManager
     auth: bool
+    batcher: SearchBatcher | None = None  # first pages of concurrent searches share a request
 
 
 def get_state(request: Request) -> WebState:
@@ -384,7 +386,7 @@ def search_mentions(
         full=full,
     )
     try:
-        return mention_search.search(state.client, state.project, request)
+        return mention_search.search(state.client, state.project, request, state.batcher)
     except BadRequestError as error:
         # The engine parses the search text and the rule's query; a 400 means they are bad.
         if q is None and rule is None:

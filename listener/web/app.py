@@ -28,12 +28,14 @@ from listener import __version__
 from listener.config import ProjectConfig
 from listener.errors import ConfigError
 from listener.store.engine import connect
+from listener.store.indexer import mentions_alias
 from listener.web.api import WebState, open_router, router
 from listener.web.auth import TokenGuard, check_token, host_allowed
+from listener.web.batch import SearchBatcher
 from listener.web.coalesce import CoalesceReads, Flights
 from listener.web.crawls import CrawlManager
 from listener.web.export import router as export_router
-from listener.web.search import SearchInputError
+from listener.web.search import SOURCE_EXCLUDES, SearchInputError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ def create_app(
     token: str | None = None,
     client: Elasticsearch | None = None,
     loopback_only: bool | None = None,
+    batch_searches: bool | None = None,
 ) -> FastAPI:
     """The FastAPI app for ``project``.
 
@@ -84,18 +87,31 @@ def create_app(
     ``client``: use this Elasticsearch client instead of connecting at startup
     (the caller owns it). ``loopback_only`` (default: when there is no token)
     rejects requests whose ``Host`` header is not a loopback name, which stops
-    DNS-rebinding attacks on a token-less local server.
+    DNS-rebinding attacks on a token-less local server. ``batch_searches`` (default: on
+    the embedded engine, which runs one search at a time) lets different mention searches
+    in flight together share one engine request (:mod:`listener.web.batch`).
     """
     check_token(token)
     restrict_hosts = token is None if loopback_only is None else loopback_only
+    if batch_searches is None:
+        batch_searches = not project.elasticsearch.url
     crawls = CrawlManager(project.path, project.home)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.ExitStack() as stack:
             es = client if client is not None else stack.enter_context(connect(project))
+            batcher = (
+                SearchBatcher(
+                    es,
+                    mentions_alias(project.elasticsearch.index_prefix),
+                    source_excludes=SOURCE_EXCLUDES,
+                )
+                if batch_searches
+                else None
+            )
             app.state.listener = WebState(
-                project=project, client=es, crawls=crawls, auth=token is not None
+                project=project, client=es, crawls=crawls, auth=token is not None, batcher=batcher
             )
             try:
                 yield

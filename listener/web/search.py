@@ -39,6 +39,7 @@ from listener.mention import SourceKind
 from listener.rules import Rule, RuleInput, parse_rule, tokenize
 from listener.rules import syntax as rule_syntax
 from listener.store.indexer import mentions_alias
+from listener.web.batch import SORTABLE, Page, SearchBatcher
 from listener.web.models import (
     AuthorOut,
     EngagementOut,
@@ -72,7 +73,7 @@ TRACK_TOTAL = 10_000
 _RULE_BATCH = 200
 _RULE_BATCHES = 25  # at most this many batches are examined for one page of a pre-filtered rule
 _CURSOR_VERSION = 1
-_SOURCE_EXCLUDES = ["entities", "phrases", "brands.positions", "cluster_id"]
+SOURCE_EXCLUDES = ["entities", "phrases", "brands.positions", "cluster_id"]
 
 
 class SearchInputError(ValueError):
@@ -532,8 +533,17 @@ def to_mention(document: dict[str, Any], highlighter: Highlighter, *, full: bool
     )
 
 
-def search(client: Elasticsearch, config: ProjectConfig, request: SearchRequest) -> SearchOut:
-    """One page of mentions for a validated request, newest (or as sorted) first."""
+def search(
+    client: Elasticsearch,
+    config: ProjectConfig,
+    request: SearchRequest,
+    batcher: SearchBatcher | None = None,
+) -> SearchOut:
+    """One page of mentions for a validated request, newest (or as sorted) first.
+
+    With ``batcher``, a first page sorted by date may share one engine request with
+    other searches running at the same moment (:mod:`listener.web.batch`).
+    """
     started = time.perf_counter()
     after = decode_cursor(request)
     query = build_query(request)
@@ -544,14 +554,20 @@ def search(client: Elasticsearch, config: ProjectConfig, request: SearchRequest)
         "index": index,
         "query": query,
         "sort": sort,
-        "source_excludes": _SOURCE_EXCLUDES,
+        "source_excludes": SOURCE_EXCLUDES,
         "ignore_unavailable": True,
         "allow_no_indices": True,
     }
     kept: list[dict[str, Any]] = []
     total, relation = 0, "eq"
     resume: list[Any] | None = None  # sort values to continue after; None at the end
-    if exact:
+    if exact and batcher is not None and after is None and request.sort in SORTABLE:
+        combined = batcher.run(Page(query, sort, request.size + 1, TRACK_TOTAL))
+        total, relation = combined.total, combined.relation
+        kept = combined.hits[: request.size]
+        if len(combined.hits) > request.size:
+            resume = kept[-1]["sort"]
+    elif exact:
         extra: dict[str, Any] = {"search_after": after} if after is not None else {}
         response = client.search(
             size=request.size + 1, track_total_hits=TRACK_TOTAL, **common, **extra
@@ -639,7 +655,7 @@ def get_mention(
         index=mentions_alias(config.elasticsearch.index_prefix),
         query={"term": {"id": mention_id}},
         size=1,
-        source_excludes=_SOURCE_EXCLUDES,
+        source_excludes=SOURCE_EXCLUDES,
         ignore_unavailable=True,
         allow_no_indices=True,
     )
