@@ -11,6 +11,7 @@ from listener.crawl.settings import download_slots
 from listener.plugins.lemmy import LemmySource
 from listener.plugins.web import WebSource
 from listener.sdk.replay import Route
+from listener.service.testing import Served, TimedReplayServer
 from listener.testing import replay_crawl, write_project
 
 FEED = (demo_site.DIRECTORY / "technews" / "feed.xml").read_bytes()
@@ -105,3 +106,32 @@ def test_production_delays_space_out_a_sources_requests() -> None:
 
     fast = replay_crawl("web", options, empty_feeds(3))
     assert sorted(r.path for r in fast.requests if r.path in paths) == sorted(paths)
+
+
+# ------------------------------------------------------------------ concurrency per entry
+
+
+def _most_in_flight(served: list[Served]) -> int:
+    """The most requests the server was answering at one moment."""
+    events = sorted(
+        [(s.started, 1) for s in served] + [(s.finished, -1) for s in served],
+        key=lambda event: (event[0], event[1]),  # an answer ends before the next one starts
+    )
+    return max(itertools.accumulate(change for _, change in events))
+
+
+def test_an_entrys_concurrency_holds_with_no_delay() -> None:
+    # Scrapy 2.19 under the asyncio reactor starts a request's download in a task that runs
+    # later, so a slot with no delay handed every queued request out at once (2-3 in flight
+    # for concurrency = 1); listener's downloader counts a request as soon as it is handed out.
+    paths = [f"/feed{n}.xml" for n in range(3)]
+    server = TimedReplayServer(
+        [Route(path, body=EMPTY_FEED, headers=FEED_HEADERS) for path in paths], delay=0.3
+    )
+    with server:
+        options = {"feeds": [f"{{base_url}}{path}" for path in paths], "concurrency": 1}
+        result = replay_crawl("rss", options, [], server=server)
+        served = server.timeline(set(paths))
+    assert result.source["fetch_errors"] == 0
+    assert len(served) == 3
+    assert _most_in_flight(served) == 1

@@ -5,8 +5,7 @@ is configured through ``LISTENER_REDIS_URL`` and ``LISTENER_ES_URL``. The
 replay server answers slowly and logs when each request arrived and was
 answered; every source entry is one feed, so one crawl makes one request to
 it, and two requests for one entry in flight at once would mean two workers
-crawled it at once. (Not ``concurrency = 1`` with several feeds: Scrapy 2.19
-under the asyncio reactor starts more than one request of a slot at once.)
+crawled it at once.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from listener.config import ProjectConfig
 
 ITEM_PIPELINE = "listener.crawl.pipelines.MentionPipeline"
 PROGRESS_EXTENSION = "listener.crawl.progress.CrawlProgress"
+#: Scrapy's downloader, with a slot's concurrency enforced under asyncio (see the module).
+DOWNLOADER = "listener.crawl.downloader.Downloader"
 
 
 def download_slots(project: ProjectConfig) -> dict[str, dict[str, Any]]:
@@ -42,6 +44,7 @@ def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
     crawl = project.crawl
     return {
         "DOWNLOAD_SLOTS": download_slots(project),
+        "DOWNLOADER": DOWNLOADER,
         "BOT_NAME": "listener",
         "USER_AGENT": crawl.user_agent,
         "ROBOTSTXT_OBEY": crawl.obey_robots_txt,
