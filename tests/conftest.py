@@ -111,6 +111,62 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if any(defs and defs[-1].scope in wide for defs in info.name2fixturedefs.values()):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    _long_ones_first(items)
+
+
+#: The longest tests (or files whose tests share one worker), longest first, as
+#: ``python -m pytest --durations=60`` measured them. pytest-xdist hands out work in
+#: collection order (``--no-loadscope-reorder`` in pyproject's addopts), so these start
+#: first and the short tests fill in around them; a long test started last would hold up
+#: the whole run on one core. Order only: which tests run, and how, is unchanged.
+LONG_FIRST = (
+    "tests/test_rules_agreement.py",
+    "tests/test_service_cluster.py::test_two_workers_one_killed_mid_crawl",
+    "tests/test_faults.py::test_engine_killed_mid_crawl",
+    "tests/test_plugin_sdk.py::test_scaffolded_plugin",
+    "tests/test_service_run.py::test_listener_run_picks_up_new_items_and_resumes_after_sigterm",
+    "tests/test_crawl_e2e.py::test_crawl_enrich_index_and_query_the_demo_site",
+    "tests/test_code_quality.py::test_mypy_is_clean",
+    "tests/test_plugin_sdk.py::test_plugins_check_passes_from_the_installed_wheel",
+    "tests/test_faults.py::test_a_broken_cluster_gets_every_mention_spooled_then_indexed",
+    "tests/test_first_use.py::test_cluster_down_is_one_line",
+    "tests/test_enrichment_pool.py::test_a_crawl_stores_the_same_mentions",
+    "tests/test_crawl_e2e.py::test_engine_down_mid_crawl",
+    "tests/test_faults.py::test_mentions_saved_nowhere",
+    "tests/test_first_use.py::test_broken_and_malformed_sources",
+    "tests/test_crawl_e2e.py::test_scrapy_crawl_command",
+    "tests/test_crawl_e2e.py::test_broken_sources_are_reported",
+    "tests/test_faults.py::test_future_dated_mentions",
+    "tests/test_faults.py::test_an_unwritable_spool",
+    "tests/test_crawl_e2e.py::test_demo_command",
+    "tests/test_enrichment_pool.py::test_enrichment_workers_exit",
+    "tests/test_first_use.py::test_a_401_is_reported",
+)
+
+
+def _long_ones_first(items: list[pytest.Item]) -> None:
+    """Sort the LONG_FIRST tests to the front in that order, then ``slow`` ones, then the rest.
+
+    A test sharing a worker with others (an ``xdist_group``) moves with its whole group,
+    placed by its group's longest member. The sort is stable: otherwise collection order.
+    """
+    last = len(LONG_FIRST)
+
+    def rank(item: pytest.Item) -> int:
+        for place, prefix in enumerate(LONG_FIRST):
+            if item.nodeid.startswith(prefix):
+                return place
+        return last if item.get_closest_marker("slow") else last + 1
+
+    def group(item: pytest.Item) -> str:
+        marker = item.get_closest_marker("xdist_group")
+        return str(marker.args[0] if marker and marker.args else item.nodeid)
+
+    best: dict[str, int] = {}
+    for item in items:
+        key = group(item)
+        best[key] = min(best.get(key, last + 1), rank(item))
+    items.sort(key=lambda item: best[group(item)])
 
 
 @dataclass(frozen=True)
