@@ -169,17 +169,25 @@ REACH_NOTE = (
 )
 
 
-def show_table(table: Any, output_format: str, text_columns: Sequence[str] | None = None) -> None:
-    """Print an analytics Table: text with its notes, or JSON/CSV rows only.
+def show_table(
+    table: Any, output_format: str, text_columns: Sequence[str] | None = None, hint: str = ""
+) -> None:
+    """Print an analytics Table: text with its notes, or JSON/CSV rows only; then ``hint``
+    (why the range held nothing) on stderr.
 
     ``text_columns`` narrows what the text table shows (JSON and CSV have every column).
     """
     if output_format == "json":
         click.echo(table.to_json())
-        return
-    if output_format == "csv":
+    elif output_format == "csv":
         click.echo(table.to_csv(), nl=False)
-        return
+    else:
+        _print_text(table, text_columns)
+    if hint:
+        click.echo(hint, err=True)
+
+
+def _print_text(table: Any, text_columns: Sequence[str] | None) -> None:
     columns = list(text_columns or [c for c in table.columns if c not in _TEXT_HIDDEN])
     rows = []
     for row in table.rows:
