@@ -9,7 +9,8 @@ by :meth:`Indexer.index` (in batches of ``--batch``, the crawl's batch size)
 and to the other by ``helpers.bulk`` (same batches, no cross-month check),
 taking turns batch by batch, ``--rounds`` times. Prints docs per second of the
 median batch's wall time and docs per CPU second (this process and the engine)
-over all batches, for both, and the ratios. The Indexer also keeps a
+over all batches, for both, and the ratios, then the median cost of the
+location record's read-and-add for a batch of new ids. The Indexer also keeps a
 re-crawled mention whose date moved to another month from being stored twice;
 raw bulk does not, which is the work being priced here.
 
@@ -25,6 +26,7 @@ import os
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -122,6 +124,19 @@ def rates(costs: list[tuple[float, float]], batch: int) -> tuple[float, float]:
     )
 
 
+def record_cost(indexer: Indexer, batch: int, times: int = 50) -> float:
+    """Median milliseconds of the location record's read-and-add for a batch of new ids
+    (the Indexer's only work per batch besides the bulk request raw bulk also makes)."""
+    index = indexer.index_name_for(mentions("record", 1, 1)[0])
+    costs = []
+    for _ in range(times):
+        entries = {uuid.uuid4().hex: [index] for _ in range(batch)}
+        started = time.perf_counter()
+        indexer.location_store.merge(entries)
+        costs.append(time.perf_counter() - started)
+    return statistics.median(costs) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--months", type=int, nargs="+", default=[1, 24])
@@ -131,6 +146,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     arguments = parser.parse_args()
     rows = []
+    record_ms: list[float] = []
     with tempfile.TemporaryDirectory(prefix="listener-bench-index-") as scratch:
         folder = Path(scratch)
         os.environ["LISTENER_HOME"] = str(folder / "home")  # never the user's own
@@ -155,6 +171,7 @@ def main() -> None:
                 raw_rate = rates(raw_costs, arguments.batch)
                 listener_rate = rates(listener_costs, arguments.batch)
                 rows.append((months, indices, raw_rate, listener_rate))
+                record_ms.append(record_cost(listener, arguments.batch))
             client.close()
     print(
         f"{arguments.history} mentions of history, {arguments.new} new per round in batches of "
@@ -171,6 +188,13 @@ def main() -> None:
             f"{listener_rate[0] / raw_rate[0]:>7.2f}x"
             f"{raw_rate[1]:>11.0f}{listener_rate[1]:>15.0f}{listener_rate[1] / raw_rate[1]:>7.2f}x"
         )
+    print(
+        "location record (read-and-add per batch of "
+        f"{arguments.batch} new ids, median): "
+        + ", ".join(
+            f"{ms:.2f} ms at {m} months" for m, ms in zip(arguments.months, record_ms, strict=True)
+        )
+    )
 
 
 if __name__ == "__main__":
