@@ -78,3 +78,21 @@ def test_copies_of_stored_mentions_are_found_through_the_index(
     )
     assert copy.duplicate and copy.cluster_id == stored.id
     assert not other.duplicate
+
+
+def test_a_crawl_remembers_only_its_last_mentions() -> None:
+    # Memory stays bounded however many items a crawl finds: beyond the window, mentions
+    # are stored in the index by then and found through the lookup instead.
+    deduplicator = Deduplicator(window=40)
+    texts = [f"Story {n}: " + " ".join(f"word{n}x{k}" for k in range(12)) for n in range(200)]
+    for start in range(0, 200, 16):
+        deduplicator.assign([mention(n, texts[n]) for n in range(start, min(start + 16, 200))])
+    recent = {mention(n, texts[n]).id for n in range(160, 200)}
+    remembered = {known.id for heads in deduplicator.seen.values() for known in heads}
+    assert remembered == recent
+    assert {known.id for known in deduplicator.exact_seen.values()} == recent
+    [copy_of_recent, copy_of_forgotten] = deduplicator.assign(
+        [mention(1000, texts[199].upper()), mention(1001, texts[3].upper())]
+    )
+    assert copy_of_recent.duplicate and copy_of_recent.cluster_id == mention(199, "").id
+    assert not copy_of_forgotten.duplicate  # no lookup here: only the index would know it

@@ -12,6 +12,11 @@ on any engine; the signature decides.
 The first mention of a cluster (already stored, or earlier in the same crawl)
 gives the cluster its id; later copies get ``duplicate = True`` so share of
 voice can count unique mentions. Measured by ``bench/eval_dedupe.py``.
+
+A :class:`Deduplicator` remembers the last :data:`WINDOW` mentions it
+assigned (about 5.5 KB each), so a crawl's memory stays bounded however many
+items it finds; older ones have been indexed by then and are found through
+``lookup`` like any stored mention. Measured by ``bench/crawl_memory.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import hashlib
 import itertools
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +38,8 @@ PERMUTATIONS = 64
 BANDS = 16
 ROWS = PERMUTATIONS // BANDS
 THRESHOLD = 0.6
+#: Mentions of a crawl a Deduplicator compares with directly (the most recent ones).
+WINDOW = 10_000
 _PRIME = np.uint64(4294967311)  # > 2**32: a universal hash family on 32-bit values
 _generator = np.random.default_rng(20261123)
 _A = _generator.integers(1, 2**32 - 1, size=PERMUTATIONS, dtype=np.uint64)
@@ -141,6 +149,9 @@ class Deduplicator:
     lookup: Any = None
     seen: dict[str, list[_Known]] = field(default_factory=dict)
     exact_seen: dict[str, _Known] = field(default_factory=dict)
+    #: How many of the last assigned mentions are remembered (see the module docstring).
+    window: int = WINDOW
+    _order: deque[tuple[_Known, list[str]]] = field(default_factory=deque, repr=False)
 
     def assign(self, mentions: Sequence[Mention]) -> list[Mention]:
         """Copies of ``mentions`` with ``cluster_id``, ``duplicate`` and ``dedupe`` set."""
@@ -167,7 +178,22 @@ class Deduplicator:
                     }
                 )
             )
+            self._order.append((entry, keys))
+        self._forget_oldest()
         return result
+
+    def _forget_oldest(self) -> None:
+        """Drop what is remembered of mentions beyond the window, oldest first."""
+        while len(self._order) > self.window:
+            entry, keys = self._order.popleft()
+            if self.exact_seen.get(entry.exact) is entry:
+                del self.exact_seen[entry.exact]
+            for key in keys:
+                kept = [known for known in self.seen.get(key, ()) if known is not entry]
+                if kept:
+                    self.seen[key] = kept
+                else:
+                    self.seen.pop(key, None)
 
     def _stored_candidates(self, prints: Iterable[tuple[str, list[int]]]) -> list[_Known]:
         if self.lookup is None:
