@@ -112,6 +112,10 @@ class SearchBatcher:
         try:
             self._execute(batch)
         finally:
+            for other in batch[1:]:  # never leave a search waiting (an interrupted request)
+                if not other.done.is_set():
+                    other.error = other.error or RuntimeError("the combined search was interrupted")
+                    other.done.set()
             self._hand_over()
         return self._outcome(page)
 
