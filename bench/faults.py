@@ -10,6 +10,7 @@ or nowhere (lost). Run::
     python bench/faults.py html_bulk       # bulk answered 200 with an HTML page
     python bench/faults.py unwritable      # cluster 404 and the spool directory unwritable
     python bench/faults.py bomb            # a 0.5 MB gzip bomb (512 MB): peak memory of the crawl
+    python bench/faults.py sigterm         # SIGTERM during a 100,000-item feed: seconds to stop
     python bench/faults.py all
 
 Prints one line per scenario. Needs the embedded engine (noida-db) installed.
@@ -285,9 +286,131 @@ def scenario_bomb(folder: Path, engine_url: str, megabytes: int = 512) -> dict[s
     }
 
 
+def checkpoint_covers(home: Path, label: str, feed_key: str) -> Any:
+    """Whether the saved checkpoint makes the next run skip an item (so it had better be kept)."""
+    path = home / "state" / f"{label}.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    value = (saved.get("newest") or {}).get(feed_key)
+    newest = datetime.fromisoformat(value) if value else None
+    seen = set((saved.get("seen") or {}).get(feed_key) or ())
+    has_seen = feed_key in (saved.get("seen") or {})
+
+    def covers(number: int) -> bool:
+        published = START + timedelta(minutes=number)
+        if newest is None or published > newest:
+            return False
+        if not has_seen:
+            return True
+        return mention_id("rss", canonicalize_url(f"https://news.example/acme/{number}")) in seen
+
+    return covers
+
+
+def count_indexed(url: str, prefix: str) -> int:
+    client = Elasticsearch(url, request_timeout=30)
+    try:
+        client.indices.refresh(index=f"{prefix}-mentions", ignore_unavailable=True)
+        body = client.options(ignore_status=404).count(index=f"{prefix}-mentions").body
+        return int(body.get("count", 0))
+    except Exception:
+        return 0
+    finally:
+        client.close()
+
+
+def all_indexed_ids(url: str, prefix: str) -> set[str]:
+    client = Elasticsearch(url, request_timeout=120)
+    found: set[str] = set()
+    try:
+        client.indices.refresh(index=f"{prefix}-mentions", ignore_unavailable=True)
+        after: list[Any] | None = None
+        while True:
+            extra = {"search_after": after} if after else {}
+            body = (
+                client.options(ignore_status=404)
+                .search(index=f"{prefix}-mentions", size=5000, source_includes=["id"],
+                        sort=[{"id": "asc"}], **extra)
+                .body
+            )  # fmt: skip
+            hits = body.get("hits", {}).get("hits", [])
+            if not hits:
+                return found
+            found.update(hit["_id"] for hit in hits)
+            after = hits[-1]["sort"]
+    finally:
+        client.close()
+
+
+def scenario_sigterm(
+    folder: Path, engine_url: str, total: int = 100_000, after: int = 300, patience: float = 180
+) -> dict[str, Any]:
+    """SIGTERM a crawl of one ``total``-item feed once ``after`` mentions are indexed.
+
+    Reports the seconds from the signal to the exit, the exit code, what the
+    summary and the run file claimed against what the index holds, and how many
+    mentions were lost: neither indexed, spooled nor dead-lettered, yet covered
+    by the saved checkpoint (so the next run would not fetch them again).
+    """
+    home = folder / "home"
+    body = feed(total)
+    prefix = f"sigterm{os.getpid()}"
+    rss = {"Content-Type": "application/rss+xml"}
+    with ReplayServer([Route("/big.xml", body=body, headers=rss)]) as site:
+        url = f"{site.url}/big.xml"
+        project = project_file(folder / "p", [url], prefix, "max_download_mb = 64\n")
+        started = time.monotonic()
+        with subprocess.Popen(
+            crawl_command(project), env=environment(home, engine_url), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        ) as crawler:  # fmt: skip
+            signalled = None
+            while crawler.poll() is None and signalled is None:
+                if count_indexed(engine_url, prefix) >= after:
+                    crawler.send_signal(signal.SIGTERM)
+                    signalled = time.monotonic()
+                else:
+                    time.sleep(0.5)
+            try:
+                out, err = crawler.communicate(timeout=patience)
+            except subprocess.TimeoutExpired:
+                crawler.kill()
+                out, err = crawler.communicate()
+            stopped = time.monotonic()
+    indexed = all_indexed_ids(engine_url, prefix)
+    spooled = ids_in(sorted((home / "spool").glob("*.ndjson")))
+    dead = ids_in([home / "dead-letter.ndjson"])
+    kept = indexed | spooled | dead
+    covers = checkpoint_covers(home, "gen", url)
+    lost = 0
+    for number in range(total):
+        key = mention_id("rss", canonicalize_url(f"https://news.example/acme/{number}"))
+        if key not in kept and covers(number):
+            lost += 1
+    runs = sorted((home / "runs").glob("*.json"))
+    run = json.loads(runs[-1].read_text()) if runs else {}
+    summary = next((line for line in (out + err).splitlines() if "crawl finished" in line), "")
+    return {
+        "scenario": "sigterm",
+        "generated": total,
+        "feed_mb": round(len(body) / 1e6, 1),
+        "sigterm_after_seconds": round(signalled - started, 1) if signalled else None,
+        "seconds_to_stop": round(stopped - signalled, 1) if signalled else None,
+        "killed_after_patience": crawler.returncode == -signal.SIGKILL,
+        "exit": crawler.returncode,
+        "in_index": len(indexed),
+        "in_spool": len(spooled),
+        "dead_lettered": len(dead),
+        "run_file_indexed": run.get("indexed"),
+        "run_file_seconds": run.get("elapsed_seconds"),
+        "summary": summary.strip(),
+        "lost": lost,
+        "left_for_next_run": total - len(kept) - lost,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    scenarios = ["kill", "empty404", "html_bulk", "unwritable", "bomb", "all"]
+    scenarios = ["kill", "empty404", "html_bulk", "unwritable", "bomb", "sigterm", "all"]
     parser.add_argument("scenario", choices=scenarios)
     chosen = parser.parse_args().scenario
     names = ["empty404", "html_bulk", "unwritable", "kill"] if chosen == "all" else [chosen]
@@ -300,6 +423,8 @@ def main() -> None:
                     row = scenario_kill(folder)
                 elif name == "bomb":
                     row = scenario_bomb(folder, engine.url)
+                elif name == "sigterm":
+                    row = scenario_sigterm(folder, engine.url)
                 else:
                     row = scenario_broken(folder, name, engine.url)
                 print(json.dumps(row), flush=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import Field
@@ -36,7 +36,15 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import FEED_ACCEPT, Feed, FeedEntry, read_feed, response_header
+from listener.sourcekit import (
+    FEED_ACCEPT,
+    Feed,
+    FeedEntry,
+    FeedStream,
+    read_feed,
+    response_header,
+    stream_feed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +90,28 @@ class RssSource(Source[RssOptions]):
         for feed in self.options.feeds:
             yield Request(url=feed, headers={"Accept": ACCEPT}, meta={"feed": feed})
 
-    def parse(self, response: Response) -> Iterable[Mention | Request]:
-        """Every entry of the feed as a Mention; a ValueError when it is no feed."""
+    def parse(self, response: Response) -> Iterator[Mention | Request]:
+        """Every entry of the feed as a Mention, as it is read; a ValueError when it is no feed.
+
+        A generator: a feed of 100,000 items is read a piece at a time (see
+        :func:`listener.sourcekit.stream_feed`), and an entry's checkpoint moves
+        only when the crawl takes its mention, so a crawl stopped half-way
+        fetches the rest next time.
+        """
         if response.status >= 400:
             raise ValueError(f"{response.url} answered HTTP {response.status}, not a feed")
-        feed = read_feed(
+        stream = stream_feed(
             response.body, response.url, response_header(response.headers, "content-type")
         )
+        return self._mentions(stream, response)
+
+    def _mentions(self, stream: FeedStream, response: Response) -> Iterator[Mention]:
+        feed = stream.feed
         skipped: Counter[str] = Counter()
-        mentions: list[Mention] = []
         feed_key = response.request.url
-        seen_before = 0
-        for entry in feed.entries:
+        seen_before = yielded = entries = 0
+        for entry in stream.entries:
+            entries += 1
             mention, reason = self._mention(entry, feed)
             if mention is None:
                 skipped[reason] += 1
@@ -101,12 +119,13 @@ class RssSource(Source[RssOptions]):
                 seen_before += 1  # incremental: an earlier run already had it
             else:
                 self.checkpoint.advance(feed_key, mention.published_at, mention.id)
-                mentions.append(mention)
+                yielded += 1
+                yield mention
         if feed.warning:
             self.report_problem(
                 f"{response.url} is a malformed {feed.format} feed ({feed.warning}); "
-                f"salvaged {len(mentions) + seen_before} mention(s) from the "
-                f"{len(feed.entries)} entries it could read"
+                f"salvaged {yielded + seen_before} mention(s) from the "
+                f"{entries} entries it could read"
             )
         if seen_before:
             log.info(
@@ -119,11 +138,10 @@ class RssSource(Source[RssOptions]):
                 "%s: skipped %d of %d entries of %s (%s)",
                 self.label,
                 skipped.total(),
-                len(feed.entries),
+                entries,
                 response.url,
                 details,
             )
-        return mentions
 
     def _mention(self, entry: FeedEntry, feed: Feed) -> tuple[Mention | None, str]:
         if entry.link is None:

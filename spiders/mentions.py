@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator
 from typing import Any
 
 import scrapy
@@ -74,6 +74,7 @@ class MentionsSpider(scrapy.Spider):
         spider.project = crawler.settings[PROJECT_SETTING]
         since = crawler.settings.get(SINCE_SETTING)
         spider.states = {}
+        spider.left_over = {}
         for source in instantiate_sources(spider.project):
             source.checkpoint = checkpoint_for(spider.project, source.label)
             source.since = since
@@ -101,6 +102,17 @@ class MentionsSpider(scrapy.Spider):
             self.crawler.stats.set_value("listener/checkpoints_kept", True)
             return
         for label, state in self.states.items():
+            left = self.left_over.get(label)
+            # Stopped early: the checkpoint covers only what reached the index or the spool.
+            if left and state.source.checkpoint.hand_back(left):
+                log.warning(
+                    "source %s: the crawl stopped before %d mention(s) were kept, and its "
+                    "checkpoint cannot tell which; it is not advanced, so the next run fetches "
+                    "them again",
+                    label,
+                    len(left),
+                )
+                continue
             try:
                 state.source.checkpoint.save()
             except OSError as error:
@@ -108,6 +120,8 @@ class MentionsSpider(scrapy.Spider):
 
     project: ProjectConfig
     states: dict[str, SourceState]
+    #: Per source label: ids of mentions taken but not kept because the crawl stopped first.
+    left_over: dict[str, set[str]]
 
     def _inc(self, key: str, count: int = 1) -> None:
         assert self.crawler.stats is not None
@@ -171,22 +185,24 @@ class MentionsSpider(scrapy.Spider):
             request=response.meta["listener_request"],
         )
         try:
-            results = list(state.source.parse(own_response))
+            results = iter(state.source.parse(own_response))
         except Exception as error:
             self._record_failure(state, f"{type(error).__name__}: {error}", response.url)
             return
-        state.consecutive_failures = 0
-        assert self.crawler.stats is not None
-        self.crawler.stats.set_value(f"listener/source/{label}/last_success", response.url)
-        # Parsed in part (a malformed feed with entries salvaged): a parse error, not a failure.
-        problems, state.source.problems = state.source.problems, []
-        for problem in problems:
-            self._inc(f"listener/source/{label}/parse_errors")
-            self._inc("listener/errors")
-            state.last_error = problem
-            self.crawler.stats.set_value(f"listener/source/{label}/last_error", problem)
-            log.warning("source %s: %s", label, problem)
-        for result in results:
+        # Taken one at a time: a feed of 100,000 items is never held whole, and a crawl
+        # asked to stop takes no more (what a source already counted in its checkpoint
+        # is handed back to it, so the next run fetches those items again).
+        while True:
+            if self.stopping:
+                self._leave_rest(label, results)
+                return
+            try:
+                result = next(results)
+            except StopIteration:
+                break
+            except Exception as error:  # what came before it stays taken
+                self._record_failure(state, f"{type(error).__name__}: {error}", response.url)
+                return
             if isinstance(result, Mention):
                 # The entry's label goes with the mention: --source filters by plugin or label.
                 result.source_label = label
@@ -201,6 +217,40 @@ class MentionsSpider(scrapy.Spider):
                     f"parse() yielded {type(result).__name__}, expected Mention or Request",
                     response.url,
                 )
+        state.consecutive_failures = 0
+        assert self.crawler.stats is not None
+        self.crawler.stats.set_value(f"listener/source/{label}/last_success", response.url)
+        # Parsed in part (a malformed feed with entries salvaged): a parse error, not a failure.
+        problems, state.source.problems = state.source.problems, []
+        for problem in problems:
+            self._inc(f"listener/source/{label}/parse_errors")
+            self._inc("listener/errors")
+            state.last_error = problem
+            self.crawler.stats.set_value(f"listener/source/{label}/last_error", problem)
+            log.warning("source %s: %s", label, problem)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the crawl was asked to stop (SIGTERM, Ctrl-C, a cancel) before it finished."""
+        return not self.crawler.crawling
+
+    def leave_for_next_run(self, label: str, mention_id: str) -> None:
+        """A mention the crawl took but did not keep (it stopped first): fetch it next time."""
+        self.left_over.setdefault(label, set()).add(mention_id)
+        self._inc("listener/left_for_next_run")
+
+    def _leave_rest(self, label: str, results: Iterator[Any]) -> None:
+        """Stop reading a response; hand back what its source already produced.
+
+        A generator is closed unread (its items never reached the checkpoint);
+        the rest of a list the source built at once is handed back item by item.
+        """
+        if isinstance(results, Generator):
+            results.close()
+            return
+        for result in results:
+            if isinstance(result, Mention):
+                self.leave_for_next_run(label, result.id)
 
     def _failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]

@@ -442,3 +442,148 @@ def test_a_redirect_to_another_private_address_is_refused(allowed: bool) -> None
     last_error = result.source["last_error"] or ""
     assert result.source["fetch_errors"] == 1
     assert ("refused a redirect" in last_error) is not allowed
+
+
+# -- stopping: a crawl asked to stop (SIGTERM, Ctrl-C, a web cancel) stops soon, loses nothing
+# What was enriched is indexed; what was taken from a source but not kept is handed back to
+# the source's checkpoint, so the next run fetches it again. The summary, the run file and
+# the exit code say what happened.
+
+
+def generated_id(number: int) -> str:
+    return mention_id("rss", canonicalize_url(f"https://news.example/acme/{number}"))
+
+
+def stored_ids(url: str, prefix: str) -> set[str]:
+    client = Elasticsearch(url)
+    try:
+        client.indices.refresh(index=f"{prefix}-mentions", ignore_unavailable=True)
+        body = client.search(index=f"{prefix}-mentions", size=1000, source_includes=["id"]).body
+        return {hit["_id"] for hit in body["hits"]["hits"]}
+    finally:
+        client.close()
+
+
+def skipped_next_time(home: Path, feed_url: str) -> set[int]:
+    """Item numbers the saved checkpoint makes the next run skip (``Source.is_new``)."""
+    checkpoint = Checkpoint(home / "state" / "gen.json")
+    newest = checkpoint.newest(feed_url)
+    skipped = set()
+    for number in range(120):
+        published = START + timedelta(minutes=number)
+        if newest is None or published > newest:
+            continue
+        if feed_url not in checkpoint.previous_seen or checkpoint.seen(
+            feed_url, generated_id(number)
+        ):
+            skipped.add(number)
+    return skipped
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_crawl_and_every_mention_is_kept_or_fetched_again(
+    engine: Any, prefix: str, tmp_path: Path
+) -> None:
+    total = 120
+    home = tmp_path / "home"
+    with ReplayServer([feed_route("/feed.xml", feed(total))]) as site:
+        url = f"{site.url}/feed.xml"
+        project = write_project(
+            tmp_path / "p", [url], prefix, extra="batch_size = 8\nenrich_processes = 1\n"
+        )
+        command = [sys.executable, "-m", "listener.cli", "crawl", "-c", str(project)]
+        with subprocess.Popen(
+            command, env=environment(home, engine.url), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        ) as crawler:  # fmt: skip
+            # The first batch is in: stop it, as systemd or a web cancel does.
+            while crawler.poll() is None and count(engine.url, prefix) < 8:
+                time.sleep(0.05)  # fault injection: watch a crawl running in another process
+            crawler.send_signal(signal.SIGTERM)
+            _, err = crawler.communicate(timeout=120)
+        assert crawler.returncode == 6, err
+        indexed = stored_ids(engine.url, prefix)
+        assert 8 <= len(indexed) < total
+        # The summary and the run file report what the index holds, and the real duration.
+        assert f"{len(indexed)} indexed" in err
+        assert "stopped before it finished" in err
+        assert "left for the next run" in err
+        run = json.loads(sorted((home / "runs").glob("*.json"))[-1].read_text())
+        assert run["indexed"] == len(indexed)
+        assert run["finish_reason"] == "shutdown"
+        assert run["elapsed_seconds"] > 0
+        # Nothing lost: every item is indexed or spooled, or the checkpoint lets it be fetched.
+        spooled = {d["id"] for d in ndjson_lines(sorted((home / "spool").glob("*.ndjson")))}
+        kept = indexed | spooled
+        skipped = skipped_next_time(home, url)
+        lost = [n for n in range(total) if generated_id(n) not in kept and n in skipped]
+        assert lost == []
+        assert run["left_for_next_run"] >= 1
+
+        again = subprocess.run(
+            command, env=environment(home, engine.url), capture_output=True, text=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+    assert stored_ids(engine.url, prefix) == {generated_id(n) for n in range(total)}
+
+
+def test_a_checkpoint_gives_back_what_a_stopped_crawl_did_not_keep(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    before = Checkpoint(path)
+    before.advance("feed", START, "old")
+    before.save()
+
+    checkpoint = Checkpoint(path)
+    for number in range(1, 6):
+        checkpoint.advance("feed", START + timedelta(minutes=number), f"item{number}")
+    checkpoint.advance("other", START, "elsewhere")
+    # Items 3 and 5 never reached the index: only items older than 3 stay covered.
+    assert checkpoint.hand_back(["item5", "item3"]) == set()
+    checkpoint.save()
+
+    after = Checkpoint(path)
+    assert after.newest("feed") == START + timedelta(minutes=2)
+    assert after.seen("feed", "item2")
+    assert not after.seen("feed", "item3")
+    assert not after.seen("feed", "item5")
+    assert after.newest("other") == START
+    # An item no advance() named cannot be placed: the caller must not save.
+    assert after.hand_back(["never-advanced"]) == {"never-advanced"}
+
+
+def test_handing_back_everything_keeps_the_previous_run_s_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    first = Checkpoint(path)
+    first.advance("feed", START + timedelta(minutes=10), "a")
+    first.save()
+    checkpoint = Checkpoint(path)
+    checkpoint.advance("feed", START + timedelta(minutes=20), "b")
+    checkpoint.advance("fresh", START, "c")
+    checkpoint.hand_back(["b", "c"])
+    assert checkpoint.to_dict()["newest"] == {"feed": (START + timedelta(minutes=10)).isoformat()}
+
+
+def test_a_cancelled_web_crawl_reports_what_its_summary_counted() -> None:
+    from listener.crawl.progress import CrawlSummary, SourceSummary
+    from listener.web.crawls import CrawlJob
+
+    summary = CrawlSummary(
+        found=1304,
+        indexed=1152,
+        left_for_next_run=152,
+        finish_reason="shutdown",
+        sources={"gen": SourceSummary("gen", mentions=1304, indexed=1152, last_success="now")},
+        elapsed=41.5,
+    )
+    job = CrawlJob(id="0" * 12, command=[], since=None)
+    job.feed("[   30s] pages 1  found 1280  indexed 704  dropped 0  errors 0\n")
+    job.cancelled = True
+    for line in summary.lines():
+        job.feed(line + "\n")
+    job.finish(6)
+    view = job.view()
+    assert view.state == "cancelled" and view.exit_code == 6
+    assert (view.progress.found, view.progress.indexed) == (1304, 1152)
+    assert view.summary[0].startswith("crawl finished in 41.5 s")
+    assert "152 mentions taken but not kept are left for the next run" in view.summary[1]

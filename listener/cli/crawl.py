@@ -12,6 +12,7 @@ from listener.cli.options import config_option, parse_time, store
 from listener.cli.output import (
     EXIT_PARTIAL,
     EXIT_SPOOLED,
+    EXIT_STOPPED,
     EXIT_UNSAVED,
     EXIT_USAGE,
     err,
@@ -51,7 +52,7 @@ def crawl(ctx: click.Context, config_path: Path, since: str | None) -> None:
 
 def _exit_for(summary: Any, project: ProjectConfig) -> None:
     """Exit 5 when mentions could not be spooled, 3 when they were (or wait in the spool),
-    1 when every source failed, 4 when some did."""
+    6 when the crawl was stopped by a signal, 1 when every source failed, 4 when some did."""
     if summary.lost:
         fail(
             f"{summary.lost} mentions could not be saved anywhere (index, spool or dead-letter "
@@ -81,6 +82,13 @@ def _exit_for(summary: Any, project: ProjectConfig) -> None:
             f"{waiting} mentions wait in the spool because {where} was unreachable; "
             "run the crawl again once it is back to index them",
             EXIT_SPOOLED,
+        )
+    if summary.stopped:
+        fail(
+            f"the crawl was stopped before it finished (SIGTERM or Ctrl-C): {summary.indexed} "
+            f"mentions indexed, {summary.left_for_next_run} left for the next run, which fetches "
+            "them again",
+            EXIT_STOPPED,
         )
     broken = [label for label, s in summary.sources.items() if s.health == "broken"]
     if summary.sources and len(broken) == len(summary.sources):

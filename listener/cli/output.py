@@ -32,6 +32,7 @@ EXIT_USAGE = 2
 EXIT_SPOOLED = 3
 EXIT_PARTIAL = 4
 EXIT_UNSAVED = 5
+EXIT_STOPPED = 6
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:

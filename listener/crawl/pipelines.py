@@ -50,6 +50,9 @@ class BatchOutcome:
     indexed_by_source: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     error: str | None = None
+    #: Not processed because the crawl was stopping: (mention id, source label), for the
+    #: checkpoints to give back.
+    left: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -153,9 +156,37 @@ class MentionPipeline:
             self.max_pending = MAX_PENDING_BATCHES + processes - 1
         self.stats.set_value("listener/enrich_processes", processes if self.enrich_pool else 1)
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the crawl was asked to stop (SIGTERM, Ctrl-C, a cancel)."""
+        return not self.crawler.crawling
+
+    def _leave_for_next_run(self, mentions: list[tuple[Mention, str]]) -> None:
+        """Mentions taken but not kept: their sources' checkpoints give them back."""
+        self._hand_back([(mention.id, label) for mention, label in mentions])
+
+    def _hand_back(self, left: list[tuple[str, str]]) -> None:
+        spider: Any = self.crawler.spider  # the MentionsSpider
+        for mention_id, label in left:
+            spider.leave_for_next_run(label, mention_id)
+
     async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         mention = item.get("mention")
         label = item.get("source_label", "?")
+        if self.stopping and isinstance(mention, Mention):
+            # Stopping: enriching more would keep the process up for minutes. Its source's
+            # checkpoint gives it back, so the next run fetches it again.
+            self._leave_for_next_run([(mention, label)])
+            raise DropItem(f"the crawl is stopping; {mention.url} is left for the next run")
+        # Back-pressure on every item, not only the one that fills a batch: Scrapy hands
+        # the pipeline up to CONCURRENT_ITEMS items at once, and without this each of them
+        # could start a batch, putting thousands of mentions in flight (a SIGTERM then had
+        # to wait for all of them to be enriched and indexed).
+        while len(self.pending) > self.max_pending and not self.stopping:
+            await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
+        if self.stopping and isinstance(mention, Mention):
+            self._leave_for_next_run([(mention, label)])
+            raise DropItem(f"the crawl is stopping; {mention.url} is left for the next run")
         if not isinstance(mention, Mention):
             try:
                 mention = Mention.model_validate(mention)
@@ -209,6 +240,9 @@ class MentionPipeline:
         """
         outcome = BatchOutcome()
         labels = {mention.id: label for mention, label in batch}
+        if self.stopping:  # not started yet: the next run fetches these again
+            outcome.left = [(mention.id, label) for mention, label in batch]
+            return outcome
         try:
             if enriching is None:
                 enriched = list(self.enricher.enrich(mention for mention, _ in batch))
@@ -360,6 +394,8 @@ class MentionPipeline:
         self._fold(future.result())
 
     def _fold(self, outcome: BatchOutcome) -> None:
+        if outcome.left:
+            self._hand_back(outcome.left)
         self.stats.inc_value("listener/indexed", outcome.indexed)
         self.stats.inc_value("listener/rejected", outcome.rejected)
         self.stats.inc_value("listener/spooled", outcome.spooled)
@@ -382,6 +418,9 @@ class MentionPipeline:
             self.stats.set_value("listener/last_batch_error", outcome.error)
 
     async def close_spider(self) -> None:
+        if self.stopping:  # not yet enriched: left for the next run (batches under way finish)
+            self._leave_for_next_run(self.buffer)
+            self.buffer = []
         self._submit()
         if self.pending:
             await asyncio.gather(*list(self.pending), return_exceptions=True)

@@ -54,6 +54,8 @@ class CrawlSummary:
     dead_lettered: int = 0
     spool_waiting: int = 0
     spool_replayed: int = 0
+    #: Taken from a source but not kept because the crawl was stopped; fetched next run.
+    left_for_next_run: int = 0
     duplicates: int = 0
     errors: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
@@ -74,6 +76,7 @@ class CrawlSummary:
             spool_waiting=int(stats.get("listener/spool_waiting", 0)),
             last_batch_error=stats.get("listener/last_batch_error"),
             spool_replayed=int(stats.get("listener/spool_replayed", 0)),
+            left_for_next_run=int(stats.get("listener/left_for_next_run", 0)),
             duplicates=int(stats.get("listener/duplicates", 0)),
             errors=int(stats.get("listener/errors", 0)),
             finish_reason=stats.get("finish_reason"),
@@ -107,6 +110,11 @@ class CrawlSummary:
         summary.sources = dict(sorted(per_source.items()))
         return summary
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the crawl was stopped (SIGTERM, Ctrl-C, a cancel) before it finished."""
+        return self.finish_reason == "shutdown"
+
     def lines(self) -> list[str]:
         """The human summary printed at the end of a crawl."""
         dropped = ", ".join(f"{reason} {count}" for reason, count in sorted(self.dropped.items()))
@@ -116,6 +124,11 @@ class CrawlSummary:
             f"({rate:.1f}/s), {self.indexed} indexed ({self.duplicates} duplicates), "
             f"dropped: {dropped or 'none'}, {self.errors} errors",
         ]
+        if self.stopped:
+            out.append(
+                f"  stopped before it finished: {self.left_for_next_run} mentions taken but not "
+                "kept are left for the next run (the checkpoints do not cover them)"
+            )
         if self.spool_replayed:
             out.append(f"  {self.spool_replayed} mentions from earlier runs' spool indexed")
         if self.spooled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ def run_crawl(
     settings.set("LOG_LEVEL", log_level, priority="cmdline")
     # The CLI owns the root log handler (see listener.cli.main); Scrapy only routes to it.
     settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    started = time.monotonic()
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(MentionsSpider)
     failures: list[Failure] = []
@@ -60,6 +62,9 @@ def run_crawl(
         raise CrawlFailed(f"crawl failed: {type(error).__name__}: {error}")
     stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
     summary = CrawlSummary.from_stats(stats)
+    # The whole run, as its user waited for it: Scrapy's own start/finish times leave out
+    # opening the store and closing it (engine start, the last batches, the durable save).
+    summary.elapsed = time.monotonic() - started
     if stats.get("listener/open_error"):
         raise CrawlFailed(str(stats["listener/open_error"]))
     if collect_to is None:
@@ -77,6 +82,8 @@ def record_run(project: ProjectConfig, summary: CrawlSummary) -> str:
         "indexed": summary.indexed,
         "spooled": summary.spooled,
         "spool_waiting": summary.spool_waiting,
+        "left_for_next_run": summary.left_for_next_run,
+        "finish_reason": summary.finish_reason,
         "lost": summary.lost,
         "dead_lettered": summary.dead_lettered,
         "rejected": summary.rejected,

@@ -182,6 +182,8 @@ class Checkpoint:
         self._seen: dict[str, dict[str, None]] = {
             str(k): dict.fromkeys(map(str, v)) for k, v in seen.items()
         }
+        #: Items advanced this run: id → (key, date), so :meth:`hand_back` can undo them.
+        self._taken: dict[str, tuple[str, datetime]] = {}
 
     def newest(self, key: str) -> datetime | None:
         """The newest publication time seen for ``key`` in earlier runs (not this one)."""
@@ -212,6 +214,37 @@ class Checkpoint:
             self.values[key] = seen.astimezone(UTC).isoformat()
         if item_id is not None:
             self._remember(key, item_id)
+            self._taken[item_id] = (key, seen)
+
+    def hand_back(self, item_ids: Iterable[str]) -> set[str]:
+        """Undo :meth:`advance` for items this run took but did not keep (it was stopped).
+
+        Each key then remembers only dates older than the earliest item handed
+        back (or what it remembered before this run), and forgets those ids, so
+        the next run asks for them again. Returns the ids this checkpoint does
+        not know (advanced without an id): the caller should not save it then.
+        """
+        unknown: set[str] = set()
+        earliest: dict[str, datetime] = {}
+        for item_id in item_ids:
+            taken = self._taken.pop(item_id, None)
+            if taken is None:
+                unknown.add(item_id)
+                continue
+            key, when = taken
+            earliest[key] = min(earliest.get(key, when), when)
+            self._seen.get(key, {}).pop(item_id, None)
+        for key, limit in earliest.items():
+            kept = [when for k, when in self._taken.values() if k == key and when < limit]
+            previous = self.previous.get(key)
+            if previous and not is_future(datetime.fromisoformat(previous)):
+                kept.append(datetime.fromisoformat(previous))
+            kept = [when for when in kept if not is_future(when)]
+            if kept:
+                self.values[key] = max(kept).astimezone(UTC).isoformat()
+            else:
+                self.values.pop(key, None)
+        return unknown
 
     def _remember(self, key: str, item_id: str) -> None:
         ids = self._seen.setdefault(key, {})

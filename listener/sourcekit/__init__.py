@@ -16,12 +16,20 @@ sources use nothing else. Import from here::
 - Text: :func:`html_to_text`, :func:`clean_text`, :func:`one_line`.
 - URLs: :func:`http_url`, :func:`canonical_url`, :func:`host_of`.
 - Secrets: :func:`secret_from_env`.
-- Feeds: :func:`read_feed` (RSS, Atom, JSON Feed) into :class:`Feed`/:class:`FeedEntry`.
+- Feeds: :func:`read_feed` (RSS, Atom, JSON Feed) into :class:`Feed`/:class:`FeedEntry`;
+  :func:`stream_feed` for the same entries one at a time (large feeds).
 - HTML pages: :func:`decode_html`, :func:`parse_html`, :func:`error_page_title`,
   :func:`response_header`, :func:`same_site` and friends.
 """
 
-from listener.sourcekit.feeds import FEED_ACCEPT, Feed, FeedEntry, read_feed
+from listener.sourcekit.feeds import (
+    FEED_ACCEPT,
+    Feed,
+    FeedEntry,
+    FeedStream,
+    read_feed,
+    stream_feed,
+)
 from listener.sourcekit.pages import (
     ACCEPT_HTML,
     decode_html,
@@ -57,6 +65,7 @@ __all__ = [
     "FEED_ACCEPT",
     "Feed",
     "FeedEntry",
+    "FeedStream",
     "canonical_url",
     "clean_text",
     "decode_html",
@@ -79,6 +88,7 @@ __all__ = [
     "search_terms",
     "secret_from_env",
     "sniff_body",
+    "stream_feed",
     "to_count",
     "to_float",
     "to_int",

@@ -4,26 +4,40 @@
 :class:`FeedEntry` items with plain text, aware UTC dates, absolute links and
 authors, whatever the format. The ``rss`` source is built on it, and any
 source that meets feeds (the ``web`` source's discovery) uses it too.
+
+:func:`stream_feed` gives the same entries one at a time, so a feed of
+100,000 items is never held whole: a well-formed RSS 2.0 or Atom document is
+cut into pieces of :data:`CHUNK_ENTRIES` entries with lxml's ``iterparse``
+(each piece keeps the document's root, namespaces and channel elements), and
+feedparser reads each piece, so every field is mapped exactly as feedparser
+maps it. A document that is not well-formed, declares a DTD or entities, or
+has another layout is read whole by feedparser, whose tolerance it needs.
 """
 
 from __future__ import annotations
 
+import codecs
+import copy
 import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from time import struct_time
 from typing import Any
 
 import feedparser
+from lxml import etree
 
 from listener.sourcekit.pages import describe_body
 from listener.sourcekit.values import http_url, parse_time, to_count
 from listener.text import html_to_text
 
-__all__ = ["FEED_ACCEPT", "Feed", "FeedEntry", "read_feed"]
+__all__ = ["FEED_ACCEPT", "Feed", "FeedEntry", "FeedStream", "read_feed", "stream_feed"]
+
+#: Entries per piece handed to feedparser when a large feed is streamed.
+CHUNK_ENTRIES = 200
 
 #: What a feed reader asks for: feeds first, generic XML/JSON after.
 FEED_ACCEPT = (
@@ -384,10 +398,167 @@ def read_feed(body: bytes, url: str, content_type: str = "") -> Feed:
     :class:`ValueError` naming ``url`` when the body is not a feed (an HTML error
     page, arbitrary JSON, an empty body) or is too malformed to yield any entry.
     """
+    stream = stream_feed(body, url, content_type)
+    stream.feed.entries = list(stream.entries)
+    return stream.feed
+
+
+@dataclass
+class FeedStream:
+    """A feed whose entries are read as they are asked for (see :func:`stream_feed`).
+
+    ``feed`` holds the feed's own fields (format, title, date, warning) and no
+    entries; ``entries`` yields them in document order, once.
+    """
+
+    feed: Feed
+    entries: Iterator[FeedEntry]
+
+
+def stream_feed(body: bytes, url: str, content_type: str = "") -> FeedStream:
+    """Like :func:`read_feed`, but the entries come one at a time, in bounded memory.
+
+    Raises :class:`ValueError` at once when the body is no feed (as
+    :func:`read_feed` does).
+    """
     media_type = content_type.split(";")[0].strip().lower()
     start = body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
     if not start:
         raise ValueError(f"{url} returned an empty body, not a feed")
     if start in (b"{", b"[") or (media_type.endswith("json") and start != b"<"):
-        return _read_json_feed(body, url)
-    return _read_xml_feed(body, url, content_type)
+        whole = _read_json_feed(body, url)
+    else:
+        prepared, prepared_type = _prepare_xml(body, content_type)
+        layout = _streamable(prepared, prepared_type)
+        if layout is not None:
+            head = _read_xml_feed(layout.document([]), url, "application/xml")
+            return FeedStream(head, _streamed_entries(prepared, layout, url))
+        whole = _read_xml_feed(body, url, content_type)
+    entries, whole.entries = whole.entries, []
+    return FeedStream(whole, iter(entries))
+
+
+# --------------------------------------------------------------------------- streaming
+
+_RSS_ITEM = "item"
+_ATOM = "{http://www.w3.org/2005/Atom}"
+# Documents that need feedparser's care: a DTD (entities), or no XML at all.
+_NEEDS_FEEDPARSER = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_DECLARED = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)", re.IGNORECASE)
+
+
+def _parser_events(body: bytes) -> Iterator[tuple[str, Any]]:
+    """lxml's iterparse over ``body``: no DTD, no entities, no network."""
+    return iter(
+        etree.iterparse(
+            io.BytesIO(body),
+            events=("start", "end"),
+            resolve_entities=False,
+            load_dtd=False,
+            no_network=True,
+            remove_comments=True,
+            remove_pis=True,
+        )
+    )
+
+
+@dataclass
+class _Layout:
+    """A streamable feed: its root, the element holding the entries, and the other children."""
+
+    root: Any
+    holder: Any | None  # RSS <channel> (None for Atom: entries sit in <feed>)
+    entry_tag: str
+    header: list[Any]
+
+    def document(self, entries: list[Any]) -> bytes:
+        """A small feed: the root, its channel elements and ``entries``, as UTF-8 XML."""
+        root = etree.Element(self.root.tag, attrib=dict(self.root.attrib), nsmap=self.root.nsmap)
+        parent = root
+        if self.holder is not None:
+            parent = etree.SubElement(root, self.holder.tag, attrib=dict(self.holder.attrib))
+        for element in self.header:
+            parent.append(copy.deepcopy(element))
+        for element in entries:
+            parent.append(element)
+        return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+
+
+def _same_encoding(body: bytes, content_type: str) -> bool:
+    """Whether lxml (the document's own declaration) and feedparser (HTTP first) agree."""
+    if "charset=" not in content_type.lower():
+        return True
+    charset = content_type.lower().split("charset=", 1)[1].split(";")[0].strip(" \"'")
+    declared = _DECLARED.match(body)
+    try:
+        ours = codecs.lookup(declared.group(1).decode() if declared else "utf-8").name
+        return codecs.lookup(charset).name == ours
+    except LookupError:
+        return False
+
+
+def _streamable(body: bytes, content_type: str) -> _Layout | None:
+    """The layout of a well-formed RSS 2.0/0.9x or Atom 1.0 document; None for anything else.
+
+    Reads the whole document once with lxml, keeping only the root, the
+    channel and the channel's own (non-entry) elements, so that memory stays
+    bounded whatever the number of entries.
+    """
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")) or _NEEDS_FEEDPARSER.search(body):
+        return None
+    if not _same_encoding(body, content_type):
+        return None
+    layout: _Layout | None = None
+    depth = 0
+    try:
+        for event, element in _parser_events(body):
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    if element.tag == "rss":
+                        layout = _Layout(element, None, _RSS_ITEM, [])
+                    elif element.tag == f"{_ATOM}feed":
+                        layout = _Layout(element, None, f"{_ATOM}entry", [])
+                    else:
+                        return None  # RSS 1.0, Atom 0.3, …: feedparser reads those whole
+                elif depth == 2 and layout is not None and layout.entry_tag == _RSS_ITEM:
+                    if element.tag != "channel" or layout.holder is not None:
+                        return None
+                    layout.holder = element
+                continue
+            depth -= 1
+            assert layout is not None
+            holder = layout.holder if layout.entry_tag == _RSS_ITEM else layout.root
+            parent = element.getparent()
+            if element.tag == layout.entry_tag:
+                if parent is None or parent is not holder:
+                    return None  # entries elsewhere: feedparser knows what to make of it
+                element.clear()
+                parent.remove(element)
+            elif parent is not None and parent is holder:
+                layout.header.append(copy.deepcopy(element))
+                element.clear()
+                parent.remove(element)
+    except etree.XMLSyntaxError:
+        return None
+    if layout is None or (layout.entry_tag == _RSS_ITEM and layout.holder is None):
+        return None
+    return layout
+
+
+def _streamed_entries(body: bytes, layout: _Layout, url: str) -> Iterator[FeedEntry]:
+    """The entries of a streamable document, read :data:`CHUNK_ENTRIES` at a time."""
+    chunk: list[Any] = []
+    for event, element in _parser_events(body):
+        if event != "end" or element.tag != layout.entry_tag:
+            continue
+        parent = element.getparent()
+        chunk.append(copy.deepcopy(element))
+        element.clear()
+        if parent is not None:
+            parent.remove(element)
+        if len(chunk) >= CHUNK_ENTRIES:
+            yield from _read_xml_feed(layout.document(chunk), url, "application/xml").entries
+            chunk = []
+    if chunk:
+        yield from _read_xml_feed(layout.document(chunk), url, "application/xml").entries
