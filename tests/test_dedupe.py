@@ -8,7 +8,15 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig
-from listener.crawl.dedupe import Deduplicator, index_lookup, normalise, signature, similarity
+from listener.crawl.dedupe import (
+    HEADS_PER_BAND,
+    BandIndex,
+    Deduplicator,
+    index_lookup,
+    normalise,
+    signature,
+    similarity,
+)
 from listener.mention import Mention
 from listener.store.indexer import Indexer, mentions_alias
 
@@ -96,3 +104,43 @@ def test_a_crawl_remembers_only_its_last_mentions() -> None:
     )
     assert copy_of_recent.duplicate and copy_of_recent.cluster_id == mention(199, "").id
     assert not copy_of_forgotten.duplicate  # no lookup here: only the index would know it
+
+
+def test_the_band_index_finds_stored_copies_by_id_and_skips_removed_heads(
+    client: Elasticsearch, project: ProjectConfig, engine: Any
+) -> None:
+    prefix = project.elasticsearch.index_prefix
+    indexer = Indexer(client, project)
+    indexer.install_templates()
+    # Stored before the band index existed: its first use fills it from the mentions.
+    [old] = Deduplicator().assign([mention(0, ORIGINAL)])
+    assert indexer.index([old]).indexed == 1
+    indexer.refresh()
+
+    crawl = Deduplicator(lookup=BandIndex(client, prefix))
+    [copy, fresh] = crawl.assign(
+        [mention(1, ORIGINAL.replace("Thursday", "Friday")), mention(2, "Initech hires 40 people.")]
+    )
+    assert copy.duplicate and copy.cluster_id == old.id
+    assert not fresh.duplicate
+    assert indexer.index([copy, fresh]).indexed == 2
+
+    # A later crawl finds the head this crawl recorded, through a new lookup.
+    [again] = Deduplicator(lookup=BandIndex(client, prefix)).assign(
+        [mention(3, "Initech hires 40 people today.")]
+    )
+    assert again.duplicate and again.cluster_id == fresh.id
+
+    # A head no longer stored (retention, erasure) is no candidate.
+    client.delete(index=indexer.index_name_for(fresh), id=fresh.id, refresh=True)
+    [alone] = Deduplicator(lookup=BandIndex(client, prefix)).assign(
+        [mention(4, "Initech hires 40 people today.")]
+    )
+    assert not alone.duplicate
+
+
+def test_a_band_keeps_a_bounded_number_of_heads() -> None:
+    texts = [f"{ORIGINAL} Update number {n} adds detail {n * 7}." for n in range(30)]
+    deduplicator = Deduplicator()
+    deduplicator.assign([mention(n, text) for n, text in enumerate(texts)])
+    assert max(len(heads) for heads in deduplicator.seen.values()) <= HEADS_PER_BAND

@@ -110,11 +110,11 @@ class MentionPipeline:
 
     def _open_store(self) -> None:
         """Connect (starting the embedded engine if needed), install templates, replay the spool."""
-        from listener.crawl.dedupe import Deduplicator, index_lookup
+        from listener.crawl.dedupe import BandIndex, Deduplicator
         from listener.enrichment import Enricher
         from listener.store.durability import engine_saves_for
         from listener.store.engine import connect
-        from listener.store.indexer import Indexer, mentions_alias
+        from listener.store.indexer import Indexer
 
         # A configured cluster that is down must not stop the crawl: batches are
         # spooled and indexed by the next run. (The embedded engine is started here.)
@@ -143,7 +143,7 @@ class MentionPipeline:
         self.enricher = Enricher(self.project, batch_size=self.batch_size)
         self._start_enrichment_workers()
         self.deduplicator = Deduplicator(
-            lookup=index_lookup(client, mentions_alias(self.project.elasticsearch.index_prefix))
+            lookup=BandIndex(client, self.project.elasticsearch.index_prefix)
         )
 
     def _start_enrichment_workers(self) -> None:

@@ -104,11 +104,9 @@ def reenrich(
             before[mention.id] = set(mention.brand_names)
             yield mention
 
-    from listener.crawl.dedupe import Deduplicator, index_lookup
+    from listener.crawl.dedupe import BandIndex, Deduplicator
 
-    deduplicator = Deduplicator(
-        lookup=index_lookup(client, mentions_alias(project.elasticsearch.index_prefix))
-    )
+    deduplicator = Deduplicator(lookup=BandIndex(client, project.elasticsearch.index_prefix))
     for batch in _batches(enricher.enrich(mentions()), BATCH):
         batch = deduplicator.assign(batch)
         for mention in batch:
