@@ -75,7 +75,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import extruct
 from pydantic import Field
 
 from listener import hookimpl
@@ -413,6 +412,8 @@ def _structured_graph(tree: Any, url: str, base: str) -> tuple[_Graph, Counter[s
         # HTML5 RDFa reads <time datetime>; extruct's RDFa parser only reads @content.
         for element in tree.xpath("//time[@property and @datetime and not(@content)]"):
             element.set("content", element.get("datetime"))
+    import extruct  # here, not at the top: see listener.sourcekit.pages.parse_html
+
     for syntax in syntaxes:
         try:
             extracted = extruct.extract(tree, base_url=base, syntaxes=[syntax], uniform=True)

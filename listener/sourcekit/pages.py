@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from extruct.utils import parse_xmldom_html
 from lxml import etree
 from w3lib.encoding import html_to_unicode
 
@@ -115,6 +114,10 @@ def decode_html(body: bytes, url: str, content_type: str = "") -> str:
 
 def parse_html(text: str, url: str) -> Any:
     """An lxml tree of the page (the flavour extruct's RDFa reader needs)."""
+    # Imported here: extruct pulls in rdflib, mf2py and BeautifulSoup (about 0.3 s of CPU),
+    # which every crawl and command that loads the built-in plugins would pay for otherwise.
+    from extruct.utils import parse_xmldom_html
+
     try:
         tree = parse_xmldom_html(text.encode("utf-8"), encoding="utf-8")
     except (etree.ParserError, ValueError) as error:
