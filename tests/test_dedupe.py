@@ -9,7 +9,7 @@ from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig
 from listener.crawl.dedupe import (
-    HEADS_PER_BAND,
+    MENTIONS_PER_BAND,
     BandIndex,
     Deduplicator,
     index_lookup,
@@ -143,4 +143,4 @@ def test_a_band_keeps_a_bounded_number_of_heads() -> None:
     texts = [f"{ORIGINAL} Update number {n} adds detail {n * 7}." for n in range(30)]
     deduplicator = Deduplicator()
     deduplicator.assign([mention(n, text) for n, text in enumerate(texts)])
-    assert max(len(heads) for heads in deduplicator.seen.values()) <= HEADS_PER_BAND
+    assert max(len(heads) for heads in deduplicator.seen.values()) <= MENTIONS_PER_BAND

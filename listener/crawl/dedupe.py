@@ -18,12 +18,12 @@ assigned (about 5.5 KB each), so a crawl's memory stays bounded however many
 items it finds; older ones have been indexed by then and are found through
 ``lookup`` like any stored mention. Measured by ``bench/crawl_memory.py``.
 
-Only cluster heads are candidates, at most :data:`HEADS_PER_BAND` per band
-(the earliest), so a batch's lookup costs the same with 1,000 or 100,000
-stored mentions: :class:`BandIndex` keeps band → heads in a small index
-beside the mentions and reads it by id (one multi-get per batch), where a
-search for the bands over the mentions grew with every stored copy (3.5 s a
-batch at 19,000 documents). Measured by ``bench/dedupe_lookup.py``.
+A band keeps at most :data:`MENTIONS_PER_BAND` candidates (the earliest),
+so a batch's lookup costs the same with 1,000 or 100,000 stored mentions:
+:class:`BandIndex` keeps band → candidates in a small index beside the
+mentions and reads it by id (one multi-get per batch), where a search for the
+bands over the mentions grew with every stored copy (3.5 s a batch at 19,000
+documents). Measured by ``bench/dedupe_lookup.py``.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ ROWS = PERMUTATIONS // BANDS
 THRESHOLD = 0.6
 #: Mentions of a crawl a Deduplicator compares with directly (the most recent ones).
 WINDOW = 10_000
-#: Cluster heads a band remembers (the first ones seen): the lookup's cost is bounded by it.
-HEADS_PER_BAND = 4
+#: Mentions a band remembers as candidates (the first ones seen): bounds the lookup's cost.
+MENTIONS_PER_BAND = 4
 _PRIME = np.uint64(4294967311)  # > 2**32: a universal hash family on 32-bit values
 _generator = np.random.default_rng(20261123)
 _A = _generator.integers(1, 2**32 - 1, size=PERMUTATIONS, dtype=np.uint64)
@@ -144,7 +144,7 @@ def index_lookup(client: Any, alias: str, limit: int = 1000) -> Any:
 
 
 def bands_index(prefix: str) -> str:
-    """The index of band → cluster heads of a project: ``<prefix>-dedupe-bands``."""
+    """The index of band → candidate mentions of a project: ``<prefix>-dedupe-bands``."""
     return f"{prefix}-dedupe-bands"
 
 
@@ -154,13 +154,14 @@ _BANDS_MAPPING: dict[str, Any] = {"dynamic": False, "properties": {}}
 
 
 class BandIndex:
-    """A :class:`Deduplicator` lookup reading band → cluster heads by id, not by search.
+    """A :class:`Deduplicator` lookup reading band → candidates by id, not by search.
 
-    Heads are added when :meth:`record` is given the mentions a batch assigned
-    (called by :meth:`Deduplicator.assign`). A head that is no longer stored
+    Candidates are added when :meth:`record` is given the mentions a batch
+    assigned (called by :meth:`Deduplicator.assign`). One no longer stored
     (retention dropped its month, an erasure, a batch that was never indexed)
-    is left out: the heads found are read back by id from their monthly index. The first
-    use in a project that has mentions but no band index fills it from them.
+    is left out: the candidates found are read back by id from their monthly
+    index. The first use in a project that has mentions but no band index
+    fills it from them.
     Failures mean "none found": the crawl then compares within itself only.
     """
 
@@ -208,10 +209,10 @@ class BandIndex:
         return {str(doc["_id"]) for doc in response.body.get("docs", []) if doc.get("found")}
 
     def record(self, mentions: Sequence[Mention]) -> None:
-        """Add the cluster heads among ``mentions`` to their bands (up to the limit)."""
+        """Add ``mentions`` to their bands as candidates (up to the limit per band)."""
         changed: dict[str, list[dict[str, Any]]] = {}
         for mention in mentions:
-            if mention.duplicate or mention.dedupe is None:
+            if mention.dedupe is None:
                 continue
             head = {
                 "id": mention.id,
@@ -225,7 +226,7 @@ class BandIndex:
                 heads = changed.get(key) or self.known.get(key)
                 if heads is None:
                     continue  # never looked up here: leave what the index holds alone
-                if len(heads) < HEADS_PER_BAND and all(h["id"] != mention.id for h in heads):
+                if len(heads) < MENTIONS_PER_BAND and all(h["id"] != mention.id for h in heads):
                     changed[key] = [*heads, head]
         if not changed:
             return
@@ -261,7 +262,7 @@ class BandIndex:
         self._ready = True
 
     def _backfill(self) -> None:
-        """Record the heads of every stored mention, earliest first (once per project)."""
+        """Record every stored mention as a candidate, earliest first (once per project)."""
         from elasticsearch.helpers import scan
 
         alias = self.alias
@@ -269,7 +270,7 @@ class BandIndex:
             return
         self.client.indices.refresh(index=alias)
         query = {
-            "query": {"bool": {"must_not": [{"term": {"duplicate": True}}]}},
+            "query": {"match_all": {}},
             "sort": [{"crawled_at": "asc"}, {"id": "asc"}],
             "_source": ["id", "cluster_id", "dedupe"],
         }
@@ -288,7 +289,7 @@ class BandIndex:
             }
             for key in dedupe.get("bands") or []:
                 listed = heads.setdefault(key, [])
-                if len(listed) < HEADS_PER_BAND:
+                if len(listed) < MENTIONS_PER_BAND:
                     listed.append(head)
         if heads:
             self._write({key: {"heads": listed} for key, listed in heads.items()})
@@ -310,7 +311,7 @@ class Deduplicator:
     ``lookup(band_keys)`` returns stored documents (``id``, ``cluster_id``,
     ``dedupe``) sharing any band; pass None to compare within the crawl only.
     A lookup with a ``record(mentions)`` method (:class:`BandIndex`) is given
-    every batch once it is assigned, to remember its cluster heads.
+    every batch once it is assigned, to remember its mentions as candidates.
     """
 
     lookup: Any = None
@@ -334,11 +335,13 @@ class Deduplicator:
                 cluster, duplicate = known.cluster_id, True
             entry = _Known(mention.id, cluster, exact, values)
             self.exact_seen.setdefault(exact, entry)
-            if not duplicate:  # copies point at their head: comparing with the head suffices
-                for key in keys:
-                    heads = self.seen.setdefault(key, [])
-                    if len(heads) < HEADS_PER_BAND:
-                        heads.append(entry)
+            # Copies are candidates too (an edit of an edit is found through the copy it
+            # resembles), but a band keeps only its first few: a popular band cannot make
+            # every later mention compare with thousands.
+            for key in keys:
+                members = self.seen.setdefault(key, [])
+                if len(members) < MENTIONS_PER_BAND:
+                    members.append(entry)
             result.append(
                 mention.model_copy(
                     update={
