@@ -405,6 +405,8 @@ def scenario_sigterm(
         "summary": summary.strip(),
         "lost": lost,
         "left_for_next_run": total - len(kept) - lost,
+        # The largest finished child so far (the crawl; its enrichment workers are smaller).
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
     }
 
 
