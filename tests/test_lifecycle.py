@@ -17,6 +17,7 @@ from listener.mention import Mention
 from listener.store.engine import free_port
 from listener.store.indexer import Indexer
 from listener.store.lifecycle import ERASURE_LOG, Selector, apply_retention, forget, month_end
+from listener.store.locations import LOCATIONS_FILE
 
 MentionFactory = Callable[..., Mention]
 JAN, FEB, MAR = (datetime(2024, month, 10, tzinfo=UTC) for month in (1, 2, 3))
@@ -157,6 +158,28 @@ def test_forget_by_url_brand_and_date_all_must_match(
     both = Selector(brand="globex", before=datetime(2024, 2, 1, tzinfo=UTC))
     assert [m.id for m in forget(client, project, both).mentions] == [globex.id]
     assert _ids(client, indexer) == {late_globex.id}
+
+
+def test_clustered_retention_and_forget_keep_the_location_record_in_redis(
+    client: Elasticsearch, project: ProjectConfig, make_mention: MentionFactory, redis_url: str
+) -> None:
+    project.cluster.redis_url = redis_url
+    indexer = Indexer(client, project)
+    jan, feb = make_mention(JAN), make_mention(FEB)
+    mar = make_mention(MAR, author={"handle": "dave"})
+    moved = feb.model_copy(update={"published_at": MAR})
+    indexer.index([jan, feb, mar])
+    indexer.index([moved])  # named in February and March
+    apply_retention(client, project, days=30, now=datetime(2024, 4, 15, tzinfo=UTC))
+    store = indexer.location_store
+    assert store.lookup([jan.id, feb.id, mar.id]) == {
+        feb.id: [indexer.index_name_for(moved)],
+        mar.id: [indexer.index_name_for(mar)],
+    }
+    forget(client, project, Selector(author="dave"))
+    assert store.lookup([mar.id]) == {}
+    assert store.count() == 1
+    assert not (project.home / LOCATIONS_FILE).exists()
 
 
 def test_a_selector_needs_a_criterion() -> None:
