@@ -9,7 +9,10 @@ by :meth:`Indexer.index` (in batches of ``--batch``, the crawl's batch size)
 and to the other by ``helpers.bulk`` (same batches, no cross-month check),
 taking turns batch by batch, ``--rounds`` times. Prints docs per second of the
 median batch's wall time and docs per CPU second (this process and the engine)
-over all batches, for both, and the ratios, then the median cost of the
+over all batches, for both, and the ratios; ``paired`` is the median over
+batches of raw bulk's wall time over the Indexer's for the same batch, taken
+back to back (steadier than the ratio of medians when the machine's load
+moves during the run). Then the median cost of the
 location record's read-and-add for a batch of new ids. The Indexer also keeps a
 re-crawled mention whose date moved to another month from being stored twice;
 raw bulk does not, which is the work being priced here.
@@ -170,7 +173,10 @@ def main() -> None:
                 indices = len(client.indices.get_alias(name=listener.alias))
                 raw_rate = rates(raw_costs, arguments.batch)
                 listener_rate = rates(listener_costs, arguments.batch)
-                rows.append((months, indices, raw_rate, listener_rate))
+                paired = statistics.median(
+                    raw[0] / mine[0] for raw, mine in zip(raw_costs, listener_costs, strict=True)
+                )
+                rows.append((months, indices, raw_rate, listener_rate, paired))
                 record_ms.append(record_cost(listener, arguments.batch))
             client.close()
     print(
@@ -180,13 +186,14 @@ def main() -> None:
     )
     print(
         f"{'months':>7}{'indices':>9}{'raw bulk/s':>12}{'Indexer/s':>11}{'ratio':>8}"
-        f"{'raw/cpu-s':>11}{'Indexer/cpu-s':>15}{'ratio':>8}"
+        f"{'raw/cpu-s':>11}{'Indexer/cpu-s':>15}{'ratio':>8}{'paired':>8}"
     )
-    for months, indices, raw_rate, listener_rate in rows:
+    for months, indices, raw_rate, listener_rate, paired in rows:
         print(
             f"{months:>7}{indices:>9}{raw_rate[0]:>12.0f}{listener_rate[0]:>11.0f}"
             f"{listener_rate[0] / raw_rate[0]:>7.2f}x"
             f"{raw_rate[1]:>11.0f}{listener_rate[1]:>15.0f}{listener_rate[1] / raw_rate[1]:>7.2f}x"
+            f"{paired:>7.2f}x"
         )
     print(
         "location record (read-and-add per batch of "
