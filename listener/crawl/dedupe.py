@@ -174,6 +174,8 @@ class BandIndex:
         self.index = bands_index(prefix)
         #: Heads per band key as last read or written by this process.
         self.known: dict[str, list[dict[str, Any]]] = {}
+        #: Where each candidate of the last lookup was written (its monthly index).
+        self._where: dict[str, str] = {}
         self._ready = False
 
     def __call__(self, keys: list[str]) -> list[dict[str, Any]]:
@@ -186,7 +188,7 @@ class BandIndex:
                 self.known[str(doc.get("_id"))] = list(found)
                 for head in found:
                     heads.setdefault(head["id"], head)
-            stored = self._still_stored(list(heads.values()))
+            self._where = {head["id"]: head.get("index") or self.alias for head in heads.values()}
             return [
                 {
                     "id": head["id"],
@@ -194,19 +196,24 @@ class BandIndex:
                     "dedupe": {"exact": head.get("exact", ""), "signature": head["signature"]},
                 }
                 for head in heads.values()
-                if head["id"] in stored
             ]
         except Exception as error:  # an unreachable index, or an answer that is not ES's
             log.debug("band lookup failed: %s", error)
             return []
 
-    def _still_stored(self, heads: list[dict[str, Any]]) -> set[str]:
-        """Which ``heads`` are still in the monthly index they were written to."""
-        if not heads:
-            return set()
-        docs = [{"_index": head.get("index") or self.alias, "_id": head["id"]} for head in heads]
-        response = self.client.options(ignore_status=404).mget(docs=docs, source=False)
-        return {str(doc["_id"]) for doc in response.body.get("docs", []) if doc.get("found")}
+    def still_stored(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` (from the last lookup) are still in their monthly index.
+
+        Only the candidates a batch chose are asked about, in one request.
+        Failures mean "all of them": the lookup's answer stands.
+        """
+        docs = [{"_index": self._where.get(i, self.alias), "_id": i} for i in ids]
+        try:
+            response = self.client.options(ignore_status=404).mget(docs=docs, source=False)
+            return {str(doc["_id"]) for doc in response.body["docs"] if doc.get("found")}
+        except Exception as error:
+            log.debug("could not confirm %d duplicate candidate(s): %s", len(ids), error)
+            return set(ids)
 
     def record(self, mentions: Sequence[Mention]) -> None:
         """Add ``mentions`` to their bands as candidates (up to the limit per band)."""
@@ -324,11 +331,11 @@ class Deduplicator:
     def assign(self, mentions: Sequence[Mention]) -> list[Mention]:
         """Copies of ``mentions`` with ``cluster_id``, ``duplicate`` and ``dedupe`` set."""
         prints = [fingerprint(m) for m in mentions]
-        stored = self._stored_candidates(prints)
+        chosen = self._stored_matches(mentions, prints)
         result = []
-        for mention, (exact, values) in zip(mentions, prints, strict=True):
+        for mention, (exact, values), stored_match in zip(mentions, prints, chosen, strict=True):
             keys = bands(values)
-            known = self._match(mention.id, exact, values, keys, stored)
+            known = stored_match or self._match(mention.id, exact, values, keys, [])
             if known is None:
                 cluster, duplicate = mention.id, False
             else:
@@ -371,6 +378,42 @@ class Deduplicator:
                 else:
                     self.seen.pop(key, None)
 
+    def _stored_matches(
+        self, mentions: Sequence[Mention], prints: list[tuple[str, list[int]]]
+    ) -> list[_Known | None]:
+        """Per mention, the earliest stored mention it copies, among those sharing a band.
+
+        Each mention is compared only with the stored candidates of its own
+        bands (at most 16 bands x :data:`MENTIONS_PER_BAND`), not with every
+        candidate of the batch. The chosen ones are confirmed still stored
+        (``lookup.still_stored``, when the lookup has it) in one request; a
+        mention whose choice is gone takes its next candidate.
+        """
+        stored = self._stored_candidates(prints)
+        if not stored:
+            return [None] * len(mentions)
+        by_key: dict[str, list[int]] = {}
+        for position, known in enumerate(stored):
+            for key in bands(known.signature):
+                by_key.setdefault(key, []).append(position)
+        gone: set[str] = set()
+        checked: set[str] = set()
+        verify = getattr(self.lookup, "still_stored", None)
+        while True:
+            chosen: list[_Known | None] = []
+            for mention, (exact, values) in zip(mentions, prints, strict=True):
+                positions = sorted({p for key in bands(values) for p in by_key.get(key, ())})
+                candidates = [stored[p] for p in positions if stored[p].id not in gone]
+                chosen.append(self._match(mention.id, exact, values, [], candidates, own=False))
+            unchecked = {known.id for known in chosen if known is not None} - checked
+            if verify is None or not unchecked:
+                return chosen
+            missing = unchecked - verify(sorted(unchecked))
+            checked |= unchecked
+            if not missing:
+                return chosen
+            gone |= missing
+
     def _stored_candidates(self, prints: Iterable[tuple[str, list[int]]]) -> list[_Known]:
         if self.lookup is None:
             return []
@@ -399,8 +442,11 @@ class Deduplicator:
         values: list[int],
         keys: list[str],
         stored: list[_Known],
+        *,
+        own: bool = True,
     ) -> _Known | None:
-        """The earliest known mention this one copies (stored ones first), if any."""
+        """The earliest known mention this one copies (``stored`` first, then, with ``own``,
+        this crawl's), if any."""
 
         def copies(candidate: _Known) -> bool:
             # Not itself (a re-crawl), and not a copy of itself (it heads that cluster).
@@ -411,6 +457,8 @@ class Deduplicator:
         for candidate in stored:
             if copies(candidate):
                 return candidate
+        if not own:
+            return None
         same = self.exact_seen.get(exact)
         if same is not None and copies(same):
             return same
