@@ -15,14 +15,15 @@ Peak memory is measured in fresh processes for a growing streamed input.
 
     OMP_NUM_THREADS=1 python bench/enrich_throughput.py [--texts 3000] [--rounds 3]
 
-Texts: real tweets (TweetEval test) from ../shared/fixtures when present, else
-the demo site's texts repeated.
+Texts: real tweets (TweetEval test) from ../shared/fixtures (or $LISTENER_FIXTURES) when
+present, else the demo site's texts repeated.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,10 +33,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TWEETS = (
-    ROOT.parent / "shared" / "fixtures" / "sentiment_ground_truth" / "tweeteval_semeval2017"
-    / "test_text.txt"
-)  # fmt: skip
+# $LISTENER_FIXTURES as in the other benches (a git worktree has no ../shared beside it).
+FIXTURES = (
+    Path(os.environ["LISTENER_FIXTURES"])
+    if os.environ.get("LISTENER_FIXTURES")
+    else ROOT.parent / "shared" / "fixtures"
+)
+TWEETS = FIXTURES / "sentiment_ground_truth" / "tweeteval_semeval2017" / "test_text.txt"
 BRANDS = [
     {"name": "Apple", "keywords": ["apple", "iphone", "#ios"], "exclude": ["apple pie"]},
     {"name": "Google", "keywords": ["google", "android"]},
