@@ -126,6 +126,12 @@ LONG_FIRST = (
     "tests/test_plugin_sdk.py::test_scaffolded_plugin",
     "tests/test_service_run.py::test_listener_run_picks_up_new_items_and_resumes_after_sigterm",
     "tests/test_crawl_e2e.py::test_crawl_enrich_index_and_query_the_demo_site",
+    "tests/test_first_use.py::test_a_source_entry_label_is_stored",
+    "tests/test_relabel.py::test_enrich_command_streams_ndjson",
+    "tests/test_web_browser.py",
+    "tests/test_first_use.py::test_enrich_skips_bad_lines",
+    "tests/test_first_use.py::test_rematch_removes_labels",
+    "tests/test_service_run.py::test_listener_run_keeps_one_embedded_engine_up",
     "tests/test_code_quality.py::test_mypy_is_clean",
     "tests/test_plugin_sdk.py::test_plugins_check_passes_from_the_installed_wheel",
     "tests/test_faults.py::test_a_broken_cluster_gets_every_mention_spooled_then_indexed",
@@ -141,6 +147,9 @@ LONG_FIRST = (
     "tests/test_crawl_e2e.py::test_demo_command",
     "tests/test_enrichment_pool.py::test_enrichment_workers_exit",
     "tests/test_first_use.py::test_a_401_is_reported",
+    "tests/test_service_cluster.py::test_a_worker_stopped_with_sigterm",
+    "tests/test_relabel.py::test_reenrich_command_runs_worker_processes",
+    "tests/test_relabel.py::test_rematch_command_reports_changes",
 )
 
 
