@@ -116,7 +116,7 @@ def main() -> None:
 
         env = {**base_env, "LISTENER_HOME": str(folder / "collect")}
         wall, stderr = run(
-            [sys.executable, "-m", "listener.testing", str(project),
+            [sys.executable, "-m", "listener.sdk.testing", str(project),
              str(folder / "out.ndjson"), str(folder / "summary.json")],
             env,
         )  # fmt: skip
