@@ -194,8 +194,8 @@ def one_job(folder: Path, engine_url: str, items: int, per_feed: int, processes:
         started = time.monotonic()
         try:
             while not state.schedule().get("big", {}).get("last_finished"):
-                if worker.poll() is not None or time.monotonic() - started > 1800:
-                    sys.exit(f"the worker ended or took too long; see {log}")
+                if worker.poll() is not None or time.monotonic() - started > max(1800, items):
+                    sys.exit(f"the worker ended or took longer than max(1800, items) s; see {log}")
                 sample(tree)
                 time.sleep(0.1)
             result = state.schedule()["big"].get("last_result", "")
