@@ -149,7 +149,19 @@ def _alive(running: str | None) -> bool:
         return not Path("/proc/self").exists()  # no /proc (not Linux): trust the pid
     except OSError:
         return True
+    if not command:
+        # Empty: a zombie (ended, not yet reaped), or a process still inside execve, whose
+        # new command line is not set up yet (its parent's Popen has already returned).
+        return not _is_zombie(pid)
     return b"listener.service.child" in command
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
 
 
 def status_report(project: ProjectConfig, limit: int = 5) -> tuple[list[dict[str, Any]], int]:
