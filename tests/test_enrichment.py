@@ -202,6 +202,17 @@ def test_french_entities_skip_post_markup_and_shouting(enricher: Enricher) -> No
     assert shouted.entities == []
 
 
+def test_the_french_model_loads_only_when_french_text_arrives(config: ProjectConfig) -> None:
+    enricher = Enricher(config, scorer=VaderScorer(), plugin_manager=plain_plugin_manager())
+    french = enricher.nlp.get_pipe("listener_french_entities")
+    next(enricher.enrich([mention(TEXTS_EN)]))
+    assert french._nlp is None  # an English-only crawl never pays for loading it
+    result = next(enricher.enrich([mention("Acme a ouvert hier un magasin à Lyon.")]))
+    assert result.language == "fr"
+    assert french._nlp is not None
+    assert ("Lyon", "LOC") in [(e.text, e.label) for e in result.entities]
+
+
 def test_languages_without_a_model_say_so(config: ProjectConfig) -> None:
     enricher = Enricher(config, plugin_manager=plain_plugin_manager())
     result = next(enricher.enrich([mention("Acme の新しい電話は本当に素晴らしいと思います。")]))

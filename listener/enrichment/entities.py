@@ -211,12 +211,25 @@ class FrenchEntities:
     """
 
     def __init__(self, name: str, model: str = FRENCH_MODEL) -> None:
-        import spacy
-
         self.name = name
-        self.nlp = spacy.load(model, exclude=["parser", "lemmatizer"])
-        wanted = ("tok2vec", "morphologizer", "attribute_ruler", "ner")
-        self.nlp.select_pipes(enable=[p for p in wanted if p in self.nlp.pipe_names])
+        self.model = model
+        self._nlp: Language | None = None
+
+    @property
+    def nlp(self) -> Language:
+        """The French model, loaded when the first French document arrives.
+
+        Loading it costs about 2.5 s of CPU, which every crawl, ``enrich`` and
+        web process used to pay at start even when it met no French text.
+        """
+        if self._nlp is None:
+            import spacy
+
+            nlp = spacy.load(self.model, exclude=["parser", "lemmatizer"])
+            wanted = ("tok2vec", "morphologizer", "attribute_ruler", "ner")
+            nlp.select_pipes(enable=[p for p in wanted if p in nlp.pipe_names])
+            self._nlp = nlp
+        return self._nlp
 
     def __call__(self, doc: Doc) -> Doc:
         from listener.enrichment.language import LANGUAGE_EXTENSION
