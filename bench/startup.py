@@ -17,7 +17,7 @@ CPU is user + system time of the process and every child it waited for (the
 engine included), from ``resource.getrusage(RUSAGE_CHILDREN)``. Run it on a quiet
 machine (it prints the load average before and after) with ``OMP_NUM_THREADS=1``::
 
-    OMP_NUM_THREADS=1 python bench/startup.py [--repeat 3] [--skip-crawl]
+    OMP_NUM_THREADS=1 python bench/startup.py [--repeat 3] [--steps import help pipeline ...]
 """
 
 from __future__ import annotations
@@ -85,6 +85,9 @@ print(json.dumps({"start": [c1 - c0, w1 - w0], "stop": [c2 - c1, w2 - w1]}))
 """
 
 
+STEPS = ("import", "help", "pipeline", "engine", "crawl", "importtime")
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -142,7 +145,9 @@ def import_offenders(env: dict[str, str], top: int) -> list[tuple[int, int, str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median shown)")
-    parser.add_argument("--skip-crawl", action="store_true", help="leave out the crawl figure")
+    parser.add_argument(
+        "--steps", nargs="+", choices=STEPS, default=list(STEPS), help="what to measure (all)"
+    )
     parser.add_argument("--top", type=int, default=15, help="import offenders to list")
     arguments = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
@@ -158,15 +163,13 @@ def main() -> None:
 
         return run
 
-    rows.append(
-        (
-            "import listener.cli",
-            *median_of(arguments.repeat, plain([python, "-c", "import listener.cli"])),
-        )
-    )
-    rows.append(
-        ("listener --help", *median_of(arguments.repeat, plain([listener_script(), "--help"])))
-    )
+    steps = set(arguments.steps)
+    if "import" in steps:
+        command = [python, "-c", "import listener.cli"]
+        rows.append(("import listener.cli", *median_of(arguments.repeat, plain(command))))
+    if "help" in steps:
+        command = [listener_script(), "--help"]
+        rows.append(("listener --help", *median_of(arguments.repeat, plain(command))))
 
     inner: list[dict[str, list[float]]] = []
 
@@ -175,8 +178,9 @@ def main() -> None:
         inner.append(json.loads(out))
         return cpu, wall
 
-    rows.append(("build pipeline: process", *median_of(arguments.repeat, build)))
-    for part in ("import", "build", "first_doc"):
+    if "pipeline" in steps:
+        rows.append(("build pipeline: process", *median_of(arguments.repeat, build)))
+    for part in ("import", "build", "first_doc") if inner else ():
         rows.append(
             (
                 f"  of which {part}",
@@ -193,8 +197,9 @@ def main() -> None:
         engine_inner.append(json.loads(out))
         return cpu, wall
 
-    rows.append(("engine start+stop: process", *median_of(arguments.repeat, engine)))
-    for part in ("start", "stop"):
+    if "engine" in steps:
+        rows.append(("engine start+stop: process", *median_of(arguments.repeat, engine)))
+    for part in ("start", "stop") if engine_inner else ():
         rows.append(
             (
                 f"  {part} (python side)",
@@ -203,7 +208,7 @@ def main() -> None:
             )
         )
 
-    if not arguments.skip_crawl:
+    if "crawl" in steps:
         feed = Route("/feed.xml", body=FEED, headers={"Content-Type": "application/rss+xml"})
         with ReplayServer([feed]) as server:
 
@@ -223,10 +228,11 @@ def main() -> None:
     print(f"{'step':<30}{'CPU s':>8}{'wall s':>8}")
     for name, cpu, wall in rows:
         print(f"{name:<30}{cpu:>8.2f}{wall:>8.2f}")
-    print("\ncostliest packages of `import listener.cli` (-X importtime, self time summed):")
-    print(f"{'ms':>8}{'modules':>9}  package")
-    for self_us, modules, name in import_offenders(env, arguments.top):
-        print(f"{self_us / 1000:>8.0f}{modules:>9}  {name}")
+    if "importtime" in steps:
+        print("\ncostliest packages of `import listener.cli` (-X importtime, self time summed):")
+        print(f"{'ms':>8}{'modules':>9}  package")
+        for self_us, modules, name in import_offenders(env, arguments.top):
+            print(f"{self_us / 1000:>8.0f}{modules:>9}  {name}")
     print(f"\nload average after: {load()}")
 
 
