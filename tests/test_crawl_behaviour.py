@@ -135,3 +135,19 @@ def test_an_entrys_concurrency_holds_with_no_delay() -> None:
     assert result.source["fetch_errors"] == 0
     assert len(served) == 3
     assert _most_in_flight(served) == 1
+
+
+def test_a_crawl_runs_no_remote_control_or_telnet_server(tmp_path: Path) -> None:
+    from scrapy.settings import Settings
+
+    from listener.crawl.settings import PROGRESS_EXTENSION, scrapy_settings_for
+
+    project = load_project(write_project(tmp_path / "listener.toml", [{"plugin": "rss"}]))
+    settings = Settings()
+    for key, value in scrapy_settings_for(project).items():
+        settings.set(key, value, priority="spider")
+    extensions = settings.get_component_priority_dict_with_base("EXTENSIONS")
+    assert PROGRESS_EXTENSION in extensions
+    assert "scrapy.extensions.corestats.CoreStats" in extensions
+    assert not [name for name in extensions if "remote_control" in name or "telnet" in name]
+    assert settings.getbool("REMOTE_CONTROL_ENABLED") is False
