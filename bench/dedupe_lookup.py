@@ -3,12 +3,17 @@
 A fresh embedded engine is filled, step by step, with the generated mentions
 of ``bench/faults.py`` (every text shares most of its words with the others,
 the worst case for a band lookup), each with its duplicate fingerprint as a
-crawl stores it. At each size, ``--batches`` new batches of ``--batch``
-mentions are looked up the way the crawl does (:class:`Deduplicator` with
-:class:`BandIndex`, filled from the stored mentions by its first use, which
-is timed apart as ``backfill_seconds``), and the median and slowest
-milliseconds per batch are printed. ``--lookup search`` measures the search
-over the mentions that the crawl used before (:func:`index_lookup`). Usage::
+crawl stores it. The filler bulk-writes them to the engine and adds them to
+the band record (:mod:`listener.store.bands`) directly, as a crawl's
+:meth:`BandRecord.record` would, so that 100,000 are stored in minutes. At
+each size, ``--batches`` new batches of ``--batch`` mentions then go through
+the real path, timed: a :class:`Deduplicator` with a new :class:`BandRecord`
+(the record's answer, the chosen candidates confirmed in the engine, the
+batch recorded). The median and slowest milliseconds per batch are printed.
+``--rebuild`` also times refilling the record from the index at each size
+(a lost record, or a home upgraded from the band index in the engine).
+``--lookup search`` measures the search over the mentions that the crawl used
+before the band index (:func:`index_lookup`). Usage::
 
     python bench/dedupe_lookup.py [--sizes 1000 20000 100000] [--batch 64] [--batches 5]
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -28,7 +34,7 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from listener.config import parse_project
-from listener.crawl.dedupe import BandIndex, Deduplicator, bands_index, index_lookup
+from listener.crawl.dedupe import BandRecord, Deduplicator, index_lookup
 from listener.mention import Mention
 from listener.store.engine import EmbeddedEngine
 from listener.store.indexer import Indexer
@@ -51,16 +57,23 @@ def generated(number: int) -> Mention:
     )
 
 
-def fill(client: Elasticsearch, indexer: Indexer, first: int, last: int) -> None:
-    """Store mentions ``first``..``last - 1`` as a crawl would (fingerprints, clusters)."""
+def store(client: Elasticsearch, indexer: Indexer, batch: list[Mention]) -> None:
+    """Bulk-write ``batch`` to its monthly indices."""
+    actions = (
+        {"_index": indexer.index_name_for(m), "_id": m.id, "_source": m.to_document()}
+        for m in batch
+    )
+    helpers.bulk(client.options(request_timeout=120), actions, chunk_size=1000)
+
+
+def fill(client: Elasticsearch, record: BandRecord, first: int, last: int) -> None:
+    """Store mentions ``first``..``last - 1`` as a crawl would (fingerprints, clusters, bands)."""
     deduplicator = Deduplicator(lookup=None)
+    indexer = record.indexer
     for start in range(first, last, 2000):
         batch = deduplicator.assign([generated(n) for n in range(start, min(last, start + 2000))])
-        actions = (
-            {"_index": indexer.index_name_for(m), "_id": m.id, "_source": m.to_document()}
-            for m in batch
-        )
-        helpers.bulk(client.options(request_timeout=120), actions, chunk_size=1000)
+        store(client, indexer, batch)
+        record.record(batch)  # straight to the record, as BandRecord does after a lookup
     client.indices.refresh(index=indexer.alias)
 
 
@@ -69,12 +82,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000, 100000])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--batches", type=int, default=5)
-    parser.add_argument("--lookup", choices=["band", "search"], default="band")
+    parser.add_argument("--lookup", choices=["record", "search"], default="record")
+    parser.add_argument("--rebuild", action="store_true", help="time a refill from the index")
     arguments = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="listener-dedupe-") as scratch,
         EmbeddedEngine(Path(scratch) / "engine") as engine,
     ):
+        os.environ["LISTENER_HOME"] = str(Path(scratch) / "home")
         client = Elasticsearch(engine.url, request_timeout=120)
         project = parse_project(
             {
@@ -85,24 +100,26 @@ def main() -> None:
         )
         indexer = Indexer(client, project)
         indexer.install_templates()
+        filler = BandRecord(indexer)
+        filler([])  # paired with the (empty) engine, so the measured lookups do not refill it
         stored = 0
         fresh = 10_000_000  # numbers no stored mention has
         for size in sorted(arguments.sizes):
             started = time.monotonic()
-            fill(client, indexer, stored, size)
+            fill(client, filler, stored, size)
             filled = time.monotonic() - started
             stored = size
-            backfill = 0.0
-            if arguments.lookup == "band":  # first use in a project with mentions: filled once
-                client.options(ignore_status=404).indices.delete(index=bands_index("dedupebench"))
+            rebuilt = None
+            if arguments.rebuild:
                 began = time.monotonic()
-                BandIndex(client, "dedupebench")(["warm-up"])
-                backfill = time.monotonic() - began
+                read = filler.rebuild(indexer.engine_token())
+                rebuilt = round(time.monotonic() - began, 1)
+                assert read >= size, (read, size)  # and the batches measured before
             timings = []
             for _ in range(arguments.batches):
                 lookup: Any = (
-                    BandIndex(client, "dedupebench")
-                    if arguments.lookup == "band"
+                    BandRecord(indexer)
+                    if arguments.lookup == "record"
                     else index_lookup(client, indexer.alias)
                 )
                 deduplicator = Deduplicator(lookup=lookup)
@@ -111,6 +128,7 @@ def main() -> None:
                 began = time.perf_counter()
                 result = deduplicator.assign(batch)
                 timings.append((time.perf_counter() - began) * 1000)
+                store(client, indexer, result)  # as the crawl does next (not timed)
             row: dict[str, Any] = {
                 "lookup": arguments.lookup,
                 "stored": size,
@@ -119,7 +137,8 @@ def main() -> None:
                 "lookup_ms_max": round(max(timings), 1),
                 "duplicates_found_last_batch": sum(1 for m in result if m.duplicate),
                 "fill_seconds": round(filled, 1),
-                "backfill_seconds": round(backfill, 1),
+                "heads_recorded": filler.store.count(),
+                "rebuild_seconds": rebuilt,
             }
             print(json.dumps(row), flush=True)
         client.close()

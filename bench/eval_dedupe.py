@@ -7,26 +7,39 @@ positives, by kind) and one unrelated real text is added (negatives), plus a
 Deduplicator (the crawl-time code path) in a shuffled order; a pair counts as
 detected when both end in the same cluster.
 
-    python bench/eval_dedupe.py [--samples 1000] [--min-words 12]
+``--stored`` makes every batch find the earlier ones only as stored mentions:
+each batch is indexed in a fresh embedded engine and the Deduplicator
+remembers nothing beyond its own batch, so copies are found through the band
+record (:class:`BandRecord`), as a later crawl finds an earlier one's.
+
+    python bench/eval_dedupe.py [--samples 1000] [--min-words 12] [--stored]
+
+The tweets are read from ``$LISTENER_FIXTURES`` or ``../shared/fixtures``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import sys
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from listener.crawl.dedupe import Deduplicator
+from listener.crawl.dedupe import BandRecord, Deduplicator
 from listener.mention import Mention
 
 ROOT = Path(__file__).resolve().parent.parent
-TWEETS = (
-    ROOT.parent / "shared" / "fixtures" / "sentiment_ground_truth" / "tweeteval_semeval2017"
-    / "test_text.txt"
-)  # fmt: skip
+FIXTURES = (
+    Path(os.environ["LISTENER_FIXTURES"])
+    if os.environ.get("LISTENER_FIXTURES")
+    else ROOT.parent / "shared" / "fixtures"
+)
+TWEETS = FIXTURES / "sentiment_ground_truth" / "tweeteval_semeval2017" / "test_text.txt"
 
 
 def edits(text: str, rng: random.Random) -> dict[str, str]:
@@ -59,11 +72,40 @@ def mention(number: int, text: str) -> Mention:
     )
 
 
+@contextlib.contextmanager
+def stored_lookup() -> Iterator[tuple[BandRecord, object]]:
+    """A band record over a fresh embedded engine, and the indexer that stores each batch."""
+    from elasticsearch import Elasticsearch
+
+    from listener.config import parse_project
+    from listener.store.engine import EmbeddedEngine
+    from listener.store.indexer import Indexer
+
+    with (
+        tempfile.TemporaryDirectory(prefix="listener-eval-dedupe-") as scratch,
+        EmbeddedEngine(Path(scratch) / "engine") as engine,
+    ):
+        os.environ["LISTENER_HOME"] = str(Path(scratch) / "home")
+        client = Elasticsearch(engine.url, request_timeout=120)
+        project = parse_project(
+            {
+                "elasticsearch": {"url": engine.url, "index_prefix": "evaldedupe"},
+                "brands": [{"name": "Acme"}],
+            },
+            Path(scratch) / "listener.toml",
+        )
+        indexer = Indexer(client, project)
+        indexer.install_templates()
+        yield BandRecord(indexer), indexer
+        client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--min-words", type=int, default=12)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stored", action="store_true", help="find copies through the record")
     arguments = parser.parse_args()
     if not TWEETS.is_file():
         print(f"SKIP: {TWEETS} not found")
@@ -102,11 +144,15 @@ def main() -> None:
     order = list(items)
     rng.shuffle(order)
     clusters: dict[int, str] = {}
-    deduplicator = Deduplicator()
     batch = [mention(n, text) for n, text in order]
-    for start in range(0, len(batch), 64):
-        for item in deduplicator.assign(batch[start : start + 64]):
-            clusters[int(item.url.rsplit("/", 1)[1])] = item.cluster_id or item.id
+    with stored_lookup() if arguments.stored else contextlib.nullcontext() as stored:
+        deduplicator = Deduplicator(lookup=stored[0], window=0) if stored else Deduplicator()
+        for start in range(0, len(batch), 64):
+            assigned = deduplicator.assign(batch[start : start + 64])
+            if stored:
+                assert stored[1].index(assigned).indexed == len(assigned)  # type: ignore[attr-defined]
+            for item in assigned:
+                clusters[int(item.url.rsplit("/", 1)[1])] = item.cluster_id or item.id
     found = Counter(kind for a, b, kind in positives if clusters[a] == clusters[b])
     total = Counter(kind for _, _, kind in positives)
     false = Counter(kind for a, b, kind in negatives if clusters[a] == clusters[b])

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig
 from listener.crawl.dedupe import (
     MENTIONS_PER_BAND,
-    BandIndex,
+    BandRecord,
     Deduplicator,
     index_lookup,
     normalise,
+    old_bands_index,
     signature,
     similarity,
 )
 from listener.mention import Mention
+from listener.store.bands import BANDS_FILE, BandStore, Head, RedisBands, SqliteBands
 from listener.store.indexer import Indexer, mentions_alias
+from listener.store.lifecycle import Selector, apply_retention, forget
 
 ORIGINAL = (
     "Globex's object storage went down on Thursday and took thousands of websites and apps "
@@ -106,18 +112,16 @@ def test_a_crawl_remembers_only_its_last_mentions() -> None:
     assert not copy_of_forgotten.duplicate  # no lookup here: only the index would know it
 
 
-def test_the_band_index_finds_stored_copies_by_id_and_skips_removed_heads(
-    client: Elasticsearch, project: ProjectConfig, engine: Any
+def test_the_band_record_finds_stored_copies_and_skips_removed_heads(
+    client: Elasticsearch, project: ProjectConfig
 ) -> None:
-    prefix = project.elasticsearch.index_prefix
     indexer = Indexer(client, project)
     indexer.install_templates()
-    # Stored before the band index existed: its first use fills it from the mentions.
+    # Stored before the band record existed: its first use fills it from the mentions.
     [old] = Deduplicator().assign([mention(0, ORIGINAL)])
     assert indexer.index([old]).indexed == 1
-    indexer.refresh()
 
-    crawl = Deduplicator(lookup=BandIndex(client, prefix))
+    crawl = Deduplicator(lookup=BandRecord(indexer))
     [copy, fresh] = crawl.assign(
         [mention(1, ORIGINAL.replace("Thursday", "Friday")), mention(2, "Initech hires 40 people.")]
     )
@@ -125,18 +129,146 @@ def test_the_band_index_finds_stored_copies_by_id_and_skips_removed_heads(
     assert not fresh.duplicate
     assert indexer.index([copy, fresh]).indexed == 2
 
-    # A later crawl finds the head this crawl recorded, through a new lookup.
-    [again] = Deduplicator(lookup=BandIndex(client, prefix)).assign(
+    # A later crawl (another process: a new record object) finds the head this crawl recorded.
+    [again] = Deduplicator(lookup=BandRecord(Indexer(client, project))).assign(
         [mention(3, "Initech hires 40 people today.")]
     )
     assert again.duplicate and again.cluster_id == fresh.id
 
-    # A head no longer stored (retention, erasure) is no candidate.
+    # A head no longer stored (a batch never indexed, a delete behind listener's back) is
+    # no candidate.
     client.delete(index=indexer.index_name_for(fresh), id=fresh.id, refresh=True)
-    [alone] = Deduplicator(lookup=BandIndex(client, prefix)).assign(
+    [alone] = Deduplicator(lookup=BandRecord(Indexer(client, project))).assign(
         [mention(4, "Initech hires 40 people today.")]
     )
     assert not alone.duplicate
+
+
+def test_a_home_with_the_old_band_index_is_refilled_and_the_index_deleted(
+    client: Elasticsearch, project: ProjectConfig
+) -> None:
+    """Upgrade: an older listener kept band → heads in ``<prefix>-dedupe-bands``."""
+    prefix = project.elasticsearch.index_prefix
+    indexer = Indexer(client, project)
+    [old] = Deduplicator().assign([mention(0, ORIGINAL)])
+    assert indexer.index([old]).indexed == 1
+    client.indices.create(index=old_bands_index(prefix), mappings={"dynamic": False})
+    client.index(index=old_bands_index(prefix), id="_listener_bands_complete", document={})
+    assert not (project.home / BANDS_FILE).exists()
+
+    record = BandRecord(Indexer(client, project))
+    [copy] = Deduplicator(lookup=record).assign([mention(1, ORIGINAL.upper())])
+    assert copy.duplicate and copy.cluster_id == old.id
+    assert not client.indices.exists(index=old_bands_index(prefix))
+    assert (project.home / BANDS_FILE).is_file()
+    assert record.store.token() == indexer.engine_token()
+
+
+def test_a_lost_or_foreign_band_record_is_refilled(
+    client: Elasticsearch, project: ProjectConfig
+) -> None:
+    indexer = Indexer(client, project)
+    [old] = Deduplicator().assign([mention(0, ORIGINAL)])
+    assert indexer.index([old]).indexed == 1
+    first = BandRecord(indexer)
+    first([])  # filled and paired with this engine
+    first.store.close()
+    (project.home / BANDS_FILE).unlink()  # deleted, or a new LISTENER_HOME
+    [copy] = Deduplicator(lookup=BandRecord(indexer)).assign([mention(1, ORIGINAL.upper())])
+    assert copy.duplicate and copy.cluster_id == old.id
+
+    # Filled against another engine behind the same prefix: its heads are not ours.
+    store = SqliteBands(project.home / BANDS_FILE, project.elasticsearch.index_prefix, 4)
+    store.clear()
+    elsewhere = Head("f" * 40, "f" * 40, "x", "0" * 576, "other-index")
+    assert copy.dedupe is not None
+    store.add([(elsewhere, copy.dedupe.bands)])
+    store.set_token("another-engine")
+    record = BandRecord(indexer, store)
+    [later] = Deduplicator(lookup=record).assign([mention(2, ORIGINAL.lower())])
+    assert later.duplicate and later.cluster_id == old.id
+    assert store.token() == indexer.engine_token()
+    assert elsewhere.id not in {head.id for head in store.heads(copy.dedupe.bands)}
+
+
+def _heads_of(project: ProjectConfig, indexer: Indexer, copy: Mention) -> set[str]:
+    record = BandRecord(indexer)
+    assert copy.dedupe is not None
+    return {head.id for head in record.store.heads(copy.dedupe.bands)}
+
+
+@pytest.mark.parametrize("clustered", [False, True], ids=["sqlite", "redis"])
+def test_forgotten_and_expired_mentions_are_no_cluster_heads(
+    client: Elasticsearch, project: ProjectConfig, request: pytest.FixtureRequest, clustered: bool
+) -> None:
+    if clustered:
+        project.cluster.redis_url = request.getfixturevalue("redis_url")
+    indexer = Indexer(client, project)
+    erased = Mention.create(
+        source="rss",
+        source_kind="news",
+        url="https://erased.example/story",
+        text=ORIGINAL,
+        published_at=datetime(2026, 11, 12, tzinfo=UTC),
+        author={"handle": "erased"},
+    )
+    expired = mention(1, "Initech hires 40 people in Lyon, the company said on Monday.")
+    expired = expired.model_copy(update={"published_at": datetime(2024, 1, 5, tzinfo=UTC)})
+    crawl = Deduplicator(lookup=BandRecord(indexer))
+    stored = crawl.assign([erased, expired])
+    assert indexer.index(stored).indexed == 2
+    assert erased.id in _heads_of(project, indexer, stored[0])
+
+    forget(client, project, Selector(author="erased"))
+    apply_retention(client, project, days=365, now=datetime(2026, 12, 1, tzinfo=UTC))
+    assert erased.id not in _heads_of(project, indexer, stored[0])
+    assert expired.id not in _heads_of(project, indexer, stored[1])
+    # A new copy of either starts its own cluster: neither is a candidate any more.
+    later = Deduplicator(lookup=BandRecord(Indexer(client, project))).assign(
+        [mention(2, ORIGINAL.upper()), mention(3, expired.text.upper())]
+    )
+    assert [m.duplicate for m in later] == [False, False]
+    assert [m.cluster_id for m in later] == [m.id for m in later]
+    assert (project.home / BANDS_FILE).exists() is not clustered
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BandStore]:
+    if request.param == "sqlite":
+        made: BandStore = SqliteBands(tmp_path / BANDS_FILE, "p", limit=2)
+    else:
+        from listener.service.state import redis_client
+
+        made = RedisBands(redis_client(request.getfixturevalue("redis_url")), "t:dedupe-", 2)
+    yield made
+    made.close()
+
+
+def _head(number: int, index: str = "m-2026.11") -> Head:
+    return Head(f"{number:040x}", f"{number:040x}", f"e{number}", f"s{number}", index)
+
+
+def test_a_band_store_keeps_the_first_heads_and_forgets_them_everywhere(store: BandStore) -> None:
+    one, two, three = _head(1), _head(2), _head(3, "m-2026.10")
+    assert store.add([(one, ["0:a", "1:b"]), (two, ["0:a"]), (three, ["0:a", "1:b"])]) == 4
+    assert [h.id for h in store.heads(["0:a", "1:b"])] == [one.id, two.id, three.id]
+    assert store.heads(["0:a"]) == [one, two]  # the band is full: three came too late
+    moved = Head(one.id, one.id, "e1", "s1", "m-2026.12")
+    assert store.add([(moved, ["0:a", "2:c"])]) == 1  # updated, and in one more band
+    assert store.heads(["2:c"]) == [moved]
+    assert store.count() == 3
+
+    assert store.forget_ids([one.id, "unknown"]) == 1
+    assert [h.id for h in store.heads(["0:a", "1:b", "2:c"])] == [two.id, three.id]
+    assert store.add([(_head(4), ["0:a"])]) == 1  # room again
+    assert store.forget_indices(["m-2026.10"]) == 1
+    assert [h.id for h in store.heads(["0:a", "1:b"])] == [two.id, _head(4).id]
+
+    assert store.token() is None
+    store.set_token("t1")
+    assert store.token() == "t1"
+    store.clear()
+    assert (store.count(), store.token(), store.heads(["0:a"])) == (0, None, [])
 
 
 def test_a_band_keeps_a_bounded_number_of_heads() -> None:

@@ -19,13 +19,13 @@ items it finds; older ones have been indexed by then and are found through
 ``lookup`` like any stored mention. Measured by ``bench/crawl_memory.py``.
 
 A band keeps at most :data:`MENTIONS_PER_BAND` candidates (the earliest),
-and :class:`BandIndex` keeps band → candidates in a small index beside the
-mentions, read by id (one multi-get per batch), where a search for the bands
-over the mentions returned more hits with every stored copy (13.2 s a batch
-at 20,000 similar documents). The work per batch no longer depends on how
-many mentions are stored; the embedded engine still answers more slowly as
-its data grows (each band is a small document: up to 16 per mention).
-Measured by ``bench/dedupe_lookup.py``.
+and :class:`BandRecord` keeps band → candidates in a record beside the
+checkpoints (:mod:`listener.store.bands`: SQLite under ``LISTENER_HOME``, or
+Redis when clustered), not in the engine: a search for the bands over the
+mentions returned more hits with every stored copy (13.2 s a batch at 20,000
+similar documents), and a band index in the engine answered more slowly as it
+grew (6.9 s). A batch reads its bands from the record and confirms only the
+candidates it chose in the engine, by id. Measured by ``bench/dedupe_lookup.py``.
 """
 
 from __future__ import annotations
@@ -38,12 +38,15 @@ import unicodedata
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from listener.mention import Dedupe, Mention
+
+if TYPE_CHECKING:
+    from listener.store.bands import BandStore, Head
+    from listener.store.indexer import Indexer
 
 log = logging.getLogger(__name__)
 
@@ -145,63 +148,72 @@ def index_lookup(client: Any, alias: str, limit: int = 1000) -> Any:
     return lookup
 
 
-def bands_index(prefix: str) -> str:
-    """The index of band → candidate mentions of a project: ``<prefix>-dedupe-bands``."""
+def _head(mention_id: str, cluster_id: str | None, exact: str, signature: str, index: str) -> Head:
+    from listener.store.bands import Head
+
+    return Head(mention_id, cluster_id or mention_id, exact, signature, index)
+
+
+def old_bands_index(prefix: str) -> str:
+    """Where listener kept band → heads in the engine before the record moved out of it."""
     return f"{prefix}-dedupe-bands"
 
 
-_BANDS_COMPLETE = "_listener_bands_complete"
-# Nothing is searched in it: documents are read by id only.
-_BANDS_MAPPING: dict[str, Any] = {"dynamic": False, "properties": {}}
+class BandRecord:
+    """A :class:`Deduplicator` lookup reading band → cluster heads from the band record.
 
-
-class BandIndex:
-    """A :class:`Deduplicator` lookup reading band → candidates by id, not by search.
-
-    Candidates are added when :meth:`record` is given the mentions a batch
-    assigned (called by :meth:`Deduplicator.assign`). One no longer stored
-    (retention dropped its month, an erasure, a batch that was never indexed)
-    is left out: the candidates found are read back by id from their monthly
-    index. The first use in a project that has mentions but no band index
-    fills it from them.
-    Failures mean "none found": the crawl then compares within itself only.
+    The record (:mod:`listener.store.bands`: a SQLite file under
+    ``LISTENER_HOME``, or Redis when clustered) answers without a round trip
+    to the engine. Candidates are added when :meth:`record` is given the
+    mentions a batch assigned (called by :meth:`Deduplicator.assign`). One
+    no longer stored (retention dropped its month, an erasure, a batch that
+    was never indexed) is left out: the candidates a batch chose are
+    confirmed in their monthly index, in one request. The first use fills
+    the record from the stored mentions when it was not filled against this
+    engine (new, lost, another engine, or an older listener's band index,
+    which is then deleted). Failures mean "none found": the crawl then
+    compares within itself only.
     """
 
-    def __init__(self, client: Any, prefix: str) -> None:
-        from listener.store.indexer import mentions_alias
-
-        self.client = client
-        self.prefix = prefix
-        self.alias = mentions_alias(prefix)
-        self.index = bands_index(prefix)
-        #: Heads per band key as last read or written by this process.
-        self.known: dict[str, list[dict[str, Any]]] = {}
+    def __init__(self, indexer: Indexer, store: BandStore | None = None) -> None:
+        self.indexer = indexer
+        self.client = indexer.client
+        self.alias = indexer.alias
+        self._store = store
         #: Where each candidate of the last lookup was written (its monthly index).
         self._where: dict[str, str] = {}
         self._ready = False
+        self._failed = False
+
+    @property
+    def store(self) -> BandStore:
+        """The project's band record, opened on first use."""
+        if self._store is None:
+            from listener.store.bands import bands_for
+
+            self._store = bands_for(self.indexer.config, MENTIONS_PER_BAND)
+        return self._store
 
     def __call__(self, keys: list[str]) -> list[dict[str, Any]]:
         try:
             self._ensure()
-            docs = self.client.mget(index=self.index, ids=keys).body["docs"]
-            heads: dict[str, dict[str, Any]] = {}
-            for doc in docs:
-                found = doc.get("_source", {}).get("heads", []) if doc.get("found") else []
-                self.known[str(doc.get("_id"))] = list(found)
-                for head in found:
-                    heads.setdefault(head["id"], head)
-            self._where = {head["id"]: head.get("index") or self.alias for head in heads.values()}
-            return [
-                {
-                    "id": head["id"],
-                    "cluster_id": head.get("cluster_id") or head["id"],
-                    "dedupe": {"exact": head.get("exact", ""), "signature": head["signature"]},
-                }
-                for head in heads.values()
-            ]
-        except Exception as error:  # an unreachable index, or an answer that is not ES's
-            log.debug("band lookup failed: %s", error)
+            heads = self.store.heads(keys)
+        except Exception as error:  # an unreachable engine or record
+            # Once per lookup: while the engine is down every batch would say the same.
+            (log.debug if self._failed else log.warning)(
+                "could not look up duplicates (%s); comparing within this crawl only", error
+            )
+            self._failed = True
             return []
+        self._where = {head.id: head.index or self.alias for head in heads}
+        return [
+            {
+                "id": head.id,
+                "cluster_id": head.cluster_id or head.id,
+                "dedupe": {"exact": head.exact, "signature": head.signature},
+            }
+            for head in heads
+        ]
 
     def still_stored(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` (from the last lookup) are still in their monthly index.
@@ -219,90 +231,73 @@ class BandIndex:
 
     def record(self, mentions: Sequence[Mention]) -> None:
         """Add ``mentions`` to their bands as candidates (up to the limit per band)."""
-        changed: dict[str, list[dict[str, Any]]] = {}
+        entries = []
         for mention in mentions:
             if mention.dedupe is None:
                 continue
-            head = {
-                "id": mention.id,
-                "cluster_id": mention.cluster_id or mention.id,
-                "exact": mention.dedupe.exact,
-                "signature": mention.dedupe.signature,
-                # The monthly index the indexer writes it to (see Indexer.index_name_for).
-                "index": f"{self.alias}-{mention.published_at.astimezone(UTC):%Y.%m}",
-            }
-            for key in mention.dedupe.bands:
-                heads = changed.get(key) or self.known.get(key)
-                if heads is None:
-                    continue  # never looked up here: leave what the index holds alone
-                if len(heads) < MENTIONS_PER_BAND and all(h["id"] != mention.id for h in heads):
-                    changed[key] = [*heads, head]
-        if not changed:
-            return
-        self.known.update(changed)
+            index = self.indexer.index_name_for(mention)  # the monthly index it is written to
+            dedupe = mention.dedupe
+            head = _head(mention.id, mention.cluster_id, dedupe.exact, dedupe.signature, index)
+            entries.append((head, dedupe.bands))
         try:
-            self._write({key: {"heads": heads} for key, heads in changed.items()})
+            self.store.add(entries)
         except Exception as error:
-            log.warning("could not record %d duplicate band(s): %s", len(changed), error)
-
-    def _write(self, documents: dict[str, dict[str, Any]]) -> None:
-        from elasticsearch.helpers import streaming_bulk
-
-        actions = (
-            {"_index": self.index, "_id": key, "_source": source}
-            for key, source in documents.items()
-        )
-        for _ in streaming_bulk(self.client, actions, chunk_size=1000, raise_on_error=False):
-            pass
+            log.warning("could not record %d duplicate candidate(s): %s", len(entries), error)
 
     def _ensure(self) -> None:
-        """Create the band index, and fill it from stored mentions the first time."""
+        """Fill the record from the stored mentions unless it was filled against this engine."""
         if self._ready:
             return
-        marker = self.client.options(ignore_status=404).get(
-            index=self.index, id=_BANDS_COMPLETE, source=False
-        )
-        if not marker.body.get("found"):
-            self.client.options(ignore_status=400).indices.create(  # 400: created meanwhile
-                index=self.index, mappings=_BANDS_MAPPING
-            )
-            self._backfill()
-            self.client.index(index=self.index, id=_BANDS_COMPLETE, document={"heads": []})
+        token = self.indexer.engine_token()
+        if self.store.token() != token:
+            self.rebuild(token)
         self._ready = True
 
-    def _backfill(self) -> None:
-        """Record every stored mention as a candidate, earliest first (once per project)."""
+    def rebuild(self, token: str) -> int:
+        """Refill the record from every stored mention, earliest first; returns how many were read.
+
+        Also deletes the band index an older listener kept in the engine.
+        """
         from elasticsearch.helpers import scan
 
-        alias = self.alias
-        if not self.client.indices.exists_alias(name=alias):
-            return
-        self.client.indices.refresh(index=alias)
-        query = {
-            "query": {"match_all": {}},
-            "sort": [{"crawled_at": "asc"}, {"id": "asc"}],
-            "_source": ["id", "cluster_id", "dedupe"],
-        }
-        heads: dict[str, list[dict[str, Any]]] = {}
-        for hit in scan(self.client, index=alias, query=query, size=1000, preserve_order=True):
-            source = hit.get("_source") or {}
-            dedupe = source.get("dedupe") or {}
-            if not dedupe.get("signature"):
-                continue
-            head = {
-                "id": source["id"],
-                "cluster_id": source.get("cluster_id") or source["id"],
-                "exact": dedupe.get("exact", ""),
-                "signature": dedupe["signature"],
-                "index": hit["_index"],
+        store = self.store
+        store.clear()
+        quiet = self.client.options(ignore_status=404)
+        quiet.indices.delete(index=old_bands_index(self.indexer.prefix))
+        read = 0
+        if self.client.indices.exists_alias(name=self.alias):
+            self.indexer.refresh()  # searches see only refreshed writes
+            query = {
+                "query": {"match_all": {}},
+                "sort": [{"crawled_at": "asc"}, {"id": "asc"}],
+                "_source": ["id", "cluster_id", "dedupe"],
             }
-            for key in dedupe.get("bands") or []:
-                listed = heads.setdefault(key, [])
-                if len(listed) < MENTIONS_PER_BAND:
-                    listed.append(head)
-        if heads:
-            self._write({key: {"heads": listed} for key, listed in heads.items()})
-            log.info("recorded the duplicate bands of stored mentions in %s", self.index)
+            hits = scan(self.client, index=self.alias, query=query, size=1000, preserve_order=True)
+            while chunk := list(itertools.islice(hits, 1000)):
+                entries = []
+                for hit in chunk:
+                    source = hit.get("_source") or {}
+                    dedupe = source.get("dedupe") or {}
+                    if not dedupe.get("signature"):
+                        continue
+                    head = _head(
+                        source["id"],
+                        source.get("cluster_id"),
+                        dedupe.get("exact", ""),
+                        dedupe["signature"],
+                        hit["_index"],
+                    )
+                    entries.append((head, dedupe.get("bands") or []))
+                store.add(entries)
+                read += len(chunk)
+        store.set_token(token)
+        if read:
+            log.info(
+                "recorded the duplicate bands of %d stored mention(s) in %s",
+                read,
+                store.where,
+            )
+        return read
 
 
 @dataclass
@@ -319,7 +314,7 @@ class Deduplicator:
 
     ``lookup(band_keys)`` returns stored documents (``id``, ``cluster_id``,
     ``dedupe``) sharing any band; pass None to compare within the crawl only.
-    A lookup with a ``record(mentions)`` method (:class:`BandIndex`) is given
+    A lookup with a ``record(mentions)`` method (:class:`BandRecord`) is given
     every batch once it is assigned, to remember its mentions as candidates.
     """
 
@@ -333,10 +328,12 @@ class Deduplicator:
     def assign(self, mentions: Sequence[Mention]) -> list[Mention]:
         """Copies of ``mentions`` with ``cluster_id``, ``duplicate`` and ``dedupe`` set."""
         prints = [fingerprint(m) for m in mentions]
-        chosen = self._stored_matches(mentions, prints)
+        keyed = [bands(values) for _, values in prints]
+        chosen = self._stored_matches(mentions, prints, keyed)
         result = []
-        for mention, (exact, values), stored_match in zip(mentions, prints, chosen, strict=True):
-            keys = bands(values)
+        for mention, (exact, values), keys, stored_match in zip(
+            mentions, prints, keyed, chosen, strict=True
+        ):
             known = stored_match or self._match(mention.id, exact, values, keys, [])
             if known is None:
                 cluster, duplicate = mention.id, False
@@ -381,7 +378,10 @@ class Deduplicator:
                     self.seen.pop(key, None)
 
     def _stored_matches(
-        self, mentions: Sequence[Mention], prints: list[tuple[str, list[int]]]
+        self,
+        mentions: Sequence[Mention],
+        prints: list[tuple[str, list[int]]],
+        keyed: list[list[str]],
     ) -> list[_Known | None]:
         """Per mention, the earliest stored mention it copies, among those sharing a band.
 
@@ -391,22 +391,35 @@ class Deduplicator:
         (``lookup.still_stored``, when the lookup has it) in one request; a
         mention whose choice is gone takes its next candidate.
         """
-        stored = self._stored_candidates(prints)
+        stored = self._stored_candidates(keyed)
         if not stored:
             return [None] * len(mentions)
-        by_key: dict[str, list[int]] = {}
-        for position, known in enumerate(stored):
-            for key in bands(known.signature):
-                by_key.setdefault(key, []).append(position)
+        # Every mention against every candidate at once: equal values per permutation give
+        # the similarity, a band shared is one whose ROWS values are all equal (what equal
+        # band keys mean, without hashing each candidate's bands again).
+        table = np.array([known.signature for known in stored], dtype=np.uint64)
+        copying: list[list[int]] = []  # per mention, the candidates it copies, in order
+        for mention, (exact, values) in zip(mentions, prints, strict=True):
+            equal = table == np.array(values, dtype=np.uint64)
+            shared = equal.reshape(len(stored), BANDS, ROWS).all(axis=2).any(axis=1)
+            close = equal.sum(axis=1) / PERMUTATIONS >= THRESHOLD
+            copying.append(
+                [
+                    int(p)
+                    for p in np.flatnonzero(shared)
+                    if stored[p].id != mention.id
+                    and stored[p].cluster_id != mention.id  # it heads that cluster
+                    and (close[p] or stored[p].exact == exact)
+                ]
+            )
         gone: set[str] = set()
         checked: set[str] = set()
         verify = getattr(self.lookup, "still_stored", None)
         while True:
-            chosen: list[_Known | None] = []
-            for mention, (exact, values) in zip(mentions, prints, strict=True):
-                positions = sorted({p for key in bands(values) for p in by_key.get(key, ())})
-                candidates = [stored[p] for p in positions if stored[p].id not in gone]
-                chosen.append(self._match(mention.id, exact, values, [], candidates, own=False))
+            chosen = [
+                next((stored[p] for p in positions if stored[p].id not in gone), None)
+                for positions in copying
+            ]
             unchecked = {known.id for known in chosen if known is not None} - checked
             if verify is None or not unchecked:
                 return chosen
@@ -416,10 +429,10 @@ class Deduplicator:
                 return chosen
             gone |= missing
 
-    def _stored_candidates(self, prints: Iterable[tuple[str, list[int]]]) -> list[_Known]:
+    def _stored_candidates(self, keyed: Iterable[list[str]]) -> list[_Known]:
         if self.lookup is None:
             return []
-        keys = sorted({key for _, values in prints for key in bands(values)})
+        keys = sorted({key for keys in keyed for key in keys})
         if not keys:
             return []
         found = []

@@ -110,7 +110,7 @@ class MentionPipeline:
 
     def _open_store(self) -> None:
         """Connect (starting the embedded engine if needed), install templates, replay the spool."""
-        from listener.crawl.dedupe import BandIndex, Deduplicator
+        from listener.crawl.dedupe import BandRecord, Deduplicator
         from listener.enrichment import Enricher
         from listener.store.durability import engine_saves_for
         from listener.store.engine import connect
@@ -142,9 +142,7 @@ class MentionPipeline:
             self.stats.set_value("listener/spool_replayed", replayed.indexed)
         self.enricher = Enricher(self.project, batch_size=self.batch_size)
         self._start_enrichment_workers()
-        self.deduplicator = Deduplicator(
-            lookup=BandIndex(client, self.project.elasticsearch.index_prefix)
-        )
+        self.deduplicator = Deduplicator(lookup=BandRecord(self.indexer))
 
     def _start_enrichment_workers(self) -> None:
         """Fork the enrichment workers (before the crawl runs), unless one process is asked for."""

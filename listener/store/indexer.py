@@ -416,6 +416,18 @@ class Indexer:
             self._locations = locations_for(self.config)
         return self._locations
 
+    def engine_token(self) -> str:
+        """The token pairing this engine with the records kept beside it (made on first use).
+
+        Other coordination records (the duplicate bands, :mod:`listener.store.bands`)
+        keep it too, to tell whether they were filled against this engine.
+        """
+        self._ensure_locations()
+        token = self.location_store.token()
+        if token is None:  # _ensure_locations always leaves one
+            raise IndexingError(f"the location record {self.location_store.where} has no token")
+        return token
+
     def _find_other_copies(self, mentions: list[Mention]) -> dict[str, list[str]]:
         """Mentions that may have a copy in another monthly index, with those indices.
 

@@ -28,6 +28,7 @@ from elasticsearch.helpers import scan, streaming_bulk
 from listener.config import ProjectConfig
 from listener.errors import IndexingError
 from listener.mention import canonicalize_url
+from listener.store.bands import bands_for
 from listener.store.indexer import DEAD_LETTER_FILE, SPOOL_DIR, mentions_alias
 from listener.store.locations import locations_for
 
@@ -91,6 +92,7 @@ def apply_retention(
     if dropped and not dry_run:
         client.indices.delete(index=",".join(dropped))
         _forget_locations_in(config, dropped)
+        _forget_bands_in(config, dropped)
         log.info("retention (%d days): dropped %s", days, ", ".join(dropped))
     return RetentionResult(days, cutoff, dropped, kept, dry_run)
 
@@ -98,6 +100,15 @@ def apply_retention(
 def _forget_locations_in(config: ProjectConfig, dropped: list[str]) -> None:
     """Remove dropped indices from the location record (entries naming only them go)."""
     store = locations_for(config)
+    try:
+        store.forget_indices(dropped)
+    finally:
+        store.close()
+
+
+def _forget_bands_in(config: ProjectConfig, dropped: list[str]) -> None:
+    """Take the mentions of dropped indices out of the duplicate bands (no candidates now)."""
+    store = bands_for(config)
     try:
         store.forget_indices(dropped)
     finally:
@@ -319,6 +330,11 @@ def _forget_in_index(
         store.forget_ids(mention.id for mention in found)
     finally:
         store.close()
+    bands = bands_for(config)  # an erased mention is no duplicate candidate any more
+    try:
+        bands.forget_ids(mention.id for mention in found)
+    finally:
+        bands.close()
     client.indices.refresh(index=alias)
     return found
 

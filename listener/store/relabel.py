@@ -104,9 +104,9 @@ def reenrich(
             before[mention.id] = set(mention.brand_names)
             yield mention
 
-    from listener.crawl.dedupe import BandIndex, Deduplicator
+    from listener.crawl.dedupe import BandRecord, Deduplicator
 
-    deduplicator = Deduplicator(lookup=BandIndex(client, project.elasticsearch.index_prefix))
+    deduplicator = Deduplicator(lookup=BandRecord(indexer))
     for batch in _batches(enricher.enrich(mentions()), BATCH):
         batch = deduplicator.assign(batch)
         for mention in batch:
