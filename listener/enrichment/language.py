@@ -16,15 +16,28 @@ confidently in another language get brand matching only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import logging
+import lzma
+import os
 import re
+import shutil
+import tempfile
+import time
+from array import array
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+import numpy as np
+from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import minibatch
+
+log = logging.getLogger(__name__)
 
 LANGUAGE_EXTENSION = "listener_language"
 LANGUAGE_SCORE_EXTENSION = "listener_language_score"
@@ -66,10 +79,99 @@ def register_extensions() -> None:
             Doc.set_extension(name, default=None)
 
 
+def model_cache_dir() -> Path:
+    """Where the decompressed language model is kept: ``$XDG_CACHE_HOME/listener`` or
+    ``~/.cache/listener``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "listener"
+
+
+_CACHE_PREFIX = "py3langid-"
+_TYPECODES = {2: "H", 4: "I", 8: "L"}
+_STALE_SECONDS = 7 * 24 * 3600
+
+
+def _plain_array(values: Any) -> array[int]:
+    """An unsigned NumPy array as the stdlib ``array`` py3langid walks (as its loader does)."""
+    out: array[int] = array(_TYPECODES[values.dtype.itemsize])
+    out.frombytes(np.ascontiguousarray(values).data.cast("B"))
+    return out
+
+
+def _decompressed_model(model: Path, cache_dir: Path) -> Path | None:
+    """The py3langid model as a plain ``.npz`` in ``cache_dir``, written on first use.
+
+    py3langid ships its model LZMA-compressed; decompressing it cost about 0.45 s of
+    CPU in every process that detects languages (each crawl, ``enrich`` and web
+    process). The file is named by a digest of the shipped model, so another
+    py3langid version gets its own (another version's copy is removed once it is a week
+    old). None when the cache cannot be written (a read-only home): the caller reads the
+    shipped file.
+    """
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+    cached = cache_dir / f"{_CACHE_PREFIX}{digest}.npz"
+    if cached.is_file():
+        return cached
+    temporary = None
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            dir=cache_dir, prefix=f".{_CACHE_PREFIX}", suffix=".tmp", delete=False
+        ) as out:
+            temporary = Path(out.name)
+            with lzma.open(model) as compressed:
+                shutil.copyfileobj(compressed, out, length=1 << 20)
+        os.replace(temporary, cached)  # whole or not at all, also with processes racing
+        # Another py3langid's copy, unless a venv still using it rewrote it this week.
+        for old in cache_dir.glob(f"{_CACHE_PREFIX}*.npz"):
+            if old != cached and time.time() - old.stat().st_mtime > _STALE_SECONDS:
+                old.unlink(missing_ok=True)
+    except OSError as error:
+        log.debug(
+            "cannot cache the language model in %s (%s); reading it compressed", cache_dir, error
+        )
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        return None
+    return cached
+
+
+def _identifier_from(npz: Path) -> LanguageIdentifier:
+    """py3langid's own loading (``py3langid.modelio.load_model``) from an uncompressed file."""
+    with np.load(npz, allow_pickle=False) as data:
+        return LanguageIdentifier(
+            np.asarray(data["ptc"]),
+            np.asarray(data["pc"]),
+            data["classes"].tolist(),
+            _plain_array(data["nextmove"]),
+            data["out_feat"].tolist(),
+            norm_probs=True,
+            tk_row=_plain_array(data["nextmove_row"]),
+        )
+
+
 @functools.cache
-def load_identifier(languages: tuple[str, ...] | None = None) -> LanguageIdentifier:
-    """The py3langid model (normalised probabilities), loaded once per process and language set."""
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+def load_identifier(
+    languages: tuple[str, ...] | None = None, cache_dir: Path | None = None
+) -> LanguageIdentifier:
+    """The py3langid model (normalised probabilities), loaded once per process and language set.
+
+    Read from the decompressed copy in :func:`model_cache_dir` (made by the first
+    process that needs it), else from the file py3langid ships.
+    """
+    identifier = None
+    cached = _decompressed_model(MODEL_DIR / MODEL_FILE, cache_dir or model_cache_dir())
+    if cached is not None:
+        try:
+            identifier = _identifier_from(cached)
+        except (OSError, ValueError, KeyError) as error:  # damaged: the next process rewrites it
+            log.warning(
+                "the cached language model %s is unreadable (%s); removing it", cached, error
+            )
+            with contextlib.suppress(OSError):
+                cached.unlink()
+    if identifier is None:
+        identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     if languages:
         identifier.set_languages(list(languages))
     return identifier
