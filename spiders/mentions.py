@@ -22,6 +22,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from listener.config import ProjectConfig, load_project
+from listener.crawl.downloader import DownloadStopped
 from listener.crawl.middlewares import SourcePaused
 from listener.crawl.settings import scrapy_settings_for
 from listener.mention import Mention
@@ -258,6 +259,9 @@ class MentionsSpider(scrapy.Spider):
         state = self.states.get(label)
         if failure.check(SourcePaused):
             self._inc(f"listener/source/{label}/skipped_while_paused")
+            return
+        if failure.check(DownloadStopped):  # not a fault of the source: asked again next run
+            self._inc(f"listener/source/{label}/stopped_requests")
             return
         if failure.check(HttpError):
             response = failure.value.response  # type: ignore[union-attr]

@@ -590,5 +590,6 @@ def test_a_cancelled_web_crawl_reports_what_its_summary_counted() -> None:
     view = job.view()
     assert view.state == "cancelled" and view.exit_code == 6
     assert (view.progress.found, view.progress.indexed) == (1304, 1152)
+    assert view.progress.left_for_next_run == 152
     assert view.summary[0].startswith("crawl finished in 41.5 s")
     assert "152 mentions taken but not kept are left for the next run" in view.summary[1]

@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 import json
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -901,6 +903,123 @@ def test_crawl_runs_in_the_background_and_reports_progress(
         assert "cannot read the time" in problem(bad, "since")
         extra = client.post("/api/crawls", json={"since": "7d", "depth": 3})
         assert extra.status_code == 422
+
+
+def generated_feed(first: int, count: int) -> bytes:
+    """An RSS feed of ``count`` items from number ``first``, each naming Acme, dated apart."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    items = "".join(
+        f"<item><title>Acme note {n}</title><link>https://news.example/acme/{n}</link>"
+        f"<description>Acme shipped release {n} for group {n % 7}.</description>"
+        f"<pubDate>{format_datetime(start + timedelta(minutes=n), usegmt=True)}</pubDate></item>"
+        for n in range(first, first + count)
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Generated</title>'
+        f"<link>https://news.example/</link>{items}</channel></rss>"
+    ).encode()
+
+
+def stopped_crawl(client: httpx.Client, crawl_id: str, polls: int) -> dict[str, Any]:
+    """The crawl once it is no longer running, asking at most ``polls`` times."""
+    for _ in range(polls):
+        crawl = ok(client.get(f"/api/crawls/{crawl_id}"))
+        if crawl["state"] != "running":
+            return crawl
+        threading.Event().wait(0.2)  # watching another process; nothing to wait on
+    raise AssertionError(f"crawl {crawl_id} still running after {polls} polls: {crawl}")
+
+
+def indexed_soon(client: httpx.Client, polls: int) -> int:
+    """How many mentions the index holds once it holds any, asking at most ``polls`` times."""
+    for _ in range(polls):
+        total = int(ok(client.get("/api/mentions", params={"size": 1}))["total"])
+        if total:
+            return total
+        threading.Event().wait(0.1)  # watching another process; nothing to wait on
+    raise AssertionError(f"nothing was indexed after {polls} polls")
+
+
+def test_a_cancelled_crawl_keeps_what_it_counted_and_a_rerun_fetches_the_rest(
+    engine: Any, session_client: Elasticsearch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two feeds of one source: the first is answered at once, the second is held until the
+    # test has cancelled, so the cancel lands mid-crawl with no sleep and no timing luck.
+    from listener.sdk.replay import Hold, Route
+    from listener.sdk.testing import write_project as write_sources
+
+    first, held = 40, 8
+    hold = Hold()
+    routes = [
+        Route("/now.xml", body=generated_feed(0, first),
+              headers={"Content-Type": "application/rss+xml"}),
+        Route("/held.xml", body=generated_feed(first, held),
+              headers={"Content-Type": "application/rss+xml"}, hold=hold),
+    ]  # fmt: skip
+    prefix = f"wx{uuid.uuid4().hex[:10]}"
+    home = tmp_path / "home"
+    monkeypatch.setenv("LISTENER_HOME", str(home))
+    monkeypatch.delenv("LISTENER_ES_URL", raising=False)
+    try:
+        with ReplayServer(routes) as replay:
+            path = write_sources(
+                tmp_path / "listener.toml",
+                [{"plugin": "rss", "name": "gen",
+                  "feeds": [f"{replay.url}/now.xml", f"{replay.url}/held.xml"]}],
+                [{"name": "Acme"}],
+                {"batch_size": 1, "enrich_processes": 1, "retry_times": 0},
+                delays=False,
+            )  # fmt: skip
+            path.write_text(
+                f'[elasticsearch]\nurl = "{engine.url}"\nindex_prefix = "{prefix}"\n\n'
+                + path.read_text(encoding="utf-8"),
+                encoding="utf-8",
+            )
+            with (
+                BackgroundServer(create_app(load_project(path))) as server,
+                httpx.Client(base_url=server.url, timeout=60) as client,
+            ):
+                crawl = client.post("/api/crawls", json={}).json()
+                assert hold.arrived.wait(120), "the crawl never asked for the held feed"
+                # Cancel once the first feed's mentions start to reach the index.
+                indexed_soon(client, polls=600)
+                cancelled = client.post(f"/api/crawls/{crawl['id']}/cancel")
+                assert cancelled.status_code == 200, cancelled.text
+                # The process ends soon, although a feed it asked for never answered.
+                crawl = stopped_crawl(client, crawl["id"], polls=100)
+                assert crawl["state"] == "cancelled", crawl
+                assert crawl["exit_code"] == 6, crawl["log_tail"]
+                stored = ok(client.get("/api/mentions", params={"size": 100}))
+                progress = crawl["progress"]
+                # What the job reports is what the index, the spool and the checkpoint hold.
+                assert progress["indexed"] == stored["total"], crawl
+                spooled = len(ndjson_ids(home / "spool"))
+                left = progress["left_for_next_run"]
+                assert progress["found"] == progress["indexed"] + spooled + left, crawl
+                assert progress["found"] <= first, "the held feed was never answered"
+
+                hold.release()
+                again = client.post("/api/crawls", json={})
+                assert again.status_code == 202, again.text
+                rerun = stopped_crawl(client, again.json()["id"], polls=1500)
+                assert rerun["state"] == "succeeded", rerun["log_tail"]
+                # The rest, and only the rest, is fetched: nothing lost, nothing twice.
+                assert rerun["progress"]["indexed"] == first + held - stored["total"], rerun
+                final = ok(client.get("/api/mentions", params={"size": 100}))
+                urls = sorted(m["url"] for m in final["mentions"])
+                assert final["total"] == len(urls) == len(set(urls)) == first + held
+    finally:
+        _delete_prefix(session_client, prefix)
+
+
+def ndjson_ids(folder: Path) -> list[str]:
+    """Mention ids in the spool files of a folder (none if it does not exist)."""
+    return [
+        json.loads(line)["id"]
+        for path in sorted(folder.glob("*.ndjson"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 # -- units: highlighting, excerpts, crawl output ------------------------------------------------

@@ -21,6 +21,7 @@ import contextlib
 import json
 import mimetypes
 import socket
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 __all__ = [
     "PLACEHOLDER",
     "ROBOTS_ALLOW_ALL",
+    "Hold",
     "RecordedRequest",
     "ReplayServer",
     "Route",
@@ -67,6 +69,24 @@ def _guess_content_type(name: str) -> str:
     return guessed or "application/octet-stream"
 
 
+class Hold:
+    """Keeps a route's answers back until :meth:`release`: a test acts while a crawler waits.
+
+    ``arrived`` is set when the first request for the route comes in, so a
+    test can wait for the crawl to reach that point without polling or
+    sleeping (``hold.arrived.wait(60)``), do what it tests (a cancel, say),
+    then release the answers. Stopping the server releases them too.
+    """
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        """Answer the requests waiting on this route, and later ones at once."""
+        self.released.set()
+
+
 @dataclass
 class Route:
     """What to answer for one method and path, optionally only for some query parameters.
@@ -74,7 +94,8 @@ class Route:
     ``query`` is a subset match: every listed parameter must be present with that
     value; others are ignored. A ``path`` written with ``?a=b`` adds to ``query``.
     With ``times``, the route answers that many times and then lets the request
-    fall through to the next matching route (a 429 before a 200, say).
+    fall through to the next matching route (a 429 before a 200, say). With
+    ``hold``, each answer waits until the :class:`Hold` is released.
     """
 
     path: str
@@ -84,6 +105,7 @@ class Route:
     query: dict[str, str] | None = None
     method: str = "GET"
     times: int | None = None
+    hold: Hold | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.body, str):
@@ -148,6 +170,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], replay: ReplayServer) -> None:
         self.replay = replay
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a crawl cut a download short) is not an error to print."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -240,6 +268,9 @@ class ReplayServer:
         server, thread = self._server, self._thread
         if server is None:
             return
+        for route in self._routes:
+            if route.hold is not None:
+                route.hold.release()
         server.shutdown()
         with self._lock:
             connections = list(self._connections)
@@ -349,6 +380,9 @@ class ReplayServer:
                     received=time.monotonic(),
                 )
             )
+        if route is not None and route.hold is not None:  # outside the lock: others are served
+            route.hold.arrived.set()
+            route.hold.released.wait()
         return status, headers, payload
 
     def _match(self, method: str, path: str, query: dict[str, list[str]]) -> Route | None:

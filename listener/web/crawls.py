@@ -39,6 +39,9 @@ _FINISHED = re.compile(
 )
 _DROPPED = re.compile(r"dropped: (?P<dropped>.*?)(?:, \d+ errors|$)")
 _ERRORS = re.compile(r"(?P<errors>\d+) errors")
+# Summary lines after the first (listener.crawl.progress.CrawlSummary.lines).
+_LEFT = re.compile(r"^\s+stopped before it finished: (?P<n>\d+) mentions\b")
+_SPOOLED = re.compile(r"^\s+(?P<n>\d+) mentions could not be indexed \(.*\) and were spooled")
 _LOG_LINES = 200
 _KEEP_JOBS = 20
 
@@ -121,6 +124,11 @@ class CrawlJob:
                 return
             if self.summary and text.startswith("  "):
                 self.summary.append(text)
+                left, spooled = _LEFT.search(text), _SPOOLED.search(text)
+                if left:
+                    self.progress.left_for_next_run = int(left.group("n"))
+                if spooled:
+                    self.progress.spooled = int(spooled.group("n"))
             elif text.startswith("error: "):
                 self.error = text.removeprefix("error: ")
             elif self.error and text.startswith("  "):

@@ -473,6 +473,10 @@ class CrawlProgress(_Out):
     indexed: int = 0
     dropped: int = 0
     errors: int = 0
+    #: From the end-of-crawl summary: what went to the spool, and (a stopped crawl) what
+    #: was taken but not kept, which the next crawl fetches again.
+    spooled: int = 0
+    left_for_next_run: int = 0
 
 
 class CrawlOut(_Out):

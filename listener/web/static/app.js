@@ -938,6 +938,9 @@
     var line = "Crawl " + crawl.state + " · " + Math.round(crawl.elapsed_seconds) + " s · " +
       fmtInt(crawl.progress.found) + " found · " + fmtInt(crawl.progress.indexed) + " indexed · " +
       fmtInt(crawl.progress.errors) + " errors";
+    if (crawl.progress.left_for_next_run) {
+      line += " · " + fmtInt(crawl.progress.left_for_next_run) + " left for the next crawl";
+    }
     box.appendChild(el("div", "crawl-line", line));
     if (crawl.error) box.appendChild(el("div", "error", crawl.error));
     crawl.summary.forEach(function (s) { box.appendChild(el("div", "muted mono", s.trim())); });
