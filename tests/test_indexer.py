@@ -16,7 +16,16 @@ import redis
 from elasticsearch import Elasticsearch
 
 from listener.config import ProjectConfig
-from listener.mention import Entity, Mention
+from listener.mention import (
+    Author,
+    BrandMatch,
+    Engagement,
+    Entity,
+    Mention,
+    Rating,
+    Sentiment,
+    Span,
+)
 from listener.store.engine import free_port
 from listener.store.indexer import Indexer, IndexResult
 from listener.store.locations import LOCATIONS_FILE
@@ -53,6 +62,44 @@ def test_templates_install_idempotently(client: Elasticsearch, project: ProjectC
     stored = client.indices.get_index_template(name=f"{indexer.prefix}-mentions")
     template = stored["index_templates"][0]["index_template"]
     assert template["index_patterns"] == [f"{indexer.prefix}-mentions-*"]
+
+
+def test_the_stored_document_is_to_document_for_every_field(
+    client: Elasticsearch, project: ProjectConfig
+) -> None:
+    """The Indexer sends pydantic's JSON text, not json.dumps(to_document()): same document."""
+    mention = Mention.create(
+        source="testsource",
+        source_kind="review",
+        url="https://shop.example/p/1?utm_source=x#r2",
+        keep_fragment=True,
+        title='Acme "Phone" <b>&amp;</b> \u00e9t\u00e9 \U0001f4f1',
+        text="Line one\nline two\ttabbed, \\ back\\slash, caf\u00e9 \u201cquoted\u201d \u2603 1e-7",
+        published_at=datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC),
+        crawled_at=datetime(2024, 3, 1, 0, 0, 0, 1, tzinfo=UTC),
+        language="fr",
+        author=Author(name="Zo\u00eb", handle="@zoe", url="https://shop.example/u/z", followers=7),
+        engagement=Engagement(likes=3, comments=0, shares=None, views=10**12, score=-4, total=3),
+        rating=Rating.from_raw(4.5, 5.0, 1.0),
+        brands=[
+            BrandMatch(
+                brand="Acme",
+                keyword="acme",
+                positions=[Span(start=0, end=4)],
+                sentiment=Sentiment(score=0.1 + 0.2, label="positive"),
+                owned=True,
+            )
+        ],
+        brand_names=["Acme"],
+        entities=[Entity(text="Acme", label="ORG")],
+        sentiment=Sentiment(score=-1 / 3, label="negative"),
+    )
+    indexer = Indexer(client, project)
+    (action,) = indexer._actions([mention])
+    assert json.loads(action["_source"]) == mention.to_document()
+    assert indexer.index([mention]).indexed == 1
+    stored = client.get(index=indexer.index_name_for(mention), id=mention.id)
+    assert stored["_source"] == mention.to_document()
 
 
 def test_an_index_made_by_an_older_template_gets_the_new_fields(
