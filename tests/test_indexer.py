@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from elastic_transport import JsonSerializer
 from elasticsearch import Elasticsearch
+from elasticsearch.helpers import expand_action
 
 from listener.config import ProjectConfig
 from listener.mention import (
@@ -64,11 +66,9 @@ def test_templates_install_idempotently(client: Elasticsearch, project: ProjectC
     assert template["index_patterns"] == [f"{indexer.prefix}-mentions-*"]
 
 
-def test_the_stored_document_is_to_document_for_every_field(
-    client: Elasticsearch, project: ProjectConfig
-) -> None:
-    """The Indexer sends pydantic's JSON text, not json.dumps(to_document()): same document."""
-    mention = Mention.create(
+def _every_field() -> Mention:
+    """A mention with every field set, text needing JSON escapes, and floats with long reprs."""
+    return Mention.create(
         source="testsource",
         source_kind="review",
         url="https://shop.example/p/1?utm_source=x#r2",
@@ -94,10 +94,39 @@ def test_the_stored_document_is_to_document_for_every_field(
         entities=[Entity(text="Acme", label="ORG")],
         sentiment=Sentiment(score=-1 / 3, label="negative"),
     )
+
+
+def test_the_stored_document_is_to_document_for_every_field(
+    client: Elasticsearch, project: ProjectConfig
+) -> None:
+    """The Indexer sends pydantic's JSON text, not json.dumps(to_document()): same document."""
+    mention = _every_field()
     indexer = Indexer(client, project)
     assert indexer.index([mention]).indexed == 1
     stored = client.get(index=indexer.index_name_for(mention), id=mention.id)
     assert stored["_source"] == mention.to_document()
+
+
+def test_the_bulk_body_is_byte_for_byte_what_helpers_bulk_sends(
+    project: ProjectConfig, make_mention: MentionFactory
+) -> None:
+    """So the engine gets the same request as from the client's helper (and bench/ compares
+    like with like): only the client's work to build it differs."""
+    mentions = [_every_field(), make_mention(JAN), make_mention(datetime(2023, 12, 31, tzinfo=UTC))]
+    indexer = Indexer(_down_client(), project)
+    serializer = JsonSerializer()
+    lines = []
+    for mention in mentions:
+        action, document = expand_action(
+            {
+                "_op_type": "index",
+                "_index": indexer.index_name_for(mention),
+                "_id": mention.id,
+                "_source": mention.to_document(),
+            }
+        )
+        lines += [serializer.dumps(action), serializer.dumps(document)]
+    assert [body for _, body in indexer._bodies(mentions)] == [b"\n".join(lines) + b"\n"]
 
 
 def test_a_lone_surrogate_in_the_text_is_indexed_as_before(

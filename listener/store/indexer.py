@@ -393,7 +393,7 @@ class Indexer:
         for mention in mentions:
             name = self.index_name_for(mention)
             quoted = names.get(name) or names.setdefault(name, json.dumps(name))
-            action = f'{{"index":{{"_index":{quoted},"_id":{json.dumps(mention.id)}}}}}\n'.encode()
+            action = f'{{"index":{{"_id":{json.dumps(mention.id)},"_index":{quoted}}}}}\n'.encode()
             document = _document_bytes(mention)
             if chunk and (len(chunk) >= self.chunk_size or size + len(document) > _MAX_BODY):
                 yield chunk, b"".join(lines)
