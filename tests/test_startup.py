@@ -95,3 +95,40 @@ def test_the_cache_lives_under_xdg_cache_home(
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert model_cache_dir() == tmp_path / "home" / ".cache" / "listener"
+
+
+LEAN_PROCESS = """
+import json, sys
+from listener.service.startup import leave_out_unused_imports
+leave_out_unused_imports()
+leave_out_unused_imports()  # twice: one hook
+from elasticsearch import Elasticsearch
+from elastic_transport._node import _http_aiohttp
+client = Elasticsearch("http://127.0.0.1:9")  # the synchronous client listener uses
+first = "aiohttp" in sys.modules
+import aiohttp  # still importable for anything else
+print(json.dumps({
+    "aiohttp_at_first": first,
+    "node_sees_aiohttp": _http_aiohttp._AIOHTTP_AVAILABLE,
+    "node_class": type(client.transport.node_pool.get()).__name__,
+    "hooks": sum(type(f).__name__ == "_ElasticTransportFinder" for f in sys.meta_path),
+    "aiohttp_later": hasattr(aiohttp, "ClientSession"),
+}))
+"""
+
+
+def test_listener_processes_import_elasticsearch_without_aiohttp() -> None:
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", LEAN_PROCESS], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == {
+        "aiohttp_at_first": False,
+        "node_sees_aiohttp": False,
+        "node_class": "Urllib3HttpNode",
+        "hooks": 1,
+        "aiohttp_later": True,
+    }

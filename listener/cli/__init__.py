@@ -15,6 +15,7 @@ import click
 
 from listener import __version__
 from listener.cli import analytics, crawl, data, plugins, report, search, service, sources, top, web
+from listener.service.startup import leave_out_unused_imports
 
 # Libraries that log every retry and failure with a traceback; listener reports the
 # condition itself in one line, so they are heard only with -v.
@@ -75,6 +76,7 @@ class _LogFormatter(logging.Formatter):
 @click.pass_context
 def main(ctx: click.Context, verbose: int) -> None:
     """listener: crawl public mentions of brands, enrich them, index them, report share of voice."""
+    leave_out_unused_imports()  # before the command imports elasticsearch
     ctx.ensure_object(dict)
     level = ["WARNING", "INFO", "DEBUG"][min(verbose, 2)]
     ctx.obj["log_level"] = level

@@ -193,6 +193,9 @@ def read_result(path: Path, label: str, returncode: int | None) -> CrawlResult:
 
 def main(arguments: list[str]) -> int:
     die_with_parent()
+    from listener.service.startup import leave_out_unused_imports
+
+    leave_out_unused_imports()
     level = os.environ.get(LOG_LEVEL_ENV, "WARNING")
     if arguments[:1] == ["crawl"] and len(arguments) == 4:
         handler = logging.StreamHandler(sys.stderr)
