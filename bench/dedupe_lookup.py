@@ -21,6 +21,7 @@ before the band index (:func:`index_lookup`). Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -36,6 +37,8 @@ from elasticsearch import Elasticsearch, helpers
 from listener.config import parse_project
 from listener.crawl.dedupe import BandRecord, Deduplicator, index_lookup
 from listener.mention import Mention
+from listener.service.testing import RedisServer
+from listener.store.bands import BANDS_FILE
 from listener.store.engine import EmbeddedEngine
 from listener.store.indexer import Indexer
 
@@ -66,6 +69,21 @@ def store(client: Elasticsearch, indexer: Indexer, batch: list[Mention]) -> None
     helpers.bulk(client.options(request_timeout=120), actions, chunk_size=1000)
 
 
+def record_bytes(home: Path) -> int:
+    """The size of the band record's SQLite file (with its write-ahead log)."""
+    return sum(path.stat().st_size for path in home.glob(f"{BANDS_FILE}*"))
+
+
+def redis_mb(cluster: dict[str, Any]) -> float | None:
+    """Redis's used memory (the band and location records), when clustered."""
+    if not cluster:
+        return None
+    import redis
+
+    info = redis.Redis.from_url(cluster["cluster"]["redis_url"]).info("memory")
+    return round(int(info["used_memory"]) / 1e6, 1)
+
+
 def fill(client: Elasticsearch, record: BandRecord, first: int, last: int) -> None:
     """Store mentions ``first``..``last - 1`` as a crawl would (fingerprints, clusters, bands)."""
     deduplicator = Deduplicator(lookup=None)
@@ -84,17 +102,26 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--lookup", choices=["record", "search"], default="record")
     parser.add_argument("--rebuild", action="store_true", help="time a refill from the index")
+    parser.add_argument(
+        "--clustered", action="store_true", help="keep the record in a real redis-server"
+    )
     arguments = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="listener-dedupe-") as scratch,
         EmbeddedEngine(Path(scratch) / "engine") as engine,
+        contextlib.ExitStack() as stack,
     ):
         os.environ["LISTENER_HOME"] = str(Path(scratch) / "home")
         client = Elasticsearch(engine.url, request_timeout=120)
+        cluster: dict[str, Any] = {}
+        if arguments.clustered:
+            server = stack.enter_context(RedisServer(Path(scratch) / "redis"))
+            cluster = {"cluster": {"redis_url": server.url}}
         project = parse_project(
             {
                 "elasticsearch": {"url": engine.url, "index_prefix": "dedupebench"},
                 "brands": [{"name": "Acme"}],
+                **cluster,
             },
             Path(scratch) / "listener.toml",
         )
@@ -138,6 +165,8 @@ def main() -> None:
                 "duplicates_found_last_batch": sum(1 for m in result if m.duplicate),
                 "fill_seconds": round(filled, 1),
                 "heads_recorded": filler.store.count(),
+                "record_mb": round(record_bytes(Path(scratch) / "home") / 1e6, 1),
+                "redis_used_mb": redis_mb(cluster),
                 "rebuild_seconds": rebuilt,
             }
             print(json.dumps(row), flush=True)

@@ -242,7 +242,10 @@ class BandRecord:
         try:
             self.store.add(entries)
         except Exception as error:
-            log.warning("could not record %d duplicate candidate(s): %s", len(entries), error)
+            (log.debug if self._failed else log.warning)(
+                "could not record %d duplicate candidate(s): %s", len(entries), error
+            )
+            self._failed = True
 
     def _ensure(self) -> None:
         """Fill the record from the stored mentions unless it was filled against this engine."""
