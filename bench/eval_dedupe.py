@@ -151,6 +151,7 @@ def main() -> None:
             assigned = deduplicator.assign(batch[start : start + 64])
             if stored:
                 assert stored[1].index(assigned).indexed == len(assigned)  # type: ignore[attr-defined]
+                deduplicator.stored(assigned)
             for item in assigned:
                 clusters[int(item.url.rsplit("/", 1)[1])] = item.cluster_id or item.id
     found = Counter(kind for a, b, kind in positives if clusters[a] == clusters[b])

@@ -112,7 +112,7 @@ def test_a_crawl_remembers_only_its_last_mentions() -> None:
     assert not copy_of_forgotten.duplicate  # no lookup here: only the index would know it
 
 
-def test_the_band_record_finds_stored_copies_and_skips_removed_heads(
+def test_the_band_record_finds_stored_copies_and_only_accepted_heads(
     client: Elasticsearch, project: ProjectConfig
 ) -> None:
     indexer = Indexer(client, project)
@@ -128,20 +128,20 @@ def test_the_band_record_finds_stored_copies_and_skips_removed_heads(
     assert copy.duplicate and copy.cluster_id == old.id
     assert not fresh.duplicate
     assert indexer.index([copy, fresh]).indexed == 2
+    crawl.stored([copy, fresh])
+    # A batch the index did not accept (spooled, rejected) is not told: no candidate.
+    [unaccepted] = crawl.assign([mention(3, "Umbrella Corp recalls 3,000 umbrellas in Ohio.")])
+    assert not unaccepted.duplicate
 
     # A later crawl (another process: a new record object) finds the head this crawl recorded.
-    [again] = Deduplicator(lookup=BandRecord(Indexer(client, project))).assign(
-        [mention(3, "Initech hires 40 people today.")]
+    [again, alone] = Deduplicator(lookup=BandRecord(Indexer(client, project))).assign(
+        [
+            mention(4, "Initech hires 40 people today."),
+            mention(5, "Umbrella Corp recalls 3,000 umbrellas in Ohio today."),
+        ]
     )
     assert again.duplicate and again.cluster_id == fresh.id
-
-    # A head no longer stored (a batch never indexed, a delete behind listener's back) is
-    # no candidate.
-    client.delete(index=indexer.index_name_for(fresh), id=fresh.id, refresh=True)
-    [alone] = Deduplicator(lookup=BandRecord(Indexer(client, project))).assign(
-        [mention(4, "Initech hires 40 people today.")]
-    )
-    assert not alone.duplicate
+    assert not alone.duplicate and alone.cluster_id == alone.id
 
 
 def test_a_home_with_the_old_band_index_is_refilled_and_the_index_deleted(
@@ -217,6 +217,7 @@ def test_forgotten_and_expired_mentions_are_no_cluster_heads(
     crawl = Deduplicator(lookup=BandRecord(indexer))
     stored = crawl.assign([erased, expired])
     assert indexer.index(stored).indexed == 2
+    crawl.stored(stored)
     assert erased.id in _heads_of(project, indexer, stored[0])
 
     forget(client, project, Selector(author="erased"))

@@ -24,8 +24,10 @@ checkpoints (:mod:`listener.store.bands`: SQLite under ``LISTENER_HOME``, or
 Redis when clustered), not in the engine: a search for the bands over the
 mentions returned more hits with every stored copy (13.2 s a batch at 20,000
 similar documents), and a band index in the engine answered more slowly as it
-grew (6.9 s). A batch reads its bands from the record and confirms only the
-candidates it chose in the engine, by id. Measured by ``bench/dedupe_lookup.py``.
+grew (6.9 s), as did confirming the chosen candidates in it by id. A batch
+reads its bands from the record, and its mentions become candidates once the
+index has accepted them (:meth:`Deduplicator.stored`). Measured by
+``bench/dedupe_lookup.py``.
 """
 
 from __future__ import annotations
@@ -165,10 +167,9 @@ class BandRecord:
     The record (:mod:`listener.store.bands`: a SQLite file under
     ``LISTENER_HOME``, or Redis when clustered) answers without a round trip
     to the engine. Candidates are added when :meth:`record` is given the
-    mentions a batch assigned (called by :meth:`Deduplicator.assign`). One
-    no longer stored (retention dropped its month, an erasure, a batch that
-    was never indexed) is left out: the candidates a batch chose are
-    confirmed in their monthly index, in one request. The first use fills
+    mentions the index accepted (through :meth:`Deduplicator.stored`), so a
+    batch spooled or rejected names no candidate; retention and ``listener
+    forget`` take dropped and erased mentions out of the record. The first use fills
     the record from the stored mentions when it was not filled against this
     engine (new, lost, another engine, or an older listener's band index,
     which is then deleted). Failures mean "none found": the crawl then
@@ -180,8 +181,6 @@ class BandRecord:
         self.client = indexer.client
         self.alias = indexer.alias
         self._store = store
-        #: Where each candidate of the last lookup was written (its monthly index).
-        self._where: dict[str, str] = {}
         self._ready = False
         self._failed = False
 
@@ -205,7 +204,6 @@ class BandRecord:
             )
             self._failed = True
             return []
-        self._where = {head.id: head.index or self.alias for head in heads}
         return [
             {
                 "id": head.id,
@@ -214,20 +212,6 @@ class BandRecord:
             }
             for head in heads
         ]
-
-    def still_stored(self, ids: list[str]) -> set[str]:
-        """Which of ``ids`` (from the last lookup) are still in their monthly index.
-
-        Only the candidates a batch chose are asked about, in one request.
-        Failures mean "all of them": the lookup's answer stands.
-        """
-        docs = [{"_index": self._where.get(i, self.alias), "_id": i} for i in ids]
-        try:
-            response = self.client.options(ignore_status=404).mget(docs=docs, source=False)
-            return {str(doc["_id"]) for doc in response.body["docs"] if doc.get("found")}
-        except Exception as error:
-            log.debug("could not confirm %d duplicate candidate(s): %s", len(ids), error)
-            return set(ids)
 
     def record(self, mentions: Sequence[Mention]) -> None:
         """Add ``mentions`` to their bands as candidates (up to the limit per band)."""
@@ -318,7 +302,7 @@ class Deduplicator:
     ``lookup(band_keys)`` returns stored documents (``id``, ``cluster_id``,
     ``dedupe``) sharing any band; pass None to compare within the crawl only.
     A lookup with a ``record(mentions)`` method (:class:`BandRecord`) is given
-    every batch once it is assigned, to remember its mentions as candidates.
+    the mentions passed to :meth:`stored`, to remember them as candidates.
     """
 
     lookup: Any = None
@@ -362,10 +346,14 @@ class Deduplicator:
             )
             self._order.append((entry, keys))
         self._forget_oldest()
-        record = getattr(self.lookup, "record", None)
-        if record is not None:
-            record(result)
         return result
+
+    def stored(self, mentions: Sequence[Mention]) -> None:
+        """Tell the lookup that the index accepted ``mentions`` (as :meth:`assign` returned
+        them): they become candidates for later crawls. Never raises."""
+        record = getattr(self.lookup, "record", None)
+        if record is not None and mentions:
+            record(mentions)
 
     def _forget_oldest(self) -> None:
         """Drop what is remembered of mentions beyond the window, oldest first."""
@@ -390,9 +378,7 @@ class Deduplicator:
 
         Each mention is compared only with the stored candidates of its own
         bands (at most 16 bands x :data:`MENTIONS_PER_BAND`), not with every
-        candidate of the batch. The chosen ones are confirmed still stored
-        (``lookup.still_stored``, when the lookup has it) in one request; a
-        mention whose choice is gone takes its next candidate.
+        candidate of the batch.
         """
         stored = self._stored_candidates(keyed)
         if not stored:
@@ -401,36 +387,24 @@ class Deduplicator:
         # the similarity, a band shared is one whose ROWS values are all equal (what equal
         # band keys mean, without hashing each candidate's bands again).
         table = np.array([known.signature for known in stored], dtype=np.uint64)
-        copying: list[list[int]] = []  # per mention, the candidates it copies, in order
+        chosen: list[_Known | None] = []
         for mention, (exact, values) in zip(mentions, prints, strict=True):
             equal = table == np.array(values, dtype=np.uint64)
             shared = equal.reshape(len(stored), BANDS, ROWS).all(axis=2).any(axis=1)
             close = equal.sum(axis=1) / PERMUTATIONS >= THRESHOLD
-            copying.append(
-                [
-                    int(p)
-                    for p in np.flatnonzero(shared)
-                    if stored[p].id != mention.id
-                    and stored[p].cluster_id != mention.id  # it heads that cluster
-                    and (close[p] or stored[p].exact == exact)
-                ]
+            chosen.append(
+                next(
+                    (
+                        stored[p]
+                        for p in np.flatnonzero(shared)
+                        if stored[p].id != mention.id
+                        and stored[p].cluster_id != mention.id  # it heads that cluster
+                        and (close[p] or stored[p].exact == exact)
+                    ),
+                    None,
+                )
             )
-        gone: set[str] = set()
-        checked: set[str] = set()
-        verify = getattr(self.lookup, "still_stored", None)
-        while True:
-            chosen = [
-                next((stored[p] for p in positions if stored[p].id not in gone), None)
-                for positions in copying
-            ]
-            unchecked = {known.id for known in chosen if known is not None} - checked
-            if verify is None or not unchecked:
-                return chosen
-            missing = unchecked - verify(sorted(unchecked))
-            checked |= unchecked
-            if not missing:
-                return chosen
-            gone |= missing
+        return chosen
 
     def _stored_candidates(self, keyed: Iterable[list[str]]) -> list[_Known]:
         if self.lookup is None:

@@ -277,6 +277,7 @@ class MentionPipeline:
         outcome.rejected += result.rejected
         outcome.spooled += result.spooled
         indexed = [m for m in keep if m.id in result.indexed_ids]
+        self.deduplicator.stored(indexed)  # candidates for later crawls once accepted
         for mention in indexed:
             outcome.indexed_by_source[labels.get(mention.id, "?")] += 1
         # While the store is down, later batches go to the spool without waiting on retries.

@@ -115,6 +115,7 @@ def reenrich(
             result.added.update(new - old)
             result.removed.update(old - new)
         outcome = indexer.index(batch)
+        deduplicator.stored([m for m in batch if m.id in outcome.indexed_ids])
         result.examined += len(batch)
         result.written += outcome.indexed
         result.spooled += outcome.spooled
