@@ -28,7 +28,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from listener.mention import Mention, canonicalize_url, mention_id
-from listener.sdk.replay import ReplayServer, Route
+from listener.sdk.replay import Hold, ReplayServer, Route
 from listener.source import Checkpoint
 from listener.store.engine import EmbeddedEngine
 from listener.testing import replay_crawl
@@ -57,8 +57,8 @@ def feed(count: int, *, first: int = 0, title: str = "Generated") -> bytes:
     ).encode()
 
 
-def feed_route(path: str, body: bytes) -> Route:
-    return Route(path, body=body, headers={"Content-Type": "application/rss+xml"})
+def feed_route(path: str, body: bytes, hold: Hold | None = None) -> Route:
+    return Route(path, body=body, headers={"Content-Type": "application/rss+xml"}, hold=hold)
 
 
 def write_project(folder: Path, feeds: list[str], prefix: str, extra: str = "") -> Path:
@@ -229,17 +229,21 @@ def test_mentions_saved_nowhere_keep_the_checkpoint(tmp_path: Path) -> None:
     assert not (home / "state" / "gen.json").exists()
 
 
-def _wait_for_acknowledged(home: Path, number: int, crawler: subprocess.Popen[str]) -> int:
-    """Poll the crawl's engine until it acknowledged generated item ``number``; return its pid.
+#: The engine-kill test: the first item of feed 5 is in an acknowledged batch before the kill.
+KILL_AFTER = 75
+
+
+def _wait_for_acknowledged(home: Path, crawler: subprocess.Popen[str]) -> int:
+    """Poll the crawl's engine until it acknowledged generated item KILL_AFTER; return its pid.
 
     A real-time GET sees a write as soon as it is acknowledged, before the
     engine saves it (a count or search would only see it after a refresh).
     """
-    wanted = mention_id("rss", canonicalize_url(f"https://news.example/acme/{number}"))
-    published = START + timedelta(minutes=number)
-    index = f"killed-mentions-{published:%Y.%m}"
+    wanted = mention_id("rss", canonicalize_url(f"https://news.example/acme/{KILL_AFTER}"))
+    index = f"killed-mentions-{START + timedelta(minutes=KILL_AFTER):%Y.%m}"
     state_file = home / "engine" / "listener-engine.json"
-    while crawler.poll() is None:
+    deadline = time.monotonic() + 600
+    while crawler.poll() is None and time.monotonic() < deadline:
         if state_file.is_file():
             state = json.loads(state_file.read_text())
             client = Elasticsearch(state["url"], request_timeout=5)
@@ -251,38 +255,47 @@ def _wait_for_acknowledged(home: Path, number: int, crawler: subprocess.Popen[st
             finally:
                 client.close()
         time.sleep(0.02)  # fault injection: watch a crawl running in another process
-    raise AssertionError(f"the crawl ended before item {number} was indexed")
+    raise AssertionError(f"item {KILL_AFTER} was not indexed (crawl exit {crawler.poll()})")
 
 
 @pytest.mark.slow
 def test_engine_killed_mid_crawl_loses_no_acknowledged_mention(tmp_path: Path) -> None:
-    """600 mentions in 20 feeds; the embedded engine is SIGKILLed once item 180 is indexed.
+    """300 mentions in 20 feeds; the embedded engine is SIGKILLed once item 75 is indexed.
 
-    Enough for several acknowledged bulk batches before the kill and a dozen feeds after
-    it (the crawl waits 0.5 s between feeds), so the kill lands mid-crawl; 2,000 mentions
-    proved nothing more and cost about three times the enrichment CPU.
+    Feeds 10 to 19 are held until the kill, so it lands mid-crawl, with several
+    acknowledged bulk batches of 16 before it and 150 mentions fetched after it, and no
+    download delays are needed to spread the crawl out (they cost 10 s of wall time per
+    run). Feeds are asked for in order (Scrapy's start requests are first in, first out;
+    one request at a time). 2,000 and 600 mentions proved nothing more and cost more
+    enrichment CPU.
     """
     home = tmp_path / "home"
-    routes = [feed_route(f"/feed{n}.xml", feed(30, first=n * 30)) for n in range(20)]
+    held = Hold()
+    routes = [
+        feed_route(f"/feed{n}.xml", feed(15, first=n * 15), hold=held if n >= 10 else None)
+        for n in range(20)
+    ]
     with ReplayServer(routes) as site:
         project = write_project(
             tmp_path / "p",
             [f"{site.url}/feed{n}.xml" for n in range(20)],
             "killed",
-            extra="concurrent_requests = 1\ndownload_delay = 0.5\nbatch_size = 32\n",
+            extra="concurrent_requests = 1\nbatch_size = 16\ndownload_timeout = 600\n",
         )
         env = environment(home, None)  # the project's own embedded engine, in home/engine
         command = [sys.executable, "-m", "listener.cli", "crawl", "-c", str(project)]
         with subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         ) as crawler:
-            os.kill(_wait_for_acknowledged(home, 180, crawler), signal.SIGKILL)
+            os.kill(_wait_for_acknowledged(home, crawler), signal.SIGKILL)
+            held.release()
             _, stderr = crawler.communicate(timeout=600)
         assert crawler.returncode == 3, stderr
+        assert held.arrived.is_set()  # the held feeds were fetched, after the kill
         again = crawl(project, env)  # a new engine on the same data; replays the spool
         assert again.returncode == 0, again.stderr
     with EmbeddedEngine(home / "engine") as restarted:
-        assert count(restarted.url, "killed") == 600
+        assert count(restarted.url, "killed") == 300
 
 
 def dated_feed(*items: tuple[int, str]) -> bytes:
