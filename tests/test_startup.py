@@ -55,10 +55,15 @@ Answers = dict[tuple[str, ...] | None, list[tuple[str, float]]]
 def test_the_cached_language_model_answers_exactly_as_the_shipped_one(
     tmp_path: Path, shipped: Answers
 ) -> None:
+    earlier = tmp_path / "py3langid-0123456789abcdef.npz"  # an earlier listener's one-file copy
+    earlier.write_bytes(b"")
     written = _load(None, tmp_path)  # first use: decompresses the model into the cache
-    [cached_file] = tmp_path.glob("py3langid-*.npz")
+    [cached] = tmp_path.glob("py3langid-*")
     read_back = _load(None, tmp_path)  # second use: reads the copy
-    assert list(tmp_path.iterdir()) == [cached_file]
+    assert list(tmp_path.iterdir()) == [cached]
+    assert sorted(p.name for p in cached.iterdir()) == [
+        "classes.npy", "nextmove.npy", "nextmove_row.npy", "out_feat.npy", "pc.npy", "ptc.npy"
+    ]  # fmt: skip
     assert _answers(written) == shipped[None]
     assert _answers(read_back) == shipped[None]
     assert _answers(_load(RESTRICTED, tmp_path)) == shipped[RESTRICTED]
@@ -68,13 +73,13 @@ def test_a_damaged_cached_model_is_removed_and_the_shipped_one_used(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, shipped: Answers
 ) -> None:
     _load(None, tmp_path)
-    [cached_file] = tmp_path.glob("py3langid-*.npz")
-    cached_file.write_bytes(b"not a model")
+    [cached] = tmp_path.glob("py3langid-*")
+    (cached / "ptc.npy").write_bytes(b"not a model")
     with caplog.at_level(logging.WARNING, logger="listener.enrichment.language"):
         identifier = _load(None, tmp_path)
     assert _answers(identifier) == shipped[None]
-    assert not cached_file.exists()
-    assert str(cached_file) in caplog.text and "unreadable" in caplog.text
+    assert not cached.exists()
+    assert str(cached) in caplog.text and "unreadable" in caplog.text
 
 
 def test_an_unwritable_cache_falls_back_to_the_shipped_model(

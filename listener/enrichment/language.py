@@ -98,56 +98,89 @@ def _plain_array(values: Any) -> array[int]:
     return out
 
 
+#: The arrays of py3langid's model file, one ``.npy`` each in the cached copy.
+_MODEL_ARRAYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
+
+
 def _decompressed_model(model: Path, cache_dir: Path) -> Path | None:
-    """The py3langid model as a plain ``.npz`` in ``cache_dir``, written on first use.
+    """The py3langid model as plain ``.npy`` arrays in a folder of ``cache_dir``, made on first use.
 
     py3langid ships its model LZMA-compressed; decompressing it cost about 0.45 s of
     CPU in every process that detects languages (each crawl, ``enrich`` and web
-    process). The file is named by a digest of the shipped model, so another
+    process). The folder is named by a digest of the shipped model, so another
     py3langid version gets its own (another version's copy is removed once it is a week
     old). None when the cache cannot be written (a read-only home): the caller reads the
     shipped file.
     """
     digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
-    cached = cache_dir / f"{_CACHE_PREFIX}{digest}.npz"
-    if cached.is_file():
+    cached = cache_dir / f"{_CACHE_PREFIX}{digest}"
+    if cached.is_dir():
         return cached
     temporary = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=cache_dir, prefix=f".{_CACHE_PREFIX}", suffix=".tmp", delete=False
-        ) as out:
-            temporary = Path(out.name)
+        temporary = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{_CACHE_PREFIX}"))
+        with tempfile.TemporaryFile(dir=temporary) as npz:
             with lzma.open(model) as compressed:
-                shutil.copyfileobj(compressed, out, length=1 << 20)
-        os.replace(temporary, cached)  # whole or not at all, also with processes racing
-        # Another py3langid's copy, unless a venv still using it rewrote it this week.
-        for old in cache_dir.glob(f"{_CACHE_PREFIX}*.npz"):
-            if old != cached and time.time() - old.stat().st_mtime > _STALE_SECONDS:
-                old.unlink(missing_ok=True)
-    except OSError as error:
+                shutil.copyfileobj(compressed, npz, length=1 << 20)
+            npz.seek(0)
+            with np.load(npz, allow_pickle=False) as data:
+                for name in _MODEL_ARRAYS:
+                    np.save(temporary / f"{name}.npy", data[name], allow_pickle=False)
+        try:
+            os.rename(temporary, cached)  # whole or not at all
+        except OSError:
+            if not cached.is_dir():
+                raise
+            shutil.rmtree(temporary, ignore_errors=True)  # another process made it first
+    except (OSError, ValueError, KeyError) as error:
         log.debug(
             "cannot cache the language model in %s (%s); reading it compressed", cache_dir, error
         )
         if temporary is not None:
-            temporary.unlink(missing_ok=True)
+            shutil.rmtree(temporary, ignore_errors=True)
         return None
+    with contextlib.suppress(OSError):  # racing processes may remove the same files
+        _remove_stale(cache_dir, keep=cached)
     return cached
 
 
-def _identifier_from(npz: Path) -> LanguageIdentifier:
-    """py3langid's own loading (``py3langid.modelio.load_model``) from an uncompressed file."""
-    with np.load(npz, allow_pickle=False) as data:
-        return LanguageIdentifier(
-            np.asarray(data["ptc"]),
-            np.asarray(data["pc"]),
-            data["classes"].tolist(),
-            _plain_array(data["nextmove"]),
-            data["out_feat"].tolist(),
-            norm_probs=True,
-            tk_row=_plain_array(data["nextmove_row"]),
+def _remove_stale(cache_dir: Path, keep: Path) -> None:
+    """Another py3langid's copy, unless a venv still using it made it this week."""
+    for old in cache_dir.glob(f"{_CACHE_PREFIX}*"):
+        if old == keep:
+            continue
+        if old.suffix == ".npz":  # the one-file copy earlier listener versions made
+            old.unlink(missing_ok=True)
+        elif time.time() - old.stat().st_mtime > _STALE_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+    for unfinished in cache_dir.glob(f".{_CACHE_PREFIX}*"):  # left by a process killed writing
+        if time.time() - unfinished.stat().st_mtime > 3600:
+            shutil.rmtree(unfinished, ignore_errors=True)
+
+
+def _identifier_from(folder: Path) -> LanguageIdentifier:
+    """py3langid's own loading (``py3langid.modelio.load_model``) from the cached arrays.
+
+    The largest table (28 MB) is mapped, not read: processes share it in the page cache.
+    """
+    data = {
+        name: np.load(
+            folder / f"{name}.npy",
+            mmap_mode="r" if name in ("ptc", "nextmove") else None,
+            allow_pickle=False,
         )
+        for name in _MODEL_ARRAYS
+    }
+    return LanguageIdentifier(
+        np.asarray(data["ptc"]),
+        np.asarray(data["pc"]),
+        data["classes"].tolist(),
+        _plain_array(data["nextmove"]),
+        data["out_feat"].tolist(),
+        norm_probs=True,
+        tk_row=_plain_array(data["nextmove_row"]),
+    )
 
 
 @functools.cache
@@ -168,8 +201,7 @@ def load_identifier(
             log.warning(
                 "the cached language model %s is unreadable (%s); removing it", cached, error
             )
-            with contextlib.suppress(OSError):
-                cached.unlink()
+            shutil.rmtree(cached, ignore_errors=True)
     if identifier is None:
         identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     if languages:
