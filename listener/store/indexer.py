@@ -410,9 +410,6 @@ class Indexer:
         items = answer["items"]
         if len(items) != len(chunk):
             raise ValueError(f"{len(items)} items answered for {len(chunk)} documents sent")
-        if answer.get("errors") is False:
-            outcome.indexed.extend(chunk)
-            return
         indexed: list[Mention] = []
         rejected: list[tuple[Mention, dict[str, Any]]] = []
         undelivered: list[Mention] = []
