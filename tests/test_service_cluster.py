@@ -220,6 +220,10 @@ def test_a_worker_waits_out_a_redis_outage(engine: Any, tmp_path: Path) -> None:
     project_path = write_project(
         tmp_path / "listener.toml", [{"plugin": "rss", "feeds": ["http://127.0.0.1:9/f.xml"]}]
     )
+    # A short poll as in the tests above: the worker retries every poll x 5 while Redis is
+    # down (5 s with the default poll), so the test waited seconds for the reconnection.
+    text = project_path.read_text(encoding="utf-8")
+    project_path.write_text('[cluster]\npoll = "0.2s"\n\n' + text, encoding="utf-8")
     log = tmp_path / "worker.log"
     with RedisServer(tmp_path / "redis") as server:
         env = service_env(tmp_path / "w", engine.url, LISTENER_REDIS_URL=server.url)
