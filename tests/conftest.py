@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib.resources
 import itertools
+import logging
 import os
+import subprocess
 import sys
 import textwrap
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -349,3 +352,41 @@ def redis_url(redis_server: Any) -> str:
     """The session's Redis, emptied for this test."""
     redis_server.flush()
     return str(redis_server.url)
+
+
+def run_cli(
+    *args: str, env: dict[str, str], input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``listener ARGS`` in this process with exactly ``env`` as its environment.
+
+    For commands whose test is about what they print and their exit code, not about
+    being a process: starting an interpreter and importing the CLI costs about a second
+    of CPU per command. Crawls, signals and worker processes stay in real processes.
+    Returns what :func:`subprocess.run` would (an uncaught exception: exit 1, its
+    traceback on stderr). The root logger's handlers, which the command adds to, are
+    restored afterwards.
+    """
+    from click.testing import CliRunner
+
+    from listener.cli import main, output
+
+    changes: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+    changes.update({k: v for k, v in env.items() if os.environ.get(k) != v})
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    # rich fixes a console's width from COLUMNS when it is made; a new process would read
+    # this run's COLUMNS, so the shared consoles read it (or the 80-column default) now.
+    widths = [(console, console._width) for console in (output.out, output.err)]
+    try:
+        for console, _ in widths:
+            console._width = None
+        result = CliRunner().invoke(main, list(args), input=input, env=changes)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for console, width in widths:
+            console._width = width
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["listener", *args], result.exit_code, result.stdout, stderr)

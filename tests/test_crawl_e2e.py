@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 from elasticsearch import Elasticsearch
 
 from listener.cli.demo import write_demo_project
@@ -127,7 +128,7 @@ def test_crawl_enrich_index_and_query_the_demo_site(
     assert len(stored(session_client, prefix)) == DEMO_INDEXED
 
     # Share of voice agrees with counts taken straight from the index.
-    sov = listener_cli("sov", "-c", str(project), "--since", "all", "--format", "json", env=env)
+    sov = run_cli("sov", "-c", str(project), "--since", "all", "--format", "json", env=env)
     assert sov.returncode == 0, sov.stderr
     rows = json.loads(sov.stdout)
     counted = {
@@ -139,7 +140,7 @@ def test_crawl_enrich_index_and_query_the_demo_site(
     for row in rows:
         assert row["share"] == pytest.approx(counted[row["brand"]] / total, abs=1e-6)
 
-    weekly = listener_cli(
+    weekly = run_cli(
         "sov",
         "-c",
         str(project),
@@ -157,7 +158,7 @@ def test_crawl_enrich_index_and_query_the_demo_site(
     assert sum(int(r["mentions"]) for r in weekly_rows) == total
 
     # Search: newest first, every hit contains the word, filters apply.
-    search = listener_cli(
+    search = run_cli(
         "search", "-c", str(project), "support", "--format", "json", "--limit", "50", env=env
     )
     assert search.returncode == 0, search.stderr
@@ -166,7 +167,7 @@ def test_crawl_enrich_index_and_query_the_demo_site(
     assert len(hits) == len(expected) > 0
     dates = [hit["published_at"] for hit in hits]
     assert dates == sorted(dates, reverse=True)
-    negative = listener_cli(
+    negative = run_cli(
         "search", "-c", str(project), "support", "--brand", "globex", "--sentiment", "neg",
         "--format", "json", env=env,
     )  # fmt: skip
@@ -175,15 +176,15 @@ def test_crawl_enrich_index_and_query_the_demo_site(
         assert "Globex" in hit["brand_names"]
         assert hit["sentiment"]["label"] == "negative"
 
-    table = listener_cli("search", "-c", str(project), "support", env=env)
+    table = run_cli("search", "-c", str(project), "support", env=env)
     assert table.returncode == 0 and "http" in table.stdout
 
     # Export: every stored mention with all its fields.
-    export = listener_cli("export", "-c", str(project), "--format", "ndjson", env=env)
+    export = run_cli("export", "-c", str(project), "--format", "ndjson", env=env)
     assert export.returncode == 0, export.stderr
     exported = [Mention.model_validate_json(line) for line in export.stdout.splitlines()]
     assert sorted(m.id for m in exported) == sorted(m.id for m in mentions)
-    as_csv = listener_cli("export", "-c", str(project), "--format", "csv", env=env)
+    as_csv = run_cli("export", "-c", str(project), "--format", "csv", env=env)
     assert as_csv.returncode == 0, as_csv.stderr
     csv_rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert len(csv_rows) == DEMO_INDEXED
@@ -288,9 +289,7 @@ def test_unknown_plugin_is_a_clear_error(tmp_path: Path) -> None:
 def test_invalid_project_file_is_a_clear_error(tmp_path: Path) -> None:
     project = tmp_path / "listener.toml"
     project.write_text('[[brands]]\nname = "Acme"\nkeyword = ["acme"]\n')
-    result = listener_cli(
-        "sov", "-c", str(project), env=environment(tmp_path, "http://127.0.0.1:9")
-    )
+    result = run_cli("sov", "-c", str(project), env=environment(tmp_path, "http://127.0.0.1:9"))
     assert result.returncode == 2
     assert f"error: {project}: brands[0] (Acme).keyword: unknown key" in result.stderr
 
@@ -298,7 +297,7 @@ def test_invalid_project_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_time_option_is_a_clear_error(tmp_path: Path) -> None:
     project = tmp_path / "listener.toml"
     project.write_text('[[brands]]\nname = "Acme"\n')
-    result = listener_cli(
+    result = run_cli(
         "sov",
         "-c",
         str(project),

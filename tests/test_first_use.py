@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, run_cli
 from elasticsearch import Elasticsearch
 
 from listener.sdk.replay import ReplayServer, Route
@@ -166,13 +166,13 @@ def test_cluster_down_is_one_line_per_condition_naming_the_environment_variable(
     assert "that the environment variable LISTENER_ES_URL is right" in sov.stderr
     assert "elasticsearch.url" not in sov.stderr
 
-    verbose = listener_cli("-v", "sov", "-c", str(project), env=env)
+    verbose = run_cli("-v", "sov", "-c", str(project), env=env)
     assert verbose.returncode == 1
     assert "Traceback" in verbose.stderr
 
     # Set in the project file instead: the hint names the file's key.
     in_file = project_file(tmp_path / "file.toml", [], extra=f'url = "{down}"')
-    from_file = listener_cli("sov", "-c", str(in_file), env=environment(tmp_path / "h2", None))
+    from_file = run_cli("sov", "-c", str(in_file), env=environment(tmp_path / "h2", None))
     assert from_file.returncode == 1
     assert f"elasticsearch.url in {in_file}" in from_file.stderr
     assert "LISTENER_ES_URL" not in from_file.stderr
@@ -183,7 +183,7 @@ def test_cluster_down_is_one_line_per_condition_naming_the_environment_variable(
 
 def test_a_url_without_scheme_is_refused_without_printing_the_password(tmp_path: Path) -> None:
     project = project_file(tmp_path / "listener.toml", [])
-    result = listener_cli(
+    result = run_cli(
         "sov",
         "-c",
         str(project),
@@ -197,7 +197,7 @@ def test_a_url_without_scheme_is_refused_without_printing_the_password(tmp_path:
     in_file = project_file(
         tmp_path / "file.toml", [], extra='url = "elastic:S3cretPass@127.0.0.1:9200"'
     )
-    result = listener_cli("sov", "-c", str(in_file), env=environment(tmp_path / "home", None))
+    result = run_cli("sov", "-c", str(in_file), env=environment(tmp_path / "home", None))
     assert result.returncode == 2
     assert "S3cretPass" not in result.stdout + result.stderr
     assert "elasticsearch.url" in result.stderr
@@ -248,7 +248,7 @@ def test_a_401_is_reported_as_rejected_credentials_not_as_unreachable(
         )
         env = environment(tmp_path / "home", unauthorized_cluster)
         crawl = listener_cli("crawl", "-c", str(project), env=env)
-        sov = listener_cli("sov", "-c", str(project), env=env)
+        sov = run_cli("sov", "-c", str(project), env=env)
     for result in (crawl, sov):
         assert result.returncode == 1, result.stderr
         assert "rejected the credentials (HTTP 401)" in result.stderr
@@ -296,15 +296,13 @@ def test_enrich_skips_bad_lines_by_number_and_enriches_the_rest(tmp_path: Path) 
     ]
     env = environment(tmp_path / "home", None)
     for strict in (False, True):
-        result = subprocess.run(
-            [sys.executable, "-m", "listener.cli", "enrich", "-c", str(project)]
-            + (["--strict"] if strict else []),
+        result = run_cli(
+            "enrich",
+            "-c",
+            str(project),
+            *(["--strict"] if strict else []),
             input="\n".join(lines) + "\n",
             env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
         )
         assert result.returncode == (2 if strict else 0), result.stderr
         written = [json.loads(line) for line in result.stdout.splitlines()]
@@ -506,7 +504,7 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
 
     def mentions(*source: str) -> int:
         args = [a for name in source for a in ("--source", name)]
-        result = listener_cli(
+        result = run_cli(
             "sov", "-c", str(project), "--since", "all", *args, "--format", "json", env=env
         )
         assert result.returncode == 0, result.stderr
@@ -517,13 +515,13 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
     assert mentions("rss") == 4
     assert mentions("google-alerts-slack", "industry") == 4
 
-    refused = listener_cli("sov", "-c", str(project), "--source", "nosuch", env=env)
+    refused = run_cli("sov", "-c", str(project), "--source", "nosuch", env=env)
     assert refused.returncode == 2
     assert "unknown source 'nosuch'" in refused.stderr
     assert "google-alerts-slack, industry" in refused.stderr
 
     # The alerts count for the articles' sites, not google.com.
-    domains = listener_cli(
+    domains = run_cli(
         "top", "domains", "-c", str(project), "--since", "all", "--format", "json", env=env
     )
     assert domains.returncode == 0, domains.stderr
@@ -533,21 +531,21 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
         "news.example",
     }
     # Search: highlights as emphasis in the terminal, <em> marks only in JSON.
-    table = listener_cli("search", "-c", str(project), "anvils", env=env)
+    table = run_cli("search", "-c", str(project), "anvils", env=env)
     assert table.returncode == 0, table.stderr
     assert "anvils" in table.stdout
     assert "<em>" not in table.stdout
-    as_json = listener_cli("search", "-c", str(project), "anvils", "--format", "json", env=env)
+    as_json = run_cli("search", "-c", str(project), "anvils", "--format", "json", env=env)
     assert "<em>anvils</em>" in as_json.stdout
 
     # Reach: the [audience] estimate where a feed gives no followers, "unknown" elsewhere.
-    earned = listener_cli(
+    earned = run_cli(
         "earned", "-c", str(project), "--since", "2020-01-01", "--format", "json", env=env
     )
     assert earned.returncode == 0, earned.stderr
     [acme] = json.loads(earned.stdout)
     assert (acme["earned_reach"], acme["earned_reach_known"]) == (12_000_000, 1)
-    by_reach = listener_cli(
+    by_reach = run_cli(
         "top",
         "domains",
         "-c",
@@ -568,7 +566,7 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
         "huffpost.com": (0, 0),
         "news.example": (0, 0),
     }
-    text = listener_cli(
+    text = run_cli(
         "top", "domains", "-c", str(project), "--by", "reach", "--since", "2020-01-01", env=env
     )
 
@@ -579,7 +577,7 @@ def test_a_source_entry_label_is_stored_and_filters_like_the_plugin_name(
     assert "unknown" in row("news.example")
     assert "[audience] estimate" in text.stdout
 
-    exported = listener_cli("export", "-c", str(project), env=env)
+    exported = run_cli("export", "-c", str(project), env=env)
     labels = sorted(json.loads(line)["source_label"] for line in exported.stdout.splitlines())
     assert labels == ["google-alerts-slack"] * 2 + ["industry"] * 2
 
@@ -653,7 +651,7 @@ def test_rematch_removes_labels_of_brands_no_longer_in_the_project_file(
     indexer.refresh()
 
     write(["Acme"])  # Nokia is no longer a brand of the project
-    result = listener_cli("rematch", "-c", str(path), env=env)
+    result = run_cli("rematch", "-c", str(path), env=env)
     assert result.returncode == 0, result.stderr
     assert "Nokia (not in the project file)" in result.stdout
     session_client.indices.refresh(index=f"{prefix}-mentions")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 from elasticsearch import Elasticsearch
 
 from listener.config import load_project
@@ -137,12 +138,13 @@ def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 
 def test_preview_command_json_and_parse_errors(stored: tuple[Path, str]) -> None:
     path, _ = stored
-    result = cli("preview", "-c", str(path), "acme OR @apple", "--format", "json")
+    env = dict(os.environ)
+    result = run_cli("preview", "-c", str(path), "acme OR @apple", "--format", "json", env=env)
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["count"] == 2
     assert {s["text"] for s in payload["samples"]} == {TEXTS[3][0], TEXTS[4][0]}
-    broken = cli("preview", "-c", str(path), "acme NEAR/x apple")
+    broken = run_cli("preview", "-c", str(path), "acme NEAR/x apple", env=env)
     assert broken.returncode == 2
     assert "position" in broken.stderr
 
@@ -150,7 +152,7 @@ def test_preview_command_json_and_parse_errors(stored: tuple[Path, str]) -> None
 def test_rematch_command_reports_changes(stored: tuple[Path, str]) -> None:
     path, prefix = stored
     write_project(path, prefix, '"shell" NEAR/5 (oil OR gas OR petrol) NOT site:shell.com')
-    result = cli("rematch", "-c", str(path), "--brand", "shell")
+    result = run_cli("rematch", "-c", str(path), "--brand", "shell", env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     assert "Shell" in result.stdout
     assert "6 stored mentions examined" not in result.stderr  # only candidates are read
@@ -162,17 +164,22 @@ def test_enrich_command_streams_ndjson(tmp_path: Path) -> None:
         {"text": "Shell petrol is cheaper here than anywhere.", "id": "x1"},
         {"text": "Nothing to see.", "published_at": "2026-11-01T10:00:00Z", "title": "Hi"},
     ]
-    result = cli("enrich", "-c", str(path), stdin="\n".join(json.dumps(x) for x in lines))
+    env = dict(os.environ)
+    result = run_cli(
+        "enrich", "-c", str(path), input="\n".join(json.dumps(x) for x in lines), env=env
+    )
     assert result.returncode == 0, result.stderr
     [first, second] = [Mention.model_validate_json(line) for line in result.stdout.splitlines()]
     assert first.id == "x1" and first.brand_names == ["Shell"] and first.language == "en"
     assert second.brand_names == [] and second.title == "Hi"
     # A bad line is reported and skipped; only --strict makes it an error (exit 2).
-    bad = cli("enrich", "-c", str(path), stdin='{"text": "ok"}\n{"title": "no text"}\n')
+    bad = run_cli(
+        "enrich", "-c", str(path), input='{"text": "ok"}\n{"title": "no text"}\n', env=env
+    )
     assert bad.returncode == 0
     assert len(bad.stdout.splitlines()) == 1
     assert "stdin line 2: 'text' is required" in bad.stderr
-    strict = cli("enrich", "-c", str(path), "--strict", stdin='{"title": "no text"}\n')
+    strict = run_cli("enrich", "-c", str(path), "--strict", input='{"title": "no text"}\n', env=env)
     assert strict.returncode == 2
 
 
