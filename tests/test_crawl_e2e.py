@@ -193,26 +193,59 @@ def test_crawl_enrich_index_and_query_the_demo_site(
     assert len(list((tmp_path / "home" / "runs").glob("*.json"))) == 2
 
 
-def test_scrapy_crawl_command_works_from_the_project_root(
-    engine: Any,
-    session_client: Elasticsearch,
-    demo_server: ReplayServer,
-    prefix: str,
-    tmp_path: Path,
-) -> None:
-    project = demo_project(tmp_path / "project", demo_server.url, prefix)
-    env = environment(tmp_path / "home", engine.url)
-    result = subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "mentions", "-s", f"LISTENER_CONFIG={project}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+def news_feed(count: int) -> bytes:
+    """An English RSS feed of ``count`` items, each mentioning Acme."""
+    items = "".join(
+        f"<item><title>Acme update {n}</title><link>https://news.example/news/{n}</link>"
+        f"<description>Acme shipped update {n} to customers in region {n % 7}.</description>"
+        f"<pubDate>Tue, 10 Nov 2026 {n % 24:02d}:00:00 GMT</pubDate></item>"
+        for n in range(count)
     )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>News</title>'
+        f"<link>https://news.example/</link>{items}</channel></rss>"
+    ).encode()
+
+
+def test_scrapy_crawl_command_works_from_the_project_root(
+    engine: Any, session_client: Elasticsearch, prefix: str, tmp_path: Path
+) -> None:
+    """``scrapy crawl mentions`` with the project in a setting (a small feed: the demo
+    site's French and German cost seconds of enrichment and test nothing about the command).
+    """
+    routes = [
+        Route("/news.xml", body=news_feed(5), headers={"Content-Type": "application/rss+xml"})
+    ]
+    with ReplayServer(routes) as server:
+        project = tmp_path / "listener.toml"
+        project.write_text(
+            f'[elasticsearch]\nindex_prefix = "{prefix}"\n\n[crawl]\nautothrottle = false\n\n'
+            '[[brands]]\nname = "Acme"\n\n'
+            f'[[sources]]\nplugin = "rss"\nname = "news"\nfeeds = ["{server.url}/news.xml"]\n',
+            encoding="utf-8",
+        )
+        env = environment(tmp_path / "home", engine.url)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scrapy",
+                "crawl",
+                "mentions",
+                "-s",
+                f"LISTENER_CONFIG={project}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(stored(session_client, prefix)) == DEMO_INDEXED
+    assert sorted(d["url"] for d in stored(session_client, prefix)) == [
+        f"https://news.example/news/{n}" for n in range(5)
+    ]
 
 
 MALFORMED_FEED = b"<?xml version='1.0'?><rss><channel><item><title>Acme"
@@ -337,44 +370,65 @@ class _GateServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
 
 
+#: Mentions in the feed crawled beside the gate (the demo site's 66 items, French and
+#: German included, cost several seconds of enrichment CPU per crawl and tested nothing more).
+OUTAGE_ITEMS = 20
+
+
 def test_engine_down_mid_crawl_loses_nothing(
-    demo_server: ReplayServer, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     data = tmp_path_factory.mktemp("outage-engine")
     outage_engine = EmbeddedEngine(data).start()
     gate = _GateServer(outage_engine)
     thread = threading.Thread(target=gate.serve_forever, daemon=True)
     thread.start()
-    try:
-        extra = (
-            '[[sources]]\nplugin = "rss"\nname = "gate"\n'
-            f'feeds = ["http://127.0.0.1:{gate.server_address[1]}/gate.xml"]\n'
+    routes = [
+        Route(
+            "/news.xml",
+            body=news_feed(OUTAGE_ITEMS),
+            headers={"Content-Type": "application/rss+xml"},
         )
-        project = demo_project(tmp_path / "project", demo_server.url, "outage")
-        project.write_text(project.read_text(encoding="utf-8") + "\n" + extra, encoding="utf-8")
-        home = tmp_path / "home"
-        first = listener_cli("crawl", "-c", str(project), env=environment(home, outage_engine.url))
-        assert gate.tripped
-        assert first.returncode == 3, first.stderr
-        assert "spooled" in first.stderr
-        spooled = list((home / "spool").glob("*.ndjson"))
-        assert spooled
-        spooled_count = sum(len(p.read_text().splitlines()) for p in spooled)
-        assert spooled_count == DEMO_INDEXED + 1
+    ]
+    try:
+        with ReplayServer(routes) as site:
+            project = tmp_path / "project" / "listener.toml"
+            project.parent.mkdir()
+            project.write_text(
+                '[elasticsearch]\nindex_prefix = "outage"\n\n[crawl]\nautothrottle = false\n'
+                '\n[[brands]]\nname = "Acme"\n\n'
+                f'[[sources]]\nplugin = "rss"\nname = "news"\nfeeds = ["{site.url}/news.xml"]\n\n'
+                '[[sources]]\nplugin = "rss"\nname = "gate"\n'
+                f'feeds = ["http://127.0.0.1:{gate.server_address[1]}/gate.xml"]\n',
+                encoding="utf-8",
+            )
+            home = tmp_path / "home"
+            first = listener_cli(
+                "crawl", "-c", str(project), env=environment(home, outage_engine.url)
+            )
+            assert gate.tripped
+            assert first.returncode == 3, first.stderr
+            assert "spooled" in first.stderr
+            spooled = list((home / "spool").glob("*.ndjson"))
+            assert spooled
+            spooled_count = sum(len(p.read_text().splitlines()) for p in spooled)
+            assert spooled_count == OUTAGE_ITEMS + 1
 
-        restarted = EmbeddedEngine(data, port=free_port()).start()
-        try:
-            gate.tripped = True  # the outage is over
-            gate.engine = restarted
-            second = listener_cli("crawl", "-c", str(project), env=environment(home, restarted.url))
-            assert second.returncode == 0, second.stderr
-            assert f"{spooled_count} mentions from earlier runs' spool indexed" in second.stderr
-            assert not list((home / "spool").glob("*.ndjson"))
-            client = Elasticsearch(restarted.url)
-            assert len(stored(client, "outage")) == DEMO_INDEXED + 1
-            client.close()
-        finally:
-            restarted.stop()
+            restarted = EmbeddedEngine(data, port=free_port()).start()
+            try:
+                gate.tripped = True  # the outage is over
+                gate.engine = restarted
+                second = listener_cli(
+                    "crawl", "-c", str(project), env=environment(home, restarted.url)
+                )
+                assert second.returncode == 0, second.stderr
+                assert f"{spooled_count} mentions from earlier runs' spool indexed" in second.stderr
+                assert not list((home / "spool").glob("*.ndjson"))
+                client = Elasticsearch(restarted.url)
+                assert len(stored(client, "outage")) == OUTAGE_ITEMS + 1
+                client.close()
+            finally:
+                restarted.stop()
     finally:
         gate.shutdown()
         gate.server_close()
