@@ -183,6 +183,9 @@ class BandRecord:
         self._store = store
         self._ready = False
         self._failed = False
+        #: From the last lookup: its bands that were full, and the heads they named.
+        self._full: set[str] = set()
+        self._named: set[str] = set()
 
     @property
     def store(self) -> BandStore:
@@ -196,7 +199,9 @@ class BandRecord:
     def __call__(self, keys: list[str]) -> list[dict[str, Any]]:
         try:
             self._ensure()
-            heads = self.store.heads(keys)
+            members = self.store.members(keys)
+            ids = list(dict.fromkeys(i for key in keys for i in members.get(key, ())))
+            heads = self.store.heads_of(ids)
         except Exception as error:  # an unreachable engine or record
             # Once per lookup: while the engine is down every batch would say the same.
             (log.debug if self._failed else log.warning)(
@@ -204,6 +209,10 @@ class BandRecord:
             )
             self._failed = True
             return []
+        # What record() may skip: a band full now stays full (only retention and erasure
+        # make room), and a mention already a head here may need its entry updated.
+        self._full = {key for key, named in members.items() if len(named) >= MENTIONS_PER_BAND}
+        self._named = set(ids)
         return [
             {
                 "id": head.id,
@@ -219,6 +228,8 @@ class BandRecord:
         for mention in mentions:
             if mention.dedupe is None:
                 continue
+            if mention.id not in self._named and self._full.issuperset(mention.dedupe.bands):
+                continue  # no room in any of its bands (the common case once bands fill up)
             index = self.indexer.index_name_for(mention)  # the monthly index it is written to
             dedupe = mention.dedupe
             head = _head(mention.id, mention.cluster_id, dedupe.exact, dedupe.signature, index)

@@ -101,10 +101,19 @@ class BandStore(ABC):
     #: Heads a band keeps.
     limit: int
 
-    @abstractmethod
     def heads(self, keys: Sequence[str]) -> list[Head]:
         """The heads of the bands ``keys``, band by band, each band's first recorded first,
         each head once."""
+        members = self.members(keys)
+        return self.heads_of(list(dict.fromkeys(i for key in keys for i in members.get(key, ()))))
+
+    @abstractmethod
+    def members(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        """The ids each of the bands ``keys`` names, first recorded first (empty bands left out)."""
+
+    @abstractmethod
+    def heads_of(self, ids: Sequence[str]) -> list[Head]:
+        """The recorded heads among ``ids``, in that order."""
 
     @abstractmethod
     def add(self, entries: Sequence[tuple[Head, Sequence[str]]]) -> int:
@@ -218,13 +227,18 @@ class SqliteBands(BandStore):
                 raise self._error(action, error) from None
         return result
 
-    def heads(self, keys: Sequence[str]) -> list[Head]:
+    def members(self, keys: Sequence[str]) -> dict[str, list[str]]:
         with self._lock:
             try:
-                connection = self._connect()
-                bands = self._select(connection, "bands", list(keys))
-                ids = list(dict.fromkeys(i for key in keys for i in _split(bands.get(key))))
-                found = self._select(connection, "heads", ids)
+                bands = self._select(self._connect(), "bands", list(keys))
+            except sqlite3.Error as error:
+                raise self._error("read", error) from None
+        return {key: _split(value) for key, value in bands.items()}
+
+    def heads_of(self, ids: Sequence[str]) -> list[Head]:
+        with self._lock:
+            try:
+                found = self._select(self._connect(), "heads", list(ids))
             except sqlite3.Error as error:
                 raise self._error("read", error) from None
         return [Head.decode(i, found[i][0]) for i in ids if i in found]
@@ -431,21 +445,29 @@ class RedisBands(BandStore):
             "Redis ([cluster] redis_url) is up"
         )
 
-    def heads(self, keys: Sequence[str]) -> list[Head]:
+    def members(self, keys: Sequence[str]) -> dict[str, list[str]]:
         import redis
 
         wanted = list(keys)
         if not wanted:
-            return []
+            return {}
         try:
             values = cast(list[str | None], self.client.hmget(self.keys[0], wanted))
-            ids = list(dict.fromkeys(i for value in values for i in _split(value)))
-            if not ids:
-                return []
-            texts = cast(list[str | None], self.client.hmget(self.keys[1], ids))
         except redis.RedisError as error:
             raise self._error(error) from None
-        return [Head.decode(i, text) for i, text in zip(ids, texts, strict=True) if text]
+        return {key: _split(value) for key, value in zip(wanted, values, strict=True) if value}
+
+    def heads_of(self, ids: Sequence[str]) -> list[Head]:
+        import redis
+
+        wanted = list(ids)
+        if not wanted:
+            return []
+        try:
+            texts = cast(list[str | None], self.client.hmget(self.keys[1], wanted))
+        except redis.RedisError as error:
+            raise self._error(error) from None
+        return [Head.decode(i, text) for i, text in zip(wanted, texts, strict=True) if text]
 
     def add(self, entries: Sequence[tuple[Head, Sequence[str]]]) -> int:
         import redis
