@@ -121,6 +121,30 @@ def decode(text: str) -> list[int]:
     return [int(text[i : i + 9], 16) for i in range(0, len(text), 9)]
 
 
+_HEX = np.full(256, 255, dtype=np.uint8)
+for _digit in "0123456789abcdef":
+    _HEX[ord(_digit)] = int(_digit, 16)
+_SHIFTS = np.arange(32, -1, -4, dtype=np.uint64)  # the 9 hex digits of a value, first the highest
+
+
+def decode_many(texts: Sequence[str]) -> tuple[Any, list[bool]]:
+    """:func:`decode` for many signatures at once: an array of the well-formed ones (a row
+    each), and which of ``texts`` those are."""
+    width = PERMUTATIONS * 9
+    valid = [len(text) == width and text.isascii() for text in texts]
+    raw = np.frombuffer(
+        "".join(t for t, ok in zip(texts, valid, strict=True) if ok).encode(), np.uint8
+    )
+    digits = _HEX[raw].reshape(-1, PERMUTATIONS, 9)
+    rows = (digits != 255).all(axis=(1, 2))  # hex digits only
+    if not rows.all():
+        kept = iter(rows.tolist())
+        valid = [ok and next(kept) for ok in valid]
+        digits = digits[rows]
+    values = (digits.astype(np.uint64) << _SHIFTS).sum(axis=2, dtype=np.uint64)
+    return values, valid
+
+
 def fingerprint(mention: Mention) -> tuple[str, list[int]]:
     """The exact key and MinHash signature of a mention's title and text."""
     words = normalise(f"{mention.title or ''}\n{mention.text}")
@@ -391,13 +415,12 @@ class Deduplicator:
         bands (at most 16 bands x :data:`MENTIONS_PER_BAND`), not with every
         candidate of the batch.
         """
-        stored = self._stored_candidates(keyed)
+        stored, table = self._stored_candidates(keyed)
         if not stored:
             return [None] * len(mentions)
         # Every mention against every candidate at once: equal values per permutation give
         # the similarity, a band shared is one whose ROWS values are all equal (what equal
         # band keys mean, without hashing each candidate's bands again).
-        table = np.array([known.signature for known in stored], dtype=np.uint64)
         chosen: list[_Known | None] = []
         for mention, (exact, values) in zip(mentions, prints, strict=True):
             equal = table == np.array(values, dtype=np.uint64)
@@ -417,26 +440,26 @@ class Deduplicator:
             )
         return chosen
 
-    def _stored_candidates(self, keyed: Iterable[list[str]]) -> list[_Known]:
+    def _stored_candidates(self, keyed: Iterable[list[str]]) -> tuple[list[_Known], Any]:
+        """The lookup's candidates, and their signatures as one array (a row each)."""
         if self.lookup is None:
-            return []
+            return [], None
         keys = sorted({key for keys in keyed for key in keys})
         if not keys:
-            return []
-        found = []
-        for document in self.lookup(keys):
-            dedupe = document.get("dedupe") or {}
-            if not dedupe.get("signature"):
-                continue
-            found.append(
-                _Known(
-                    id=document["id"],
-                    cluster_id=document.get("cluster_id") or document["id"],
-                    exact=dedupe.get("exact", ""),
-                    signature=decode(dedupe["signature"]),
-                )
+            return [], None
+        documents = [d for d in self.lookup(keys) if (d.get("dedupe") or {}).get("signature")]
+        table, valid = decode_many([d["dedupe"]["signature"] for d in documents])
+        found = [
+            _Known(
+                id=document["id"],
+                cluster_id=document.get("cluster_id") or document["id"],
+                exact=document["dedupe"].get("exact", ""),
+                signature=[],  # in ``table``: decoding one value at a time cost more than the rest
             )
-        return found
+            for document, ok in zip(documents, valid, strict=True)
+            if ok
+        ]
+        return found, table
 
     def _match(
         self,
