@@ -13,14 +13,19 @@ into one embedded engine. While the job runs it reads, every 0.1 s from
 * PSS at its highest sample (``smaps_rollup``: shared pages divided among
   the processes sharing them; these add up to what the job costs the machine).
 
-Growth with the number of items is what matters: a process whose peak grows
-with the items is not bounded. The crawl child's growth is mostly the
-in-crawl duplicate memory (``listener.crawl.dedupe.Deduplicator``), so the
-script then measures that alone (``tracemalloc``, in this process) after
-``--dedupe`` mentions, with its window and without one. Usage (Linux only)::
+Each job's figures are printed as soon as it ends. Growth with the number of
+items is what matters: a process whose peak grows with the items is not
+bounded. Up to ``listener.crawl.dedupe.WINDOW`` mentions the crawl child grows
+with the in-crawl duplicate memory (``Deduplicator``), so the script then
+measures that alone (``tracemalloc``, in this process) after ``--dedupe``
+mentions, with its window and without one (``--dedupe`` with no number skips
+it). With ``--tracemalloc FILE`` the crawl child traces its allocations
+(``LISTENER_TRACEMALLOC``, :mod:`listener.crawl.memtrace`; several times
+slower) and ``FILE.ITEMS`` gives the lines holding the most memory at its
+peak. Usage (Linux only)::
 
     python bench/crawl_memory.py [--items 500 2000 8000] [--per-feed 250] [--processes 2]
-        [--dedupe 2000 8000 32000] [--dedupe-only]
+        [--dedupe [2000 8000 32000]] [--dedupe-only] [--tracemalloc FILE]
 
 Figures are printed, never asserted.
 """
@@ -148,7 +153,10 @@ def sample(tree: Tree) -> None:
         todo += [(child, below) for child in children.get(pid, [])]
 
 
-def one_job(folder: Path, engine_url: str, items: int, per_feed: int, processes: int) -> Tree:
+def one_job(
+    folder: Path, engine_url: str, items: int, per_feed: int, processes: int,
+    trace: Path | None = None,
+) -> Tree:  # fmt: skip
     """Queue one job of ``items`` mentions, run one ``listener worker`` on it, watch its tree."""
     import redis
 
@@ -188,6 +196,8 @@ def one_job(folder: Path, engine_url: str, items: int, per_feed: int, processes:
             LISTENER_ES_URL=engine_url,
             LISTENER_REDIS_URL=redis_server.url,
         )
+        if trace is not None:  # the crawl child writes where its memory is at its peak
+            env["LISTENER_TRACEMALLOC"] = str(trace.with_name(f"{trace.name}.{items}"))
         log = folder / "worker.log"
         worker = start_listener(["worker", "-c", str(path)], env, log)
         tree = Tree(worker.pid)
@@ -241,13 +251,38 @@ def dedupe_memory(counts: list[int]) -> None:
         print(f"{count:>9}{figures[0]:>18.1f}{figures[1]:>15.1f}", flush=True)
 
 
+def report(items: int, tree: Tree, processes: int, header: bool = True) -> None:
+    """Print one job's processes, as soon as it ends (a long run still shows the earlier ones)."""
+    if header:
+        print(
+            f"one worker job, [crawl] enrich_processes = {processes}; "
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} now"
+        )
+        print(f"{'items':>6}  {'process':<14}{'pid':>8}{'peak RSS MB':>13}{'peak PSS MB':>13}")
+    total_pss = 0.0
+    for pid, seen in sorted(tree.seen.items(), key=lambda kv: (kv[1].role != "worker", kv[0])):
+        if not seen.samples:
+            continue
+        total_pss += seen.peak_pss_kb / 1024
+        print(f"{items:>6}  {seen.role:<14}{pid:>8}{seen.peak_rss_kb / 1024:>13.0f}"
+              f"{seen.peak_pss_kb / 1024:>13.0f}")  # fmt: skip
+    print(f"{items:>6}  {'sum of PSS':<14}{'':>8}{'':>13}{total_pss:>13.0f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, nargs="+", default=[500, 2000, 8000])
     parser.add_argument("--per-feed", type=int, default=250)
     parser.add_argument("--processes", type=int, default=2, help="[crawl] enrich_processes")
-    parser.add_argument("--dedupe", type=int, nargs="+", default=[2000, 8000, 32000])
+    parser.add_argument(
+        "--dedupe", type=int, nargs="*", default=[2000, 8000, 32000],
+        help="mentions for the duplicate-memory figures (none: skip them)",
+    )  # fmt: skip
     parser.add_argument("--dedupe-only", action="store_true", help="skip the worker jobs")
+    parser.add_argument(
+        "--tracemalloc", type=Path, metavar="FILE",
+        help="trace the crawl child's allocations (slow); its peak picture goes to FILE.ITEMS",
+    )  # fmt: skip
     arguments = parser.parse_args()
     if arguments.dedupe_only:
         dedupe_memory(arguments.dedupe)
@@ -263,23 +298,16 @@ def main() -> None:
             folder = Path(scratch) / f"job{items}"
             folder.mkdir()
             trees[items] = one_job(
-                folder, engine.url, items, arguments.per_feed, arguments.processes
-            )
-    print(
-        f"one worker job, [crawl] enrich_processes = {arguments.processes}; "
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
-    )
-    print(f"{'items':>6}  {'process':<14}{'pid':>8}{'peak RSS MB':>13}{'peak PSS MB':>13}")
-    for items, tree in trees.items():
-        total_pss = 0.0
-        for pid, seen in sorted(tree.seen.items(), key=lambda kv: (kv[1].role != "worker", kv[0])):
-            if not seen.samples:
-                continue
-            total_pss += seen.peak_pss_kb / 1024
-            print(f"{items:>6}  {seen.role:<14}{pid:>8}{seen.peak_rss_kb / 1024:>13.0f}"
-                  f"{seen.peak_pss_kb / 1024:>13.0f}")  # fmt: skip
-        print(f"{items:>6}  {'sum of PSS':<14}{'':>8}{'':>13}{total_pss:>13.0f}")
-    dedupe_memory(arguments.dedupe)
+                folder, engine.url, items, arguments.per_feed, arguments.processes,
+                arguments.tracemalloc,
+            )  # fmt: skip
+            report(items, trees[items], arguments.processes)
+    if len(trees) > 1:
+        print("all jobs:")
+        for items, tree in trees.items():
+            report(items, tree, arguments.processes, header=items == next(iter(trees)))
+    if arguments.dedupe:
+        dedupe_memory(arguments.dedupe)
 
 
 if __name__ == "__main__":

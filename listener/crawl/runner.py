@@ -35,8 +35,10 @@ def run_crawl(
     With ``collect_to``, nothing is enriched or indexed: every Mention the
     sources yield is written to that NDJSON file instead (the test kit's mode).
     """
+    from listener.crawl.memtrace import start_from_environment
     from listener.spiders.mentions import PROJECT_SETTING, SINCE_SETTING, MentionsSpider
 
+    start_from_environment()  # LISTENER_TRACEMALLOC=FILE: where the memory goes (slow)
     settings = Settings()
     settings.set(PROJECT_SETTING, project)
     settings.set(SINCE_SETTING, since)
