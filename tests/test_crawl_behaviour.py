@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+
+from scrapy import Request, signals
+from scrapy.utils.test import get_crawler
 
 from listener import demo_site
 from listener.config import load_project
+from listener.crawl.middlewares import InFlightLimitMiddleware
 from listener.crawl.settings import download_slots
 from listener.plugins.lemmy import LemmySource
 from listener.plugins.web import WebSource
@@ -151,3 +158,56 @@ def test_a_crawl_runs_no_remote_control_or_telnet_server(tmp_path: Path) -> None
     assert "scrapy.extensions.corestats.CoreStats" in extensions
     assert not [name for name in extensions if "remote_control" in name or "telnet" in name]
     assert settings.getbool("REMOTE_CONTROL_ENABLED") is False
+
+
+def test_items_in_flight_and_responses_read_at_once_are_bounded() -> None:
+    # Six responses of ten items (and a follow-up request each) meet a pipeline that finishes
+    # one item at a time: at most 5 items are ever out, at most 2 responses are read at once
+    # (Scrapy alone reads all six, 100 items each at once), and every item gets through.
+    crawler = get_crawler()
+    limit = InFlightLimitMiddleware(crawler, items=5, responses=2)
+    reading: set[int] = set()
+    most_reading = 0
+    out: list[dict[str, Any]] = []
+    finished: list[dict[str, Any]] = []
+
+    async def response(number: int) -> AsyncIterator[Any]:
+        nonlocal most_reading
+        reading.add(number)
+        most_reading = max(most_reading, len(reading))
+        for index in range(10):
+            yield {"response": number, "index": index}
+            await asyncio.sleep(0)
+        yield Request(f"https://example.com/{number}/next")
+        reading.discard(number)
+
+    async def scrape(number: int) -> list[Any]:
+        got = []
+        async for value in limit.process_spider_output(None, response(number)):
+            got.append(value)
+            if isinstance(value, dict):
+                out.append(value)
+        return got
+
+    async def pipeline() -> None:
+        while len(finished) < 60:
+            await asyncio.sleep(0)
+            assert len(out) - len(finished) <= 5
+            if len(out) > len(finished):
+                item = out[len(finished)]
+                finished.append(item)
+                signal = signals.item_dropped if item["index"] % 3 == 0 else signals.item_scraped
+                crawler.signals.send_catch_log(signal, item=item)
+
+    async def main() -> list[list[Any]]:
+        scrapes = asyncio.gather(*(scrape(n) for n in range(6)))
+        await asyncio.wait_for(pipeline(), 30)
+        return await scrapes
+
+    results = asyncio.run(main())
+    assert most_reading <= 2
+    assert 1 <= limit.most_in_flight <= 5
+    assert [len(r) for r in results] == [11] * 6  # nothing lost, requests passed on
+    assert sorted((i["response"], i["index"]) for i in finished) == [
+        (n, i) for n in range(6) for i in range(10)
+    ]

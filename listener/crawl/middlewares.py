@@ -1,4 +1,7 @@
-"""Downloader middlewares: honour ``Retry-After`` on 429/503, and robots.txt for every request."""
+"""Downloader middlewares: honour ``Retry-After`` on 429/503, and robots.txt for every request.
+
+And one spider middleware: a bounded number of items in flight (:class:`InFlightLimitMiddleware`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,14 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from itemadapter import is_item
+from scrapy import signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import (
     RobotsTxtMiddleware as ScrapyRobotsTxtMiddleware,
@@ -209,3 +215,73 @@ class PrivateRedirectMiddleware:
                 f"refused a redirect from {chain[0]} to {request.url} ({address} is a private "
                 "address); set allow_private_network = true on the source entry to allow it"
             )
+
+
+#: Responses whose items are being read at once (each holds a source's parse state).
+RESPONSES_READ_AT_ONCE = 4
+
+
+class InFlightLimitMiddleware:
+    """Spider middleware: a bounded number of items between the sources and the pipeline.
+
+    Scrapy reads every response it has downloaded at once (up to
+    ``SCRAPER_SLOT_MAX_ACTIVE_SIZE``, 5 MB of bodies), each with up to
+    ``CONCURRENT_ITEMS`` items processed and twice that queued. While the
+    pipeline makes Scrapy wait for enrichment (back-pressure), all of those
+    items, and each response's parse state, waited in memory: the more feeds a
+    crawl had, the bigger the crawl process grew. Here an item is taken from a
+    source only when fewer than ``LISTENER_ITEMS_IN_FLIGHT`` items are between
+    the spider and the end of the pipeline (counted back by Scrapy's
+    item_scraped / item_dropped / item_error signals), and at most
+    :data:`RESPONSES_READ_AT_ONCE` responses are read at once; the others wait
+    unread. Nothing is dropped: items are only taken later.
+    """
+
+    def __init__(self, crawler: Crawler, items: int, responses: int) -> None:
+        self.items = asyncio.Semaphore(items)
+        self.responses = asyncio.Semaphore(responses)
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.stats = crawler.stats
+        for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
+            crawler.signals.connect(self._item_done, signal=signal)
+        crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> InFlightLimitMiddleware:
+        settings = crawler.settings
+        return cls(
+            crawler,
+            settings.getint("LISTENER_ITEMS_IN_FLIGHT", 256),
+            settings.getint("LISTENER_RESPONSES_READ_AT_ONCE", RESPONSES_READ_AT_ONCE),
+        )
+
+    def _item_done(self) -> None:
+        self.in_flight -= 1
+        self.items.release()
+
+    def _spider_closed(self) -> None:
+        if self.stats is not None:
+            self.stats.set_value("listener/most_items_in_flight", self.most_in_flight)
+
+    async def process_spider_output(  # async only: Scrapy >= 2.13 takes it by this name
+        self, response: Response, result: AsyncIterator[Any]
+    ) -> AsyncIterator[Any]:
+        async with self.responses:
+            iterator = aiter(result)
+            while True:
+                await self.items.acquire()
+                try:
+                    value = await anext(iterator)
+                except StopAsyncIteration:  # read to the end
+                    self.items.release()
+                    return
+                except BaseException:
+                    self.items.release()
+                    raise
+                if is_item(value):  # counted back when the pipeline is done with it
+                    self.in_flight += 1
+                    self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                else:  # a Request (or something Scrapy rejects): no item signal follows
+                    self.items.release()
+                yield value

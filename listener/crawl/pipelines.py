@@ -7,7 +7,8 @@ keeps fetching while earlier batches are enriched and written, and spaCy runs
 on every core instead of sharing the crawl's. With one process the thread
 enriches too. At most ``MAX_PENDING_BATCHES`` (plus one per extra process)
 wait; beyond that the pipeline makes Scrapy wait (back-pressure) instead of
-holding the whole crawl in memory.
+holding the whole crawl in memory, and the spider takes no more items from the
+sources meanwhile (:class:`listener.crawl.middlewares.InFlightLimitMiddleware`).
 """
 
 from __future__ import annotations

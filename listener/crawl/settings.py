@@ -12,6 +12,8 @@ from listener.config import ProjectConfig
 
 ITEM_PIPELINE = "listener.crawl.pipelines.MentionPipeline"
 PROGRESS_EXTENSION = "listener.crawl.progress.CrawlProgress"
+#: Bounds the items between the sources and the end of the pipeline (see the class).
+IN_FLIGHT_MIDDLEWARE = "listener.crawl.middlewares.InFlightLimitMiddleware"
 #: Scrapy's downloader, with a slot's concurrency enforced under asyncio (see the module).
 DOWNLOADER = "listener.crawl.downloader.Downloader"
 
@@ -89,6 +91,10 @@ def scrapy_settings_for(project: ProjectConfig) -> dict[str, Any]:
         },
         "DUPEFILTER_CLASS": "listener.crawl.middlewares.RedirectLoopDupeFilter",
         "ITEM_PIPELINES": {ITEM_PIPELINE: 300},
+        # Closest to the engine: it sees every item the spider middlewares let through.
+        "SPIDER_MIDDLEWARES": {IN_FLIGHT_MIDDLEWARE: 10},
+        # Two batches' worth waiting for the pipeline keeps it busy; more only costs memory.
+        "LISTENER_ITEMS_IN_FLIGHT": max(2 * crawl.batch_size, 32),
         # Left out of the base list rather than set to None in EXTENSIONS, which would still
         # import them (Scrapy loads every EXTENSIONS key to compare it with the base list).
         "EXTENSIONS_BASE": EXTENSIONS_BASE,
