@@ -112,17 +112,29 @@ from elastic_transport._node import _http_aiohttp
 client = Elasticsearch("http://127.0.0.1:9")  # the synchronous client listener uses
 first = "aiohttp" in sys.modules
 import aiohttp  # still importable for anything else
+import spacy
+cli_at_first = sorted(m for m in ("spacy.cli", "typer", "weasel") if m in sys.modules)
+tokens = [t.text for t in spacy.blank("en")("Acme's phone")]
+info = spacy.info(markdown=False, silent=True)  # spaCy's own, imported when called
+import spacy.cli
 print(json.dumps({
+    "spacy_cli_at_first": cli_at_first,
+    "tokens": tokens,
+    "spacy_info": sorted(k for k in ("spacy_version", "location") if k in info),
+    "spacy_cli_later": [hasattr(spacy.cli, "download"), hasattr(spacy.cli, "app")],
+    "spacy_loader": type(spacy.__loader__).__name__,
     "aiohttp_at_first": first,
     "node_sees_aiohttp": _http_aiohttp._AIOHTTP_AVAILABLE,
     "node_class": type(client.transport.node_pool.get()).__name__,
-    "hooks": sum(type(f).__name__ == "_ElasticTransportFinder" for f in sys.meta_path),
+    "hooks": sum(type(f).__name__ == "_LeanFinder" for f in sys.meta_path),
     "aiohttp_later": hasattr(aiohttp, "ClientSession"),
 }))
 """
 
 
-def test_listener_processes_import_elasticsearch_without_aiohttp() -> None:
+def test_listener_processes_import_elasticsearch_without_aiohttp_and_spacy_without_its_cli() -> (
+    None
+):
     import json
     import subprocess
     import sys
@@ -131,6 +143,11 @@ def test_listener_processes_import_elasticsearch_without_aiohttp() -> None:
         [sys.executable, "-c", LEAN_PROCESS], capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout) == {
+        "spacy_cli_at_first": [],
+        "tokens": ["Acme", "'s", "phone"],
+        "spacy_info": ["location", "spacy_version"],
+        "spacy_cli_later": [True, True],
+        "spacy_loader": "SourceFileLoader",
         "aiohttp_at_first": False,
         "node_sees_aiohttp": False,
         "node_class": "Urllib3HttpNode",
