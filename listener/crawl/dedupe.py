@@ -253,7 +253,7 @@ class BandRecord:
             if mention.dedupe is None:
                 continue
             if mention.id not in self._named and self._full.issuperset(mention.dedupe.bands):
-                continue  # no room in any of its bands (the common case once bands fill up)
+                continue  # no room in any of its bands: a fifth or later copy of a text
             index = self.indexer.index_name_for(mention)  # the monthly index it is written to
             dedupe = mention.dedupe
             head = _head(mention.id, mention.cluster_id, dedupe.exact, dedupe.signature, index)
