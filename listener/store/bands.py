@@ -55,6 +55,8 @@ _TOKEN_FIELD = "_token"
 #: Heads a band keeps unless told otherwise (the crawl passes its ``MENTIONS_PER_BAND``).
 HEADS_PER_BAND = 4
 _CHUNK = 500
+#: How much of the SQLite file is memory-mapped (address space, not resident memory).
+_MMAP_BYTES = 1 << 30
 
 
 class BandsUnavailable(ListenerError):
@@ -175,6 +177,9 @@ class SqliteBands(BandStore):
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # A batch touches about a thousand bands spread over the whole file: read them
+            # through the OS page cache without a system call per page.
+            connection.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS bands (prefix TEXT NOT NULL, band TEXT NOT NULL, "
                 "ids TEXT NOT NULL, PRIMARY KEY (prefix, band)) WITHOUT ROWID"
