@@ -200,13 +200,22 @@ class BandRecord:
     compares within itself only.
     """
 
-    def __init__(self, indexer: Indexer, store: BandStore | None = None) -> None:
+    def __init__(
+        self,
+        indexer: Indexer,
+        store: BandStore | None = None,
+        *,
+        unreachable_reported: bool = False,
+    ) -> None:
+        """``unreachable_reported``: the caller has already told the user the engine is
+        unreachable, so a lookup failing on it is logged at debug level only (one line per
+        condition)."""
         self.indexer = indexer
         self.client = indexer.client
         self.alias = indexer.alias
         self._store = store
         self._ready = False
-        self._failed = False
+        self._failed = unreachable_reported
         #: From the last lookup: its bands that were full, and the heads they named.
         self._full: set[str] = set()
         self._named: set[str] = set()

@@ -123,9 +123,11 @@ class MentionPipeline:
         self.indexer = Indexer(client, self.project)
         self._max_retries = self.indexer.max_retries
         self.saves = engine_saves_for(client, self.project)
+        unreachable = False
         try:
             self.indexer.install_templates()
         except Exception as error:
+            unreachable = True
             log.warning(
                 "the index is unreachable (%s); mentions will be spooled under %s",
                 error,
@@ -143,7 +145,9 @@ class MentionPipeline:
             self.stats.set_value("listener/spool_replayed", replayed.indexed)
         self.enricher = Enricher(self.project, batch_size=self.batch_size)
         self._start_enrichment_workers()
-        self.deduplicator = Deduplicator(lookup=BandRecord(self.indexer))
+        self.deduplicator = Deduplicator(
+            lookup=BandRecord(self.indexer, unreachable_reported=unreachable)
+        )
 
     def _start_enrichment_workers(self) -> None:
         """Fork the enrichment workers (before the crawl runs), unless one process is asked for."""
