@@ -29,9 +29,7 @@ the lookup refill it from the alias (and delete that old index).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from listener.errors import ListenerError
+from listener.store.sqlite_record import SqliteRecord
 
 if TYPE_CHECKING:
     import redis
@@ -155,53 +154,24 @@ class BandStore(ABC):
         """Release the connection (a store reconnects when used again)."""
 
 
-class SqliteBands(BandStore):
+class SqliteBands(SqliteRecord, BandStore):
     """The record in a SQLite file (WAL), shared by every process using one ``LISTENER_HOME``."""
 
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS bands (prefix TEXT NOT NULL, band TEXT NOT NULL, "
+        "ids TEXT NOT NULL, PRIMARY KEY (prefix, band)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS heads (prefix TEXT NOT NULL, id TEXT NOT NULL, "
+        "head TEXT NOT NULL, bands TEXT NOT NULL, PRIMARY KEY (prefix, id)) WITHOUT ROWID",
+    )
+    # A batch touches about a thousand bands spread over the whole file: read them
+    # through the OS page cache without a system call per page.
+    PRAGMAS = (f"PRAGMA mmap_size={_MMAP_BYTES}",)
+    DESCRIPTION = "duplicate band record"
+    UNAVAILABLE = BandsUnavailable
+
     def __init__(self, path: Path, prefix: str, limit: int) -> None:
-        self.path = path
-        self.prefix = prefix
+        super().__init__(path, prefix)
         self.limit = limit
-        self.where = str(path)
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._pid = 0
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is not None and self._pid == os.getpid():
-            return self._connection
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            # A batch touches about a thousand bands spread over the whole file: read them
-            # through the OS page cache without a system call per page.
-            connection.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS bands (prefix TEXT NOT NULL, band TEXT NOT NULL, "
-                "ids TEXT NOT NULL, PRIMARY KEY (prefix, band)) WITHOUT ROWID"
-            )
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS heads (prefix TEXT NOT NULL, id TEXT NOT NULL, "
-                "head TEXT NOT NULL, bands TEXT NOT NULL, PRIMARY KEY (prefix, id)) WITHOUT ROWID"
-            )
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS tokens (prefix TEXT PRIMARY KEY, token TEXT NOT NULL)"
-            )
-        except (OSError, sqlite3.Error) as error:
-            raise self._error("open", error) from None
-        self._connection, self._pid = connection, os.getpid()
-        return connection
-
-    def _error(self, action: str, error: Exception) -> BandsUnavailable:
-        return BandsUnavailable(
-            f"could not {action} the duplicate band record {self.path} ({error}); check the "
-            "disk and the file's permissions (deleting the file is safe: it is rebuilt from "
-            "the index)"
-        )
 
     def _select(self, connection: sqlite3.Connection, table: str, keys: list[str]) -> dict:
         column = "band, ids" if table == "bands" else "id, head, bands"
@@ -338,34 +308,6 @@ class SqliteBands(BandStore):
                 connection.execute(f"DELETE FROM {table} WHERE prefix = ?", (self.prefix,))
 
         self._transaction("update", work)
-
-    def token(self) -> str | None:
-        with self._lock:
-            try:
-                row = (
-                    self._connect()
-                    .execute("SELECT token FROM tokens WHERE prefix = ?", (self.prefix,))
-                    .fetchone()
-                )
-            except sqlite3.Error as error:
-                raise self._error("read", error) from None
-        return str(row[0]) if row else None
-
-    def set_token(self, token: str) -> None:
-        with self._lock:
-            try:
-                self._connect().execute(
-                    "INSERT OR REPLACE INTO tokens (prefix, token) VALUES (?, ?)",
-                    (self.prefix, token),
-                )
-            except sqlite3.Error as error:
-                raise self._error("update", error) from None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None and self._pid == os.getpid():
-                self._connection.close()
-            self._connection = None
 
 
 # KEYS: bands, heads, members. ARGV: limit, then (id, head, "band,band,...") per head.

@@ -26,17 +26,15 @@ alias.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from listener.config import ProjectConfig
 from listener.errors import ListenerError
+from listener.store.sqlite_record import SqliteRecord
 
 if TYPE_CHECKING:
     import redis
@@ -137,46 +135,15 @@ class LocationStore(ABC):
         """Release the connection (a store reconnects when used again)."""
 
 
-class SqliteLocations(LocationStore):
+class SqliteLocations(SqliteRecord, LocationStore):
     """The record in a SQLite file (WAL), shared by every process using one ``LISTENER_HOME``."""
 
-    def __init__(self, path: Path, prefix: str) -> None:
-        self.path = path
-        self.prefix = prefix
-        self.where = str(path)
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._pid = 0
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is not None and self._pid == os.getpid():
-            return self._connection
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            # Survives a killed process (not a power cut, which the engine does not either).
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS locations (prefix TEXT NOT NULL, id TEXT NOT NULL, "
-                "indices TEXT NOT NULL, PRIMARY KEY (prefix, id)) WITHOUT ROWID"
-            )
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS tokens (prefix TEXT PRIMARY KEY, token TEXT NOT NULL)"
-            )
-        except (OSError, sqlite3.Error) as error:
-            raise self._error("open", error) from None
-        self._connection, self._pid = connection, os.getpid()
-        return connection
-
-    def _error(self, action: str, error: Exception) -> LocationsUnavailable:
-        return LocationsUnavailable(
-            f"could not {action} the mention location record {self.path} ({error}); check "
-            "the disk and the file's permissions (deleting the file is safe: it is rebuilt "
-            "from the index)"
-        )
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS locations (prefix TEXT NOT NULL, id TEXT NOT NULL, "
+        "indices TEXT NOT NULL, PRIMARY KEY (prefix, id)) WITHOUT ROWID",
+    )
+    DESCRIPTION = "mention location record"
+    UNAVAILABLE = LocationsUnavailable
 
     def _select(self, connection: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -278,34 +245,6 @@ class SqliteLocations(LocationStore):
             except sqlite3.Error as error:
                 raise self._error("read", error) from None
         return int(row[0])
-
-    def token(self) -> str | None:
-        with self._lock:
-            try:
-                row = (
-                    self._connect()
-                    .execute("SELECT token FROM tokens WHERE prefix = ?", (self.prefix,))
-                    .fetchone()
-                )
-            except sqlite3.Error as error:
-                raise self._error("read", error) from None
-        return str(row[0]) if row else None
-
-    def set_token(self, token: str) -> None:
-        with self._lock:
-            try:
-                self._connect().execute(
-                    "INSERT OR REPLACE INTO tokens (prefix, token) VALUES (?, ?)",
-                    (self.prefix, token),
-                )
-            except sqlite3.Error as error:
-                raise self._error("update", error) from None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None and self._pid == os.getpid():
-                self._connection.close()
-            self._connection = None
 
 
 class RedisLocations(LocationStore):
