@@ -23,6 +23,7 @@ from listener.crawl.dedupe import (
 )
 from listener.mention import Mention
 from listener.store.bands import BANDS_FILE, BandStore, Head, RedisBands, SqliteBands
+from listener.store.engine import free_port
 from listener.store.indexer import Indexer, mentions_alias
 from listener.store.lifecycle import Selector, apply_retention, forget
 
@@ -142,6 +143,29 @@ def test_the_band_record_finds_stored_copies_and_only_accepted_heads(
     )
     assert again.duplicate and again.cluster_id == fresh.id
     assert not alone.duplicate and alone.cluster_id == alone.id
+
+
+def test_mentions_indexed_by_a_spool_replay_become_candidates(
+    client: Elasticsearch, project: ProjectConfig
+) -> None:
+    """A crawl that found the engine down spooled its batch; the next crawl replays it, and a
+    copy of a replayed mention is then found without rebuilding the band record."""
+    live = Indexer(client, project)
+    live.install_templates()
+    crawl = Deduplicator(lookup=BandRecord(live))
+    [first] = crawl.assign([mention(0, "Initech hires 40 people.")])  # the record is filled here
+    down = Elasticsearch(f"http://127.0.0.1:{free_port()}", max_retries=0, request_timeout=2)
+    outage = Indexer(down, project, max_retries=0)
+    [spooled] = Deduplicator(lookup=BandRecord(outage)).assign([mention(1, ORIGINAL)])
+    assert outage.index([spooled]).spooled == 1
+
+    next_crawl = Deduplicator(lookup=BandRecord(Indexer(client, project)))
+    assert live.replay_spool(on_indexed=next_crawl.stored).indexed == 1
+    [copy] = next_crawl.assign([mention(2, ORIGINAL.replace("Thursday", "Friday"))])
+    assert copy.duplicate and copy.cluster_id == spooled.id
+    [later_copy] = Deduplicator(lookup=BandRecord(live)).assign([mention(3, ORIGINAL.upper())])
+    assert later_copy.duplicate and later_copy.cluster_id == spooled.id
+    assert not first.duplicate
 
 
 def test_a_home_with_the_old_band_index_is_refilled_and_the_index_deleted(

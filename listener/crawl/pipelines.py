@@ -134,8 +134,12 @@ class MentionPipeline:
                 self.project.home,
             )
             self.stats.set_value("listener/store_unreachable", str(error))
-        else:
-            replayed = self.indexer.replay_spool()
+        self.deduplicator = Deduplicator(
+            lookup=BandRecord(self.indexer, unreachable_reported=unreachable)
+        )
+        if not unreachable:
+            # Replayed mentions become duplicate candidates, like the batches indexed below.
+            replayed = self.indexer.replay_spool(on_indexed=self.deduplicator.stored)
             if replayed.indexed or replayed.spooled:
                 log.info(
                     "replayed spool: %d indexed, %d still spooled",
@@ -145,9 +149,6 @@ class MentionPipeline:
             self.stats.set_value("listener/spool_replayed", replayed.indexed)
         self.enricher = Enricher(self.project, batch_size=self.batch_size)
         self._start_enrichment_workers()
-        self.deduplicator = Deduplicator(
-            lookup=BandRecord(self.indexer, unreachable_reported=unreachable)
-        )
 
     def _start_enrichment_workers(self) -> None:
         """Fork the enrichment workers (before the crawl runs), unless one process is asked for."""

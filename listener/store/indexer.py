@@ -34,7 +34,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -268,14 +268,18 @@ class Indexer:
         """How many mentions wait in the spool for a replay."""
         return sum(self._count_lines(path) for path in self.spooled_files())
 
-    def replay_spool(self) -> IndexResult:
+    def replay_spool(
+        self, on_indexed: Callable[[Sequence[Mention]], None] | None = None
+    ) -> IndexResult:
         """Index every spooled batch, deleting each file once all its mentions are handled.
 
         A file is deleted when each of its mentions was accepted or rejected
         (rejected ones go to the dead-letter file). If the cluster is still
         unreachable, the file is rewritten with only the mentions not yet
         accepted, replay stops, and the rest wait for the next replay;
-        ``spooled`` counts the mentions still waiting.
+        ``spooled`` counts the mentions still waiting. ``on_indexed`` is given
+        each file's accepted mentions (the crawl records them as duplicate
+        candidates, as it does for the batches it indexes itself).
         """
         total = IndexResult()
         files_ = self.spooled_files()
@@ -283,6 +287,8 @@ class Indexer:
             mentions, invalid = self._read_spool(path)
             delivery = self._deliver(mentions) if mentions else _Delivery([], [], [])
             self._dead_letter([*delivery.rejected, *invalid])
+            if on_indexed is not None and delivery.indexed:
+                on_indexed(delivery.indexed)
             if delivery.undelivered:
                 waiting = len(delivery.undelivered) + sum(
                     self._count_lines(rest) for rest in files_[position + 1 :]
