@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ import pytest
 import redis
 from elasticsearch import Elasticsearch
 
+from listener.analytics import alerts
 from listener.analytics.alerts import run_alerts
 from listener.config import ProjectConfig, load_project
 from listener.crawl.health import schedule_status, status_report
+from listener.errors import ListenerError
 from listener.sdk.replay import ReplayServer, Route
 from listener.service.child import RunningCrawl
 from listener.service.scheduler import Scheduler
@@ -202,3 +205,28 @@ def test_a_pid_mark_is_running_only_while_that_pid_is_a_crawl(
         crawl.kill()
     [row] = schedule_status(project)
     assert row.running is None
+
+
+def test_the_alert_lock_is_renewed_while_held_and_expires_soon_after_its_holder_dies(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(alerts, "REDIS_LOCK_TTL", 0.6)
+    monkeypatch.setenv("LISTENER_REDIS_URL", redis_url)
+    project = _local_project(tmp_path / "listener.toml")
+    key = namespace(project) + "alerts:lock"
+    client = redis.Redis.from_url(redis_url)
+    with alerts._shared_state(project, timeout=0.1):
+        time.sleep(1.5)  # over twice the lock's time: only renewal keeps it
+        assert client.pttl(key) > 0
+        with (
+            pytest.raises(ListenerError, match="holds the Redis lock"),
+            alerts._shared_state(project, timeout=0.1),
+        ):
+            pass
+    assert not client.exists(key), "released when the evaluation ends"
+    # A holder that died (took the lock, never renews or releases it) holds runs off only
+    # until the lock's time is up.
+    assert client.set(key, "a dead scheduler", nx=True, px=600)
+    with alerts._shared_state(project, timeout=5.0):
+        assert client.get(key) != b"a dead scheduler"
+    client.close()

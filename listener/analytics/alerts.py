@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -66,6 +67,9 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = Path("alerts") / "state.json"
 LOCK_FILE = Path("alerts") / "run.lock"
+#: Seconds a clustered evaluation's Redis lock lives unless renewed. Its holder renews it
+#: every third of that while it evaluates, so one that dies holds the others off this long.
+REDIS_LOCK_TTL = 30.0
 PRINTED = "stdout"
 _KEEP = timedelta(days=90)
 _MAX_RETRY_AFTER = 60.0
@@ -321,7 +325,8 @@ def _shared_state(
 ) -> Iterator[AlertState]:
     """The state of this evaluation; ``exclusive``: held by this process alone until saved.
 
-    Clustered: in Redis under a redis-py lock (which expires if its holder dies),
+    Clustered: in Redis under a redis-py lock (renewed while held, expiring
+    ``REDIS_LOCK_TTL`` seconds after its holder dies),
     so two schedulers or a scheduler and ``listener alerts`` on another machine
     never evaluate at once. One machine: the state file under a file lock.
     """
@@ -339,8 +344,9 @@ def _shared_state(
 
     client = redis_client(url)
     prefix = namespace(config)
-    lock = client.lock(prefix + "alerts:lock", timeout=max(timeout, 600.0), blocking=True,
-                       blocking_timeout=timeout)  # fmt: skip
+    lock = client.lock(prefix + "alerts:lock", timeout=REDIS_LOCK_TTL, blocking=True,
+                       blocking_timeout=timeout, thread_local=False)  # fmt: skip
+    # (thread_local=False: the thread that renews it must see the token this one took.)
     try:
         if not exclusive:
             yield SharedAlertState.load_shared(client, prefix + "alerts:state")
@@ -350,12 +356,42 @@ def _shared_state(
                 f"another alert run holds the Redis lock {prefix}alerts:lock; try again later"
             )
         try:
-            yield SharedAlertState.load_shared(client, prefix + "alerts:state")
+            with _kept_alive(lock, REDIS_LOCK_TTL / 3):
+                yield SharedAlertState.load_shared(client, prefix + "alerts:state")
         finally:
             with contextlib.suppress(redis_module.RedisError):
                 lock.release()
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def _kept_alive(lock: Any, every: float) -> Iterator[None]:
+    """Renew a held redis-py ``lock`` to its full time every ``every`` seconds until the block
+    ends, so a long evaluation keeps it while a dead holder's lock soon expires."""
+    from redis.exceptions import LockError, RedisError
+
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(every):
+            try:
+                lock.reacquire()
+            except (LockError, RedisError) as error:
+                log.warning(
+                    "alerts: could not renew the Redis lock %s (%s); another run may start",
+                    lock.name,
+                    error,
+                )
+                return
+
+    renewer = threading.Thread(target=renew, name="listener-alerts-lock", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join()
 
 
 @contextlib.contextmanager
