@@ -27,7 +27,7 @@ from listener.errors import ListenerError
 from listener.sdk.replay import ReplayServer, Route
 from listener.service.child import RunningCrawl
 from listener.service.scheduler import Scheduler
-from listener.service.state import LocalState, namespace
+from listener.service.state import LocalState, RedisState, namespace, redis_client
 from listener.service.testing import (
     TimedReplayServer,
     rss_feed,
@@ -230,3 +230,20 @@ def test_the_alert_lock_is_renewed_while_held_and_expires_soon_after_its_holder_
     with alerts._shared_state(project, timeout=5.0):
         assert client.get(key) != b"a dead scheduler"
     client.close()
+
+
+def test_runs_are_left_to_alert_on_until_an_evaluation_has_ended(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leader that noticed new runs and died before judging them leaves them to the next."""
+    monkeypatch.setenv("LISTENER_REDIS_URL", redis_url)
+    project = _local_project(tmp_path / "listener.toml")
+    state = RedisState(redis_client(redis_url), namespace(project))
+    assert state.runs_to_alert_on() == 0
+    state.record_run({"sources": {"feed": {"indexed": 3}}})
+    assert state.runs_to_alert_on() == 1
+    assert state.runs_to_alert_on() == 1, "noticing them does not mark them judged"
+    state.alerted_on(1)
+    assert state.runs_to_alert_on() == 0
+    state.record_run({"sources": {"feed": {"indexed": 1}}})
+    assert state.runs_to_alert_on() == 2

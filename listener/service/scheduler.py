@@ -72,12 +72,18 @@ class Alerts:
         self.wanted = threading.Event()
         self.thread: threading.Thread | None = None
         self.runs = 0
+        #: Clustered: the recorded-runs count the wanted evaluation covers, and what to tell
+        #: once it has ended (so a leader that dies before that leaves it to the next one).
+        self.covering = 0
+        self._ended: Callable[[int], None] | None = None
         if project.alerts.rules and client is not None:
             self.thread = threading.Thread(target=self._loop, name="listener-alerts", daemon=True)
             self.thread.start()
 
-    def trigger(self) -> None:
+    def trigger(self, covering: int = 0, ended: Callable[[int], None] | None = None) -> None:
+        """Evaluate the rules (again) soon; ``ended(covering)`` is called when that has run."""
         if self.thread is not None:
+            self.covering, self._ended = covering, ended
             self.wanted.set()
 
     def _loop(self) -> None:
@@ -86,6 +92,7 @@ class Alerts:
         while True:
             self.wanted.wait()
             self.wanted.clear()
+            covering, ended = self.covering, self._ended
             try:
                 run = run_alerts(self.client, self.project)
                 self.runs += 1
@@ -94,6 +101,11 @@ class Alerts:
                                 len(run.suppressed))  # fmt: skip
             except Exception as error:  # an alert failure must not stop the service
                 log.error("alert rules failed: %s: %s", type(error).__name__, error)
+            if ended is not None:
+                try:
+                    ended(covering)
+                except Exception as error:  # the next leader evaluates once more
+                    log.warning("alerts: could not note the evaluation: %s", error)
 
 
 class Retention:
@@ -266,8 +278,10 @@ class Scheduler:
                 )
                 log.info("%s: queued as job %s", label, job)
         assert isinstance(self.state, RedisState)
-        if self.alerts.thread is not None and self.state.runs_to_alert_on():
-            self.alerts.trigger()
+        if self.alerts.thread is not None:
+            recorded = self.state.runs_to_alert_on()
+            if recorded and recorded != self.alerts.covering:
+                self.alerts.trigger(recorded, ended=self.state.alerted_on)
 
     # -- the loop -----------------------------------------------------------------------
 

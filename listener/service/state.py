@@ -236,16 +236,21 @@ class RedisState(StateStore):
         """How many runs were recorded so far (a counter that only grows)."""
         return int(cast(str | None, self.client.get(self.key("runs-recorded"))) or 0)
 
-    def runs_to_alert_on(self) -> bool:
-        """Whether runs were recorded since the alert rules last ran; marks them as handled.
+    def runs_to_alert_on(self) -> int:
+        """How many runs are recorded, if the alert rules have not yet been run after them; else 0.
 
-        The mark lives in Redis (``alerts-seen``), so each recorded run makes the
-        leading scheduler evaluate the rules once: not once per scheduler, and
-        not never when a standby takes over or the scheduler restarts.
+        The mark (``alerts-seen``, set by :meth:`alerted_on` once an evaluation ended) lives
+        in Redis, so each recorded run makes the leading scheduler evaluate the rules once:
+        not once per scheduler, and not never when a standby takes over, the scheduler
+        restarts, or the leader dies between noticing the runs and judging them.
         """
         recorded = self.runs_recorded()
-        seen = cast(str | None, self.client.set(self.key("alerts-seen"), recorded, get=True))
-        return recorded > 0 and int(seen or 0) != recorded
+        seen = int(cast(str | None, self.client.get(self.key("alerts-seen"))) or 0)
+        return recorded if recorded > 0 and seen != recorded else 0
+
+    def alerted_on(self, recorded: int) -> None:
+        """Note that the alert rules were run after the first ``recorded`` runs."""
+        self.client.set(self.key("alerts-seen"), recorded)
 
     def schedule(self) -> dict[str, dict[str, Any]]:
         """The schedule; ``running`` only while the worker that set it still holds the lease.
