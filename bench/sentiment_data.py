@@ -345,6 +345,90 @@ def load_finentity() -> list[Example]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class TargetText:
+    """A text with labelled targets ``(start, end, mention, label)`` (per-target sentiment).
+
+    ``split`` is the set's split of the whole text; ``agree`` says whether every target has
+    the same label, i.e. whether the sentence-level loaders (and so the shipped model's
+    training data, for a "train" text) hold the text.
+    """
+
+    text: str
+    targets: tuple[tuple[int, int, str, Label], ...]
+    split: Split
+
+    @property
+    def agree(self) -> bool:
+        return len({t[3] for t in self.targets}) == 1
+
+
+def load_newsmtsc_targets(part: Literal["train", "devtest_mt", "devtest_rw"]) -> list[TargetText]:
+    """NewsMTSC sentences with every target person's span and polarity (Hamborg & Donnay 2021).
+
+    Train sentences that also appear in a devtest file are left out, as in ``load_newsmtsc``.
+    """
+    import json
+
+    root = training_root() / "newsmtsc"
+    held: set[str] = set()
+    if part == "train":
+        for name in ("devtest_mt", "devtest_rw"):
+            for line in _read_text(root / f"{name}.jsonl").splitlines():
+                if line.strip():
+                    held.add(_normalise_key(json.loads(line)["sentence_normalized"].strip()))
+    split: Split = "train" if part == "train" else "test"
+    out: list[TargetText] = []
+    for line in _read_text(root / f"{part}.jsonl").splitlines():
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        text = doc["sentence_normalized"]
+        if _normalise_key(text.strip()) in held:
+            continue
+        targets = tuple(
+            (int(t["from"]), int(t["to"]), t["mention"], _NEWSMTSC[float(t["polarity"])])
+            for t in doc["targets"]
+            if float(t["polarity"]) in _NEWSMTSC
+        )
+        if targets:
+            out.append(TargetText(text, targets, split))  # type: ignore[arg-type]
+    return out
+
+
+def load_finentity_targets() -> list[TargetText]:
+    """FinEntity paragraphs with every entity's span and label (Tang et al. 2023).
+
+    Reuters story codes are removed as in ``load_finentity`` (spans shifted to match), and
+    the split is the same 20 % hash fold of the cleaned text ("test") as there.
+    """
+    import json
+
+    doc = json.loads(_read_text(training_root() / "finentity" / "FinEntity.json"))
+    out: list[TargetText] = []
+    for item in doc:
+        raw: str = item["content"]
+        codes = list(re.finditer(r"\s*\[n[A-Z0-9]+\]", raw))
+        text = re.sub(r"\s*\[n[A-Z0-9]+\]", "", raw)
+        lead = len(text) - len(text.lstrip())
+        text = text.strip()
+
+        def shift(pos: int, codes: list[re.Match[str]] = codes, lead: int = lead) -> int:
+            return pos - sum(len(m.group()) for m in codes if m.end() <= pos) - lead
+
+        targets = []
+        for a in item["annotations"]:
+            start = raw.find(a["value"], max(int(a["start"]) - 2, 0))
+            if start < 0:
+                continue
+            end = start + len(a["value"])
+            label = a["label"].lower()
+            targets.append((shift(start), shift(end), a["value"], label))
+        if targets:
+            out.append(TargetText(text, tuple(targets), _hash_split(text, "finentity")))
+    return out
+
+
 _XED_POS = {2, 5, 8}
 _XED_NEG = {1, 3, 4, 6}
 

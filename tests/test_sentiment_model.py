@@ -14,7 +14,13 @@ import pytest
 import spacy
 from spacy.language import Language
 
-from listener.models.sentiment import LABELS, SentimentModel, clause_around
+from listener.models.sentiment import (
+    LABELS,
+    SentimentModel,
+    clause_around,
+    sentence_around,
+    target_clause,
+)
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -103,6 +109,46 @@ def test_score_targets_per_brand(model: SentimentModel) -> None:
     (acme, _), (globex, _) = model.score_targets(text, [(0, 4), (19, 25)])
     assert acme == "positive"
     assert globex == "negative"
+
+
+def test_target_clause_cuts_at_commas_and_keeps_a_bare_target_in_its_clause() -> None:
+    text = "Acme fixed the outage, Globex is still down and support is slow."
+    start = text.index("Globex")
+    assert target_clause(text, start, start + 6) == "Globex is still down"
+    text = "Acme and Globex are great."
+    # "Acme" alone is no clause: the wider clause holds what is said about it
+    assert target_clause(text, 0, 4) == "Acme and Globex are great."
+
+
+def test_sentence_around_finds_the_targets_sentence() -> None:
+    text = "Globex beat estimates. Acme Corp. recalled 2 million cars! Shares fell 5%."
+    start = text.index("Acme")
+    assert sentence_around(text, start, start + 4) == "Acme Corp. recalled 2 million cars!"
+    assert sentence_around(text, 0, 6) == "Globex beat estimates."
+    assert sentence_around("no end here", 0, 2) == "no end here"
+
+
+def test_score_targets_reads_each_targets_own_sentence(model: SentimentModel) -> None:
+    text = (
+        "Globex reported record profits and raised its outlook. "
+        "Acme recalled 2 million cars after a deadly fire."
+    )
+    acme = text.index("Acme")
+    (globex, _), (acme_label, _) = model.score_targets(text, [(0, 6), (acme, acme + 4)])
+    assert (globex, acme_label) == ("positive", "negative")
+
+
+def test_score_targets_mask_ignores_the_name(model: SentimentModel) -> None:
+    # With mask=True what is said decides, not a weight learned for the name itself.
+    results = {
+        name: model.score_targets(
+            f"{name} shipped the update on Tuesday.", [(0, len(name))], mask=True
+        )
+        for name in ("Acme", "Trump", "Tesla")
+    }
+    assert len({str(r) for r in results.values()}) == 1
+    # A target that is the whole text is scored as it is.
+    assert model.score_targets("awful", [(0, 5)], mask=True)[0][0] == "negative"
 
 
 def test_spacy_component_sets_plain_extension(nlp: Language) -> None:
