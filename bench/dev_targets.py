@@ -39,9 +39,10 @@ import sentiment_data as sd
 from listener.models.sentiment import (
     LABELS,
     SentimentModel,
-    clause_around,
-    sentence_around,
-    target_clause,
+    clause_span,
+    sentence_span,
+    target_clause_span,
+    without_target,
 )
 
 NEG, NEU, POS = range(3)
@@ -52,7 +53,8 @@ Span = tuple[int, int]
 #
 # ``clause_around`` (the shipped clause until this script), ``target_clause`` ("+commas":
 # also cut at commas, colons, "and", "or") and ``sentence_around`` live in
-# listener.models.sentiment; ``score_targets`` uses the method chosen here.
+# listener.models.sentiment (``*_span``: as offsets); ``score_targets`` uses the method
+# chosen here.
 
 
 def window(k: int) -> Callable[[str, int, int], str]:
@@ -66,18 +68,13 @@ def window(k: int) -> Callable[[str, int, int], str]:
     return around
 
 
-CLAUSES: dict[str, Callable[[str, int, int], str]] = {
-    "clause": clause_around,
-    "clause+commas": target_clause,
-    "window5": window(5),
-    "window8": window(8),
+SPANS: dict[str, Callable[[str, int, int], tuple[int, int]]] = {
+    "whole": lambda text, start, end: (0, len(text)),
+    "sentence": sentence_span,
+    "clause": clause_span,
+    "clause+commas": target_clause_span,
 }
-
-
-def mask(text: str, start: int, end: int, placeholder: str) -> tuple[str, int, int]:
-    """``text`` with the target replaced by ``placeholder``, and the placeholder's span."""
-    masked = text[:start] + placeholder + text[end:]
-    return masked, start, start + len(placeholder)
+WINDOWS = {"window5": window(5), "window8": window(8)}
 
 
 # -- scoring ----------------------------------------------------------------------------
@@ -105,17 +102,23 @@ Target = tuple[str, int, int, str]  # text, start, end, gold label
 
 
 def units(targets: Sequence[Target], unit: str, placeholder: str | None) -> list[str]:
-    """The text scored for each target: "whole", "sentence" or a key of ``CLAUSES``."""
+    """The text scored for each target: a key of ``SPANS`` or ``WINDOWS``.
+
+    With a ``placeholder``, the unit is found with the target in place, then the target's
+    words are replaced by it ("" deletes them, as ``score_targets(mask=True)`` does).
+    """
     out = []
     for text, start, end, _ in targets:
-        if placeholder is not None:
-            text, start, end = mask(text, start, end, placeholder)
-        if unit == "whole":
-            out.append(text)
-        elif unit == "sentence":
-            out.append(sentence_around(text, start, end))
+        if unit in WINDOWS:
+            out.append(WINDOWS[unit](text, start, end))
+            continue
+        lo, hi = SPANS[unit](text, start, end)
+        if placeholder is None:
+            out.append(text[lo:hi])
+        elif placeholder == "":
+            out.append(without_target(text, (lo, hi), start, end))
         else:
-            out.append(CLAUSES[unit](text, start, end))
+            out.append(text[lo:start] + placeholder + text[end:hi])
     return out
 
 
@@ -255,6 +258,75 @@ def dev_sets(shipped: bool) -> list[tuple[str, list[Target]]]:
     return [("NewsMTSC train", flat(news)), ("FinEntity train fold", flat(fin))]
 
 
+def pipeline_labels(
+    model: SentimentModel, texts: Sequence[sd.TargetText], mask_brands: bool
+) -> list[str]:
+    """Each target's label from the enrichment pipeline's per-brand sentiment.
+
+    Every target is a brand of its own, matched exactly at its span (the brand matcher is
+    not run); the text is tokenized by the pipeline's tokenizer and read as English.
+    """
+    import spacy
+    from eval_sentiment import ArtefactScorer
+
+    from listener.enrichment import brands, language, sentiment
+    from listener.enrichment.pipeline import resolve_model, split_glued_words
+
+    nlp = spacy.load(
+        resolve_model(),
+        exclude=["tok2vec", "tagger", "parser", "ner", "attribute_ruler", "lemmatizer", "senter"],
+    )
+    split_glued_words(nlp)
+    for module in (language, brands, sentiment):
+        module.register_extensions()
+    component = sentiment.SentimentComponent(
+        "sentiment",
+        ArtefactScorer(model),
+        mask_brands=mask_brands,  # type: ignore[arg-type]
+    )
+    docs = []
+    for t in texts:
+        doc = nlp.make_doc(t.text)
+        doc._.set(language.LANGUAGE_EXTENSION, "en")
+        found = []
+        for i, (start, end, mention, _) in enumerate(t.targets):
+            span = doc.char_span(start, end, alignment_mode="expand")
+            assert span is not None, (t.text, start, end)
+            match = {
+                "start": start,
+                "end": end,
+                "token_start": span.start,
+                "token_end": span.end,
+                "keyword": mention,
+            }
+            found.append({"brand": f"target {i}", "matches": [match]})
+        doc._.set(brands.BRANDS_EXTENSION, found)
+        docs.append(doc)
+    out = []
+    for doc in component.pipe(docs):
+        out.extend(b["sentiment"]["label"] for b in doc._.get(brands.BRANDS_EXTENSION))
+    return out
+
+
+def print_pipeline(title: str, model: SentimentModel, shipped: bool) -> None:
+    news = sd.load_newsmtsc_targets("train")
+    fin = [t for t in sd.load_finentity_targets() if t.split == "train"]
+    if shipped:
+        news = [t for t in news if not t.agree]
+        fin = [t for t in fin if not t.agree]
+    print(f"\n{title}: the enrichment pipeline's per-brand sentiment, accuracy / macro-F1")
+    for name, texts in (("NewsMTSC train", news), ("FinEntity train fold", fin)):
+        gold = np.array([LABELS.index(a[3]) for t in texts for a in t.targets])
+        cells = []
+        for mask_brands in (False, True):
+            pred = np.array([LABELS.index(x) for x in pipeline_labels(model, texts, mask_brands)])
+            cells.append(
+                f"mask_brands={mask_brands}: {(pred == gold).mean():.3f} / "
+                f"{macro_f1(gold, pred):.3f}"
+            )
+        print(f"  {name:22s} ({len(gold):5d})  " + "   ".join(cells))
+
+
 def train_dev_model(out: Path) -> None:
     """The shipped model's settings and data, minus NewsMTSC and FinEntity."""
     import train_sentiment as ts
@@ -283,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-dev-model", type=Path, metavar="DIR")
     parser.add_argument("--dev-model", type=Path, metavar="DIR")
+    parser.add_argument(
+        "--pipeline", action="store_true", help="also the enrichment pipeline's per-brand rules"
+    )
     args = parser.parse_args(argv)
     if not sd.training_available():
         print(f"SKIP: no training data at {sd.training_root()}")
@@ -308,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             row = "".join(f" {r[name][0]:17.3f} / {r[name][1]:.3f}" for _, r, _ in results)
             mean = np.mean([r[name][1] for _, r, _ in results])
             print(f"{name:52s}{row}  {mean:7.3f}")
+        if args.pipeline:
+            print_pipeline(title, model, shipped)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -318,6 +319,63 @@ def test_a_neutral_brand_sentence_takes_the_document_only_when_alone(
     )
     assert brand_label(two, "Globex") == "positive"
     assert brand_label(two, "Acme") != "positive"
+
+
+def brand_sentiments(text: str, names: Sequence[str], *, mask_brands: bool = True) -> list[Any]:
+    """Per-brand sentiment from the component with listener's model, each name a brand
+    matched where it stands (the tokenizer only: no spaCy model needed)."""
+    import spacy
+
+    from listener.enrichment import brands as brands_module
+    from listener.enrichment import language as language_module
+    from listener.enrichment import sentiment as sentiment_module
+
+    nlp = spacy.blank("en")
+    for module in (language_module, brands_module, sentiment_module):
+        module.register_extensions()
+    component = sentiment_module.SentimentComponent(
+        "sentiment", model_scorer(), mask_brands=mask_brands
+    )
+    doc = nlp.make_doc(text)
+    doc._.set(language_module.LANGUAGE_EXTENSION, "en")
+    found = []
+    for name in names:
+        start = text.index(name)
+        span = doc.char_span(start, start + len(name))
+        assert span is not None
+        match = {"start": start, "end": span.end_char, "token_start": span.start}
+        found.append({"brand": name, "matches": [{**match, "token_end": span.end}]})
+    doc._.set(brands_module.BRANDS_EXTENSION, found)
+    list(component.pipe([doc]))
+    return [b["sentiment"] for b in found]
+
+
+@functools.cache
+def model_scorer() -> Any:
+    from listener.enrichment.sentiment import ModelScorer
+
+    return ModelScorer()
+
+
+def test_a_brands_name_does_not_decide_its_sentiment() -> None:
+    # The model learned weights for names ("tesla" leans positive in financial tweets);
+    # the brand's matches are taken out of what is scored, so only what is said counts.
+    texts = ["{} opened a new office in Berlin.", "{} opened an office. It is huge, I love it."]
+    for text in texts:
+        scores = [brand_sentiments(text.format(name), [name]) for name in ("Tesla", "Acme")]
+        assert scores[0] == scores[1], text
+    unmasked = [
+        brand_sentiments(texts[0].format(name), [name], mask_brands=False)
+        for name in ("Tesla", "Acme")
+    ]
+    assert unmasked[0] != unmasked[1]
+
+
+def test_a_lone_brand_gets_its_clause_or_else_its_sentence() -> None:
+    (acme,) = brand_sentiments("The support was great, but Acme's update broke my phone.", ["Acme"])
+    assert acme["label"] == "negative"
+    (acme,) = brand_sentiments("Acme shipped the update today and I love it.", ["Acme"])
+    assert acme["label"] == "positive"
 
 
 def test_entities_never_cross_the_title_or_a_paragraph(enricher: Enricher) -> None:

@@ -147,6 +147,13 @@ def test_score_targets_mask_ignores_the_name(model: SentimentModel) -> None:
         for name in ("Acme", "Trump", "Tesla")
     }
     assert len({str(r) for r in results.values()}) == 1
+    # The clause is found with the name in place, then the name is taken out.
+    text = "I love Acme but Globex is terrible."
+    spans = [(7, 11), (16, 22)]
+    assert [label for label, _ in model.score_targets(text, spans, mask=True)] == [
+        "positive",
+        "negative",
+    ]
     # A target that is the whole text is scored as it is.
     assert model.score_targets("awful", [(0, 5)], mask=True)[0][0] == "negative"
 

@@ -10,16 +10,20 @@ What is scored:
 - **Document**: each sentence once; the document score is the mean of the
   sentence scores (a whole-text VADER score saturates towards ±1 on long
   articles; on tweets the two agree within 0.3 % accuracy on TweetEval).
-- **Brand**: the sentences holding the brand's matches. When a sentence also
-  mentions another brand, the brand gets the *clause* around its match
-  instead, the clause ending at commas, semicolons, colons, dashes,
-  parentheses and contrastive or coordinating words ("but", "and", "while",
-  "vs", "than"...): "Acme is great, Globex is awful" scores each brand on its
-  own half. A clause holding nothing but the match and function words ("Acme
-  and Globex are great": the clause "Acme") falls back to the whole sentence,
-  with the sign flipped when a contrast opens it ("Acme's support was great,
-  unlike Globex"; "Acme is better than Globex"; "... except Globex").
-  Several sentences or clauses are averaged.
+- **Brand**: the *clause* around each of the brand's matches, the clause ending
+  at commas, semicolons, colons, dashes, parentheses and contrastive or
+  coordinating words ("but", "and", "while", "vs", "than"...): "Acme is great,
+  Globex is awful" scores each brand on its own half. When no other brand is in
+  the sentence and the clause reads neutral, the brand takes the sentence's
+  sentiment ("Acme shipped the update today and I love it"). A clause holding
+  nothing but the match and function words ("Acme and Globex are great": the
+  clause "Acme") falls back to the whole sentence, with the sign flipped when a
+  contrast opens it ("Acme's support was great, unlike Globex"; "Acme is better
+  than Globex"; "... except Globex"). Several sentences or clauses are averaged.
+  The brand's own matches are taken out of what is scored (``mask_brands``): a
+  name's learned weight is a prior from the training data, not something said
+  about the brand. Chosen on NewsMTSC and FinEntity development data
+  (``bench/dev_targets.py --pipeline``; see docs/model-card-sentiment.md).
 
 Sentences are cut at runs of ``.``, ``!``, ``?``, ``…`` and at line breaks, so
 a title joined to its text by a blank line is a sentence of its own.
@@ -314,19 +318,34 @@ def _char_span(table: list[list[int]], tokens: tuple[int, int]) -> tuple[int, in
     return table[tokens[0]][1], last[1] + last[2]
 
 
+class _Unit(NamedTuple):
+    """What decides a brand's sentiment at one match.
+
+    ``text`` is scored; when it reads neutral and ``fallback`` is set, ``fallback`` is used
+    instead. ``sign`` is -1 for a contrasted clause; ``risk`` is the text searched for
+    brand-risk language.
+    """
+
+    text: str
+    fallback: str | None
+    sign: int
+    risk: str
+
+
 class _Plan:
-    """What to score for one document: its sentences and each brand's sentences or clauses."""
+    """What to score for one document: its sentences and each brand's units."""
 
-    __slots__ = ("brands", "doc", "sentences", "text")
+    __slots__ = ("brands", "doc", "lone", "sentences", "text")
 
-    def __init__(self, doc: Doc) -> None:
+    def __init__(self, doc: Doc, *, mask_brands: bool = True) -> None:
         self.doc = doc
-        self.text = doc.text
+        self.text = text = doc.text
         table = token_table(doc)
         bounds = sentence_bounds(doc, table)
         self.sentences = [_char_span(table, b) for b in bounds]
-        # Per brand: (character span, +1 or -1 for a contrasted clause).
-        self.brands: list[list[tuple[tuple[int, int], int]]] = []
+        self.brands: list[list[_Unit]] = []
+        #: The document's sentences with its only brand taken out (``mask_brands``).
+        self.lone: list[str] = []
         brands: list[dict[str, Any]] = doc._.get(BRANDS_EXTENSION) or []
         if not brands or not bounds:
             return
@@ -342,25 +361,57 @@ class _Plan:
                 brands_in.setdefault(sentence, set()).add(index)
             located.append(places)
         for index, places in enumerate(located):
-            units: dict[tuple[tuple[int, int], int], None] = {}
+            units: dict[_Unit, None] = {}
+            own = [_char_span(table, match) for _, match in places] if mask_brands else []
             for sentence, match in places:
                 span = self.sentences[sentence]
-                sign = 1
-                if brands_in[sentence] != {index}:
-                    clause = clause_bounds(doc, bounds[sentence], match)
-                    if not clause.bare:
-                        span = _char_span(table, (clause.start, clause.end))
-                    elif clause.opener in _CONTRASTING_WORDS:
-                        sign = -1
-                units[(span, sign)] = None
+                body = _without(text, span, own)
+                clause = clause_bounds(doc, bounds[sentence], match)
+                part = _without(text, _char_span(table, (clause.start, clause.end)), own)
+                if brands_in[sentence] == {index}:
+                    if clause.bare:
+                        units[_Unit(body, None, 1, body)] = None
+                    else:  # its clause; its sentence when the clause reads neutral
+                        units[_Unit(part, body, 1, body)] = None
+                elif not clause.bare:  # its clause, even when neutral
+                    units[_Unit(part, None, 1, part)] = None
+                else:  # "Acme is better than Globex": Globex gets the sentence, flipped
+                    sign = -1 if clause.opener in _CONTRASTING_WORDS else 1
+                    units[_Unit(body, None, sign, body)] = None
             self.brands.append(list(units))
+            if own and len(brands) == 1:
+                self.lone = [_without(text, sentence, own) for sentence in self.sentences]
 
-    def spans(self) -> Iterator[tuple[int, int]]:
-        """Every character span this plan needs scored (may repeat)."""
-        yield from self.sentences
+    def texts(self) -> Iterator[str]:
+        """Every text this plan needs scored (may repeat)."""
+        text = self.text
+        for start, end in self.sentences:
+            yield text[start:end]
+        yield from self.lone
         for units in self.brands:
-            for span, _ in units:
-                yield span
+            for unit in units:
+                yield unit.text
+                if unit.fallback is not None:
+                    yield unit.fallback
+
+
+def _without(text: str, span: tuple[int, int], cuts: Sequence[tuple[int, int]]) -> str:
+    """``text[span]`` with the character ranges ``cuts`` inside it taken out.
+
+    A unit that would be left empty (the brand is the whole sentence) is kept whole.
+    """
+    start, end = span
+    inside = sorted((max(a, start), min(b, end)) for a, b in cuts if a < end and b > start)
+    if not inside:
+        return text[start:end]
+    parts, at = [], start
+    for a, b in inside:
+        if a > at:
+            parts.append(text[at:a])
+        at = max(at, b)
+    parts.append(text[at:end])
+    kept = "".join(parts)
+    return kept if kept.strip() else text[start:end]
 
 
 #: The score given to a brand whose neutral clause holds brand-risk language (the negative
@@ -405,11 +456,18 @@ class SentimentComponent:
     """
 
     def __init__(
-        self, name: str, scorer: SentimentScorer, multilingual: SentimentScorer | None = None
+        self,
+        name: str,
+        scorer: SentimentScorer,
+        multilingual: SentimentScorer | None = None,
+        *,
+        mask_brands: bool = True,
     ) -> None:
         self.name = name
         self.scorer = scorer
         self._multilingual = multilingual
+        #: Score each brand's sentences and clauses with its own matches taken out.
+        self.mask_brands = mask_brands
 
     @property
     def multilingual(self) -> SentimentScorer:
@@ -431,9 +489,9 @@ class SentimentComponent:
             for doc in batch:
                 language = doc._.get(LANGUAGE_EXTENSION)
                 if language in ENGLISH_SENTIMENT_LANGUAGES:
-                    english.append(_Plan(doc))
+                    english.append(_Plan(doc, mask_brands=self.mask_brands))
                 elif language in MULTILINGUAL_LANGUAGES:
-                    other.append(_Plan(doc))
+                    other.append(_Plan(doc, mask_brands=self.mask_brands))
             if english:
                 self._apply(english, self.scorer, brand_risk=True)
             if other:
@@ -442,13 +500,8 @@ class SentimentComponent:
 
     @staticmethod
     def _apply(plans: list[_Plan], scorer: SentimentScorer, *, brand_risk: bool) -> None:
-        """Score every span the plans need with one scorer call and set the results."""
-        texts: dict[str, None] = {}
-        for plan in plans:
-            text = plan.text
-            for start, end in plan.spans():
-                texts[text[start:end]] = None
-        unique = list(texts)
+        """Score every text the plans need with one scorer call and set the results."""
+        unique = list(dict.fromkeys(t for plan in plans for t in plan.texts()))
         scored = dict(zip(unique, scorer.score(unique), strict=True)) if unique else {}
         for plan in plans:
             text = plan.text
@@ -458,16 +511,21 @@ class SentimentComponent:
             brands = plan.doc._.get(BRANDS_EXTENSION) or []
             document_sentiment = plan.doc._.get(SENTIMENT_EXTENSION)
             for brand, units in zip(brands, plan.brands, strict=False):
-                scores = [scored[text[start:end]] for (start, end), _ in units]
-                signs = [sign for _, sign in units]
-                if not scores:  # matched without positions (a rule on metadata): the document's
+                if not units:  # matched without positions (a rule on metadata): the document's
                     brand["sentiment"] = document_sentiment
                     continue
-                result = _combine(scores, signs)
+                scores = []
+                for unit in units:
+                    score = scored[unit.text]
+                    if unit.fallback is not None and score.label == "neutral":
+                        score = scored[unit.fallback]
+                    scores.append(score)
+                result = _combine(scores, [unit.sign for unit in units])
                 if result.label == "neutral":
-                    clauses = [text[start:end] for (start, end), _ in units]
-                    if brand_risk and any(is_brand_risk(c) for c in clauses):
+                    if brand_risk and any(is_brand_risk(unit.risk) for unit in units):
                         result = Sentiment(score=min(result.score, -RISK_SCORE), label="negative")
+                    elif plan.lone:  # the document, without the brand's name
+                        result = _combine([scored[sentence] for sentence in plan.lone])
                     elif len(brands) == 1 and document_sentiment is not None:
                         result = Sentiment(**document_sentiment)
                 brand["sentiment"] = _as_dict(result)

@@ -617,22 +617,23 @@ class SentimentModel:
 
         Each target is scored on its clause (``target_clause``); when that reads neutral
         ("... and the service too"), the target takes the sentiment of its sentence
-        (``sentence_around``). With ``mask``, the target's own words are taken out of the
-        text first, so the model reads what is said about the target, not a prior learned
-        for its name (the hashed weight of a name such as "trump" or "tesla" leans one way
-        from the training data): use it when targets are names (brands, people), not when
-        they are things whose words carry meaning ("the battery life"). Chosen on
+        (``sentence_around``). With ``mask``, the target's own words are then taken out of
+        the clause and the sentence, so the model reads what is said about the target, not
+        a prior learned for its name (the hashed weight of a name such as "trump" or
+        "tesla" leans one way from the training data): use it when targets are names
+        (brands, people), not when they are things whose words carry meaning ("the battery
+        life"). Chosen on
         aspect-level development data (``bench/dev_targets.py``; see the model card).
         """
         if not spans:
             return []
         texts: list[str] = []
         for start, end in spans:
-            unit, lo, hi = text, start, end
-            if mask and (text[:start] + text[end:]).strip():
-                unit, hi = text[:start] + text[end:], start
-            texts.append(target_clause(unit, lo, hi))
-            texts.append(sentence_around(unit, lo, hi))
+            for unit in (target_clause_span(text, start, end), sentence_span(text, start, end)):
+                if mask:
+                    texts.append(without_target(text, unit, start, end))
+                else:
+                    texts.append(text[unit[0] : unit[1]])
         scored = self.score_texts(texts)
         return [
             clause if clause[0] != "neutral" else sentence
@@ -652,6 +653,32 @@ _CLAUSE_BREAK = re.compile(
 )
 
 
+def _breaks(pattern: re.Pattern[str], text: str, start: int, end: int) -> tuple[int, int]:
+    """The stretch of ``text`` around ``start:end`` between two matches of ``pattern``."""
+    lo, hi = 0, len(text)
+    for m in pattern.finditer(text):
+        if m.end() <= start:
+            lo = m.start() if m.group().strip(" ,").lower().isalpha() else m.end()
+        elif m.start() >= end:
+            hi = m.start()
+            break
+    return lo, hi
+
+
+def _strip(text: str, lo: int, hi: int, chars: str | None) -> tuple[int, int]:
+    """``lo:hi`` without the leading and trailing ``chars`` (white space when None)."""
+    piece = text[lo:hi]
+    left = len(piece) - len(piece.lstrip(chars))
+    right = len(piece.rstrip(chars))
+    return (lo + left, lo + right) if right > left else (0, len(text))
+
+
+def clause_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``clause_around`` as character offsets into ``text``."""
+    lo, hi = _breaks(_CLAUSE_BREAK, text, start, end)
+    return _strip(text, lo, hi, " ,")
+
+
 def clause_around(text: str, start: int, end: int) -> str:
     """The clause of ``text`` that holds the span ``start:end``.
 
@@ -659,15 +686,8 @@ def clause_around(text: str, start: int, end: int) -> str:
     ("but", "although", "while", ...), so in "the food was great but the service was slow"
     the target "service" gets "but the service was slow".
     """
-    lo, hi = 0, len(text)
-    for m in _CLAUSE_BREAK.finditer(text):
-        if m.end() <= start:
-            lo = m.start() if m.group().strip(" ,").lower().isalpha() else m.end()
-        elif m.start() >= end:
-            hi = m.start()
-            break
-    clause = text[lo:hi].strip(" ,")
-    return clause or text
+    lo, hi = clause_span(text, start, end)
+    return text[lo:hi]
 
 
 _NARROW_BREAK = re.compile(
@@ -678,6 +698,16 @@ _NARROW_BREAK = re.compile(
 )
 
 
+def target_clause_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``target_clause`` as character offsets into ``text``."""
+    lo, hi = _breaks(_NARROW_BREAK, text, start, end)
+    clause = text[lo:hi].strip(" ,")
+    rest = (clause[: start - lo] + " " + clause[end - lo :]).split()
+    if len(rest) <= 2:
+        return clause_span(text, start, end)
+    return _strip(text, lo, hi, " ,")
+
+
 def target_clause(text: str, start: int, end: int) -> str:
     """The clause around ``start:end`` for per-target scoring.
 
@@ -685,26 +715,15 @@ def target_clause(text: str, start: int, end: int) -> str:
     outage, Globex is still down"); when that leaves at most two words besides the target
     ("Acme and Globex are great": "Acme"), ``clause_around``'s wider clause is used.
     """
-    lo, hi = 0, len(text)
-    for m in _NARROW_BREAK.finditer(text):
-        if m.end() <= start:
-            lo = m.start() if m.group().strip(" ,").lower().isalpha() else m.end()
-        elif m.start() >= end:
-            hi = m.start()
-            break
-    clause = text[lo:hi].strip(" ,")
-    rest = (clause[: start - lo] + " " + clause[end - lo :]).split()
-    if len(rest) <= 2:
-        return clause_around(text, start, end)
-    return clause or text
+    lo, hi = target_clause_span(text, start, end)
+    return text[lo:hi]
 
 
 _SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)]*\s+(?=[\"'\u201c\u2018(]*[A-Z0-9])")
 
 
-def sentence_around(text: str, start: int, end: int) -> str:
-    """The sentence of ``text`` that holds ``start:end`` (cut after ``.``, ``!`` or ``?``
-    and white space before a capital or a digit)."""
+def sentence_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``sentence_around`` as character offsets into ``text``."""
     lo, hi = 0, len(text)
     for m in _SENTENCE_END.finditer(text):
         if m.end() <= start:
@@ -712,7 +731,21 @@ def sentence_around(text: str, start: int, end: int) -> str:
         elif m.start() >= end:
             hi = m.start() + len(m.group().rstrip())
             break
-    return text[lo:hi].strip() or text
+    return _strip(text, lo, hi, None)
+
+
+def sentence_around(text: str, start: int, end: int) -> str:
+    """The sentence of ``text`` that holds ``start:end`` (cut after ``.``, ``!`` or ``?``
+    and white space before a capital or a digit)."""
+    lo, hi = sentence_span(text, start, end)
+    return text[lo:hi]
+
+
+def without_target(text: str, unit: tuple[int, int], start: int, end: int) -> str:
+    """``text[unit]`` with the target ``start:end`` taken out; whole if nothing else is left."""
+    lo, hi = unit
+    cut = text[lo : max(lo, start)] + text[min(hi, end) : hi] if start < hi and end > lo else ""
+    return cut if cut.strip() else text[lo:hi]
 
 
 # --------------------------------------------------------------------------------------
