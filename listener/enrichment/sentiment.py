@@ -34,8 +34,8 @@ When a brand's sentences or clauses read neutral:
   insider selling, a price hike, "down again", "not working": the hand-written terms of
   ``listener.models.sentiment.RISK_TERMS``), the brand's label is ``negative`` (English);
 - otherwise, when the brand is the only one the mention names, the brand takes the
-  document's sentiment ("Slack is down again… I hate this outage.": the second sentence
-  speaks about Slack too).
+  document's sentiment, read without the brand's name ("Slack is down again… I hate this
+  outage.": the second sentence speaks about Slack too).
 """
 
 from __future__ import annotations
