@@ -273,11 +273,7 @@ class ArtefactScorer:
 
 def load_artefact(directory: Path) -> SentimentModel:
     """A :class:`SentimentModel` from an artefact directory (config JSON + weights)."""
-    import json
-
-    config_doc = json.loads((directory / "sentiment_config.json").read_text(encoding="utf-8"))
-    with np.load(directory / "sentiment_weights.npz", allow_pickle=False) as arrays:
-        return SentimentModel._from_parts(config_doc, {k: arrays[k] for k in arrays.files})
+    return SentimentModel.load_from(directory)
 
 
 def print_languages(vader: Scorer) -> None:
