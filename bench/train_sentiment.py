@@ -74,6 +74,15 @@ class TrainConfig:
     domain_weights: tuple[tuple[str, float], ...] = ()
     # Domains left out of the "mean" intercept (the lexicon entries are not texts).
     intercept_exclude: tuple[str, ...] = ()
+    # NB-scaled hashed features (Wang & Manning 2012, "NBSVM"): each hashed weight is
+    # trained as r * w, r the feature's class log-count ratio (this class against the
+    # others, weighted binary counts, add-``nb_alpha`` smoothing) divided by the mean |r|,
+    # so L2 and the optimiser's steps favour features that separate the classes. Only
+    # r * w is shipped: inference is unchanged.
+    nb_scale: bool = False
+    nb_alpha: float = 1.0
+    # Label smoothing: every target (hard or soft) is mixed with the uniform distribution.
+    label_smoothing: float = 0.0
 
 
 def sample_weights(domains: Sequence[str], labels: Sequence[str], balance: bool) -> np.ndarray:
@@ -97,6 +106,32 @@ def soft_targets(ratings: np.ndarray, sigma: float) -> np.ndarray:
     p_neg = cdf((-band - ratings) / sigma)
     p_pos = 1.0 - cdf((band - ratings) / sigma)
     return np.stack([p_neg, 1.0 - p_neg - p_pos, p_pos], axis=1)
+
+
+def nb_ratios(
+    inv: np.ndarray,
+    rows: np.ndarray,
+    y: np.ndarray,
+    sw: np.ndarray,
+    u: int,
+    k: int,
+    alpha: float,
+) -> np.ndarray:
+    """Per class, the log-count ratio of each hashed feature, divided by the mean |ratio|.
+
+    Counts are binary (a feature counts once per text) and weighted by the sample
+    weights, rescaled so each side (the class, the other classes) totals its text count.
+    """
+    out = np.zeros((u, k))
+    for c in range(k):
+        inside = sw * (y == c)
+        outside = sw * (y != c)
+        inside *= (y == c).sum() / max(inside.sum(), 1e-12)
+        outside *= (y != c).sum() / max(outside.sum(), 1e-12)
+        p = np.bincount(inv, inside[rows], minlength=u) + alpha
+        q = np.bincount(inv, outside[rows], minlength=u) + alpha
+        out[:, c] = np.log(p / p.sum()) - np.log(q / q.sum())
+    return out / np.abs(out).mean()
 
 
 def fit(
@@ -123,6 +158,8 @@ def fit(
             values_r = np.array([r if r is not None else 0.0 for r in ratings], dtype=np.float64)
             soft = soft_targets(values_r, train.soft_sigma)
             onehot = np.where(rated[:, None], soft, onehot)
+    if train.label_smoothing > 0:
+        onehot = (1.0 - train.label_smoothing) * onehot + train.label_smoothing / k
     sw = sample_weights(domains, labels, train.balance)
     dom_names = sorted(set(domains))
     dom = np.array([dom_names.index(d) for d in domains])
@@ -159,6 +196,11 @@ def fit(
         dense_std = np.concatenate([dense_std, np.eye(n_dom)[dom]], axis=1)
     n_dense_all = dense_std.shape[1]
     params = np.zeros(u_all * k + n_dense_all * k + k)
+    nb = np.ones((u_all, k))
+    if train.nb_scale:
+        if train.domain_copies:
+            raise ValueError("TrainConfig: nb_scale and domain_copies cannot be combined")
+        nb = nb_ratios(inv, rows, y, sw, u, k, train.nb_alpha)
 
     def unpack(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         w = p[: u_all * k].reshape(u_all, k)
@@ -167,7 +209,7 @@ def fit(
 
     def loss_grad(p: np.ndarray) -> tuple[float, np.ndarray]:
         w, v, b = unpack(p)
-        contrib = w[inv] * vals[:, None]
+        contrib = (w * nb)[inv] * vals[:, None]
         z = np.stack([np.bincount(rows, contrib[:, j], minlength=n) for j in range(k)], 1)
         z += dense_std @ v + b
         z -= z.max(axis=1, keepdims=True)
@@ -178,6 +220,7 @@ def fit(
         r = (np.exp(logp) - onehot) * sw[:, None]
         gw = (
             np.stack([np.bincount(inv, vals * r[rows, j], minlength=u_all) for j in range(k)], 1)
+            * nb
             + train.l2_sparse * w
         )
         gv = dense_std.T @ r + train.l2_dense * v
@@ -211,7 +254,7 @@ def fit(
             b = b + dom_v.mean(axis=0)
     v = v[:n_base]
     sparse = np.zeros((features.n_hashed, k), dtype=np.float32)
-    sparse[uniq] = w[:u]
+    sparse[uniq] = (w * nb)[:u]
     meta: dict[str, Any] = {
         "final_loss": round(loss, 6),
         "train_config": {
