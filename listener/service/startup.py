@@ -43,8 +43,8 @@ def _hand_back(module: ModuleType, loader: Any) -> None:
         module.__spec__.loader = loader
 
 
-class _WithoutAiohttp(importlib.abc.Loader):
-    """Runs the wrapped loader's module with ``import aiohttp`` failing, then undoes that."""
+class _WrappingLoader(importlib.abc.Loader):
+    """A module's own loader, with :meth:`exec_module` changed by the subclass."""
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
@@ -52,6 +52,13 @@ class _WithoutAiohttp(importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         module: ModuleType | None = self.loader.create_module(spec)
         return module
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename... for tracebacks
+        return getattr(self.loader, name)
+
+
+class _WithoutAiohttp(_WrappingLoader):
+    """Runs the wrapped loader's module with ``import aiohttp`` failing, then undoes that."""
 
     def exec_module(self, module: ModuleType) -> None:
         if "aiohttp" in sys.modules:  # already imported by something else: nothing to save
@@ -65,9 +72,6 @@ class _WithoutAiohttp(importlib.abc.Loader):
             if sys.modules.get("aiohttp", False) is None:
                 del sys.modules["aiohttp"]
             _hand_back(module, self.loader)
-
-    def __getattr__(self, name: str) -> Any:  # get_source, get_filename... for tracebacks
-        return getattr(self.loader, name)
 
 
 #: spaCy's command-line package, imported by ``spacy/__init__.py`` for ``spacy.info``.
@@ -105,15 +109,8 @@ class _SpacyCliStubFinder(importlib.abc.MetaPathFinder):
         )
 
 
-class _WithoutSpacyCli(importlib.abc.Loader):
+class _WithoutSpacyCli(_WrappingLoader):
     """Runs spaCy's ``__init__`` with its command line stubbed, then removes the stubs."""
-
-    def __init__(self, loader: Any) -> None:
-        self.loader = loader
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        module: ModuleType | None = self.loader.create_module(spec)
-        return module
 
     def exec_module(self, module: ModuleType) -> None:
         if SPACY_CLI in sys.modules:  # imported already: nothing to save
@@ -132,9 +129,6 @@ class _WithoutSpacyCli(importlib.abc.Loader):
             if isinstance(getattr(module.__dict__.get("cli"), "__loader__", None), _SpacyCliStub):
                 del module.cli  # the next ``import spacy.cli`` loads the real package
             _hand_back(module, self.loader)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
 
 
 #: Module -> wrapper of its loader, for the modules above.
