@@ -383,16 +383,14 @@ class _Plan:
                 self.lone = [_without(text, sentence, own) for sentence in self.sentences]
 
     def texts(self) -> Iterator[str]:
-        """Every text this plan needs scored (may repeat)."""
+        """The texts this plan always needs scored (may repeat): its sentences and each
+        brand's units; fallbacks are scored only when they are needed."""
         text = self.text
         for start, end in self.sentences:
             yield text[start:end]
-        yield from self.lone
         for units in self.brands:
             for unit in units:
                 yield unit.text
-                if unit.fallback is not None:
-                    yield unit.fallback
 
 
 def _without(text: str, span: tuple[int, int], cuts: Sequence[tuple[int, int]]) -> str:
@@ -500,35 +498,78 @@ class SentimentComponent:
 
     @staticmethod
     def _apply(plans: list[_Plan], scorer: SentimentScorer, *, brand_risk: bool) -> None:
-        """Score every text the plans need with one scorer call and set the results."""
-        unique = list(dict.fromkeys(t for plan in plans for t in plan.texts()))
-        scored = dict(zip(unique, scorer.score(unique), strict=True)) if unique else {}
-        for plan in plans:
+        """Score the texts the plans need, a few scorer calls for all, and set the results.
+
+        A brand's fallbacks (its sentence when its clause reads neutral; a lone brand's
+        document without its name) are scored only for the units and brands that need them.
+        """
+        scored: dict[str, Sentiment] = {}
+
+        def score(texts: Iterable[str]) -> None:
+            missing = [t for t in dict.fromkeys(texts) if t not in scored]
+            if missing:
+                scored.update(zip(missing, scorer.score(missing), strict=True))
+
+        score(t for plan in plans for t in plan.texts())
+        score(
+            unit.fallback
+            for plan in plans
+            for units in plan.brands
+            for unit in units
+            if unit.fallback is not None and scored[unit.text].label == "neutral"
+        )
+        # Per plan and brand: its sentiment from its units, and whether it is neutral with
+        # no brand-risk language (it then takes the document's); None without units.
+        judged = [
+            [
+                _judge(units, scored, brand_risk=brand_risk) if units else None
+                for units in plan.brands
+            ]
+            for plan in plans
+        ]
+        score(
+            sentence
+            for plan, results in zip(plans, judged, strict=True)
+            if plan.lone and any(result is not None and result[1] for result in results)
+            for sentence in plan.lone
+        )
+        for plan, results in zip(plans, judged, strict=True):
             text = plan.text
             if plan.sentences:
                 document = _combine([scored[text[s:e]] for s, e in plan.sentences])
                 plan.doc._.set(SENTIMENT_EXTENSION, _as_dict(document))
             brands = plan.doc._.get(BRANDS_EXTENSION) or []
             document_sentiment = plan.doc._.get(SENTIMENT_EXTENSION)
-            for brand, units in zip(brands, plan.brands, strict=False):
-                if not units:  # matched without positions (a rule on metadata): the document's
+            for brand, judgement in zip(brands, results, strict=False):
+                if judgement is None:  # matched without positions (a rule on metadata)
                     brand["sentiment"] = document_sentiment
                     continue
-                scores = []
-                for unit in units:
-                    score = scored[unit.text]
-                    if unit.fallback is not None and score.label == "neutral":
-                        score = scored[unit.fallback]
-                    scores.append(score)
-                result = _combine(scores, [unit.sign for unit in units])
-                if result.label == "neutral":
-                    if brand_risk and any(is_brand_risk(unit.risk) for unit in units):
-                        result = Sentiment(score=min(result.score, -RISK_SCORE), label="negative")
-                    elif plan.lone:  # the document, without the brand's name
+                result, takes_document = judgement
+                if takes_document:
+                    if plan.lone:  # the document, without the brand's name
                         result = _combine([scored[sentence] for sentence in plan.lone])
                     elif len(brands) == 1 and document_sentiment is not None:
                         result = Sentiment(**document_sentiment)
                 brand["sentiment"] = _as_dict(result)
+
+
+def _judge(
+    units: Sequence[_Unit], scored: dict[str, Sentiment], *, brand_risk: bool
+) -> tuple[Sentiment, bool]:
+    """A brand's sentiment from its scored units, and whether it is neutral with no brand-risk
+    language (the caller then gives it the document's)."""
+    scores = []
+    for unit in units:
+        score = scored[unit.text]
+        if unit.fallback is not None and score.label == "neutral":
+            score = scored[unit.fallback]
+        scores.append(score)
+    result = _combine(scores, [unit.sign for unit in units])
+    if result.label != "neutral":
+        return result, False
+    if brand_risk and any(is_brand_risk(unit.risk) for unit in units):
+        return Sentiment(score=min(result.score, -RISK_SCORE), label="negative"), False
+    return result, True
 
 
 @Language.factory(
