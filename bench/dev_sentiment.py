@@ -173,8 +173,9 @@ def take(x: Transformed, rows: Sequence[int]) -> Transformed:
     return new_ptr, indices[gather], values[gather], dense[idx]
 
 
-def predict_labels(model: SentimentModel, x: Transformed) -> list[str]:
-    """The model's labels for pre-featurised rows (as ``SentimentModel.logits``)."""
+def predict_labels(model: SentimentModel, x: Transformed, neutral_offset: float = 0.0) -> list[str]:
+    """The model's labels for pre-featurised rows (as ``SentimentModel.logits``), with
+    ``neutral_offset`` added to the neutral logit (a class-prior experiment)."""
     from listener.models.sentiment import sparse_matmul
 
     indptr, indices, values, dense = x
@@ -182,6 +183,7 @@ def predict_labels(model: SentimentModel, x: Transformed) -> list[str]:
     if model.config.n_dense:
         z += ((dense - model.dense_mean) / model.dense_scale) @ model.dense_weights
     z += model.bias
+    z[:, LABELS.index("neutral")] += neutral_offset
     return [LABELS[int(k)] for k in z.argmax(axis=1)]
 
 
@@ -230,10 +232,13 @@ def run(
     use_cache: bool = True,
     verbose: bool = False,
     left_out: Sequence[str] = (),
+    neutral_offsets: Sequence[float] = (),
 ) -> dict[str, float]:
     """Train on the protocol's data and return macro-F1 per development set (and VADER's).
 
-    ``left_out`` training sets are dropped from training and scored as extra dev sets.
+    ``left_out`` training sets are dropped from training and scored as extra dev sets. Each
+    of ``neutral_offsets`` adds ``"{set} neutral{offset:+}"`` entries: macro-F1 with that
+    offset on the neutral logit.
     """
     data, extra = leave_out(protocol_training_data(card_protocol), left_out)
     devs = dev_sets() + extra
@@ -262,6 +267,9 @@ def run(
         start += len(examples)
         gold = [e.label for e in examples]
         results[name] = macro_f1(gold, predict_labels(model, take(x_all, rows)), LABELS)
+        for offset in neutral_offsets:
+            labels = predict_labels(model, take(x_all, rows), offset)
+            results[f"{name} neutral{offset:+}"] = macro_f1(gold, labels, LABELS)
         results[f"VADER {name}"] = macro_f1(
             gold, [lab for lab, _ in vader([e.text for e in examples])], LABELS
         )
@@ -294,6 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="drop a training set (movies, tweets, fin_tweets, newsmtsc, ...) and score it"
         " as an unseen domain",
     )
+    parser.add_argument(
+        "--neutral-offsets",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[],
+        metavar="D1,D2,...",
+        help="also print each set's macro-F1 with these offsets added to the neutral logit",
+    )
     parser.add_argument("--no-cache", action="store_true", help="featurise without the cache")
     parser.add_argument("--verbose", action="store_true", help="print the training loss")
     args = parser.parse_args(argv)
@@ -305,7 +320,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     features, train = apply_overrides(ts.ENGLISH_FEATURES, train, args.set, args.weight)
     print(f"features: {features}\ntrain: {train}")
     results = run(
-        features, train, args.card_protocol, not args.no_cache, args.verbose, args.leave_out
+        features,
+        train,
+        args.card_protocol,
+        not args.no_cache,
+        args.verbose,
+        args.leave_out,
+        args.neutral_offsets,
     )
     names = [name for name, _ in dev_sets()]
     extra = [f"{d} (left out)" for d in args.leave_out]
@@ -317,6 +338,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'sum of all four':28s} {'':6s} {three + results[names[3]]:6.3f}")
     if extra:
         print(f"{'sum of the left-out sets':28s} {'':6s} {sum(results[n] for n in extra):6.3f}")
+    if args.neutral_offsets:
+        print(
+            "\nmacro-F1 with an offset on the neutral logit: "
+            + ", ".join(f"{d:+}" for d in args.neutral_offsets)
+        )
+        for name in names + extra:
+            row = " ".join(f"{results[f'{name} neutral{d:+}']:6.3f}" for d in args.neutral_offsets)
+            print(f"{name:28s} {row}")
     return 0
 
 

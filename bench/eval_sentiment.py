@@ -81,6 +81,9 @@ class Row:
     model_f1: float
     vader_r: float | None = None
     model_r: float | None = None
+    kind: str | None = None
+    #: listener's macro-F1 without the kind's offsets (only where the kind has some).
+    model_f1_no_kind: float | None = None
 
 
 def evaluate_set(
@@ -107,6 +110,29 @@ def evaluate_set(
         row.vader_r = pearson([s for _, s in v], ratings)  # type: ignore[arg-type]
         row.model_r = pearson([s for _, s in m], ratings)  # type: ignore[arg-type]
     return row
+
+
+#: The source kind (``Mention.source_kind``) each evaluation set's texts would come from in
+#: listener: Reddit comments are "forum" posts (the reddit source), tweets "social", headlines
+#: and news sentences "news", review sentences and snippets "review". XED's movie subtitles
+#: are no kind listener crawls (None). A kind changes a score only where the artefact has
+#: offsets for it (``SentimentModel.kind_offsets``).
+SET_KINDS: dict[str, str | None] = {
+    "goemotions_test": "forum",
+    "fin_tweets_valid": "social",
+    "newsmtsc_devtest (mt+rw)": "news",
+    "finentity (test fold)": "news",
+    "xed_en (test fold)": None,
+    "vader_tweets (test fold)": "social",
+    "vader_movies (test fold)": "review",
+    "tweeteval_test": "social",
+    "tweeteval_val": "social",
+    "sst2_dev (binary)": "review",
+    "fpb_allagree": "news",
+    "fpb_75agree": "news",
+    "semeval14_laptops_sent": "review",
+    "semeval14_restaurants_sent": "review",
+}
 
 
 def labelled_sets() -> list[tuple[str, list[sd.Example]]]:
@@ -256,6 +282,43 @@ def evaluate_brand_challenge(scorer: object | None = None) -> dict[str, object]:
     }
 
 
+class OffsetModel(SentimentModel):
+    """A model with fixed logit offsets added: a class prior for one source kind.
+
+    An experiment (``--kind-offset``), not part of listener: see the model card's "Tried and
+    not kept" (a neutral offset for reviews).
+    """
+
+    def __init__(self, model: SentimentModel, offsets: dict[str, float]) -> None:
+        self.__dict__.update(model.__dict__)
+        self.offsets = np.array([offsets.get(lab, 0.0) for lab in LABELS], dtype=np.float32)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        return super().logits(texts) + self.offsets
+
+
+def for_kind(
+    model: SentimentModel, kind_offsets: dict[str, dict[str, float]], kind: str | None
+) -> SentimentModel:
+    """``model``, with ``kind``'s offsets added when ``--kind-offset`` gave some."""
+    offsets = kind_offsets.get(kind or "")
+    return OffsetModel(model, offsets) if offsets else model
+
+
+def parse_kind_offsets(items: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``["review:neutral=-0.5"]`` -> ``{"review": {"neutral": -0.5}}``."""
+    out: dict[str, dict[str, float]] = {}
+    for item in items:
+        kind, _, rest = item.partition(":")
+        label, _, value = rest.partition("=")
+        if label not in LABELS or not kind:
+            raise SystemExit(
+                f"--kind-offset {item!r}: expected KIND:LABEL=VALUE with LABEL one of {LABELS}"
+            )
+        out.setdefault(kind, {})[label] = float(value)
+    return out
+
+
 class ArtefactScorer:
     """The enrichment scorer interface over a given :class:`SentimentModel`."""
 
@@ -355,7 +418,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["documents", "targets", "brands", "languages"], action="append"
     )
+    parser.add_argument(
+        "--kind-offset",
+        action="append",
+        default=[],
+        metavar="KIND:LABEL=VALUE",
+        help="experiment: add VALUE to LABEL's logit for the sets of source kind KIND (see"
+        " SET_KINDS; the SemEval per-target sets are reviews), e.g. review:neutral=-0.5",
+    )
     args = parser.parse_args(argv)
+    kind_offsets = parse_kind_offsets(args.kind_offset)
     if not sd.fixtures_available():
         print(f"SKIP: no labelled sets at {sd.sentiment_root()}")
         return 0
@@ -375,28 +447,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             timings["listener"][0] += time.perf_counter() - t0
             for key in timings:
                 timings[key][1] += len(examples)
-            rows.append(evaluate_set(name, examples, vader, model))
+            kind = SET_KINDS.get(name)
+            row = evaluate_set(name, examples, vader, for_kind(model, kind_offsets, kind))
+            row.kind = kind
+            if kind in kind_offsets:
+                row.model_f1_no_kind = evaluate_set(name, examples, vader, model).model_f1
+            rows.append(row)
 
         def r(x: float | None) -> str:
             return "" if x is None else f"{x:.3f}"
 
         header = (
-            f"{'set':28s} {'n':>6s} {'VADER F1':>9s} {'listener F1':>12s} {'delta':>7s}"
-            f" {'VADER r':>8s} {'listener r':>11s}"
+            f"{'set':28s} {'kind':>6s} {'n':>6s} {'VADER F1':>9s} {'listener F1':>12s}"
+            f" {'delta':>7s} {'VADER r':>8s} {'listener r':>11s} {'no kind':>8s}"
         )
         print("Document-level sentiment: macro-F1 on examples not used in training")
         print(header)
         print("-" * len(header))
         for row in rows:
             print(
-                f"{row.name:28s} {row.n:6d} {row.vader_f1:9.3f} {row.model_f1:12.3f}"
-                f" {row.model_f1 - row.vader_f1:+7.3f} {r(row.vader_r):>8s} {r(row.model_r):>11s}"
+                f"{row.name:28s} {row.kind or '-':>6s} {row.n:6d} {row.vader_f1:9.3f}"
+                f" {row.model_f1:12.3f} {row.model_f1 - row.vader_f1:+7.3f}"
+                f" {r(row.vader_r):>8s} {r(row.model_r):>11s} {r(row.model_f1_no_kind):>8s}"
             )
         print(
             "r = Pearson correlation of the score (VADER compound; listener P(pos)-P(neg)) with"
             " the human mean rating."
         )
         print(f"neutral band for VADER mean ratings: |mean| < {sd.VADER_NEUTRAL_BAND}")
+        print(
+            "kind = the source kind listener would give these texts (scored with it);"
+            f" kind offsets (--kind-offset): {kind_offsets or 'none'};"
+            " 'no kind' = listener's F1 scoring the same texts without them"
+        )
 
     if "targets" in sections:
         print()
@@ -408,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(theader)
         print("-" * len(theader))
         for domain in ("laptops", "restaurants"):
-            t = evaluate_targets(domain, vader, model)
+            t = evaluate_targets(domain, vader, for_kind(model, kind_offsets, "review"))
             print(
                 f"{t.name:34s} {t.n:5d} {t.vader_doc:10.3f} {t.vader_target:13.3f}"
                 f" {t.model_doc:13.3f} {t.model_target:16.3f}"
@@ -418,6 +501,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" {t.vader_target_mixed:13.3f} {t.model_doc_mixed:13.3f}"
                 f" {t.model_target_mixed:16.3f}"
             )
+            if "review" in kind_offsets:
+                plain = evaluate_targets(domain, vader, model)
+                print(
+                    f"{'  listener without the kind':34s} {plain.n:5d} {'':10s} {'':13s}"
+                    f" {plain.model_doc:13.3f} {plain.model_target:16.3f}"
+                )
         print(
             "doc = every target gets its sentence's label; target = the clause around the target"
             " (the sentence's label when the clause is neutral); mixed = sentences whose aspect"
