@@ -327,17 +327,25 @@ def print_pipeline(title: str, model: SentimentModel, shipped: bool) -> None:
         print(f"  {name:22s} ({len(gold):5d})  " + "   ".join(cells))
 
 
-def train_dev_model(out: Path) -> None:
-    """The shipped model's settings and data, minus NewsMTSC and FinEntity."""
+def _not_news_targets(row: tuple[str, str, str, float | None]) -> bool:
+    return row[2] not in ("newsmtsc", "finentity")
+
+
+def train_dev_model(
+    out: Path,
+    keep: Callable[[tuple[str, str, str, float | None]], bool] = _not_news_targets,
+    title: str = "development model (no NewsMTSC, no FinEntity)",
+) -> SentimentModel:
+    """The shipped model's settings and data, minus NewsMTSC and FinEntity.
+
+    ``keep`` chooses the training rows ``(text, label, set, rating)`` instead (e.g.
+    ``bench/dev_brand_risk.py`` leaves out the sets its development sentences come from).
+    """
     import train_sentiment as ts
 
-    data = [
-        row
-        for row in ts.training_examples(("train", "dev"), with_dev=True)
-        if row[2] not in ("newsmtsc", "finentity")
-    ]
+    data = [row for row in ts.training_examples(("train", "dev"), with_dev=True) if keep(row)]
     data += ts.lexicon_examples() + ts.risk_term_examples()
-    ts.print_sizes("development model (no NewsMTSC, no FinEntity)", data)
+    ts.print_sizes(title, data)
     t0 = time.perf_counter()
     model = ts.fit(
         [x[0] for x in data],
@@ -349,6 +357,7 @@ def train_dev_model(out: Path) -> None:
     )
     model.save(str(out))
     print(f"trained in {time.perf_counter() - t0:.0f} s; wrote {out}")
+    return model
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -219,12 +219,16 @@ def evaluate_targets(domain: str, vader: Scorer, model: SentimentModel) -> Targe
     )
 
 
-def evaluate_brand_challenge(scorer: object | None = None) -> dict[str, object]:
+def evaluate_brand_challenge(
+    scorer: object | None = None, examples: Sequence[sd.BrandExample] | None = None
+) -> dict[str, object]:
     """Per-brand sentiment on the brand-risk challenge set, through the whole Enricher.
 
     Every brand of the set is a project brand (keyword = its name); each sentence is one
     mention; the prediction is the sentiment of the sentence's brand. ``scorer`` None is
-    listener's model; pass ``VaderScorer()`` for VADER in the same pipeline.
+    listener's model; pass ``VaderScorer()`` for VADER in the same pipeline. ``examples``
+    (default: the challenge set) scores another brand-risk file, e.g. the development set
+    (``bench/dev_brand_risk.py``); the result's ``pred`` holds each example's label.
     """
     from datetime import UTC, datetime
 
@@ -235,7 +239,8 @@ def evaluate_brand_challenge(scorer: object | None = None) -> dict[str, object]:
     from listener.mention import Mention
     from listener.sdk import hookspecs
 
-    examples = sd.load_brand_challenge()
+    if examples is None:
+        examples = sd.load_brand_challenge()
     names: dict[str, str] = {}
     for ex in examples:
         names.setdefault(ex.brand.casefold(), ex.brand)
@@ -279,6 +284,7 @@ def evaluate_brand_challenge(scorer: object | None = None) -> dict[str, object]:
         "by_label": by_label,
         "by_category": by_category,
         "unmatched": pred.count("unmatched"),
+        "pred": pred,
     }
 
 
@@ -375,18 +381,27 @@ def print_languages(vader: Scorer) -> None:
     )
 
 
-def print_brand_challenge(scorer: object | None = None) -> None:
+def print_brand_challenge(
+    scorer: object | None = None,
+    examples: Sequence[sd.BrandExample] | None = None,
+    title: str = "Brand-risk challenge set",
+    model_name: str = "listener",
+) -> dict[str, dict[str, object]]:
+    """Print VADER's and the model's per-brand figures on ``examples`` (default: the
+    challenge set) and return both results (``evaluate_brand_challenge``)."""
     from listener.enrichment import VaderScorer
 
-    if not sd.load_brand_challenge():
-        print("brand-risk challenge set: SKIP (tests/data/brand_risk_challenge.tsv absent)")
-        return
+    if examples is None:
+        examples = sd.load_brand_challenge()
+    if not examples:
+        print(f"{title}: SKIP (no examples; tests/data/brand_risk_*.tsv absent)")
+        return {}
     results = {
-        "VADER": evaluate_brand_challenge(VaderScorer()),
-        "listener": evaluate_brand_challenge(scorer),
+        "VADER": evaluate_brand_challenge(VaderScorer(), examples),
+        model_name: evaluate_brand_challenge(scorer, examples),
     }
-    n = results["listener"]["n"]
-    print(f"Brand-risk challenge set ({n} sentences, per-brand sentiment through the Enricher)")
+    n = results[model_name]["n"]
+    print(f"{title} ({n} sentences, per-brand sentiment through the Enricher)")
     for name, res in results.items():
         parts = "  ".join(
             f"{lab} {right}/{total}"
@@ -396,15 +411,16 @@ def print_brand_challenge(scorer: object | None = None) -> None:
             f"  {name:9s} accuracy {res['accuracy']:.3f}  macro-F1 {res['macro_f1']:.3f}"
             f"  ({parts}; brand not matched: {res['unmatched']})"
         )
-    cats = results["listener"]["by_category"]
+    cats = results[model_name]["by_category"]
     vcats = results["VADER"]["by_category"]
     print(
-        "  by category (VADER -> listener): "
+        f"  by category (VADER -> {model_name}): "
         + ", ".join(
             f"{c} {vcats[c][0]}->{r}/{t}"  # type: ignore[index]
             for c, (r, t) in sorted(cats.items())  # type: ignore[attr-defined]
         )
     )
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -521,12 +521,22 @@ def challenge_path() -> Path:
     return _HERE.parent / "tests" / "data" / "brand_risk_challenge.tsv"
 
 
+def dev_path() -> Path:
+    """The brand-risk development set (training texts; see bench/dev_brand_risk.py)."""
+    return _HERE.parent / "tests" / "data" / "brand_risk_dev.tsv"
+
+
 def load_brand_challenge() -> list[BrandExample]:
     """The challenge set; empty when the file is absent."""
-    if not challenge_path().is_file():
+    return load_brand_examples(challenge_path())
+
+
+def load_brand_examples(path: Path) -> list[BrandExample]:
+    """A brand-risk file (label, brand, category, source, text); empty when it is absent."""
+    if not path.is_file():
         return []
     out: list[BrandExample] = []
-    for line in _read_text(challenge_path()).splitlines():
+    for line in _read_text(path).splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         cols = line.split("\t")

@@ -306,6 +306,28 @@ def test_challenge_file_is_well_formed() -> None:
         assert row.source and len(row.text) <= 300, row
 
 
+def test_dev_file_holds_training_texts_only() -> None:
+    """The brand-risk development set: training parts only, nothing of the challenge set."""
+    sd = _bench_module("sentiment_data")
+    rows = sd.load_brand_examples(sd.dev_path())
+    labels = [r.label for r in rows]
+    assert len(rows) >= 200 and labels.count("positive") >= 30 and labels.count("neutral") >= 15
+    training_parts = (
+        "training/sentiment/twitter_financial_news_sentiment/sent_train.csv:",
+        "training/sentiment/finentity/FinEntity.json#",
+        "training/sentiment/goemotions/group/train.tsv:",
+        "training/sentiment/newsmtsc/train.jsonl:",
+    )
+    for row in rows:
+        assert row.label in LABELS and row.brand.casefold() in row.text.casefold(), row
+        assert row.source.startswith(training_parts) and len(row.text) <= 400, row
+        if "finentity" in row.source:  # not FinEntity's held-back 20 % fold
+            assert sd._hash_split(row.text, "finentity") == "train", row
+    assert len({(r.brand, r.text) for r in rows}) == len(rows)
+    challenge = {sd._normalise_key(r.text) for r in sd.load_brand_challenge()}
+    assert not challenge & {sd._normalise_key(r.text) for r in rows}
+
+
 @pytest.mark.slow
 def test_brand_risk_challenge_accuracy() -> None:
     """Per-brand sentiment through the whole Enricher on the hand-labelled challenge set.
