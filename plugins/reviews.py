@@ -64,7 +64,6 @@ Decisions a user may want to know about:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections import Counter
@@ -98,6 +97,7 @@ from listener.sourcekit import (
     first_text,
     http_url,
     link_rel,
+    load_json_ld,
     one_line,
     page_language,
     parse_date,
@@ -348,28 +348,6 @@ class _Graph:
         self.roots = [index.get(root.id, root) if root.id else root for root in self.roots]
 
 
-def _load_json(raw: str) -> object | None:
-    """A JSON-LD script's content; tolerates comments, CDATA wrappers and trailing commas."""
-    text = raw.strip()
-    text = re.sub(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$", "", text)
-    text = re.sub(r"^\s*<!--|-->\s*$", "", text).strip()
-    if not text:
-        return None
-    try:
-        return json.loads(text, strict=False)
-    except ValueError:
-        pass
-    try:
-        import jstyleson  # extruct's own fallback for hand-written JSON-LD
-    except ImportError:  # pragma: no cover - an extruct dependency
-        return None
-    try:
-        loaded: object = jstyleson.loads(text, strict=False)
-    except (ValueError, TypeError):
-        return None
-    return loaded
-
-
 def _jsonld_documents(tree: Any, url: str) -> tuple[list[object], int]:
     """Every JSON-LD block of the page, and how many could not be read (each one on its own)."""
     documents: list[object] = []
@@ -378,7 +356,7 @@ def _jsonld_documents(tree: Any, url: str) -> tuple[list[object], int]:
         media_type = (script.get("type") or "").split(";")[0].strip().lower()
         if media_type != "application/ld+json":
             continue
-        loaded = _load_json(script.text_content() or "")
+        loaded = load_json_ld(script.text_content() or "")
         if loaded is None:
             if (script.text_content() or "").strip():
                 broken += 1

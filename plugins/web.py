@@ -25,9 +25,13 @@ Decisions a user may want to know about:
   than the newest one read are not revisited later: raise ``limit`` or backfill
   with ``listener crawl --since``.
 - **Date.** The publication date the site declares for the entry (news
-  sitemap, feed) is preferred, then the date trafilatura finds in the page
-  (``original_date``: published rather than modified), then the sitemap's
-  ``lastmod``. A date without a time is midnight UTC. An article with no date
+  sitemap, feed) is preferred, then the publication date the page declares
+  (its article's JSON-LD ``datePublished``, ``article:published_time`` and
+  similar ``<meta>`` tags, ``itemprop=datePublished``; never a modification
+  date), then the date trafilatura finds in the page, then the sitemap's
+  ``lastmod``. A declared time with a zone wins over one without; a declared
+  day without a time takes trafilatura's time that day. A date without a
+  time is midnight UTC. An article with no date
   at all is skipped and counted: a stamped crawl time would invent a spike.
 - **Title.** The page's own headline (``<h1>``) when it is part of the
   document title, else trafilatura's title with a trailing or leading site
@@ -79,6 +83,7 @@ from listener.sourcekit import (
     decode_html,
     describe_body,
     error_page_title,
+    load_json_ld,
     parse_date,
     read_feed,
     response_header,
@@ -474,6 +479,144 @@ def _extracted_date(value: str | None) -> tuple[datetime, bool] | None:
     return parsed
 
 
+#: schema.org types whose ``datePublished`` is the page's own publication date, best first.
+_ARTICLE_TYPES = frozenset(
+    {
+        "Article",
+        "NewsArticle",
+        "AnalysisNewsArticle",
+        "AskPublicNewsArticle",
+        "BackgroundNewsArticle",
+        "OpinionNewsArticle",
+        "ReportageNewsArticle",
+        "ReviewNewsArticle",
+        "BlogPosting",
+        "LiveBlogPosting",
+        "SocialMediaPosting",
+        "DiscussionForumPosting",
+        "Report",
+        "TechArticle",
+        "ScholarlyArticle",
+    }
+)
+_PAGE_TYPES = frozenset({"WebPage", "ItemPage", "AboutPage", "FAQPage", "QAPage"})
+#: ``<meta>`` names and properties that mean "first published", best first.
+_PUBLISHED_META = (
+    "article:published_time",
+    "og:article:published_time",
+    "og:published_time",
+    "article:published",
+    "datepublished",
+    "parsely-pub-date",
+    "sailthru.date",
+    "dc.date.issued",
+    "dcterms.issued",
+    "dcterms.created",
+    "dc.date.created",
+    "pubdate",
+    "publishdate",
+    "publish-date",
+    "publication_date",
+)
+_ZONE = re.compile(r"(?:[zZ]|[+-]\d{2}:?\d{2})$")
+
+
+def _ld_types(node: Mapping[str, Any]) -> set[str]:
+    raw = node.get("@type")
+    values = raw if isinstance(raw, list) else [raw]
+    return {str(value).rsplit("/", 1)[-1] for value in values if isinstance(value, str)}
+
+
+def _ld_nodes(document: object) -> Iterable[Mapping[str, Any]]:
+    """The top-level nodes of a JSON-LD document (``@graph`` members included)."""
+    members = document if isinstance(document, list) else [document]
+    for member in members:
+        if not isinstance(member, Mapping):
+            continue
+        graph = member.get("@graph")
+        if isinstance(graph, list):
+            yield from (node for node in graph if isinstance(node, Mapping))
+        if "@type" in member:
+            yield member
+
+
+def _ld_urls(node: Mapping[str, Any], base: str) -> set[str]:
+    """The URLs a JSON-LD node says it is about (its ``url``, ``@id``, ``mainEntityOfPage``)."""
+    values: list[object] = [node.get("url"), node.get("@id")]
+    main = node.get("mainEntityOfPage")
+    values.append(main.get("@id") or main.get("url") if isinstance(main, Mapping) else main)
+    urls = set()
+    for value in values:
+        if isinstance(value, str) and value.strip():
+            urls.add(canonicalize_url(urljoin(base, value.strip())))
+    return urls
+
+
+def _declared_dates(tree: Any, url: str, canonical: str) -> list[str]:
+    """Publication dates the page declares in its metadata, best first.
+
+    JSON-LD ``datePublished`` of the page's article (when several articles
+    disagree, the one whose URL is the page's), then ``<meta>`` publication
+    tags, then microdata ``itemprop=datePublished``. Modification dates are
+    never read: a page updated later is not published later.
+    """
+    pages = {canonicalize_url(url), canonicalize_url(canonical)}
+    articles: list[tuple[bool, str]] = []
+    webpages: list[str] = []
+    for script in tree.xpath("//script[@type]"):
+        if (script.get("type") or "").split(";")[0].strip().lower() != "application/ld+json":
+            continue
+        for node in _ld_nodes(load_json_ld(script.text_content() or "")):
+            value = node.get("datePublished") or node.get("dateCreated")
+            if not isinstance(value, str) or not value.strip():
+                continue
+            types = _ld_types(node)
+            if types & _ARTICLE_TYPES:
+                articles.append((bool(_ld_urls(node, url) & pages), value.strip()))
+            elif types & _PAGE_TYPES:
+                webpages.append(value.strip())
+    found: list[str] = []
+    if len({value for _, value in articles}) > 1:
+        found += [value for is_page, value in articles if is_page]  # others: related articles
+    else:
+        found += [value for _, value in articles]
+    found += webpages
+    metas: dict[str, str] = {}
+    for meta in tree.xpath("//meta[@content]"):
+        key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
+        if key in _PUBLISHED_META and key not in metas and meta.get("content").strip():
+            metas[key] = meta.get("content").strip()
+    found += [metas[key] for key in _PUBLISHED_META if key in metas]
+    for element in tree.xpath("//*[@itemprop='datePublished'][@datetime or @content]"):
+        found.append((element.get("datetime") or element.get("content") or "").strip())
+    return [value for value in found if value]
+
+
+def _published(
+    declared: list[str], extracted: tuple[datetime, bool] | None
+) -> tuple[datetime, bool] | None:
+    """The publication date: a declared one with a time and zone, else the most precise.
+
+    trafilatura's date (htmldate) is often a day without its time, and may be
+    the modification date; the page's own declarations say which date is the
+    publication's. A declared day without a time yields to trafilatura's
+    time on that same day.
+    """
+    readable = [(parsed, value) for value in declared if (parsed := parse_date(value)) is not None]
+    for (when, has_time), value in readable:
+        if has_time and _ZONE.search(value):
+            return when, True
+    for (when, has_time), _ in readable:
+        if has_time:
+            return when, True
+    if readable:
+        day = readable[0][0]
+        if extracted is not None and extracted[1] and extracted[0].date() == day[0].date():
+            return extracted
+        return day
+    return extracted
+
+
 _DATE_PARAMS = {
     "outputformat": "%Y-%m-%dT%H:%M:%S%z",
     "original_date": True,
@@ -510,6 +653,7 @@ def extract_article(body: bytes | str, url: str, content_type: str = "") -> Arti
     canonical = _canonical(tree, url)
     declared = _declared_language(tree)
     error_title = error_page_title(tree)
+    declared_dates = _declared_dates(tree, url, canonical)
     document: Any = trafilatura.bare_extraction(
         text,
         url=url,
@@ -534,7 +678,7 @@ def extract_article(body: bytes | str, url: str, content_type: str = "") -> Arti
         [*([extracted_title] if extracted_title else []), *og_title, *page_title],
         [sitename or "", *og_site, host, host.split(".")[0]],
     )
-    date = _extracted_date(getattr(document, "date", None))
+    date = _published(declared_dates, _extracted_date(getattr(document, "date", None)))
     author = getattr(document, "author", None)
     description = getattr(document, "description", None)
     return Article(

@@ -568,6 +568,7 @@ def test_real_articles_keep_their_main_text_and_drop_most_boilerplate(url: str) 
         "nytimes.com.blackouts.html",
         "californiaglobe.com.amazon.html",
         "observer.com-LVMH.html",
+        "reuters.com.parasite.html",
     ],
 )
 def test_real_articles_give_the_annotated_title_author_and_day(file: str) -> None:
@@ -578,3 +579,56 @@ def test_real_articles_give_the_annotated_title_author_and_day(file: str) -> Non
     assert article.author == gold["author"]
     assert article.published is not None
     assert article.published.date().isoformat() == gold["date"]
+
+
+# The instant each page declares as its first publication (article:published_time or the
+# article's JSON-LD datePublished), in UTC. trafilatura alone gave a day without its time
+# for most of them, the modification date for Reuters (a day late) and the New York local
+# time read as UTC for the Observer (five hours off).
+REAL_PUBLISHED = {
+    "reuters.com.parasite.html": datetime(2020, 1, 19, 12, 25, 36, tzinfo=UTC),
+    "nytimes.com.blackouts.html": datetime(2020, 8, 16, 23, 40, 47, tzinfo=UTC),
+    "observer.com-LVMH.html": datetime(2023, 11, 8, 22, 19, 12, tzinfo=UTC),
+    "stackoverflow.com.rust.html": datetime(2020, 1, 20, 12, 39, tzinfo=UTC),
+    "boingboing.net.millenials.html": datetime(2013, 7, 19, 17, 8, 44, tzinfo=UTC),
+    "theverge.com.ios13.html": datetime(2019, 7, 3, 8, 22, 7, tzinfo=UTC),
+    "bbc.com.52241221.html": datetime(2020, 4, 10, 16, 58, 15, tzinfo=UTC),
+    "threatpost.com.android.html": datetime(2019, 7, 30, 17, 16, 29, tzinfo=UTC),
+    "vice.com.amazon.html": datetime(2019, 8, 21, 7, 40, tzinfo=UTC),
+    "californiaglobe.com.amazon.html": datetime(2020, 8, 14, 21, 30, 4, tzinfo=UTC),
+}
+
+
+@requires_trafilatura_pages
+@pytest.mark.parametrize("file", sorted(REAL_PUBLISHED))
+def test_real_articles_give_the_declared_publication_time_in_utc(file: str) -> None:
+    url = next((u for u, g in _gold().items() if g["file"] == file), f"https://{file}/")
+    article = extract_article((TRAFILATURA / file).read_bytes(), url, "text/html")
+
+    assert article.published == REAL_PUBLISHED[file]
+    assert article.has_time
+
+
+@requires_trafilatura_pages
+def test_related_articles_and_modification_dates_do_not_date_the_page() -> None:
+    """A real page with a related article's JSON-LD added, and a later modification time."""
+    file = "nytimes.com.blackouts.html"
+    [url] = [u for u, g in _gold().items() if g["file"] == file]
+    related = json.dumps(
+        {
+            "@context": "https://schema.org",
+            "@type": "NewsArticle",
+            "url": "https://www.nytimes.com/2019/10/09/business/pge-blackout.html",
+            "datePublished": "2019-10-09T12:00:00Z",
+            "dateModified": "2020-08-18T08:00:00Z",
+        }
+    )
+    extra = (
+        f'<script type="application/ld+json">{related}</script>'
+        '<meta property="article:modified_time" content="2020-08-18T08:00:00Z">'
+    )
+    # Before the page's own JSON-LD and meta tags, so being first does not make it win.
+    body = (TRAFILATURA / file).read_bytes().replace(b"<head>", b"<head>" + extra.encode(), 1)
+    article = extract_article(body, url, "text/html")
+
+    assert article.published == REAL_PUBLISHED[file]

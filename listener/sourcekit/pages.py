@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "error_page_title",
     "first_text",
     "link_rel",
+    "load_json_ld",
     "page_language",
     "parse_html",
     "response_header",
@@ -163,3 +165,29 @@ def page_language(tree: Any) -> str | None:
         return None
     primary = value.strip().split("-")[0].split("_")[0].lower()
     return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
+
+
+def load_json_ld(raw: str) -> object | None:
+    """A JSON-LD ``<script>``'s content; None when it is blank or not JSON.
+
+    Tolerates what hand-written blocks carry: ``<!--``/CDATA wrappers, comments,
+    raw control characters in strings and trailing commas.
+    """
+    text = raw.strip()
+    text = re.sub(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$", "", text)
+    text = re.sub(r"^\s*<!--|-->\s*$", "", text).strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text, strict=False)
+    except ValueError:
+        pass
+    try:
+        import jstyleson  # extruct's own fallback for hand-written JSON-LD
+    except ImportError:  # pragma: no cover - an extruct dependency
+        return None
+    try:
+        loaded: object = jstyleson.loads(text, strict=False)
+    except (ValueError, TypeError):
+        return None
+    return loaded
