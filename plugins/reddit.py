@@ -87,7 +87,10 @@ PUBLIC_API = "https://www.reddit.com"
 OAUTH_API = "https://oauth.reddit.com"
 TOKEN_URL = "https://www.reddit.com/api/v1/access_token"
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
-_PERMALINK_SUBREDDIT = re.compile(r"/r/([A-Za-z0-9][A-Za-z0-9_]{1,20})/")
+# In items: a subreddit, or a user profile's pseudo-subreddit ``u_NAME`` (user names may
+# hold '-' and run to 20 characters, so ``u_`` names are longer than subreddit names).
+_ITEM_SUBREDDIT = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_]{1,20}|u_[A-Za-z0-9_-]{1,20})$")
+_PERMALINK_SUBREDDIT = re.compile(r"/r/([A-Za-z0-9][A-Za-z0-9_]{1,20}|u_[A-Za-z0-9_-]{1,20})/")
 _GONE = frozenset({"[deleted]", "[removed]"})
 # Reddit's search windows, narrowest first, with the age each one covers.
 _WINDOWS = (
@@ -181,7 +184,7 @@ def _text(data: Mapping[str, Any], html_key: str, raw_key: str) -> str:
         if text:
             return text
     if isinstance(raw, str):
-        return raw.strip()
+        return html.unescape(raw).strip()
     return ""
 
 
@@ -205,7 +208,7 @@ def _permalink(data: Mapping[str, Any]) -> str | None:
 def _subreddit(data: Mapping[str, Any]) -> str | None:
     """The subreddit's name from ``subreddit``, else from the permalink."""
     name = data.get("subreddit")
-    if isinstance(name, str) and _SUBREDDIT.match(name.strip()):
+    if isinstance(name, str) and _ITEM_SUBREDDIT.match(name.strip()):
         return name.strip()
     permalink = data.get("permalink")
     if isinstance(permalink, str):
@@ -223,7 +226,8 @@ def _fullname(value: object, prefix: str) -> str | None:
 
 
 def _title(value: object) -> str | None:
-    return " ".join(value.split()) or None if isinstance(value, str) else None
+    """One line; entities decoded (listings fetched without ``raw_json=1`` escape ``&<>``)."""
+    return " ".join(html.unescape(value).split()) or None if isinstance(value, str) else None
 
 
 def post_to_mention(data: Mapping[str, Any], source: str = "reddit") -> Mention | str:
@@ -469,10 +473,12 @@ class RedditSource(Source[RedditOptions]):
         skipped: Counter[str] = Counter()
         reached_older = False
         threads: list[Request] = []
+        named: dict[str, list[str]] = {}
         for child in children:
             outcome, item = self._child(child)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
+                named.setdefault(outcome, []).append(_ref(item))
                 continue
             if newer_than is not None and outcome.published_at <= newer_than:
                 reached_older = True
@@ -484,7 +490,7 @@ class RedditSource(Source[RedditOptions]):
                 thread = self._thread_request(item["data"], meta)
                 if thread is not None:
                     threads.append(thread)
-        self._report(skipped, len(children), response.url)
+        self._report(skipped, len(children), response.url, named)
         results.extend(threads)
         listing = data["data"]
         after = listing.get("after")
@@ -541,14 +547,16 @@ class RedditSource(Source[RedditOptions]):
         left: Counter[str] = Counter()
         # The thread's comments are not checkpointed: the key's checkpoint bounds the
         # search listing, and comment times would push it past posts not yet seen.
+        named: dict[str, list[str]] = {}
         for comment in _walk(_children(data[1]) or [], skipped, left):
             total += 1
             outcome = comment_to_mention(comment, self.name, post_title)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
+                named.setdefault(outcome, []).append(_ref({"kind": "t1", "data": comment}))
             else:
                 mentions.append(outcome)
-        self._report(skipped, total, response.url)
+        self._report(skipped, total, response.url, named)
         if left["comments"]:
             self.unfetched += left["comments"]
             log.info(
@@ -559,18 +567,49 @@ class RedditSource(Source[RedditOptions]):
             )
         return mentions
 
-    def _report(self, skipped: Counter[str], total: int, url: str) -> None:
+    def _report(
+        self,
+        skipped: Counter[str],
+        total: int,
+        url: str,
+        named: Mapping[str, list[str]] | None = None,
+    ) -> None:
         if not skipped:
             return
         self.skipped.update(skipped)
+        named = named or {}
         log.warning(
             "%s: skipped %d of %d items of %s (%s)",
             self.label,
             skipped.total(),
             total,
             url,
-            ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+            ", ".join(
+                f"{count} {reason}" + _listed(named.get(reason, []))
+                for reason, count in sorted(skipped.items())
+            ),
         )
+
+
+def _ref(child: Mapping[str, Any]) -> str:
+    """How a log line names a listing child: its fullname (``t3_abc``), else its kind."""
+    data = child.get("data") if isinstance(child, dict) else None
+    if isinstance(data, dict):
+        name = data.get("name")
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+        item_id = data.get("id")
+        if isinstance(item_id, str) and item_id.strip():
+            return f"{child.get('kind')}_{item_id.strip()}"
+    return "an item without an id"
+
+
+def _listed(refs: list[str], most: int = 5) -> str:
+    """``: t3_a, t3_b`` (at most ``most`` named, then how many more) for a log line."""
+    if not refs:
+        return ""
+    shown = ", ".join(refs[:most])
+    return f": {shown}" + (f" and {len(refs) - most} more" if len(refs) > most else "")
 
 
 def _walk(

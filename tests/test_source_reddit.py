@@ -661,3 +661,124 @@ def test_recorded_comment_trees_match_the_raw_json(name: str, path_part: str) ->
         assert mention.engagement.score == comment["score"]
         handle = None if comment["author"] == "[deleted]" else comment["author"]
         assert mention.author.handle == handle
+
+
+# --------------------------------------------------------------------------- held-out shapes
+# PRAW's recorded pages, changed in the test into shapes real listings take that the
+# recordings happen not to hold: every other item of the page must come through intact.
+
+SEARCH_CASSETTE = ("asyncpraw_cassettes/TestSubreddit.test_search.json", "/search/")
+THREAD_CASSETTE = ("praw_cassettes/TestSubmission.test_comments.json", "/comments/2gmzqe")
+
+
+def recorded_page() -> tuple[str, dict[str, Any]]:
+    uri, body = recorded(*SEARCH_CASSETTE)
+    return uri, json.loads(body)
+
+
+def parse_page(uri: str, page: Any, **meta: Any) -> tuple[RedditSource, list[Mention]]:
+    src = source()
+    mentions, _ = split(src.parse(respond(uri, json.dumps(page), threads=True, **meta)))
+    return src, mentions
+
+
+def by_name(mentions: list[Mention]) -> dict[str, Mention]:
+    return {m.thread_id or "": m for m in mentions}
+
+
+def test_recorded_posts_in_other_shapes_keep_the_rest_of_the_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    uri, page = recorded_page()
+    children = page["data"]["children"]
+    posts = [c["data"] for c in children]
+    deleted, removed, link, gallery, profile, escaped, undated, stringy = posts[:8]
+    deleted["author"] = "[deleted]"  # the account is gone, the post stays
+    deleted["author_fullname"] = None
+    removed["selftext"] = "[removed]"  # removed by moderators: only the title is left
+    removed["selftext_html"] = None
+    removed["removed_by_category"] = "moderator"
+    for post in (link, gallery):  # a link post and a gallery carry no text of their own
+        post.update(is_self=False, selftext="", selftext_html=None, url="https://example.com/a")
+    gallery.update(is_gallery=True, gallery_data={"items": [{"media_id": "m1", "id": 1}]})
+    gallery["crosspost_parent_list"] = [dict(link)]  # and it is a crosspost of the link
+    profile.update(subreddit="u_some-user_with-20ch", subreddit_name_prefixed="u/some-user")
+    profile["permalink"] = f"/r/u_some-user_with-20ch/comments/{profile['id']}/a_title/"
+    escaped.update(title="AT&amp;T &lt;3 Acme", selftext_html=None, selftext="Q&amp;A")
+    undated["created_utc"] = None
+    stringy.update(created_utc=f"{stringy['created_utc']:.3f}", ups="12", num_comments="3")
+    children.insert(3, {"kind": "more", "data": {"count": 4, "children": ["a", "b"]}})
+    children[0]["data"]["stickied"] = True
+
+    with caplog.at_level("WARNING"):
+        src, mentions = parse_page(uri, page)
+
+    found = by_name(mentions)
+    assert len(mentions) == len(posts) - 1  # all but the undated one
+    assert undated["name"] not in found
+    assert src.skipped == {"without a date": 1, "of kind 'more'": 1}
+    # The warning names the skipped item and why.
+    assert f"1 without a date: {undated['name']}" in caplog.text
+    assert found[deleted["name"]].author.name is None
+    assert found[deleted["name"]].text.strip()
+    assert found[removed["name"]].text == " ".join(removed["title"].split())
+    for post in (link, gallery):
+        assert found[post["name"]].text == found[post["name"]].title == post["title"].strip()
+    mention = found[profile["name"]]
+    canonical = f"{WEB}/r/u_some-user_with-20ch/comments/{profile['id']}/"
+    assert (mention.canonical_url, mention.url) == (canonical, WEB + profile["permalink"])
+    assert (found[escaped["name"]].title, found[escaped["name"]].text) == ("AT&T <3 Acme", "Q&A")
+    mention = found[stringy["name"]]
+    assert mention.published_at == created(float(stringy["created_utc"]))
+    assert (mention.engagement.likes, mention.engagement.comments) == (12, 3)
+
+
+def test_a_recorded_page_that_lost_its_children_or_came_empty(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    uri, page = recorded_page()
+    page["data"].update(children=[], after=None, dist=0)
+    assert parse_page(uri, page)[1] == []
+    with pytest.raises(ValueError, match="not a Reddit listing"):
+        parse_page(uri, {"kind": "Listing", "data": {"after": None}})
+    # An error body with HTTP 200 names the URL instead of passing for an empty page.
+    with pytest.raises(ValueError, match=re.escape(uri)):
+        parse_page(uri, {"message": "Too Many Requests", "error": 429})
+
+
+def test_recorded_comment_tree_in_other_shapes() -> None:
+    uri, body = recorded(*THREAD_CASSETTE)
+    raw = json.loads(body)
+    top = raw[1]["data"]["children"][0]["data"]
+    reply = top["replies"]["data"]["children"][0]["data"]
+    top["author"] = None  # a suspended account
+    top["body"] = "&gt; quoted\n\nAT&amp;T"  # no body_html: the escaped markdown is read
+    top["body_html"] = None
+    reply["replies"] = {
+        "kind": "Listing",
+        "data": {
+            "children": [
+                {
+                    "kind": "t1",
+                    "data": {
+                        **reply,
+                        "id": "gone1",
+                        "name": "t1_gone1",
+                        "body": "[deleted]",
+                        "author": "[deleted]",
+                        "body_html": '<div class="md"><p>[deleted]</p></div>',
+                        "replies": "",
+                    },
+                },
+                {"kind": "more", "data": {"count": 7, "children": ["x"]}},
+            ]
+        },
+    }
+    src = source()
+    mentions, _ = split(src.parse(respond(uri, json.dumps(raw), kind="thread")))
+    assert [m.parent_id for m in mentions] == [top["parent_id"], reply["parent_id"]]
+    assert mentions[0].author.name is None
+    assert mentions[0].text == "> quoted\n\nAT&T"
+    assert mentions[1].text.strip() and mentions[1].author.handle == reply["author"]
+    assert src.skipped == {"without text (deleted or removed)": 1}
+    assert src.unfetched == 7
