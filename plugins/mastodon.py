@@ -196,6 +196,16 @@ def _status_text(status: Mapping[str, Any]) -> str:
             and media["description"].strip()
         ]
         text = "\n".join(descriptions)
+    if not text:  # a poll without a question: its options are what it says
+        poll = status.get("poll")
+        options = poll.get("options") if isinstance(poll, dict) else None
+        text = "\n".join(
+            " ".join(option["title"].split())
+            for option in (options if isinstance(options, list) else [])
+            if isinstance(option, dict)
+            and isinstance(option.get("title"), str)
+            and option["title"].strip()
+        )
     if text:
         parts.append(text)
     return "\n\n".join(parts) if text else ""
@@ -210,7 +220,7 @@ def status_to_mention(status: Mapping[str, Any], source: str = "mastodon") -> Me
     if status_id is None or not str(status_id).strip():
         return "without an id"
     visibility = status.get("visibility")
-    if visibility is not None and visibility not in _PUBLIC:
+    if visibility is not None and (not isinstance(visibility, str) or visibility not in _PUBLIC):
         return "not public"
     published = parse_time(status.get("created_at"))
     if published is None:
@@ -244,6 +254,14 @@ def status_to_mention(status: Mapping[str, Any], source: str = "mastodon") -> Me
         thread_id=None if parent else str(status_id).strip(),
         parent_id=parent,
     )
+
+
+def _ref(status: object) -> str:
+    """How a log line names a status: ``id 1234``, else what it is."""
+    if not isinstance(status, dict):
+        return f"a {type(status).__name__}"
+    status_id = status.get("id")
+    return f"id {status_id}" if status_id is not None else "no id"
 
 
 class MastodonSource(Source[MastodonOptions]):
@@ -344,10 +362,13 @@ class MastodonSource(Source[MastodonOptions]):
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
         reached_older = False
+        named: dict[str, list[str]] = {}
         for status in statuses:
             outcome = status_to_mention(status, self.name) if isinstance(status, dict) else None
             if not isinstance(outcome, Mention):
-                skipped[outcome or "not an object"] += 1
+                reason = outcome or "not an object"
+                skipped[reason] += 1
+                named.setdefault(reason, []).append(_ref(status))
                 continue
             if newer_than is not None and outcome.published_at <= newer_than:
                 reached_older = True
@@ -363,7 +384,10 @@ class MastodonSource(Source[MastodonOptions]):
                 skipped.total(),
                 len(statuses),
                 response.url,
-                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+                ", ".join(
+                    f"{count} {reason} ({', '.join(named[reason][:5])})"
+                    for reason, count in sorted(skipped.items())
+                ),
             )
         page = to_int(meta.get("page")) or 0
         full = len(statuses) >= self.options.limit

@@ -484,3 +484,106 @@ def test_recorded_statuses_match_the_raw_json(name: str, path_part: str, kind: s
         assert mention.engagement.shares == status["reblogs_count"] + status.get("quotes_count", 0)
         assert mention.parent_id == status["in_reply_to_id"]
         assert "<p>" not in mention.text and mention.text.strip()
+
+
+# --------------------------------------------------------------------------- held-out shapes
+# The recorded public timeline (rtoot, mastodon.social), changed in the test into shapes
+# real timelines and searches take: every other status of the page must come through.
+
+
+def recorded_timeline() -> tuple[str, list[dict[str, Any]]]:
+    uri, body = recorded("rtoot_timeline_public_mastodon_social.yml", "/api/v1/timelines/public")
+    statuses: list[dict[str, Any]] = json.loads(body)
+    return uri, statuses
+
+
+def test_recorded_statuses_in_other_shapes_keep_the_rest_of_the_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    uri, statuses = recorded_timeline()
+    (
+        boosted,
+        no_url,
+        no_account,
+        media_only,
+        poll_only,
+        offset,
+        nanos,
+        stringy,
+        private,
+        unlisted,
+        quoting,
+        numeric_id,
+    ) = statuses[:12]
+    boost = {
+        **boosted,
+        "id": "114870362000000000",
+        "content": "",
+        "reblog": dict(boosted),
+        "url": None,
+        "uri": "https://mastodon.social/users/x/statuses/1/activity",
+        "account": {"acct": "booster", "url": "https://mastodon.social/@booster"},
+    }
+    statuses[0] = boost
+    no_url["url"] = None  # remote software without a web page: the ActivityPub id is used
+    no_url["uri"] = "https://gts.example/users/a/statuses/01H"
+    no_account["account"] = None
+    media_only.update(content="", media_attachments=[{"type": "image", "description": " A  cat "}])
+    poll_only.update(
+        content="",
+        media_attachments=[],
+        poll={"id": "1", "options": [{"title": "Acme", "votes_count": 3}, {"title": "Globex"}]},
+    )
+    offset["created_at"] = "2025-07-17T22:03:41+02:00"  # GoToSocial/Pleroma write other forms
+    nanos["created_at"] = "2025-07-17T20:03:41.742123456Z"
+    stringy.update(favourites_count="5", reblogs_count="2", replies_count=None)
+    private["visibility"] = "private"
+    unlisted["visibility"] = "unlisted"
+    del unlisted["spoiler_text"]
+    quoting["quote"] = {"state": "accepted", "quoted_status": dict(statuses[12])}
+    numeric_id["id"] = int(numeric_id["id"])
+    statuses.append({**statuses[13], "visibility": {"type": "public"}, "id": "99"})
+    statuses.append("garbage")
+    src = source(limit=40)
+
+    with caplog.at_level("WARNING"):
+        mentions, _ = split(src.parse(respond(uri, json.dumps(statuses), "timeline")))
+
+    assert len(mentions) == len(statuses) - 3
+    assert src.skipped == {"not public": 2, "not an object": 1}
+    assert f"2 not public (id {private['id']}, id 99)" in caplog.text
+    found = {m.canonical_url: m for m in mentions}
+    assert found[boosted["url"]].author.handle == boosted["account"]["acct"]
+    assert "https://gts.example/users/a/statuses/01H" in found
+    assert found[no_account["url"]].author.name is None
+    assert found[media_only["url"]].text == "A cat"
+    assert found[poll_only["url"]].text == "Acme\nGlobex"
+    assert found[offset["url"]].published_at == datetime(2025, 7, 17, 20, 3, 41, tzinfo=UTC)
+    assert found[nanos["url"]].published_at == datetime(2025, 7, 17, 20, 3, 41, 742123, tzinfo=UTC)
+    likes = found[stringy["url"]].engagement
+    assert (likes.likes, likes.comments) == (5, None)
+    assert found[unlisted["url"]].text.strip()
+    assert found[quoting["url"]].text == src_text(quoting)
+    assert found[numeric_id["url"]].thread_id == str(numeric_id["id"])
+
+
+def src_text(status: dict[str, Any]) -> str:
+    outcome = status_to_mention(status)
+    assert isinstance(outcome, Mention)
+    return outcome.text
+
+
+def test_recorded_search_results_with_a_suspended_author_and_html_entities() -> None:
+    uri, body = recorded("test_entity_searchv2.yaml", "/api/v2/search")
+    raw = json.loads(body)
+    statuses = [s for s in raw["statuses"] if s["visibility"] == "public"]
+    first = statuses[0]
+    first["account"] = {"id": "1", "username": "", "acct": "", "display_name": "", "url": None}
+    first["content"] = "<p>Acme &amp; Globex &lt;3 caf&eacute; &#127881;</p><p>x</p>"
+    first["spoiler_text"] = "CW: brands"
+    raw["statuses"] = statuses
+    src = source(limit=40)
+    mentions, _ = split(src.parse(respond(uri, json.dumps(raw), "search")))
+    assert len(mentions) == len(statuses)
+    assert mentions[0].text == "CW: brands\n\nAcme & Globex <3 café 🎉\n\nx"
+    assert mentions[0].author.name is mentions[0].author.handle is None
