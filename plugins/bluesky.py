@@ -24,7 +24,11 @@ The response format (checked against recorded bskyr cassettes and the lexicon
 search results), ``record`` (``text``, ``createdAt``, ``langs``, ``reply``
 with ``root``/``parent`` strong refs, ``embed``), ``replyCount``,
 ``repostCount``, ``likeCount``, ``quoteCount`` and ``indexedAt``. Errors are
-``{"error": "Name", "message": "…"}``.
+``{"error": "Name", "message": "…"}``. Pages of the other post-view endpoints are
+read the same way: a feed (``{"feed": [{"post": …, "reason": …}]}``, getAuthorFeed;
+a repost is the reposted post) and a thread (getPostThread: the post, its parents
+and its replies; deleted and blocked posts left out). A post without text is read
+from its embed: image or video descriptions, else a link card's title and description.
 """
 
 from __future__ import annotations
@@ -122,17 +126,36 @@ def _ref_uri(reply: Mapping[str, Any], name: str) -> str | None:
     return uri if isinstance(uri, str) and uri.startswith("at://") else None
 
 
+def _line(value: object) -> str:
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
 def _alt_texts(embed: object) -> list[str]:
-    """Image descriptions of a post's embed (images, or the media of a record with media)."""
+    """What a post without text shows: image and video descriptions, else a link card.
+
+    Images (``app.bsky.embed.images``), a video's ``alt`` (``app.bsky.embed.video``), or
+    those of a record with media; else the title and description of a link card
+    (``app.bsky.embed.external``), which is all a link-only post says.
+    """
     if not isinstance(embed, dict):
         return []
     media = embed.get("media") if isinstance(embed.get("media"), dict) else embed
-    images = media.get("images") if isinstance(media, dict) else None
-    return [
-        " ".join(image["alt"].split())
-        for image in images or []
-        if isinstance(image, dict) and isinstance(image.get("alt"), str) and image["alt"].strip()
+    if not isinstance(media, dict):
+        return []
+    images = media.get("images")
+    texts = [
+        _line(image.get("alt"))
+        for image in (images if isinstance(images, list) else [])
+        if isinstance(image, dict) and _line(image.get("alt"))
     ]
+    if _line(media.get("alt")):
+        texts.append(_line(media["alt"]))
+    card = media.get("external")
+    if not texts and isinstance(card, dict):
+        texts = [
+            line for line in (_line(card.get("title")), _line(card.get("description"))) if line
+        ]
+    return texts
 
 
 def post_to_mention(post: Mapping[str, Any], source: str = "bluesky") -> Mention | str:
@@ -281,20 +304,23 @@ class BlueskySource(Source[BlueskyOptions]):
                 raise ValueError(f"{response.url} returned no accessJwt")
             self._token = token
             return self.searches()
-        posts = data.get("posts") if isinstance(data, dict) else None
-        if not isinstance(posts, list):
+        posts = _post_views(data)
+        if posts is None:
             raise ValueError(f"{response.url} is not a searchPosts response (no 'posts' list)")
         term: str = response.meta.get("term", "")
         newer_than = self.newer_than(term)
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
         reached_older = False
+        named: dict[str, list[str]] = {}
         for post in posts:
             outcome = (
                 post_to_mention(post, self.name) if isinstance(post, dict) else "not an object"
             )
             if isinstance(outcome, str):
                 skipped[outcome] += 1
+                uri = post.get("uri") if isinstance(post, dict) else None
+                named.setdefault(outcome, []).append(str(uri) if uri else "no uri")
                 continue
             if newer_than is not None and outcome.published_at <= newer_than:
                 reached_older = True
@@ -310,7 +336,10 @@ class BlueskySource(Source[BlueskyOptions]):
                 skipped.total(),
                 len(posts),
                 response.url,
-                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+                ", ".join(
+                    f"{count} {reason} ({', '.join(named[reason][:5])})"
+                    for reason, count in sorted(skipped.items())
+                ),
             )
         cursor = data.get("cursor")
         page = response.meta.get("page", 0)
@@ -326,6 +355,43 @@ class BlueskySource(Source[BlueskyOptions]):
                 )
             )
         return results
+
+
+def _post_views(data: object) -> list[Any] | None:
+    """The post views of a page: ``posts`` (searchPosts, getPosts, getQuotes), the ``post`` of
+    each ``feed`` item (getAuthorFeed, getFeed: a repost is the reposted post), or every post
+    of a ``thread`` (getPostThread: its parents, itself and its replies); None for none of these.
+
+    In feeds and threads a deleted or blocked post (``#notFoundPost``, ``#blockedPost``) has no
+    ``post``: it is left out.
+    """
+    if not isinstance(data, dict):
+        return None
+    posts = data.get("posts")
+    if isinstance(posts, list):
+        return posts
+    feed = data.get("feed")
+    if isinstance(feed, list):
+        return [item["post"] for item in feed if isinstance(item, dict) and "post" in item]
+    thread = data.get("thread")
+    if isinstance(thread, dict):
+        found: list[Any] = []
+        parent = thread.get("parent")
+        while isinstance(parent, dict) and len(found) < 1000:
+            if "post" in parent:
+                found.insert(0, parent["post"])
+            parent = parent.get("parent")
+        pending = [thread]
+        while pending and len(found) < 10000:
+            node = pending.pop(0)
+            if "post" in node:
+                found.append(node["post"])
+            replies = node.get("replies")
+            pending.extend(
+                r for r in (replies if isinstance(replies, list) else []) if isinstance(r, dict)
+            )
+        return found
+    return None
 
 
 def _with_cursor(url: str, cursor: str) -> str:

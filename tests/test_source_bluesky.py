@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from listener import testing
 from listener.config import BrandConfig
 from listener.errors import ConfigError
-from listener.mention import SourceKind, mention_id, strip_controls
+from listener.mention import Mention, SourceKind, mention_id, strip_controls
 from listener.plugins import bluesky
 from listener.plugins.bluesky import BlueskyOptions, BlueskySource, post_to_mention
 from listener.sdk.replay import Route
@@ -256,7 +256,7 @@ def test_max_pages_stops_paging() -> None:
     [
         ('{"error": "InvalidRequest", "message": "Error: limit must be <= 100"}', "InvalidRequest"),
         ('{"error": "AuthMissing"}', "XRPC error: AuthMissing"),
-        ('{"feed": [], "cursor": "x"}', "no 'posts' list"),
+        ('{"actors": [], "cursor": "x"}', "no 'posts' list"),
         ("[]", "no 'posts' list"),
         ("<!DOCTYPE html><html><body>Bad gateway</body></html>", "did not return JSON"),
     ],
@@ -481,3 +481,118 @@ def test_recorded_posts_match_the_raw_json(name: str) -> None:
         assert query_of(requests[0].url)["cursor"] == [raw["cursor"]]
     else:
         assert requests == []
+
+
+# --------------------------------------------------------------------------- held-out shapes
+# The recorded searchPosts page (bskyr, 2025), changed in the test into shapes real pages
+# take, and the recorded feed and thread pages: every other post must come through.
+
+
+def recorded_search() -> tuple[str, dict[str, Any]]:
+    uri, body = recorded("bskyr_searchPosts_redistricting.yml")
+    page: dict[str, Any] = json.loads(body)
+    return uri, page
+
+
+def test_recorded_posts_in_other_shapes_keep_the_rest_of_the_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    uri, page = recorded_search()
+    posts = page["posts"]
+    link_only, images_only, video_only, no_name, invalid, undated, late, counts = (
+        posts[i] for i in (1, 3, 4, 11, 5, 6, 7, 8)
+    )
+    link_only["record"]["text"] = ""  # a shared link, nothing typed: the card says it
+    card = link_only["record"]["embed"]["external"]
+    images_only["record"]["text"] = " "  # only pictures: their descriptions are the text
+    images_only["record"]["embed"]["images"][0]["alt"] = "A map of\nthe districts"
+    video_only["record"].update(
+        text="",
+        embed={
+            "$type": "app.bsky.embed.video",
+            "alt": "Acme  launch video",
+            "video": {"$type": "blob", "mimeType": "video/mp4", "size": 1},
+        },
+    )
+    assert no_name["author"]["displayName"] == ""
+    invalid["author"]["handle"] = "handle.invalid"  # a handle that no longer resolves
+    del undated["record"]["createdAt"]
+    undated["indexedAt"] = "not a date"
+    late["record"]["createdAt"] = "2025-05-19T16:02:17.259123456+02:00"
+    for key in ("likeCount", "replyCount", "repostCount", "quoteCount"):
+        del counts[key]  # views that leave the counts out
+    posts.append({"uri": "at://did:plc:x/app.bsky.feed.post/3k", "record": "text"})
+    src = source()
+
+    with caplog.at_level("WARNING"):
+        mentions, requests = split(src.parse(respond(uri, json.dumps(page), term="x")))
+
+    assert len(mentions) == len(posts) - 2 and len(requests) == 1
+    assert src.skipped == {"without a date": 1, "without a record": 1}
+    assert f"1 without a date ({undated['uri']})" in caplog.text
+    by_uri = {m.canonical_url.rsplit("/", 1)[1]: m for m in mentions}
+
+    def of(post: dict[str, Any]) -> Mention:
+        return by_uri[post["uri"].rsplit("/", 1)[1]]
+
+    description = " ".join(card["description"].split())
+    assert of(link_only).text == f"{card['title']}\n{description}"
+    alts = [" ".join(i["alt"].split()) for i in images_only["record"]["embed"]["images"]]
+    assert of(images_only).text == "\n".join(a for a in alts if a)
+    assert of(images_only).text.startswith("A map of the districts")
+    assert of(video_only).text == "Acme launch video"
+    assert of(no_name).author.name == no_name["author"]["handle"]
+    did = invalid["author"]["did"]
+    assert of(invalid).author.handle is None
+    assert (
+        of(invalid).url == f"https://bsky.app/profile/{did}/post/{invalid['uri'].rsplit('/', 1)[1]}"
+    )
+    assert of(late).published_at == datetime(2025, 5, 19, 14, 2, 17, 259123, tzinfo=UTC)
+    assert of(counts).engagement.likes is None and of(counts).engagement.shares is None
+
+
+def test_recorded_author_feed_reads_posts_and_reposts() -> None:
+    yaml = pytest.importorskip("yaml")
+    path = RECORDED / "bskyr_getAuthorFeed.yml"
+    if not path.is_file():
+        pytest.skip(f"recorded responses not available: {path}")
+    interaction = yaml.safe_load(path.read_text(encoding="utf-8"))["http_interactions"][0]
+    raw = json.loads(interaction["response"]["body"]["string"])
+    raw["feed"].append({"post": {"$type": "app.bsky.feed.defs#notFoundPost", "uri": "at://x"}})
+    raw["feed"].append({"$type": "app.bsky.feed.defs#blockedPost", "uri": "at://y"})
+    src = source()
+    mentions, requests = split(src.parse(respond(interaction["request"]["uri"], json.dumps(raw))))
+    posts = [item["post"] for item in raw["feed"][:-2]]
+    assert len(mentions) == len(posts) and src.skipped == {"without a post URI": 1}
+    for post, mention in zip(posts, mentions, strict=True):
+        rkey = post["uri"].rsplit("/", 1)[1]
+        assert (
+            mention.canonical_url == f"https://bsky.app/profile/{post['author']['did']}/post/{rkey}"
+        )
+        assert mention.author.handle == post["author"]["handle"]
+    # A repost is the reposted post, by its own author.
+    reposted = [i["post"]["author"]["handle"] for i in raw["feed"] if i.get("reason")]
+    assert reposted and any(h != "chriskenny.bsky.social" for h in reposted)
+    assert query_of(requests[0].url)["cursor"] == [raw["cursor"]]
+
+
+def test_recorded_thread_reads_the_post_its_parent_and_replies() -> None:
+    uri, body = recorded("bskyr_getPostThread.yml")
+    raw = json.loads(body)
+    root = raw["thread"]
+    reply = {
+        "$type": "app.bsky.feed.defs#threadViewPost",
+        "post": dict(root["post"]),
+        "replies": [
+            {"$type": "app.bsky.feed.defs#notFoundPost", "uri": "at://gone", "notFound": True}
+        ],
+    }
+    reply["post"]["uri"] = root["post"]["uri"] + "r"
+    root["replies"] = [*root.get("replies", []), reply]
+    root["parent"] = {"$type": "app.bsky.feed.defs#blockedPost", "uri": "at://blocked"}
+    src = source()
+    mentions, _ = split(src.parse(respond(uri, json.dumps(raw))))
+    assert [m.canonical_url.rsplit("/", 1)[1] for m in mentions][:1] == [
+        root["post"]["uri"].rsplit("/", 1)[1]
+    ]
+    assert mentions[-1].canonical_url.endswith("r") and src.skipped.total() == 0
