@@ -16,7 +16,10 @@ Ask HN), ``story_text`` (HTML, absent or null for link stories), ``points`` and
 ``num_comments``; comments add ``comment_text`` (HTML), ``story_id``,
 ``parent_id``, ``story_title``, ``story_url`` and ``points`` (usually null). Older
 responses carry every field with null where it does not apply; both shapes are
-read.
+read. Items of the official Firebase API (``/v0/item/ID.json``: ``id``, ``by``,
+``time``, ``type``, ``text``, ``score``, ``descendants``, ``parent``) and of
+Algolia's ``/api/v1/items/ID`` (the item with its ``children`` replies) are read
+as hits too; deleted and dead items are skipped.
 """
 
 from __future__ import annotations
@@ -75,13 +78,43 @@ def _text(value: object) -> str:
     return html_to_text(value) if isinstance(value, str) and value.strip() else ""
 
 
+def _as_hit(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An item of the official Firebase API or of Algolia's ``/items/ID`` as a search hit.
+
+    Firebase: ``id``, ``by``, ``time`` (Unix seconds), ``type``, ``title``, ``text``,
+    ``score``, ``descendants``, ``parent``. Algolia's items: ``id``, ``author``,
+    ``created_at(_i)``, ``type``, ``title``, ``text``, ``points``, ``parent_id``,
+    ``story_id``. A search hit (``objectID``) is returned as it is.
+    """
+    if "objectID" in item or "id" not in item:
+        return item
+    kind = item.get("type")
+    text_key = "comment_text" if kind == "comment" else "story_text"
+    return {
+        "objectID": item.get("id"),
+        "author": item.get("by", item.get("author")),
+        "created_at_i": item.get("time", item.get("created_at_i")),
+        "created_at": item.get("created_at"),
+        "_tags": [kind] if isinstance(kind, str) else [],
+        "title": item.get("title"),
+        text_key: item.get("text"),
+        "points": item.get("score", item.get("points")),
+        "num_comments": item.get("descendants"),
+        "parent_id": item.get("parent", item.get("parent_id")),
+        "story_id": item.get("story_id"),
+    }
+
+
 def hit_to_mention(hit: Mapping[str, Any], source: str = "hackernews") -> Mention | str:
-    """One search hit as a Mention, or the reason it cannot be one (a string)."""
+    """One search hit (or API item) as a Mention, or the reason it cannot be one (a string)."""
+    if hit.get("deleted") is True or hit.get("dead") is True:
+        return "deleted or dead"
+    hit = _as_hit(hit)
     object_id = hit.get("objectID")
     if object_id is None or not str(object_id).strip():
         return "without an objectID"
     object_id = str(object_id).strip()
-    tags = hit.get("_tags") or []
+    tags = hit.get("_tags") if isinstance(hit.get("_tags"), list) else []
     is_comment = "comment" in tags or (not tags and hit.get("comment_text") is not None)
     published = _created(hit)
     if published is None:
@@ -128,6 +161,26 @@ def hit_to_mention(hit: Mapping[str, Any], source: str = "hackernews") -> Mentio
         thread_id=thread,
         parent_id=str(parent_id) if parent_id is not None else None,
     )
+
+
+def _hits(data: object) -> list[Any] | None:
+    """A search page's ``hits``; an API item (Firebase or Algolia ``/items/ID``) with its
+    ``children`` replies, depth first; a list of items; None for anything else."""
+    if isinstance(data, dict) and isinstance(data.get("hits"), list):
+        return list(data["hits"])
+    if isinstance(data, dict) and "id" in data and "hits" not in data:
+        found: list[Any] = []
+        pending: list[Any] = [data]
+        while pending and len(found) < 100_000:
+            item = pending.pop()
+            found.append(item)
+            children = item.get("children") if isinstance(item, dict) else None
+            if isinstance(children, list):
+                pending.extend(reversed(children))
+        return found
+    if isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
+        return data
+    return None
 
 
 def _with_page(url: str, page: int) -> str:
@@ -188,13 +241,14 @@ class HackerNewsSource(Source[HackerNewsOptions]):
         if response.status >= 400:
             raise ValueError(f"{response.url} answered HTTP {response.status}")
         data = response.json()
-        hits = data.get("hits") if isinstance(data, dict) else None
-        if not isinstance(hits, list):
+        hits = _hits(data)
+        if hits is None:
             raise ValueError(
                 f"{response.url} is not an Algolia HN search response: the JSON has no 'hits' list"
             )
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
+        named: dict[str, list[str]] = {}
         for hit in hits:
             outcome = hit_to_mention(hit, self.name) if isinstance(hit, dict) else "not an object"
             if isinstance(outcome, Mention):
@@ -202,6 +256,8 @@ class HackerNewsSource(Source[HackerNewsOptions]):
                 self.checkpoint.advance(str(response.meta.get("term", "")), outcome.published_at)
             else:
                 skipped[outcome] += 1
+                ref = hit.get("objectID", hit.get("id")) if isinstance(hit, dict) else None
+                named.setdefault(outcome, []).append(f"id {ref}" if ref is not None else "no id")
         if skipped:
             self.skipped.update(skipped)
             log.warning(
@@ -210,9 +266,13 @@ class HackerNewsSource(Source[HackerNewsOptions]):
                 skipped.total(),
                 len(hits),
                 response.url,
-                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+                ", ".join(
+                    f"{count} {reason} ({', '.join(named[reason][:5])})"
+                    for reason, count in sorted(skipped.items())
+                ),
             )
-
+        if not isinstance(data, dict) or "hits" not in data:
+            return results  # an item (and its replies), not a search page: nothing follows
         page = to_int(data.get("page"))
         if page is None:
             page = to_int(response.meta.get("page")) or 0

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import SHARED_FIXTURES
 from pydantic import ValidationError
 
 from listener import demo_site, testing
@@ -400,3 +401,151 @@ def test_second_run_asks_only_for_newer_hits(tmp_path: Path) -> None:
     again = [r for r in second.requests if r.path == "/api/v1/search_by_date"]
     assert again
     assert {r.param("numericFilters") for r in again} == {f"created_at_i>{newest}"}
+
+
+# --------------------------------------------------------------------------- recorded items
+# Real items of the official Firebase API (hack_pop's ExVCR cassettes, 2016), read as they
+# were recorded and changed in the test into the other shapes items take.
+
+RECORDED = SHARED_FIXTURES / "api_responses" / "hackernews"
+
+
+def firebase_items() -> list[dict[str, Any]]:
+    path = RECORDED / "hack_pop_firebase_topstories_items.json"
+    if not path.is_file():
+        pytest.skip(f"recorded responses not available: {path}")
+    interactions = json.loads(path.read_text(encoding="utf-8"))
+    return [
+        json.loads(i["response"]["body"])
+        for i in interactions
+        if "/v0/item/" in i["request"]["url"]
+    ]
+
+
+def item_response(url: str, data: Any) -> Response:
+    return testing.respond(url, json.dumps(data), meta={"term": "acme", "page": 0})
+
+
+def test_recorded_firebase_items_are_read_as_hits() -> None:
+    items = firebase_items()
+    src = source()
+    mentions, requests = split(src.parse(item_response(f"{BASE}/v0/items", items)))
+    assert requests == [] and len(mentions) == len(items) > 20
+    for item, mention in zip(items, mentions, strict=True):
+        assert mention.url == f"https://news.ycombinator.com/item?id={item['id']}"
+        assert mention.published_at == datetime.fromtimestamp(item["time"], UTC)
+        assert mention.author.handle == item["by"]
+        assert mention.title == " ".join(item["title"].split())
+        assert mention.engagement.score == item["score"]
+        assert mention.engagement.comments == item.get("descendants")
+        assert mention.thread_id == str(item["id"])
+        assert mention.text.strip()
+
+
+def test_recorded_job_item_and_items_in_other_shapes(caplog: pytest.LogCaptureFixture) -> None:
+    path = RECORDED / "hack_pop_firebase_item_12991490_job.json"
+    if not path.is_file():
+        pytest.skip(f"recorded responses not available: {path}")
+    job = json.loads(json.loads(path.read_text(encoding="utf-8"))[0]["response"]["body"])
+    story = firebase_items()[0]
+    comment = {
+        "by": "pg",
+        "id": 1,
+        "parent": story["id"],
+        "time": 1479182200.5,
+        "type": "comment",
+        "text": "Acme &amp; Globex<p>second &#x27;para&#x27;",
+    }
+    deleted = {
+        "deleted": True,
+        "id": 2,
+        "parent": story["id"],
+        "time": 1479182300,
+        "type": "comment",
+    }
+    dead = {**comment, "id": 3, "dead": True, "text": "[flagged]"}
+    no_author = {**comment, "id": 4, "by": None, "time": str(comment["time"])}
+    src = source()
+    with caplog.at_level("WARNING"):
+        mentions, _ = split(
+            src.parse(
+                item_response(f"{BASE}/v0/item", [job, story, comment, deleted, dead, no_author])
+            )
+        )
+    assert [m.url.rsplit("=", 1)[1] for m in mentions] == [
+        str(job["id"]),
+        str(story["id"]),
+        "1",
+        "4",
+    ]
+    assert src.skipped == {"deleted or dead": 2}
+    assert "2 deleted or dead (id 2, id 3)" in caplog.text
+    posting, _, reply, anonymous = mentions
+    assert "&amp;" not in posting.text and "Operations & Logistics" in posting.text
+    assert posting.title == job["title"]
+    assert reply.text == "Acme & Globex\n\nsecond 'para'" and reply.parent_id == str(story["id"])
+    assert reply.title is None and reply.thread_id is None
+    assert anonymous.author.handle is None
+    assert anonymous.published_at == reply.published_at
+
+
+def test_an_algolia_item_tree_and_a_single_firebase_item() -> None:
+    story = firebase_items()[0]
+    src = source()
+    mentions, _ = split(src.parse(item_response(f"{BASE}/v0/item/{story['id']}", story)))
+    assert [m.title for m in mentions] == [story["title"]]
+    tree = {
+        "id": 9,
+        "created_at": "2016-11-15T03:55:55.000Z",
+        "created_at_i": 1479182155,
+        "type": "story",
+        "author": "a",
+        "title": "Acme",
+        "url": None,
+        "text": None,
+        "points": 3,
+        "parent_id": None,
+        "story_id": 9,
+        "children": [
+            {
+                "id": 10,
+                "created_at": "2016-11-15T04:00:00.000Z",
+                "type": "comment",
+                "author": None,
+                "text": None,
+                "parent_id": 9,
+                "story_id": 9,
+                "children": [],
+            },
+            {
+                "id": 11,
+                "created_at": "2016-11-15T04:01:00.000Z",
+                "type": "comment",
+                "author": "b",
+                "text": "<p>Globex</p>",
+                "parent_id": 9,
+                "story_id": 9,
+                "children": [
+                    {
+                        "id": 12,
+                        "created_at": "2016-11-15T04:02:00Z",
+                        "type": "comment",
+                        "author": "c",
+                        "text": "Initech",
+                        "parent_id": 11,
+                        "story_id": 9,
+                        "children": [],
+                    }
+                ],
+            },
+        ],
+    }
+    src = source()
+    mentions, requests = split(src.parse(item_response(f"{BASE}/api/v1/items/9", tree)))
+    assert requests == []
+    assert [(m.text, m.thread_id, m.parent_id) for m in mentions] == [
+        ("Acme", "9", None),
+        ("Globex", "9", "9"),
+        ("Initech", "9", "11"),
+    ]
+    assert src.skipped == {"without text (deleted or empty)": 1}
