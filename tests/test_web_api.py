@@ -997,6 +997,12 @@ def test_a_cancelled_crawl_keeps_what_it_counted_and_a_rerun_fetches_the_rest(
                 left = progress["left_for_next_run"]
                 assert progress["found"] == progress["indexed"] + spooled + left, crawl
                 assert progress["found"] <= first, "the held feed was never answered"
+                # The held feed's request was cut short: said in the summary and the run record.
+                tail = "\n".join(crawl["log_tail"])
+                assert "1 request was cut short" in tail, tail
+                run = json.loads(sorted((home / "runs").glob("*.json"))[-1].read_text())
+                assert run["stopped_requests"] == 1, run
+                assert run["sources"]["gen"]["stopped_requests"] == 1, run
 
                 hold.release()
                 again = client.post("/api/crawls", json={})

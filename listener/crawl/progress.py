@@ -27,6 +27,8 @@ class SourceSummary:
     indexed: int = 0
     parse_errors: int = 0
     fetch_errors: int = 0
+    #: Requests cut short or never sent because the crawl was stopped (asked again next run).
+    stopped_requests: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
     paused: bool = False
@@ -95,7 +97,14 @@ class CrawlSummary:
             label, _, metric = key.removeprefix("listener/source/").partition("/")
             source = per_source[label]
             source.label = label
-            if metric in ("pages", "mentions", "indexed", "parse_errors", "fetch_errors"):
+            if metric in (
+                "pages",
+                "mentions",
+                "indexed",
+                "parse_errors",
+                "fetch_errors",
+                "stopped_requests",
+            ):
                 setattr(source, metric, int(value))
             elif metric.startswith("status/"):
                 source.statuses[metric.removeprefix("status/")] = int(value)
@@ -115,6 +124,11 @@ class CrawlSummary:
         """Whether the crawl was stopped (SIGTERM, Ctrl-C, a cancel) before it finished."""
         return self.finish_reason == "shutdown"
 
+    @property
+    def stopped_requests(self) -> int:
+        """Requests cut short or never sent because of the stop, over every source."""
+        return sum(source.stopped_requests for source in self.sources.values())
+
     def lines(self) -> list[str]:
         """The human summary printed at the end of a crawl."""
         dropped = ", ".join(f"{reason} {count}" for reason, count in sorted(self.dropped.items()))
@@ -129,6 +143,13 @@ class CrawlSummary:
                 f"  stopped before it finished: {self.left_for_next_run} mentions taken but not "
                 "kept are left for the next run (the checkpoints do not cover them)"
             )
+            if self.stopped_requests:
+                n = self.stopped_requests
+                out.append(
+                    f"  {n} {'request was' if n == 1 else 'requests were'} cut short or not"
+                    f" sent because of the stop; the next run asks for {'it' if n == 1 else 'them'}"
+                    " again"
+                )
         if self.spool_replayed:
             out.append(f"  {self.spool_replayed} mentions from earlier runs' spool indexed")
         if self.spooled:
@@ -158,6 +179,8 @@ class CrawlSummary:
                 f"{source.indexed} indexed, {source.pages} pages [{statuses}], "
                 f"{source.parse_errors} parse errors, {source.fetch_errors} fetch errors"
             )
+            if source.stopped_requests:
+                line += f", {source.stopped_requests} requests cut short by the stop"
             if source.paused:
                 line += " (paused for this run)"
             if source.last_error:
