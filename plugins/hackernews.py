@@ -114,7 +114,8 @@ def hit_to_mention(hit: Mapping[str, Any], source: str = "hackernews") -> Mentio
     if object_id is None or not str(object_id).strip():
         return "without an objectID"
     object_id = str(object_id).strip()
-    tags = hit.get("_tags") if isinstance(hit.get("_tags"), list) else []
+    raw_tags = hit.get("_tags")
+    tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
     is_comment = "comment" in tags or (not tags and hit.get("comment_text") is not None)
     published = _created(hit)
     if published is None:
