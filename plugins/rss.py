@@ -8,7 +8,10 @@ Decisions a user may want to know about:
 
 - Text is the entry's full content (``content:encoded``, Atom ``content``, JSON
   Feed ``content_html``/``content_text``) when given, else its summary, else its
-  title; HTML becomes plain text with paragraph breaks kept.
+  title; HTML becomes plain text with paragraph breaks kept. A summary with
+  more words than the content wins (podcasts put the episode's description in
+  ``itunes:summary``), and a description that is only a link's label ("Comments")
+  is not text.
 - The date is the entry's published date, else its updated date. An entry with
   neither takes the feed's own date (RSS ``lastBuildDate``/``pubDate``, Atom
   ``updated``): the entry cannot be newer than the feed that carries it. When the

@@ -587,3 +587,34 @@ def test_real_feeds_in_undeclared_legacy_encodings_are_decoded(path: str, codec:
     src = source()
     assert parse(src, respond(body, f"https://fixtures.example/{path}")) == []
     assert src.skipped.total() == expected
+
+
+def test_real_podcast_feed_takes_the_episode_summary_over_a_shorter_content() -> None:
+    """itunes.xml: episode 3's content:encoded is one line; its itunes:summary says more.
+
+    (The file uses the undeclared prefix ``content:``, so it is not well-formed XML.)
+    """
+    body = fixture("feedjira/itunes.xml")
+    items = re.findall(r"<item>(.*?)</item>", body.decode(), re.DOTALL)
+    summaries = [re.findall(r"<itunes:summary>(.*?)</itunes:summary>", i)[0] for i in items]
+    mentions = parse(source(), respond(body, "http://example.com/podcasts/everything.xml"))
+
+    assert [m.text for m in mentions] == summaries
+    assert "Gooseneck" not in mentions[0].text
+
+
+def test_real_hacker_news_feed_items_are_their_titles_not_a_comments_link() -> None:
+    """RSSWithComments.xml: every description is <a href=…>Comments</a>, a label, not text."""
+    body = fixture("feedjira/RSSWithComments.xml")
+    mentions = parse(source(), respond(body, "https://news.ycombinator.com/rss"))
+
+    assert len(mentions) == 30
+    assert [m.text for m in mentions] == [m.title for m in mentions]
+
+
+def test_a_link_is_text_when_the_description_says_more_than_its_label() -> None:
+    body = fixture("feedjira/RSSWithComments.xml").replace(
+        b'">Comments</a>]]>', b'">Comments</a> on a new Lambda feature]]>', 1
+    )
+    mentions = parse(source(), respond(body, "https://news.ycombinator.com/rss"))
+    assert mentions[0].text == "Comments on a new Lambda feature"

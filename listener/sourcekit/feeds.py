@@ -179,24 +179,46 @@ def _prepare_xml(body: bytes, content_type: str) -> tuple[bytes, str]:
 # --------------------------------------------------------------------------- RSS and Atom
 
 
+_ANCHOR = re.compile(r"<a\b[^>]*>.*?</a\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _as_text(value: str, media_type: str) -> str:
+    """An entry's content or summary as plain text; ``""`` when it is only a link's label.
+
+    Hacker News' feed (and many aggregators) give each item the description
+    ``<a href="…">Comments</a>``: a label, not what the item says.
+    """
+    if media_type == "text/plain":
+        return _normalise_plain(value)
+    text = html_to_text(value)
+    label = len(text.split()) <= 4 and _ANCHOR.search(value) is not None
+    if label and not html_to_text(_ANCHOR.sub(" ", value)).strip():
+        return ""
+    return text
+
+
 def _entry_text(entry: Mapping[str, Any]) -> str:
-    """The fullest text an entry offers: content, else summary, as plain text."""
-    candidates: list[tuple[str, str]] = []
+    """The fullest text an entry offers among its contents and its summary, as plain text.
+
+    Content (``content:encoded``, Atom ``content``) is usually the full text and
+    the summary an excerpt, but not always: podcast feeds often carry a line of
+    show notes in ``content:encoded`` and the episode's description in
+    ``itunes:summary``. So the summary is taken when it has more words than
+    the fullest content (several contents are alternatives).
+    """
+    contents = []
     for content in entry.get("content") or []:
         value = content.get("value") or ""
         if value.strip():
-            candidates.append((value, content.get("type") or "text/html"))
-    if candidates:
-        # Several content elements are alternatives; keep the fullest.
-        value, media_type = max(candidates, key=lambda item: len(item[0]))
-    else:
-        value = entry.get("summary") or ""
+            contents.append(_as_text(value, content.get("type") or "text/html"))
+    text = max(contents, key=len, default="")
+    summary = entry.get("summary") or ""
+    if summary.strip():
         media_type = (entry.get("summary_detail") or {}).get("type") or "text/html"
-    if not value.strip():
-        return ""
-    if media_type == "text/plain":
-        return _normalise_plain(value)
-    return html_to_text(value)
+        excerpt = _as_text(summary, media_type)
+        if len(excerpt.split()) > len(text.split()):
+            text = excerpt
+    return text
 
 
 def _entry_title(entry: Mapping[str, Any]) -> str | None:
