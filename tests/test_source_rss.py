@@ -618,3 +618,13 @@ def test_a_link_is_text_when_the_description_says_more_than_its_label() -> None:
     )
     mentions = parse(source(), respond(body, "https://news.ycombinator.com/rss"))
     assert mentions[0].text == "Comments on a new Lambda feature"
+
+
+def test_a_real_feed_after_a_bom_and_blank_lines_is_not_reported_malformed() -> None:
+    """A UTF-8 BOM then blank lines before <?xml (a template's stray output)."""
+    body = b"\xef\xbb\xbf\n\n" + fixture("perceval/couchbase_blog_rss.xml")
+    src = source()
+    mentions = parse(src, respond(body, "http://blog.couchbase.com/feed", RSS_TYPE))
+
+    assert len(mentions) == 30
+    assert src.problems == []

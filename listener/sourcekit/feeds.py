@@ -151,6 +151,11 @@ def _prepare_xml(body: bytes, content_type: str) -> tuple[bytes, str]:
     transcoded to UTF-8 using charset detection (feedparser itself only detects
     with ``chardet``, which listener does not require).
     """
+    if body[:4].rstrip(b" \t\r\n") == b"\xef\xbb\xbf" and body[3:].lstrip().startswith(b"<?xml"):
+        # A UTF-8 BOM then blank lines (a template's or plugin file's): the BOM only
+        # says UTF-8, which an XML declaration may also say; without it the
+        # declaration can start the document, as XML requires.
+        body = body[3:]
     if not body.startswith(_BOMS):
         stripped = body.lstrip()
         if stripped.startswith(b"<"):
