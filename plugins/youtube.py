@@ -404,18 +404,21 @@ class YouTubeSource(Source[YouTubeOptions]):
         video: str | None = meta["id"] if meta["scope"] == "video" else None
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
+        named: dict[str, list[str]] = {}
         reached_older = False
         for thread in items:
             snippet = thread.get("snippet") if isinstance(thread, dict) else None
             top = snippet.get("topLevelComment") if isinstance(snippet, dict) else None
             if not isinstance(snippet, dict) or not isinstance(top, dict):
                 skipped["threads without a top-level comment"] += 1
+                named.setdefault("threads without a top-level comment", []).append(_ref(thread))
                 continue
             total = to_count(snippet.get("totalReplyCount"))
             thread_video = snippet.get("videoId") or video
             outcome = comment_to_mention(top, thread_video, title, total, self.name)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
+                named.setdefault(outcome, []).append(_ref(thread))
                 continue
             if newer is not None and outcome.published_at <= newer:
                 reached_older = True
@@ -450,10 +453,11 @@ class YouTubeSource(Source[YouTubeOptions]):
                 answer = comment_to_mention(reply, outcome.thread_id, title, None, self.name)
                 if isinstance(answer, str):
                     skipped[answer] += 1
+                    named.setdefault(answer, []).append(_ref(reply))
                 elif newer is None or answer.published_at > newer:
                     self.checkpoint.advance(key, answer.published_at)
                     results.append(answer)
-        self._report(skipped, len(items), response.url)
+        self._report(skipped, len(items), response.url, named)
         if not reached_older and items:
             following = self._next_page(
                 response, data, lambda token: self.threads_url(meta["scope"], meta["id"], token)
@@ -470,6 +474,7 @@ class YouTubeSource(Source[YouTubeOptions]):
         newer = self.newer_than(key)
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
+        named: dict[str, list[str]] = {}
         for reply in items:
             if not isinstance(reply, dict):
                 skipped["not an object"] += 1
@@ -479,10 +484,11 @@ class YouTubeSource(Source[YouTubeOptions]):
             )
             if isinstance(outcome, str):
                 skipped[outcome] += 1
+                named.setdefault(outcome, []).append(_ref(reply))
             elif newer is None or outcome.published_at > newer:
                 self.checkpoint.advance(key, outcome.published_at)
                 results.append(outcome)
-        self._report(skipped, len(items), response.url)
+        self._report(skipped, len(items), response.url, named)
         following = self._next_page(
             response, data, lambda token: self.replies_url(meta["parent"], token)
         )
@@ -490,18 +496,35 @@ class YouTubeSource(Source[YouTubeOptions]):
             results.append(following)
         return results
 
-    def _report(self, skipped: Counter[str], total: int, url: str) -> None:
+    def _report(
+        self,
+        skipped: Counter[str],
+        total: int,
+        url: str,
+        named: Mapping[str, list[str]] | None = None,
+    ) -> None:
         if not skipped:
             return
         self.skipped.update(skipped)
+        named = named or {}
         log.warning(
             "%s: skipped %d of %d items of %s (%s)",
             self.label,
             skipped.total(),
             total,
             url,
-            ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+            ", ".join(
+                f"{count} {reason}"
+                + (f" ({', '.join(named[reason][:5])})" if named.get(reason) else "")
+                for reason, count in sorted(skipped.items())
+            ),
         )
+
+
+def _ref(item: object) -> str:
+    """How a log line names a comment or thread: ``id Ugz…``, else what it is."""
+    item_id = item.get("id") if isinstance(item, dict) else None
+    return f"id {item_id}" if isinstance(item_id, str) and item_id else "no id"
 
 
 @hookimpl

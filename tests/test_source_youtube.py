@@ -475,3 +475,85 @@ def test_recorded_video_list_is_not_a_comment_list() -> None:
     mentions, requests = split(src.parse(threads_response(src, json.dumps(data).encode())))
     assert (mentions, requests) == ([], [])
     assert src.skipped == {"threads without a top-level comment": len(data["items"])}
+
+
+# --------------------------------------------------------------------------- held-out shapes
+# The recorded commentThreads page (python-youtube), changed in the test into shapes real
+# pages take: every other thread must come through.
+
+
+def test_recorded_threads_in_other_shapes_keep_the_rest_of_the_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = recorded("comment_threads_by_video_paged_1.json")
+    video = data["items"][0]["snippet"]["videoId"]
+    markup, handle, counted, offset, gone = data["items"][:5]
+    snippet = markup["snippet"]["topLevelComment"]["snippet"]
+    del snippet["textOriginal"]  # only the author is sure to get the raw text
+    snippet["textDisplay"] = 'Acme &amp; Globex&#39;s<br>next <a href="http://x.example/">line</a>'
+    snippet = handle["snippet"]["topLevelComment"]["snippet"]
+    snippet.update(
+        authorDisplayName="@acme-fan", authorChannelUrl="http://www.youtube.com/@acme-fan"
+    )
+    snippet = counted["snippet"]["topLevelComment"]["snippet"]
+    snippet["likeCount"] = "12"
+    first_reply = {
+        "kind": "youtube#comment",
+        "id": counted["id"] + ".8r1",
+        "snippet": {
+            **snippet,
+            "textOriginal": "Same here",
+            "parentId": counted["id"],
+            "likeCount": 0,
+        },
+    }
+    blank_reply = {
+        "kind": "youtube#comment",
+        "id": counted["id"] + ".8r2",
+        "snippet": {**snippet, "textOriginal": "", "textDisplay": "", "parentId": counted["id"]},
+    }
+    counted["snippet"]["totalReplyCount"] = "2"
+    counted["replies"] = {"comments": [first_reply, blank_reply]}
+    offset["snippet"]["topLevelComment"]["snippet"]["publishedAt"] = "2019-11-21T20:18:39+01:00"
+    del gone["snippet"]["topLevelComment"]  # a thread whose comment was removed
+    src = source()
+
+    with caplog.at_level("WARNING"):
+        mentions, _ = split(src.parse(threads_response(src, json.dumps(data).encode(), video)))
+
+    assert len(mentions) == len(data["items"]) - 1 + 1  # one thread lost, one reply gained
+    assert src.skipped == {"threads without a top-level comment": 1, "without text": 1}
+    assert f"id {gone['id']}" in caplog.text and f"id {blank_reply['id']}" in caplog.text
+    found = {m.canonical_url.rsplit("lc=", 1)[1]: m for m in mentions}
+    text = found[markup["id"]].text
+    assert text.startswith("Acme & Globex's") and "next line" in text and "&" + "amp;" not in text
+    assert found[handle["id"]].author.handle == "@acme-fan"
+    assert found[counted["id"]].engagement.likes == 12
+    assert found[counted["id"]].engagement.comments == 2
+    assert found[first_reply["id"]].parent_id == counted["id"]
+    assert found[offset["id"]].published_at == utc("2019-11-21T19:18:39Z")
+
+
+def test_recorded_reply_page_without_video_ids_or_raw_text() -> None:
+    data = recorded("comments_by_parent_paged_1.json")
+    for item in data["items"]:
+        item["snippet"].pop("videoId", None)
+        item["snippet"]["textOriginal"] = None
+        item["snippet"]["textDisplay"] = "It&#39;s &quot;fine&quot;"  # textFormat=plainText
+    parent = data["items"][0]["snippet"]["parentId"]
+    src = source()
+    meta = {
+        "kind": "replies",
+        "key": "video:x",
+        "video": V1,
+        "title": "A  video",
+        "parent": parent,
+        "page": 1,
+    }
+    mentions, _ = split(
+        src.parse(respond(src.replies_url(parent), json.dumps(data).encode(), meta))
+    )
+    assert len(mentions) == len(data["items"])
+    assert {(m.text, m.thread_id, m.title) for m in mentions} == {
+        ('It\'s "fine"', V1, "Re: A  video")
+    }
