@@ -230,6 +230,14 @@ def item_to_mention(
     )
 
 
+def _ref(item: Mapping[str, Any]) -> str:
+    """How a log line names an item: ``answer 123``, ``question 45``, else its keys."""
+    for key in ("answer_id", "comment_id", "question_id"):
+        if item.get(key) is not None:
+            return f"{key.removesuffix('_id')} {item[key]}"
+    return "no id (" + ", ".join(sorted(map(str, item))[:5]) + ")"
+
+
 def _decode(response: Response) -> Any:
     """The JSON of an API answer, gunzipping a compressed body the crawler left alone."""
     body = response.body
@@ -398,6 +406,7 @@ class StackExchangeSource(Source[StackExchangeOptions]):
         """The items newer than the checkpoint as Mentions; the rest counted as skipped."""
         mentions: list[Mention] = []
         skipped: Counter[str] = Counter()
+        named: dict[str, list[str]] = {}
         for item in items:
             if not isinstance(item, dict):
                 skipped["not an object"] += 1
@@ -405,6 +414,7 @@ class StackExchangeSource(Source[StackExchangeOptions]):
             outcome = item_to_mention(item, site, titles, self.name)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
+                named.setdefault(outcome, []).append(_ref(item))
             elif self.is_new(key, outcome):  # newer, or a late one no run has had
                 self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 mentions.append(outcome)
@@ -416,7 +426,11 @@ class StackExchangeSource(Source[StackExchangeOptions]):
                 skipped.total(),
                 len(items),
                 url,
-                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+                ", ".join(
+                    f"{count} {reason}"
+                    + (f" ({', '.join(named[reason][:5])})" if named.get(reason) else "")
+                    for reason, count in sorted(skipped.items())
+                ),
             )
         return mentions
 

@@ -462,3 +462,65 @@ def test_recorded_other_endpoint_items_are_skipped() -> None:
     assert src.skipped == {"not a question or an answer": len(data["items"])}
     assert len(requests) == 1  # has_more: the wrapper is still read
     assert src.quota_remaining == data["quota_remaining"] == 9823
+
+
+# --------------------------------------------------------------------------- held-out shapes
+
+
+def test_recorded_page_in_other_shapes_keeps_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    """Perceval's page with text filled in, changed into shapes real pages take."""
+    data = recorded("perceval_questions_page1.json")
+    for item in data["items"]:  # the anonymised recording has no text at all
+        for post in (item, *item.get("answers", [])):
+            post["body_markdown"] = "A post about Acme"
+    for post in (data["items"][1], *data["items"][1]["answers"]):
+        post["question_id"] = 2  # anonymised into the same id as the first
+    question = data["items"][0]
+    question.update(
+        title="Acme&#39;s C&amp;C &lt;tool&gt; fails",  # titles come HTML-encoded
+        body="<p>Using <code>acme --x</code> &amp; Globex</p>",
+        creation_date=str(question["creation_date"]),  # a number as a string
+        owner={"user_type": "does_not_exist", "display_name": "user12&#39;s"},  # deleted user
+    )
+    del question["link"]
+    answers = question["answers"]
+    first = answers[0]
+    first.update(body_markdown="Try `acme &lt;x&gt;`\r\n\r\nIt works", link="")
+    del first["owner"]  # a community wiki / migrated answer without owner
+    answers.append({**first, "answer_id": 999, "body_markdown": "   ", "body": None})
+    answers.append({**first, "answer_id": 1000, "creation_date": None})
+    src = source()
+
+    with caplog.at_level("WARNING"):
+        mentions, _ = split(src.parse(search_response(src, json.dumps(data).encode())))
+
+    found = {m.canonical_url: m for m in mentions}
+    asked = found[f"https://stackoverflow.com/questions/{question['question_id']}"]
+    answered = found[f"https://stackoverflow.com/a/{first['answer_id']}"]
+    assert asked.title == "Acme's C&C <tool> fails"
+    assert asked.text == "Using acme --x & Globex"
+    assert asked.published_at == at(int(question["creation_date"]))
+    assert (asked.author.name, asked.author.handle, asked.author.url) == ("user12's", None, None)
+    assert asked.canonical_url == f"https://stackoverflow.com/questions/{question['question_id']}"
+    assert answered.text == "Try `acme <x>`\n\nIt works" and answered.author.name is None
+    assert answered.title == "Re: Acme's C&C <tool> fails"
+    everything = [*data["items"], *(a for q in data["items"] for a in q["answers"])]
+    assert len(mentions) == len(everything) - 2
+    assert src.skipped == {"without text": 1, "without a date": 1}
+    assert "without text (answer 999)" in caplog.text
+    assert "without a date (answer 1000)" in caplog.text
+
+
+def test_an_empty_last_page_and_a_throttle_error() -> None:
+    data = recorded("perceval_questions_page2.json")
+    data.update(items=[], has_more=False, quota_remaining=0)
+    src = source()
+    assert split(src.parse(search_response(src, json.dumps(data).encode()))) == ([], [])
+    assert src.quota_remaining == 0
+    throttled = {
+        "error_id": 502,
+        "error_message": "too many requests from this IP",
+        "error_name": "throttle_violation",
+    }
+    with pytest.raises(ValueError, match="502 throttle_violation"):
+        list(src.parse(search_response(src, json.dumps(throttled).encode())))
