@@ -12,7 +12,10 @@ Decisions a user may want to know about:
   more words than the content wins (podcasts put the episode's description in
   ``itunes:summary``), and a description that is only a link's label ("Comments")
   is not text.
-- The date is the entry's published date, else its updated date. An entry with
+- The date is the entry's published date, else its updated date (dates
+  feedparser misreads are read by :mod:`listener.sourcekit.feeds`: other
+  languages' month names, 12-hour clocks, slashed dates, zone abbreviations
+  such as CET, Unix timestamps). An entry with
   neither takes the feed's own date (RSS ``lastBuildDate``/``pubDate``, Atom
   ``updated``): the entry cannot be newer than the feed that carries it. When the
   feed has no date either, the entry is skipped (logged and counted in

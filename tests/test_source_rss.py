@@ -628,3 +628,27 @@ def test_a_real_feed_after_a_bom_and_blank_lines_is_not_reported_malformed() -> 
 
     assert len(mentions) == 30
     assert src.problems == []
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Di, 06 Dez 2016 17:17:00 +0000",  # German names (RFC 822 wants English; CMSs localise)
+        "mar, 06 déc 2016 17:17:00 +0000",  # French
+        "Tuesday, December 06, 2016 17:17:00",
+        "Tue, 06 Dec 2016 05:17:00 PM +0000",  # feedparser read 05:17
+        "2016/12/06 17:17:00",  # feedparser read 1 December
+        "Tue, 06 Dec 2016 18:17:00 CET",  # feedparser read 18:17 UTC
+        "Tue, 06 Dec 2016 20:17:00 MSK",
+        "1481044620",  # Unix seconds: feedparser read the year 1481
+    ],
+)
+def test_feed_dates_written_in_the_wild_are_read_with_their_zone(written: str) -> None:
+    """The real Couchbase feed with its first pubDate written as other feeds write dates."""
+    body = fixture("perceval/couchbase_blog_rss.xml").replace(
+        b"Tue, 06 Dec 2016 17:17:00 +0000", written.encode(), 1
+    )
+    feed = read_feed(body, "http://blog.couchbase.com/feed", RSS_TYPE)
+
+    assert feed.entries[0].published == utc(2016, 12, 6, 17, 17)
+    assert feed.entries[1].published == utc(2016, 12, 5, 16, 24)  # untouched

@@ -21,9 +21,10 @@ import copy
 import io
 import json
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from time import struct_time
 from typing import Any
 
@@ -31,7 +32,7 @@ import feedparser
 from lxml import etree
 
 from listener.sourcekit.pages import describe_body
-from listener.sourcekit.values import http_url, parse_time, to_count
+from listener.sourcekit.values import from_timestamp, http_url, parse_time, to_count
 from listener.text import html_to_text
 
 __all__ = ["FEED_ACCEPT", "Feed", "FeedEntry", "FeedStream", "read_feed", "stream_feed"]
@@ -110,12 +111,91 @@ def _clean(value: object) -> str | None:
 _ISO_DAY = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})")
 
 
+# Zone abbreviations feeds write that feedparser does not know (it reads the time as
+# UTC); only unambiguous ones (IST is India, Ireland and Israel), in minutes east of UTC.
+_ZONE_NAMES = {
+    "CET": 60, "CEST": 120, "MEZ": 60, "MESZ": 120, "EET": 120, "EEST": 180, "WET": 0,
+    "WEST": 60, "BST": 60, "MSK": 180, "JST": 540, "KST": 540, "HKT": 480, "SGT": 480,
+    "AWST": 480, "ACST": 570, "ACDT": 630, "AEST": 600, "AEDT": 660, "NZST": 720,
+    "NZDT": 780, "HST": -600, "AKST": -540, "AKDT": -480,
+}  # fmt: skip
+_NAMED_ZONE = re.compile(r"(?<![A-Za-z])(" + "|".join(_ZONE_NAMES) + r")(?![A-Za-z])")
+_NUMERIC_ZONE = re.compile(r"[+-]\d{2}:?\d{2}\b|\d[zZ]\b")
+# What feedparser misreads without a word: a 12-hour clock (05:17 PM is read as 05:17),
+# slashed dates (2016/12/06 becomes 1 December), Unix timestamps (year 1481).
+_MISREAD = re.compile(r"\d\s*[AaPp]\.?[Mm]\b\.?|\d{1,4}/\d{1,2}/\d{1,4}|^\s*\d{9,13}\s*$")
+# Month names in the languages feeds are written in, by their first letters; feedparser
+# reads English ones only (RFC 822 asks for English, many CMSs localise anyway).
+_MONTH_PREFIXES = (
+    ("juil", 7), ("juin", 6), ("jan", 1), ("ene", 1), ("gen", 1), ("feb", 2), ("fev", 2),
+    ("fév", 2), ("mär", 3), ("mrz", 3), ("mrt", 3), ("mar", 3), ("apr", 4), ("avr", 4),
+    ("abr", 4), ("may", 5), ("mai", 5), ("mag", 5), ("mei", 5), ("jun", 6), ("giu", 6),
+    ("jul", 7), ("lug", 7), ("aug", 8), ("ago", 8), ("aoû", 8), ("aou", 8), ("sep", 9),
+    ("set", 9), ("oct", 10), ("okt", 10), ("ott", 10), ("out", 10), ("nov", 11),
+    ("dec", 12), ("déc", 12), ("dez", 12), ("dic", 12),
+)  # fmt: skip
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_WORD = re.compile(r"[^\W\d_]+\.?")
+
+
+def _english_month(word: str) -> str:
+    lowered = word.rstrip(".").lower()
+    for prefix, month in _MONTH_PREFIXES:
+        if lowered.startswith(prefix):
+            return _MONTHS[month - 1]
+    return word
+
+
+def _written_time(raw: str) -> datetime | None:
+    """A feed date feedparser could not read or misreads, read here; None when unreadable.
+
+    Unix seconds or milliseconds; a leading weekday in any language dropped;
+    month names in German, French, Spanish, Italian, Dutch or Portuguese read;
+    a zone abbreviation from :data:`_ZONE_NAMES` applied when no numeric offset
+    is given; the rest read by dateutil (12-hour clocks, slashed dates).
+    """
+    text = " ".join(raw.split())
+    if re.fullmatch(r"\d{9,13}", text):
+        return from_timestamp(int(text) / 1000 if len(text) == 13 else int(text))
+    offset = None
+    zone = _NAMED_ZONE.search(text)
+    if zone is not None and not _NUMERIC_ZONE.search(text):
+        offset = _ZONE_NAMES[zone.group(1)]
+        text = f"{text[: zone.start()]} {text[zone.end() :]}".strip()
+    text = re.sub(r"^[^\d,]+,\s*", "", text)  # "Di, 06 Dez 2016": the weekday goes
+    text = re.sub(r"\([^)]*\)", " ", text)  # "(Coordinated Universal Time)"
+    text = _WORD.sub(lambda match: _english_month(match.group()), text)
+    if not re.search(r"(?<!\d)\d{4}(?!\d)", text):
+        return None  # a two-digit year is feedparser's to read
+    from dateutil import parser as date_parser  # a dependency of trafilatura (htmldate)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unknown zone names: naive, handled below
+        try:
+            written = date_parser.parse(text, default=datetime(2000, 1, 1))
+        except (ValueError, OverflowError, TypeError):
+            return None
+    if written.tzinfo is None or written.utcoffset() is None:
+        written = written.replace(tzinfo=UTC) - timedelta(minutes=offset or 0)
+    return written.astimezone(UTC)
+
+
 def _from_struct(value: object, raw: object = None) -> datetime | None:
     """feedparser's ``*_parsed`` value (a UTC struct_time) as an aware datetime.
 
     ``raw`` is the date as the feed wrote it: feedparser rolls impossible ISO
     dates over (``2026-13-45`` becomes 2027-01-01), so those are refused here.
+    When feedparser could not read ``raw`` (another language's month names) or
+    misreads it (a 12-hour clock, a slashed date, a zone it does not know, a
+    Unix timestamp), it is read by :func:`_written_time`.
     """
+    if isinstance(raw, str) and raw.strip():
+        zone = _NAMED_ZONE.search(raw)
+        named = zone is not None and not _NUMERIC_ZONE.search(raw)
+        if not isinstance(value, struct_time) or named or _MISREAD.search(raw):
+            written = _written_time(raw)
+            if written is not None:
+                return written
     if not isinstance(value, struct_time):
         return None
     day = _ISO_DAY.match(raw) if isinstance(raw, str) else None
