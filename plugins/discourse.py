@@ -338,6 +338,7 @@ class DiscourseSource(Source[DiscourseOptions]):
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
         wanted: dict[int, list[int]] = {}
+        named: dict[str, list[str]] = {}
         reached_older = False
         for post in posts:
             if not isinstance(post, dict):
@@ -356,6 +357,7 @@ class DiscourseSource(Source[DiscourseOptions]):
                     results.append(outcome)
                 else:
                     skipped[outcome] += 1
+                    named.setdefault(outcome, []).append(_ref(post))
                 continue
             if created is not None:
                 self.checkpoint.advance(key, created)
@@ -363,7 +365,7 @@ class DiscourseSource(Source[DiscourseOptions]):
                 continue  # another search already asked for it
             self._posts_requested.add((forum, post_id))
             wanted.setdefault(topic_id, []).append(post_id)
-        self._report(skipped, len(posts), response.url)
+        self._report(skipped, len(posts), response.url, named)
 
         for topic_id, post_ids in wanted.items():
             results.extend(
@@ -467,6 +469,7 @@ class DiscourseSource(Source[DiscourseOptions]):
         key = self.key(forum, meta["term"])
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
+        named: dict[str, list[str]] = {}
         missing: list[int] = []
         for post_id in wanted:
             post = by_id.get(post_id)
@@ -476,10 +479,11 @@ class DiscourseSource(Source[DiscourseOptions]):
             outcome = post_to_mention(post, topic, forum, self.name)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
+                named.setdefault(outcome, []).append(_ref(post))
             elif self.is_new(key, outcome):  # newer, or a late one no run has had
                 self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 results.append(outcome)
-        self._report(skipped, len(wanted), response.url)
+        self._report(skipped, len(wanted), response.url, named)
         if missing and "/posts.json" not in response.url:
             topic_id = to_int(topic.get("id")) or to_int(data.get("id"))
             if topic_id is not None:
@@ -488,7 +492,9 @@ class DiscourseSource(Source[DiscourseOptions]):
             self.skipped["not returned by posts.json (deleted or hidden)"] += len(missing)
         return results
 
-    def _report(self, skipped: Counter[str], total: int, url: str) -> None:
+    def _report(
+        self, skipped: Counter[str], total: int, url: str, named: Mapping[str, list[str]]
+    ) -> None:
         if not skipped:
             return
         self.skipped.update(skipped)
@@ -498,8 +504,19 @@ class DiscourseSource(Source[DiscourseOptions]):
             skipped.total(),
             total,
             url,
-            ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+            ", ".join(
+                f"{count} {reason}"
+                + (f" ({', '.join(named[reason][:5])})" if named.get(reason) else "")
+                for reason, count in sorted(skipped.items())
+            ),
         )
+
+
+def _ref(post: Mapping[str, Any]) -> str:
+    """How a log line names a post: ``post 123``, else its topic and number."""
+    if post.get("id") is not None:
+        return f"post {post['id']}"
+    return f"topic {post.get('topic_id')} #{post.get('post_number')}"
 
 
 @hookimpl

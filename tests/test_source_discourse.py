@@ -498,3 +498,70 @@ def test_recorded_topic_lists_are_not_search_results(name: str) -> None:
     response = search_response(json.dumps(recorded(name)).encode())
     with pytest.raises(ValueError, match="not a Discourse search response"):
         list(source().parse(response))
+
+
+# --------------------------------------------------------------------------- held-out shapes
+
+
+def test_recorded_topic_in_other_shapes_keeps_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    """Perceval's recorded topic, with posts added in the shapes real topics hold."""
+    data = recorded("perceval_topic_1149.json")
+    reply = data["post_stream"]["posts"][1]
+    base = {**reply, "reply_to_post_number": None}
+
+    def post(number: int, **changes: Any) -> dict[str, Any]:
+        return {**base, "id": 20000 + number, "post_number": number, **changes}
+
+    added = [
+        post(3, user_deleted=True, cooked="<p>(post deleted by author)</p>"),
+        post(4, hidden=True, cooked="", raw=None),  # hidden by flags: no text is served
+        post(5, post_type=3, action_code="closed.enabled", cooked=""),  # a small action
+        post(
+            6,
+            username=None,
+            name=None,
+            cooked="<p>Acme &amp; Globex &lt;3</p>",
+            created_at="2016-02-01T10:00:00+01:00",
+            reply_to_post_number=2,
+            actions_summary=[{"id": 2, "count": 4}],
+            score="12.6",
+        ),
+        post(
+            7,
+            name="",
+            display_username=None,
+            topic_slug="ублок-ориджин",  # forums in other scripts keep them in slugs
+            cooked='<aside class="quote"><blockquote><p>quoted</p></blockquote>'
+            "</aside><p>Ünïcödé 中文 reply</p>",
+            created_at="2016-02-01T10:00:00Z",
+        ),
+        post(8, created_at=None),
+    ]
+    data["post_stream"]["posts"] += added
+    wanted = [p["id"] for p in data["post_stream"]["posts"]]
+    src = source()
+
+    with caplog.at_level("WARNING"):
+        mentions, requests = split(
+            src.parse(topic_response(json.dumps(data).encode(), data["id"], wanted))
+        )
+
+    assert requests == []
+    numbers = [m.canonical_url.rsplit("/", 1)[1] for m in mentions]
+    assert numbers == ["1", "2", "6", "7"]
+    assert src.skipped == {
+        "deleted": 1,
+        "without text": 1,
+        "a moderator action, not a post": 1,
+        "without a date": 1,
+    }
+    assert "1 without a date (post 20008)" in caplog.text and "(post 20003)" in caplog.text
+    anonymous, quoting = mentions[2], mentions[3]
+    assert anonymous.author.handle is None and anonymous.text == "Acme & Globex <3"
+    assert anonymous.published_at == utc("2016-02-01T09:00:00Z")
+    assert anonymous.parent_id == f"{data['id']}/2"
+    assert (anonymous.engagement.likes, anonymous.engagement.score) == (4, 13)
+    assert quoting.author.name == quoting.author.handle == base["username"]
+    assert "Ünïcödé 中文 reply" in quoting.text and quoting.parent_id == str(data["id"])
+    assert quoting.url.startswith(f"{FORUM}/t/%D1%83%D0%B1")
+    assert mentions[0].title == data["title"] and mentions[1].title == f"Re: {data['title']}"
