@@ -35,6 +35,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
@@ -159,7 +160,18 @@ def _author(person: object) -> Author:
 
 
 def _gone(item: Mapping[str, Any]) -> bool:
-    return bool(item.get("deleted")) or bool(item.get("removed"))
+    return item.get("deleted") is True or item.get("removed") is True
+
+
+def _published(item: Mapping[str, Any]) -> datetime | None:
+    """``published`` (0.18, 0.19), else ``published_at`` (the name Lemmy 1.0 gives it)."""
+    return parse_time(item.get("published")) or parse_time(item.get("published_at"))
+
+
+def _counts(view: Mapping[str, Any], item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The view's ``counts``; Lemmy 1.0 keeps the counts on the post or comment itself."""
+    counts = view.get("counts")
+    return counts if isinstance(counts, dict) else item
 
 
 def post_to_mention(view: Mapping[str, Any], instance: str, source: str = "lemmy") -> Mention | str:
@@ -172,7 +184,7 @@ def post_to_mention(view: Mapping[str, Any], instance: str, source: str = "lemmy
         return "without an id"
     if _gone(post):
         return "deleted or removed"
-    published = parse_time(post.get("published"))
+    published = _published(post)
     if published is None:
         return "without a date"
     url = http_url(post.get("ap_id")) or f"{instance}/post/{post_id}"
@@ -180,7 +192,7 @@ def post_to_mention(view: Mapping[str, Any], instance: str, source: str = "lemmy
     text = _markdown(post.get("body")) or title
     if not text:
         return "without text"
-    counts = _object(view, "counts")
+    counts = _counts(view, post)
     engagement = Engagement(
         likes=to_count(counts.get("upvotes")),
         comments=to_count(counts.get("comments")),
@@ -212,7 +224,7 @@ def comment_to_mention(
         return "without an id"
     if _gone(comment):
         return "deleted or removed"
-    published = parse_time(comment.get("published"))
+    published = _published(comment)
     if published is None:
         return "without a date"
     text = _markdown(comment.get("content"))
@@ -228,7 +240,7 @@ def comment_to_mention(
         parent = f"post/{post_id}"
     story = post.get("name")
     story = " ".join(story.split()) if isinstance(story, str) else ""
-    counts = _object(view, "counts")
+    counts = _counts(view, comment)
     engagement = Engagement(
         likes=to_count(counts.get("upvotes")),
         comments=to_count(counts.get("child_count")),
@@ -249,6 +261,16 @@ def comment_to_mention(
         thread_id=f"post/{post_id}" if post_id is not None else None,
         parent_id=parent,
     )
+
+
+def _ref(view: object) -> str:
+    """How a log line names a post or comment view: ``post 12``, ``comment 34``."""
+    if isinstance(view, dict):
+        for kind in ("comment", "post"):
+            item = view.get(kind)
+            if isinstance(item, dict):
+                return f"{kind} {item.get('id')}"
+    return f"a {type(view).__name__}"
 
 
 class LemmySource(Source[LemmyOptions]):
@@ -340,13 +362,16 @@ class LemmySource(Source[LemmyOptions]):
         skipped: Counter[str] = Counter()
         # Posts and comments are two lists, each newest first: page on while either is
         # full and has not yet reached what earlier runs saw.
+        named: dict[str, list[str]] = {}
         wants_more = False
         for convert, views in ((post_to_mention, posts), (comment_to_mention, comments)):
             reached_older = False
             for view in views:
                 outcome = convert(view, instance, self.name) if isinstance(view, dict) else None
                 if not isinstance(outcome, Mention):
-                    skipped[outcome or "not an object"] += 1
+                    reason = outcome or "not an object"
+                    skipped[reason] += 1
+                    named.setdefault(reason, []).append(_ref(view))
                     continue
                 if newer_than is not None and outcome.published_at <= newer_than:
                     reached_older = True
@@ -363,7 +388,10 @@ class LemmySource(Source[LemmyOptions]):
                 skipped.total(),
                 len(posts) + len(comments),
                 response.url,
-                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+                ", ".join(
+                    f"{count} {reason} ({', '.join(named[reason][:5])})"
+                    for reason, count in sorted(skipped.items())
+                ),
             )
         page = meta.get("page", 1)
         if wants_more and page < self.options.max_pages:

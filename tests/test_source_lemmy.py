@@ -404,3 +404,70 @@ def test_recorded_search_responses_match_the_raw_json() -> None:
             if not (v["comment"]["deleted"] or v["comment"]["removed"])
         ]
         assert [m.canonical_url for m in mentions] == kept, path.name
+
+
+# --------------------------------------------------------------------------- other shapes
+# No real Lemmy recordings exist in the shared fixtures: the shipped page is changed in the
+# test into the shapes real pages take (0.18 times without a zone, Lemmy 1.0 field names,
+# deleted and removed items, link posts, deleted creators); the rest must come through.
+
+
+def test_a_page_in_other_shapes_keeps_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    page = load("search_acme_page1.json")
+    first, second = page["posts"][:2]
+    comment = page["comments"][0]
+    link = {
+        **second,
+        "post": {
+            **second["post"],
+            "id": 900,
+            "body": None,
+            "ap_id": "https://other.example/post/9",
+            "url": "https://example.com/acme-review",
+            "name": "Acme  review  (link)",
+        },
+    }
+    modern = {
+        **first,
+        "post": {
+            **first["post"],
+            "id": 901,
+            "ap_id": "https://new.example/post/1",
+            "published_at": "2026-11-21T08:00:00Z",
+            "score": 9,
+            "upvotes": 11,
+            "comments": 2,
+        },
+    }
+    del modern["post"]["published"]
+    modern.pop("counts", None)
+    old = {
+        **first,
+        "post": {
+            **first["post"],
+            "id": 902,
+            "ap_id": "https://old.example/post/2",
+            "published": "2026-11-21T07:00:00.123456",
+        },
+    }  # 0.18: no zone
+    old["creator"] = {**first["creator"], "display_name": None, "deleted": True}
+    removed = {**first, "post": {**first["post"], "id": 903, "removed": True}}
+    gone = {**comment, "comment": {**comment["comment"], "id": 904, "deleted": True, "content": ""}}
+    page["posts"] += [link, modern, old, removed]
+    page["comments"] += [gone, "garbage"]
+    src = source(limit=50)
+
+    with caplog.at_level("WARNING"):
+        mentions, _ = split(src.parse(respond(src, json.dumps(page))))
+
+    found = {m.canonical_url: m for m in mentions}
+    assert len(mentions) == 2 + 1 + 3
+    assert src.skipped == {"deleted or removed": 2, "not an object": 1}
+    assert "2 deleted or removed (post 903, comment 904)" in caplog.text
+    assert found["https://other.example/post/9"].text == "Acme review (link)"
+    newer = found["https://new.example/post/1"]
+    assert newer.published_at == datetime(2026, 11, 21, 8, tzinfo=UTC)
+    assert (newer.engagement.likes, newer.engagement.comments, newer.engagement.score) == (11, 2, 9)
+    older = found["https://old.example/post/2"]
+    assert older.published_at == datetime(2026, 11, 21, 7, 0, 0, 123456, tzinfo=UTC)
+    assert older.author.name == first["creator"]["name"]
