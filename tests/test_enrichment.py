@@ -18,7 +18,7 @@ from listener import hookimpl
 from listener.config import ProjectConfig
 from listener.enrichment import Enricher, VaderScorer, label_for, sentiment_from_score
 from listener.enrichment.language import LanguageDetector
-from listener.enrichment.sentiment import SentimentScorer, sentence_bounds
+from listener.enrichment.sentiment import SentimentScorer, brand_risk_state, sentence_bounds
 from listener.mention import BrandMatch, Mention, Sentiment
 from listener.sdk import hookspecs
 
@@ -145,6 +145,59 @@ def test_title_is_its_own_sentence() -> None:
     doc = enricher_doc.nlp.make_doc("Acme recall\n\nThe phones are great. Really!")
     sentences = [doc[start:end].text for start, end in sentence_bounds(doc)]
     assert sentences == ["Acme recall", "The phones are great.", "Really!"]
+
+
+def test_a_sentence_does_not_end_inside_an_exchange_code() -> None:
+    enricher_doc = Enricher(
+        ProjectConfig.model_validate({"brands": BRANDS}), plugin_manager=plain_plugin_manager()
+    )
+    doc = enricher_doc.nlp.make_doc(
+        "Shares of Volkswagen <VOWG_p.DE> fell 3%. Acme is down.Anyone else? WOW."
+    )
+    sentences = [doc[start:end].text for start, end in sentence_bounds(doc)]
+    assert sentences == [
+        "Shares of Volkswagen <VOWG_p.DE> fell 3%.",
+        "Acme is down.",
+        "Anyone else?",
+        "WOW.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        ("Strike ends at Acme's copper mine in Chile", "resolved"),
+        ("Acme agrees pay deal to end strikes", "resolved"),
+        ("Acme settles VA pricing investigation; shares up 6%", "resolved"),
+        ("Acme workers go on strike over pay", "open"),
+        ("Acme lays off 2,000 workers by the end of the year", "open"),
+        ("Acme fined after settlement talks fail, lawsuit goes ahead", "open"),
+        ("Acme opens a store in Leeds", None),
+    ],
+)
+def test_brand_risk_that_is_over_is_told_apart(text: str, state: str | None) -> None:
+    assert brand_risk_state(text) == state
+
+
+class NeutralScorer:
+    """A stand-in for a model that reads every text as neutral."""
+
+    def score(self, texts: Sequence[str]) -> list[Sentiment]:
+        return [Sentiment(score=0.0, label="neutral") for _ in texts]
+
+
+def test_a_neutral_brand_with_brand_risk_that_is_over_is_positive(config: ProjectConfig) -> None:
+    enricher = Enricher(config, scorer=NeutralScorer(), plugin_manager=plain_plugin_manager())
+    ended, started, plain = enricher.enrich(
+        [
+            mention("Strike ends at Acme's copper mine in Chile"),
+            mention("Acme workers go on strike over pay", 1),
+            mention("Acme opens a store in Leeds", 2),
+        ]
+    )
+    assert brand_label(ended, "Acme") == "positive"
+    assert brand_label(started, "Acme") == "negative"
+    assert brand_label(plain, "Acme") == "neutral"
 
 
 class FixedScorer:

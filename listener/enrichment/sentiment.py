@@ -32,7 +32,10 @@ When a brand's sentences or clauses read neutral:
 
 - and they hold **brand-risk language** (an outage, breach, recall, lawsuit, layoffs,
   insider selling, a price hike, "down again", "not working": the hand-written terms of
-  ``listener.models.sentiment.RISK_TERMS``), the brand's label is ``negative`` (English);
+  ``listener.models.sentiment.RISK_TERMS``), the brand's label is ``negative`` (English),
+  unless a word saying the event is over stands next to every such phrase ("Strike ends at
+  Acme's mine", "Acme agrees pay deal to end strikes", "Acme settles pricing probe"): then it
+  is ``positive`` (``brand_risk_state``; chosen on ``bench/dev_brand_risk.py``);
 - otherwise, when the brand is the only one the mention names, the brand takes the
   document's sentiment, read without the brand's name ("Slack is down again… I hate this
   outage.": the second sentence speaks about Slack too).
@@ -246,7 +249,9 @@ def sentence_bounds(doc: Doc, table: list[list[int]] | None = None) -> list[tupl
 
     A sentence ends after a run of ``.``/``!``/``?``/``…`` tokens and at line breaks, but
     not before a word in lower case on the same line ("Kellogg sees 2020 adj. currency-
-    neutral EPS down": an abbreviation, not the end of a sentence).
+    neutral EPS down": an abbreviation, not the end of a sentence), nor at a ``.`` glued to
+    a following upper-case code ("Adidas AG <ADSGn.DE> cut its target": the tokenizer cuts
+    the exchange code at its dot).
     """
     rows = token_table(doc) if table is None else table
     strings = doc.vocab.strings
@@ -255,13 +260,23 @@ def sentence_bounds(doc: Doc, table: list[list[int]] | None = None) -> list[tupl
     last_content = -1
     ending = False
     broke = False
+    run_end = -1
     for i, row in enumerate(rows):
         kind = _kind_of(row[0], strings)
         is_end = kind in (_END, _BREAK)
-        lower_word_follows = kind == _CONTENT and strings[row[0]][:1].islower()
-        if ending and not is_end and start >= 0 and (broke or not lower_word_follows):
+        word = strings[row[0]] if kind == _CONTENT else ""
+        lower_word_follows = word[:1].islower()
+        in_code = row[1] == run_end and len(word) > 1 and word.isupper()
+        if (
+            ending
+            and not is_end
+            and start >= 0
+            and (broke or not (lower_word_follows or (word and in_code)))
+        ):
             bounds.append((start, last_content + 1))
             start = -1
+        if kind == _END:  # a "." glued to what follows
+            run_end = row[1] + row[2] if strings[row[0]] == "." else -1
         if is_end and not ending:
             broke = False
         if kind == _BREAK:
@@ -428,6 +443,57 @@ def is_brand_risk(text: str) -> bool:
     return any(not category.startswith("news_") for category, _ in risk_hits(text))
 
 
+#: Words that say a brand-risk event is over: "strike ends", "a pay deal to end strikes",
+#: "settles pricing investigation", "resolves the outage".
+_RESOLVING = frozenset(
+    {
+        *("end", "ends", "ended", "ending"),
+        *("settle", "settles", "settled", "settling"),
+        *("resolve", "resolves", "resolved", "resolving"),
+    }
+)
+#: How far before a brand-risk phrase a resolving word may stand (right after: 1 word).
+_RESOLVING_GAP = 3
+
+
+def brand_risk_state(text: str) -> str | None:
+    """``None`` without brand-risk phrases (``is_brand_risk``); ``"resolved"`` when a
+    resolving word stands next to every one ("Strike ends at the mine", "talks to end the
+    probes"); ``"open"`` otherwise."""
+    from listener.models.sentiment import (
+        _HYPHEN,
+        _RISK_WORD,
+        _candidates,
+        _match_at,
+        load_risk_terms,
+        normalise,
+    )
+
+    terms = load_risk_terms()
+    words = _RISK_WORD.findall(_HYPHEN.sub("", normalise(text)))
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(words):  # as risk_hits, keeping where each phrase is
+        best, category = -1, ""
+        for found, pattern in _candidates(terms, words[i]):
+            end = _match_at(words, i, pattern)
+            if end > best:
+                best, category = end, found
+        if best < 0:
+            i += 1
+            continue
+        if not category.startswith("news_"):
+            spans.append((i, best))
+        i = best
+    if not spans:
+        return None
+    for start, end in spans:
+        near = words[max(start - _RESOLVING_GAP, 0) : start] + words[end : end + 1]
+        if not _RESOLVING.intersection(near):
+            return "open"
+    return "resolved"
+
+
 def _combine(scores: list[Sentiment], signs: list[int] | None = None) -> Sentiment:
     if signs is None or all(sign == 1 for sign in signs):
         if len(scores) == 1:
@@ -567,8 +633,12 @@ def _judge(
     result = _combine(scores, [unit.sign for unit in units])
     if result.label != "neutral":
         return result, False
-    if brand_risk and any(is_brand_risk(unit.risk) for unit in units):
-        return Sentiment(score=min(result.score, -RISK_SCORE), label="negative"), False
+    if brand_risk:
+        states = {brand_risk_state(unit.risk) for unit in units}
+        if "open" in states:
+            return Sentiment(score=min(result.score, -RISK_SCORE), label="negative"), False
+        if "resolved" in states:
+            return Sentiment(score=max(result.score, RISK_SCORE), label="positive"), False
     return result, True
 
 
