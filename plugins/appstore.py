@@ -37,7 +37,7 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, Rating, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import http_url, parse_time, to_float, to_int
+from listener.sourcekit import html_to_text, http_url, parse_time, to_float, to_int
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,11 @@ def _content(node: object) -> str:
         if isinstance(n, dict)
     ]
     plain = [text for kind, text in texts if kind == "text" and text]
-    chosen = plain[0] if plain else next((text for _, text in texts if text), "")
+    if plain:
+        chosen = plain[0]
+    else:  # only markup (type "html"): its text, never its tags or entities
+        chosen = next((text for _, text in texts if text), "")
+        chosen = html_to_text(chosen) if chosen else ""
     lines = [line.strip() for line in chosen.replace("\r\n", "\n").split("\n")]
     return "\n".join(lines).strip()
 
@@ -243,6 +247,7 @@ class AppStoreSource(Source[AppStoreOptions]):
         entries = entries_of(feed)
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
+        named: dict[str, list[str]] = {}
         reviews = 0
         reached_older = False
         for entry in entries:
@@ -253,6 +258,8 @@ class AppStoreSource(Source[AppStoreOptions]):
             )
             if isinstance(outcome, str):
                 skipped[outcome] += 1
+                review = _label(entry.get("id")) if isinstance(entry, dict) else None
+                named.setdefault(outcome, []).append(f"id {review}" if review else "no id")
                 continue
             reviews += 1
             if newer is not None and outcome.published_at <= newer:
@@ -275,7 +282,10 @@ class AppStoreSource(Source[AppStoreOptions]):
                 skipped.total(),
                 len(entries),
                 response.url,
-                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
+                ", ".join(
+                    f"{count} {reason} ({', '.join(named[reason][:5])})"
+                    for reason, count in sorted(skipped.items())
+                ),
             )
         page = int(meta.get("page") or 1)
         last = min(_last_page(feed) or LAST_PAGE, LAST_PAGE, self.options.max_pages)

@@ -301,3 +301,54 @@ def test_recorded_feeds(path: Path) -> None:
         assert mention.rating is not None
         assert mention.rating.raw == float(entry["im:rating"]["label"])
         assert mention.engagement.likes == int(entry["im:voteSum"]["label"])
+
+
+# --------------------------------------------------------------------------- other shapes
+# No real App Store feed is recorded in the shared fixtures: the shipped page is changed in
+# the test into shapes real feeds take; the rest of the page must come through.
+
+
+def test_a_feed_in_other_shapes_keeps_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    data = json.loads(body("us_page1.json"))
+    entries = data["feed"]["entry"]
+    review = next(e for e in entries if "im:rating" in e)
+    html_only = {
+        **review,
+        "id": {"label": "9001"},
+        "content": [
+            {"label": "<p>Acme &amp; Globex <b>sync</b></p>", "attributes": {"type": "html"}}
+        ],
+    }
+    both = {
+        **review,
+        "id": {"label": "9002"},
+        "content": [
+            {"label": "<p>markup</p>", "attributes": {"type": "html"}},
+            {"label": "Plain  text\r\nwins", "attributes": {"type": "text"}},
+        ],
+    }
+    zulu = {
+        **review,
+        "id": {"label": "9003"},
+        "updated": {"label": "2026-11-20T06:41:07Z"},
+        "im:rating": {"label": "4.0"},
+        "im:voteSum": {"label": "-1"},
+        "author": {"name": {"label": "Ünï Cödé"}},
+    }
+    title_only = {**review, "id": {"label": "9004"}, "content": {"label": "  "}}
+    undated = {**review, "id": {"label": "9005"}, "updated": {"label": ""}}
+    entries += [html_only, both, zulu, title_only, undated, ["garbage"]]
+    src = source()
+
+    with caplog.at_level("WARNING"):
+        mentions, _ = split(src.parse(page_response(src, json.dumps(data).encode())))
+
+    found = {m.url.rsplit("/", 1)[-1].rsplit("=", 1)[-1]: m for m in mentions}
+    assert src.skipped.get("without a date") == 1 and src.skipped.get("not an object") == 1
+    assert "1 without a date (id 9005)" in caplog.text
+    assert found["9001"].text == "Acme & Globex sync"
+    assert found["9002"].text == "Plain  text\nwins"
+    assert found["9003"].published_at == datetime(2026, 11, 20, 6, 41, 7, tzinfo=UTC)
+    assert found["9003"].rating is not None and found["9003"].rating.raw == 4.0
+    assert found["9003"].engagement.likes is None and found["9003"].author.name == "Ünï Cödé"
+    assert found["9004"].text == review["title"]["label"]
