@@ -535,3 +535,41 @@ def test_a_real_review_page_without_schema_org_reviews_is_not_an_error() -> None
     )
     assert page.reviews == []
     assert page.error_title is None
+
+
+@requires_extruct_pages
+def test_microdata_reviews_added_to_a_real_shop_page_are_all_read_with_their_dates() -> None:
+    """monsterpetsupplies' real Product microdata, with reviews as shops write them.
+
+    The dates are written as European and US shops write them; the 12-hour clock
+    was read as 07:45 and the dotted date as 3 May before, and the German one
+    was no date at all (the review was skipped).
+    """
+    name = "monsterpetsupplies_product_microdata.html"
+    product = b'<div class="product-page" itemscope itemtype="http://schema.org/Product">'
+    written = [
+        ("Jo", "05.03.2024", "5", "Worked within a day on both our cats."),
+        ("Sam K.", "Mar 5, 2024 7:45 PM", "2", "The tablets are hard to give."),
+        ("Birgit", "5. März 2024", "4", "Gut verträglich."),
+    ]
+    reviews_html = "".join(
+        '<div itemprop="review" itemscope itemtype="http://schema.org/Review">'
+        f'<span itemprop="author">{author}</span> <span itemprop="datePublished">{date}</span>'
+        '<div itemprop="reviewRating" itemscope itemtype="http://schema.org/Rating">'
+        f'<span itemprop="ratingValue">{stars}</span>/<span itemprop="bestRating">5</span></div>'
+        f'<p itemprop="reviewBody">{text}</p></div>'
+        for author, date, stars, text in written
+    )
+    body = (EXTRUCT / name).read_bytes().replace(product, product + reviews_html.encode(), 1)
+    url = "https://www.monsterpetsupplies.co.uk/cats/johnsons-4-fleas-cats-kittens-tablets"
+    src = make_source(ReviewsSource, urls=[url])
+    mentions = mentions_of(list(src.parse(respond(url, body))))
+
+    assert src.skipped == {}
+    assert [(m.author.name, m.published_at, m.text) for m in mentions] == [
+        ("Jo", utc(2024, 3, 5), "Worked within a day on both our cats."),
+        ("Sam K.", utc(2024, 3, 5, 19, 45), "The tablets are hard to give."),
+        ("Birgit", utc(2024, 3, 5), "Gut verträglich."),
+    ]
+    assert [m.rating.raw if m.rating else None for m in mentions] == [5.0, 2.0, 4.0]
+    assert all("Johnsons 4 Fleas Cats & Kittens Tablets" in (m.title or "") for m in mentions)

@@ -152,6 +152,17 @@ def test_parse_date_rejects_impossible_dates_instead_of_rolling_them_over(text: 
         ("March 5, 2024", datetime(2024, 3, 5, tzinfo=UTC), False),
         ("5 March 2024 10:30", datetime(2024, 3, 5, 10, 30, tzinfo=UTC), True),
         ("2024-03-05T10:00:00+02:00", datetime(2024, 3, 5, 8, tzinfo=UTC), True),
+        # e-mail date parsing read the hour of a 12-hour clock as is (10:00)
+        ("Mar 5, 2024 10:00 PM", datetime(2024, 3, 5, 22, tzinfo=UTC), True),
+        ("March 5, 2024 at 9:15 a.m.", datetime(2024, 3, 5, 9, 15, tzinfo=UTC), True),
+        # dotted dates are day first (dateutil read 05.03.2024 as 3 May)
+        ("05.03.2024", datetime(2024, 3, 5, tzinfo=UTC), False),
+        ("05.03.2024 14:30", datetime(2024, 3, 5, 14, 30, tzinfo=UTC), True),
+        # month names of other languages were no date at all
+        ("5. März 2024", datetime(2024, 3, 5, tzinfo=UTC), False),
+        ("5 mars 2024", datetime(2024, 3, 5, tzinfo=UTC), False),
+        ("5 de marzo de 2024", datetime(2024, 3, 5, tzinfo=UTC), False),
+        ("5 dicembre 2024", datetime(2024, 12, 5, tzinfo=UTC), False),
     ],
 )
 def test_parse_date_reads_written_dates(text: str, expected: datetime, has_time: bool) -> None:

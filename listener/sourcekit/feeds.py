@@ -32,7 +32,13 @@ import feedparser
 from lxml import etree
 
 from listener.sourcekit.pages import describe_body
-from listener.sourcekit.values import from_timestamp, http_url, parse_time, to_count
+from listener.sourcekit.values import (
+    english_months,
+    from_timestamp,
+    http_url,
+    parse_time,
+    to_count,
+)
 from listener.text import html_to_text
 
 __all__ = ["FEED_ACCEPT", "Feed", "FeedEntry", "FeedStream", "read_feed", "stream_feed"]
@@ -124,26 +130,6 @@ _NUMERIC_ZONE = re.compile(r"[+-]\d{2}:?\d{2}\b|\d[zZ]\b")
 # What feedparser misreads without a word: a 12-hour clock (05:17 PM is read as 05:17),
 # slashed dates (2016/12/06 becomes 1 December), Unix timestamps (year 1481).
 _MISREAD = re.compile(r"\d\s*[AaPp]\.?[Mm]\b\.?|\d{1,4}/\d{1,2}/\d{1,4}|^\s*\d{9,13}\s*$")
-# Month names in the languages feeds are written in, by their first letters; feedparser
-# reads English ones only (RFC 822 asks for English, many CMSs localise anyway).
-_MONTH_PREFIXES = (
-    ("juil", 7), ("juin", 6), ("jan", 1), ("ene", 1), ("gen", 1), ("feb", 2), ("fev", 2),
-    ("fév", 2), ("mär", 3), ("mrz", 3), ("mrt", 3), ("mar", 3), ("apr", 4), ("avr", 4),
-    ("abr", 4), ("may", 5), ("mai", 5), ("mag", 5), ("mei", 5), ("jun", 6), ("giu", 6),
-    ("jul", 7), ("lug", 7), ("aug", 8), ("ago", 8), ("aoû", 8), ("aou", 8), ("sep", 9),
-    ("set", 9), ("oct", 10), ("okt", 10), ("ott", 10), ("out", 10), ("nov", 11),
-    ("dec", 12), ("déc", 12), ("dez", 12), ("dic", 12),
-)  # fmt: skip
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_WORD = re.compile(r"[^\W\d_]+\.?")
-
-
-def _english_month(word: str) -> str:
-    lowered = word.rstrip(".").lower()
-    for prefix, month in _MONTH_PREFIXES:
-        if lowered.startswith(prefix):
-            return _MONTHS[month - 1]
-    return word
 
 
 def _written_time(raw: str) -> datetime | None:
@@ -164,7 +150,7 @@ def _written_time(raw: str) -> datetime | None:
         text = f"{text[: zone.start()]} {text[zone.end() :]}".strip()
     text = re.sub(r"^[^\d,]+,\s*", "", text)  # "Di, 06 Dez 2016": the weekday goes
     text = re.sub(r"\([^)]*\)", " ", text)  # "(Coordinated Universal Time)"
-    text = _WORD.sub(lambda match: _english_month(match.group()), text)
+    text = english_months(text)
     if not re.search(r"(?<!\d)\d{4}(?!\d)", text):
         return None  # a two-digit year is feedparser's to read
     from dateutil import parser as date_parser  # a dependency of trafilatura (htmldate)

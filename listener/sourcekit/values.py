@@ -164,7 +164,38 @@ def from_timestamp(value: object) -> datetime | None:
         return None
 
 
+# Month names in the languages pages and feeds are written in, by their first letters
+# (German, French, Spanish, Italian, Dutch, Portuguese; longest prefixes first).
+_MONTH_PREFIXES = (
+    ("juil", 7), ("juin", 6), ("jan", 1), ("ene", 1), ("gen", 1), ("feb", 2), ("fev", 2),
+    ("fév", 2), ("mär", 3), ("mrz", 3), ("mrt", 3), ("mar", 3), ("apr", 4), ("avr", 4),
+    ("abr", 4), ("may", 5), ("mai", 5), ("mag", 5), ("mei", 5), ("jun", 6), ("giu", 6),
+    ("jul", 7), ("lug", 7), ("aug", 8), ("ago", 8), ("aoû", 8), ("aou", 8), ("sep", 9),
+    ("set", 9), ("oct", 10), ("okt", 10), ("ott", 10), ("out", 10), ("nov", 11),
+    ("dec", 12), ("déc", 12), ("dez", 12), ("dic", 12),
+)  # fmt: skip
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_WORD = re.compile(r"[^\W\d_]+\.?")
+
+
+def _english_month(word: str) -> str:
+    lowered = word.rstrip(".").lower()
+    for prefix, month in _MONTH_PREFIXES:
+        if lowered.startswith(prefix):
+            return _MONTHS[month - 1]
+    return word
+
+
+def english_months(text: str) -> str:
+    """``text`` with month names of other languages (``Dez``, ``février``) in English."""
+    return _WORD.sub(lambda match: _english_month(match.group()), text)
+
+
 _YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
+# A 12-hour clock: e-mail date parsing reads "10:00 PM" as 10:00, dateutil does not.
+_TWELVE_HOUR = re.compile(r"\d\s*[AaPp]\.?\s?[Mm]\b\.?")
+# Dates with dots are day first wherever they are written (05.03.2024, 5. März 2024).
+_DOTTED_DAY = re.compile(r"^\s*\d{1,2}\.\s*(?:\d{1,2}\.|[^\W\d_])")
 _PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2}))?")
 _TIME = re.compile(r"\d{1,2}:\d{2}")
 
@@ -174,7 +205,9 @@ def parse_date(value: object) -> tuple[datetime, bool] | None:
 
     Reads what :func:`parse_time` reads, W3C partial dates (``2024``,
     ``2024-03``: the first of the period) and written dates with a four-digit
-    year (``March 5, 2024``, ``5 March 2024 10:00``). A date alone is midnight
+    year (``March 5, 2024``, ``5 March 2024 10:00``, ``Feb 1, 2023 10:00 PM``;
+    ``05.03.2024`` is day first; month names in German, French, Spanish,
+    Italian, Dutch and Portuguese too: ``5. März 2024``). A date alone is midnight
     UTC; a time without a zone is UTC. ``None`` when there is no date or it is
     impossible (``2026-13-45`` is rejected, never rolled over into 2027).
     """
@@ -190,7 +223,7 @@ def parse_date(value: object) -> tuple[datetime, bool] | None:
             return _aware(datetime(int(partial.group(1)), int(partial.group(2) or 1), 1)), False
         except ValueError:
             return None
-    parsed = parse_time(text)
+    parsed = None if _TWELVE_HOUR.search(text) else parse_time(text)
     if parsed is not None:
         return parsed, has_time
     if not _YEAR.search(text):
@@ -200,7 +233,11 @@ def parse_date(value: object) -> tuple[datetime, bool] | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            written = date_parser.parse(text, default=datetime(2000, 1, 1))
+            written = date_parser.parse(
+                english_months(re.sub(r"\b(?:de|del)\b", " ", text)),  # "5 de marzo de 2024"
+                default=datetime(2000, 1, 1),
+                dayfirst=bool(_DOTTED_DAY.match(text)),
+            )
         except (ValueError, OverflowError, TypeError):
             return None
     return _aware(written), has_time
