@@ -35,7 +35,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,8 @@ class ChannelPage:
     skipped: Counter[str]
     before: int | None
     oldest: datetime | None
+    #: The skipped posts (``CHANNEL/ID``) by reason, for the log.
+    skipped_posts: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _text_of(selector: Selector | Any) -> str | None:
@@ -179,19 +181,26 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
     posts: list[Mention] = []
     skipped: Counter[str] = Counter()
     dates: list[datetime] = []
+    named: dict[str, list[str]] = {}
+
+    def skip(reason: str, post: str) -> None:
+        skipped[reason] += 1
+        named.setdefault(reason, []).append(post)
+
     for message in messages:
-        channel, _, number = (message.attrib.get("data-post") or "").partition("/")
+        post_id = message.attrib.get("data-post") or ""
+        channel, _, number = post_id.partition("/")
         if not channel or not number.isdigit():
-            skipped["without a post id"] += 1
+            skip("without a post id", repr(post_id))
             continue
         if "service_message" in (message.attrib.get("class") or ""):
-            skipped["a service message"] += 1
+            skip("a service message", post_id)
             continue
         published = parse_time(message.css(".tgme_widget_message_date time::attr(datetime)").get())
         if published is None:
             published = parse_time(message.css("time::attr(datetime)").get())
         if published is None:
-            skipped["without a date"] += 1
+            skip("without a date", post_id)
             continue
         dates.append(published)
         own = message.xpath(_OWN_TEXT)
@@ -199,7 +208,7 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
         if not text:
             text = _text_of(message.css(".tgme_widget_message_poll_question")) or ""
         if not text:
-            skipped["without text (media only)"] += 1
+            skip("without text (media only)", post_id)
             continue
         public = f"{PUBLIC_URL}/{quote(channel)}/{number}"
         link = message.css("a.tgme_widget_message_date::attr(href)").get()
@@ -249,6 +258,7 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
         skipped=skipped,
         before=before if messages else None,
         oldest=min(dates) if dates else None,
+        skipped_posts=named,
     )
 
 
@@ -306,12 +316,19 @@ class TelegramSource(Source[TelegramOptions]):
             results.append(post)
         if page.skipped:
             self.skipped.update(page.skipped)
-            log.info(
+            # Photos without captions and service messages are ordinary; anything else
+            # is a post that could not be read.
+            usual = set(page.skipped) <= {"without text (media only)", "a service message"}
+            log.log(
+                logging.INFO if usual else logging.WARNING,
                 "%s: skipped %d posts of %s (%s)",
                 self.label,
                 page.skipped.total(),
                 response.url,
-                ", ".join(f"{count} {reason}" for reason, count in sorted(page.skipped.items())),
+                ", ".join(
+                    f"{count} {reason} ({', '.join(page.skipped_posts.get(reason, [])[:5])})"
+                    for reason, count in sorted(page.skipped.items())
+                ),
             )
         reached_older = newer is not None and page.oldest is not None and page.oldest <= newer
         number = int(response.meta.get("page") or 1)

@@ -300,3 +300,21 @@ def test_robots_txt_is_obeyed_for_every_channel_of_a_crawl(tmp_path: Path) -> No
     options = {"base_url": "{base_url}", "channels": channels}
     result = replay_crawl("telegram", options, routes, brands=[ACME], home=tmp_path)
     assert not [r for r in result.requests if r.path == "/s/umbrellacorp"]
+
+
+def test_a_post_that_cannot_be_read_is_named_and_the_rest_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    html = page("acmenews.html").decode()
+    undated = '<time datetime="2026-11-19T08:15:00+00:00" class="time">'
+    assert html.count(undated) == 1
+    html = html.replace(undated, '<time class="time">')  # post 103 loses its date
+    src = source()
+    with caplog.at_level("INFO"):
+        mentions, _ = split(src.parse(page_response(src, html.encode())))
+    before = split(source().parse(page_response(source(), page("acmenews.html"))))[0]
+    assert [m.url for m in mentions] == [m.url for m in before if not m.url.endswith("/103")]
+    assert src.skipped["without a date"] == 1
+    warning = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warning) == 1 and "1 without a date (acmenews/103)" in warning[0].getMessage()
+    assert "(acmenews/104)" in warning[0].getMessage()  # the photo without caption, named too
