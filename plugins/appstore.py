@@ -107,11 +107,16 @@ def _label(node: object) -> str | None:
     return None
 
 
+def _attributes(node: Mapping[str, Any]) -> Mapping[str, Any]:
+    attributes = node.get("attributes")
+    return attributes if isinstance(attributes, dict) else {}
+
+
 def _content(node: object) -> str:
     """The review text: the plain-text content when several are given."""
     nodes = node if isinstance(node, list) else [node]
     texts = [
-        (str((n.get("attributes") or {}).get("type") or "text"), _label(n) or "")
+        (str(_attributes(n).get("type") or "text"), _label(n) or "")
         for n in nodes
         if isinstance(n, dict)
     ]

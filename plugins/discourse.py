@@ -109,7 +109,8 @@ def _likes(post: Mapping[str, Any]) -> int | None:
     likes = to_count(post.get("like_count"))
     if likes is not None:
         return likes
-    for action in post.get("actions_summary") or []:
+    actions = post.get("actions_summary")
+    for action in actions if isinstance(actions, list) else []:
         if isinstance(action, dict) and to_int(action.get("id")) == LIKE_ACTION:
             return to_count(action.get("count"))
     return None

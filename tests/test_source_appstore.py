@@ -337,7 +337,8 @@ def test_a_feed_in_other_shapes_keeps_the_rest(caplog: pytest.LogCaptureFixture)
     }
     title_only = {**review, "id": {"label": "9004"}, "content": {"label": "  "}}
     undated = {**review, "id": {"label": "9005"}, "updated": {"label": ""}}
-    entries += [html_only, both, zulu, title_only, undated, ["garbage"]]
+    odd = {**review, "id": {"label": "9006"}, "content": {"label": "Odd", "attributes": "text"}}
+    entries += [html_only, both, zulu, title_only, undated, odd, ["garbage"]]
     src = source()
 
     with caplog.at_level("WARNING"):
@@ -352,3 +353,4 @@ def test_a_feed_in_other_shapes_keeps_the_rest(caplog: pytest.LogCaptureFixture)
     assert found["9003"].rating is not None and found["9003"].rating.raw == 4.0
     assert found["9003"].engagement.likes is None and found["9003"].author.name == "Ünï Cödé"
     assert found["9004"].text == review["title"]["label"]
+    assert found["9006"].text == "Odd"

@@ -531,6 +531,7 @@ def test_recorded_topic_in_other_shapes_keeps_the_rest(caplog: pytest.LogCapture
             name="",
             display_username=None,
             topic_slug="ублок-ориджин",  # forums in other scripts keep them in slugs
+            actions_summary=7,  # not a list: no likes, the post is still read
             cooked='<aside class="quote"><blockquote><p>quoted</p></blockquote>'
             "</aside><p>Ünïcödé 中文 reply</p>",
             created_at="2016-02-01T10:00:00Z",
