@@ -25,16 +25,22 @@ Decisions a user may want to know about:
   mention must point somewhere, and its id is derived from its URL.
 - Atom and JSON Feed entries without an author inherit the feed's author (both
   specifications say so); RSS entries do not (``managingEditor`` is an editor).
+- An entry's id derives from its link. Entries that are anchors of one page
+  (``/changelog#v1.3``) keep the anchor in their id; entries sharing a link
+  without one are told apart by their guid (see :func:`_entry_canonical`).
 - FeedBurner's ``feedburner:origLink`` is used as the canonical URL, so the same
   article read through the proxy and directly is one mention.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -47,6 +53,8 @@ from listener.sourcekit import (
     Feed,
     FeedEntry,
     FeedStream,
+    canonical_url,
+    http_url,
     read_feed,
     response_header,
     stream_feed,
@@ -116,9 +124,12 @@ class RssSource(Source[RssOptions]):
         skipped: Counter[str] = Counter()
         feed_key = response.request.url
         seen_before = yielded = entries = 0
+        owners: dict[str, str] = {}  # canonical URL -> the first entry that links to it
         for entry in stream.entries:
             entries += 1
-            mention, reason = self._mention(entry, feed)
+            base = canonical_url(entry.canonical_link or entry.link) if entry.link else ""
+            shared = owners.setdefault(base, _identity(entry)) != _identity(entry)
+            mention, reason = self._mention(entry, feed, shared)
             if mention is None:
                 skipped[reason] += 1
             elif not self.is_new(feed_key, mention):
@@ -149,9 +160,12 @@ class RssSource(Source[RssOptions]):
                 details,
             )
 
-    def _mention(self, entry: FeedEntry, feed: Feed) -> tuple[Mention | None, str]:
+    def _mention(
+        self, entry: FeedEntry, feed: Feed, shared: bool = False
+    ) -> tuple[Mention | None, str]:
         if entry.link is None:
             return None, "without a link"
+        canonical, anchored = _entry_canonical(entry, shared)
         published = entry.published or feed.updated
         if published is None:
             return None, "without a date (nor a feed date)"
@@ -164,15 +178,52 @@ class RssSource(Source[RssOptions]):
                 source=self.name,
                 source_kind=self.options.kind,
                 url=entry.link,
-                canonical_url=entry.canonical_link or entry.link,
+                canonical_url=canonical,
                 title=entry.title,
                 text=text,
                 published_at=published,
                 author=author,
                 engagement=Engagement(comments=entry.comments),
+                keep_fragment=anchored,
             ),
             "",
         )
+
+
+# Fragments that are no anchor of their own: tracking (#xtor=RSS-1, #ixzz…, #utm_…,
+# #ref=rss) and WordPress' jump links.
+_NO_ANCHOR = re.compile(
+    r"^(?:$|utm|xtor|ixzz|ref=|at_|src=|from=|rss|more|respond|comments?$)", re.IGNORECASE
+)
+
+
+def _identity(entry: FeedEntry) -> str:
+    """What tells entries apart when they share a link: the guid, else title and date."""
+    return entry.guid or f"{entry.title}\n{entry.published}"
+
+
+def _entry_canonical(entry: FeedEntry, shared: bool) -> tuple[str, bool]:
+    """The URL an entry's id derives from, and whether its fragment is part of it.
+
+    A changelog, live blog or podcast feed gives each entry an anchor of one
+    page (``/changelog#v1.3``); without its fragment every entry had the same
+    id and all but one were dropped as duplicates. Such an anchor is kept.
+    Entries that share a link without one (every item pointing at the home
+    page) are told apart by their guid: a permalink guid as it is, any other
+    guid hashed into an ``#entry-…`` anchor (the first entry keeps the plain
+    link, so feeds without shared links keep their ids).
+    """
+    link = entry.canonical_link or entry.link or ""
+    fragment = urlsplit(link).fragment
+    if fragment and not _NO_ANCHOR.match(fragment):
+        return link, True
+    if not shared:
+        return link, False
+    own = http_url(entry.guid)
+    if own and canonical_url(own) != canonical_url(link):
+        return own, False
+    digest = hashlib.sha1(_identity(entry).encode()).hexdigest()[:12]
+    return f"{link.partition('#')[0]}#entry-{digest}", True
 
 
 @hookimpl

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -652,3 +652,50 @@ def test_feed_dates_written_in_the_wild_are_read_with_their_zone(written: str) -
 
     assert feed.entries[0].published == utc(2016, 12, 6, 17, 17)
     assert feed.entries[1].published == utc(2016, 12, 5, 16, 24)  # untouched
+
+
+def _couchbase_links(replace: Callable[[re.Match[bytes]], bytes]) -> bytes:
+    body = fixture("perceval/couchbase_blog_rss.xml")
+    return re.sub(rb"<link>http://blog\.couchbase\.com/2016/(\w+)/([^<]+)</link>", replace, body)
+
+
+def test_entries_that_are_anchors_of_one_page_keep_their_own_ids() -> None:
+    """The real Couchbase feed as a changelog or live blog writes it: one page, an anchor each.
+
+    Without the fragment every entry had the same id and the crawl dropped all
+    but one as duplicates.
+    """
+    body = _couchbase_links(
+        lambda m: b"<link>http://blog.couchbase.com/updates#" + m[2] + b"</link>"
+    )
+    mentions = parse(source(), respond(body, "http://blog.couchbase.com/feed", RSS_TYPE))
+
+    assert len({m.id for m in mentions}) == len(mentions) == 30
+    assert mentions[0].canonical_url == (
+        "http://blog.couchbase.com/updates#connect-2016-developer-workshop"
+    )
+
+
+def test_entries_sharing_one_link_are_told_apart_by_their_guids() -> None:
+    """The real Couchbase feed with every item linking to the home page, as some feeds do."""
+    count = iter(range(1000))
+    body = _couchbase_links(
+        lambda m: (
+            b"<link>http://blog.couchbase.com/</link>"
+            + f'<guid isPermaLink="false">post-{next(count)}</guid>'.encode()
+        )
+    )
+    mentions = parse(source(), respond(body, "http://blog.couchbase.com/feed", RSS_TYPE))
+
+    assert len({m.id for m in mentions}) == len(mentions) == 30
+    assert mentions[0].canonical_url == "http://blog.couchbase.com/"  # the first keeps it
+    again = parse(source(), respond(body, "http://blog.couchbase.com/feed", RSS_TYPE))
+    assert [m.id for m in again] == [m.id for m in mentions]
+
+
+def test_tracking_fragments_do_not_change_an_entry_id() -> None:
+    plain = parse(source(), respond(fixture("perceval/couchbase_blog_rss.xml"), BASE, RSS_TYPE))
+    body = _couchbase_links(lambda m: m[0].replace(b"</link>", b"#xtor=RSS-1</link>"))
+    tracked = parse(source(), respond(body, BASE, RSS_TYPE))
+
+    assert [m.id for m in tracked] == [m.id for m in plain]
