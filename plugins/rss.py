@@ -191,9 +191,11 @@ class RssSource(Source[RssOptions]):
 
 
 # Fragments that are no anchor of their own: tracking (#xtor=RSS-1, #ixzz…, #utm_…,
-# #ref=rss) and WordPress' jump links.
+# #ref=rss) and jump links (WordPress' #more-123 and #respond, #top, #content …).
 _NO_ANCHOR = re.compile(
-    r"^(?:$|utm|xtor|ixzz|ref=|at_|src=|from=|rss|more|respond|comments?$)", re.IGNORECASE
+    r"^(?:$|utm|xtor|ixzz|ref=|at_|src=|from=|rss|more|respond"
+    r"|(?:comments?|top|main|content|article|start|body|page)$)",
+    re.IGNORECASE,
 )
 
 
