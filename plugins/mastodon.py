@@ -32,7 +32,9 @@ null for some remote software) and ``uri`` (the ActivityPub id),
 ``media_attachments`` (``description`` is the alt text) and ``account``
 (``username``, ``acct`` — ``user`` for local, ``user@domain`` for remote
 accounts —, ``display_name``, ``url``, ``followers_count``). Errors are
-``{"error": "…"}``.
+``{"error": "…"}``. A thread (``/statuses/ID/context``: ``ancestors`` and
+``descendants``) and a single status (``/statuses/ID``) are read as a page of
+statuses too, never paged on.
 """
 
 from __future__ import annotations
@@ -256,6 +258,21 @@ def status_to_mention(status: Mapping[str, Any], source: str = "mastodon") -> Me
     )
 
 
+def _other_statuses(data: object) -> list[Any] | None:
+    """The statuses of a context (ancestors, then descendants), a search result or one
+    status; None when ``data`` is none of these."""
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("ancestors"), list) or isinstance(data.get("descendants"), list):
+        parts = [data.get("ancestors"), data.get("descendants")]
+        return [status for part in parts if isinstance(part, list) for status in part]
+    if isinstance(data.get("statuses"), list):
+        return list(data["statuses"])
+    if "id" in data and ("content" in data or "reblog" in data):
+        return [data]
+    return None
+
+
 def _ref(status: object) -> str:
     """How a log line names a status: ``id 1234``, else what it is."""
     if not isinstance(status, dict):
@@ -348,14 +365,20 @@ class MastodonSource(Source[MastodonOptions]):
         if isinstance(data, dict) and "error" in data:
             raise ValueError(f"{response.url} answered with a Mastodon error: {data['error']}")
         meta = response.meta
+        # A page is a timeline (a list), a search result ({"statuses": [...]}), and, read
+        # the same way, a thread ({"ancestors": [...], "descendants": [...]}) or one status.
+        paged = True
         if meta.get("kind") == "search":
             statuses = data.get("statuses") if isinstance(data, dict) else None
             if not isinstance(statuses, list):
                 raise ValueError(f"{response.url} is not a Mastodon search result (no statuses)")
-        else:
-            if not isinstance(data, list):
-                raise ValueError(f"{response.url} is not a Mastodon timeline (not a JSON list)")
+        elif isinstance(data, list):
             statuses = data
+        else:
+            statuses = _other_statuses(data)
+            paged = False
+            if statuses is None:
+                raise ValueError(f"{response.url} is not a Mastodon timeline (not a JSON list)")
         key: str = meta.get("key", response.url)
         # With snowflake ids the server already left out what is older (since_id).
         newer_than = None if self.options.snowflake_ids else self.newer_than(key)
@@ -390,7 +413,7 @@ class MastodonSource(Source[MastodonOptions]):
                 ),
             )
         page = to_int(meta.get("page")) or 0
-        full = len(statuses) >= self.options.limit
+        full = paged and len(statuses) >= self.options.limit
         if full and not reached_older and page + 1 < self.options.max_pages:
             following = self._next_url(response, statuses, page)
             if following:

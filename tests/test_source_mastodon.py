@@ -263,7 +263,7 @@ def test_a_boost_is_the_boosted_status() -> None:
     ("body", "kind", "message"),
     [
         ('{"error": "This API requires an authenticated user"}', "timeline", "Mastodon error"),
-        ('{"statuses": []}', "timeline", "not a Mastodon timeline"),
+        ('{"accounts": []}', "timeline", "not a Mastodon timeline"),
         ("[]", "search", "not a Mastodon search result"),
         ('{"accounts": [], "results": []}', "search", "not a Mastodon search result"),
         ("<html><body><h1>502 Bad Gateway</h1></body></html>", "timeline", "did not return JSON"),
@@ -587,3 +587,42 @@ def test_recorded_search_results_with_a_suspended_author_and_html_entities() -> 
     assert len(mentions) == len(statuses)
     assert mentions[0].text == "CW: brands\n\nAcme & Globex <3 café 🎉\n\nx"
     assert mentions[0].author.name is mentions[0].author.handle is None
+
+
+@pytest.mark.parametrize(
+    ("name", "path_part"),
+    [("rtoot_status_context.yml", "/context"), ("test_entity_context.yaml", "/context")],
+)
+def test_recorded_thread_contexts_are_read_as_pages(name: str, path_part: str) -> None:
+    """A thread (GET /statuses/ID/context) read as a page: its ancestors, then replies."""
+    uri, body = recorded(name, path_part)
+    raw = json.loads(body)
+    statuses = raw["ancestors"] + raw["descendants"]
+    public = [s for s in statuses if s["visibility"] in ("public", "unlisted")]
+    src = source(limit=1)
+    mentions, requests = split(src.parse(respond(uri, body)))
+    assert [m.canonical_url for m in mentions] == [s["url"] or s["uri"] for s in public]
+    assert src.skipped.total() == len(statuses) - len(public)  # private replies stay out
+    assert len(statuses) > 0 and requests == []  # a thread is not paged
+
+
+def test_recorded_single_statuses_are_read_as_pages() -> None:
+    """GET /statuses/ID answers one status, not a list: it is read as a page of one."""
+    yaml = pytest.importorskip("yaml")
+    path = RECORDED / "test_entity_status.yaml"
+    if not path.is_file():
+        pytest.skip(f"recorded responses not available: {path}")
+    cassette = yaml.safe_load(path.read_text(encoding="utf-8"))
+    checked = 0
+    for interaction in cassette["interactions"]:
+        uri = interaction["request"]["uri"]
+        status = json.loads(interaction["response"]["body"]["string"])
+        if "/api/v1/statuses/" not in uri or not isinstance(status, dict):
+            continue
+        checked += 1
+        src = source()
+        mentions, requests = split(src.parse(respond(uri, json.dumps(status))))
+        expected = status["reblog"] or status
+        assert [m.canonical_url for m in mentions] == [expected["url"] or expected["uri"]]
+        assert requests == []
+    assert checked > 0
