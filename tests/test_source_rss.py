@@ -699,3 +699,34 @@ def test_tracking_fragments_do_not_change_an_entry_id() -> None:
     tracked = parse(source(), respond(body, BASE, RSS_TYPE))
 
     assert [m.id for m in tracked] == [m.id for m in plain]
+
+
+def test_json_feed_titles_with_html_entities_are_decoded() -> None:
+    """The real inessential.com JSON Feed with titles as WordPress' JSON Feed plugin writes them.
+
+    (``Here&#8217;s``, ``&amp;``: the specification allows HTML in content_html only,
+    and a brand named with an ampersand would not be found in ``Procter &amp; Gamble``.)
+    """
+    data = json.loads(fixture("feedjira/json_feed.json"))
+    titles = [item.get("title") for item in data["items"]]
+    for item in data["items"]:
+        if item.get("title"):
+            item["title"] = item["title"].replace("&", "&amp;").replace("’", "&#8217;")
+    data["items"][0]["title"] = "Procter &amp; Gamble&#8217;s results"
+    url = "http://inessential.com/feed.json"
+    mentions = parse(source(url), respond(json.dumps(data).encode(), url, JSON_TYPE))
+
+    assert [m.title for m in mentions] == ["Procter & Gamble’s results", *titles[1:]]
+    assert any("’" in (title or "") for title in titles[1:])  # the test changes something
+
+
+def test_a_json_feed_item_whose_html_is_only_an_image_keeps_its_plain_text() -> None:
+    data = json.loads(fixture("trafilatura/npr_technology_feed.json"))
+    first = data["items"][0]
+    summary = first.pop("summary")
+    first["content_text"] = summary
+    first["content_html"] = f'<img src="{first["image"]}">'
+    url = "https://feeds.npr.org/1019/feed.json"
+    mentions = parse(source(url), respond(json.dumps(data).encode(), url, JSON_TYPE))
+
+    assert mentions[0].text == summary

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import html
 import io
 import json
 import re
@@ -423,6 +424,21 @@ def _json_author(item: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+_ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def _json_plain(value: object) -> str | None:
+    """A JSON Feed plain-text field, with the HTML entities some publishers leave decoded.
+
+    The specification allows HTML in ``content_html`` only, but WordPress'
+    JSON Feed plugin and others write titles as they write them for RSS:
+    ``Here&#8217;s`` and ``Procter &amp; Gamble``.
+    """
+    if isinstance(value, str) and _ENTITY.search(value):
+        value = html.unescape(value)
+    return _clean(value)
+
+
 def _read_json_feed(body: bytes, url: str) -> Feed:
     try:
         data = json.loads(body.decode("utf-8-sig"))
@@ -453,27 +469,28 @@ def _read_json_feed(body: bytes, url: str) -> Feed:
         link = http_url(item.get("url"), url) or http_url(item.get("external_url"), url)
         if link is None and isinstance(identifier, str) and identifier.startswith("http"):
             link = http_url(identifier, url)
-        html = item.get("content_html")
+        rich = item.get("content_html")
         plain = item.get("content_text")
         summary = item.get("summary")
-        if isinstance(html, str) and html.strip():
-            text = html_to_text(html)
-        elif isinstance(plain, str) and plain.strip():
-            text = _normalise_plain(plain)
-        elif isinstance(summary, str) and summary.strip():
-            text = html_to_text(summary)
-        else:
-            text = ""
+        text = ""
+        if isinstance(rich, str) and rich.strip():
+            text = html_to_text(rich)
+        if not text and isinstance(plain, str) and plain.strip():
+            text = _normalise_plain(plain)  # also when content_html is only an image
+        if isinstance(summary, str) and summary.strip():
+            excerpt = html_to_text(summary)
+            if len(excerpt.split()) > len(text.split()):
+                text = excerpt
         author = _json_author(item) or feed_author or {}
         feed.entries.append(
             FeedEntry(
                 link=link,
                 canonical_link=link,
-                title=_clean(item.get("title")),
+                title=_json_plain(item.get("title")),
                 text=text,
                 published=parse_time(item.get("date_published"))
                 or parse_time(item.get("date_modified")),
-                author_name=_clean(author.get("name")),
+                author_name=_json_plain(author.get("name")),
                 author_url=http_url(author.get("url"), url),
                 guid=str(identifier) if identifier is not None else None,
             )
