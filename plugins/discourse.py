@@ -24,7 +24,9 @@ fetched and their opening posts yielded. ``/t/ID.json`` answers the topic
 ``post_stream: {"posts": [...], "stream": [post ids]}``; a post there adds
 ``cooked`` (HTML), ``reply_to_post_number``, ``reply_count``, ``reads``,
 ``score`` and ``actions_summary`` (likes are action id 2). Older forums give no
-``like_count`` on posts; the ``actions_summary`` count is used then.
+``like_count`` on posts; the ``actions_summary`` count is used then. The forum's
+latest posts (``/posts.json``: ``{"latest_posts": [...]}``, each post naming its
+``topic_title`` and ``topic_slug``) are read as a page of posts too.
 
 Ids: ``thread_id`` is the topic id; a post's own id within the thread is the
 topic id for the opening post and ``TOPIC/POST_NUMBER`` for the others, so
@@ -455,6 +457,8 @@ class DiscourseSource(Source[DiscourseOptions]):
         forum: str = meta["forum"]
         stream = data.get("post_stream") if isinstance(data, dict) else None
         posts = stream.get("posts") if isinstance(stream, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("latest_posts"), list):
+            return self._parse_latest(response, data["latest_posts"])
         if not isinstance(posts, list):
             raise ValueError(
                 f"{response.url} is not a Discourse topic: the JSON has no 'post_stream.posts' list"
@@ -491,6 +495,29 @@ class DiscourseSource(Source[DiscourseOptions]):
                 results.extend(self._posts_requests(forum, topic_id, missing, meta))
         elif missing:
             self.skipped["not returned by posts.json (deleted or hidden)"] += len(missing)
+        return results
+
+    def _parse_latest(self, response: Response, posts: list[Any]) -> list[Mention | Request]:
+        """``/posts.json`` (the forum's latest posts, each naming its topic): every post."""
+        meta = response.meta
+        forum: str = meta["forum"]
+        key = self.key(forum, meta.get("term", ""))
+        results: list[Mention | Request] = []
+        skipped: Counter[str] = Counter()
+        named: dict[str, list[str]] = {}
+        for post in posts:
+            outcome = (
+                post_to_mention(post, {}, forum, self.name)
+                if isinstance(post, dict)
+                else "not an object"
+            )
+            if isinstance(outcome, str):
+                skipped[outcome] += 1
+                named.setdefault(outcome, []).append(_ref(post) if isinstance(post, dict) else "?")
+            elif self.is_new(key, outcome):
+                self.checkpoint.advance(key, outcome.published_at, outcome.id)
+                results.append(outcome)
+        self._report(skipped, len(posts), response.url, named)
         return results
 
     def _report(

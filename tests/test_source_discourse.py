@@ -566,3 +566,17 @@ def test_recorded_topic_in_other_shapes_keeps_the_rest(caplog: pytest.LogCapture
     assert "Ünïcödé 中文 reply" in quoting.text and quoting.parent_id == str(data["id"])
     assert quoting.url.startswith(f"{FORUM}/t/%D1%83%D0%B1")
     assert mentions[0].title == data["title"] and mentions[1].title == f"Re: {data['title']}"
+
+
+def test_recorded_latest_posts_are_read_as_a_page() -> None:
+    """/posts.json (the forum's latest posts) handed to the source: every post is read."""
+    data = recorded("posts_latest.json")
+    posts = data["latest_posts"]
+    data["latest_posts"] = [*posts, {**posts[0], "id": 1, "created_at": "soon"}, None]
+    src = source()
+    mentions, requests = split(src.parse(topic_response(json.dumps(data).encode(), 0, [])))
+    assert requests == [] and len(mentions) == len(posts)
+    assert src.skipped == {"without a date": 1, "not an object": 1}
+    for post, mention in zip(posts, mentions, strict=True):
+        assert mention.canonical_url == f"{FORUM}/t/{post['topic_id']}/{post['post_number']}"
+        assert mention.text == html_to_text(post["cooked"])
