@@ -451,7 +451,7 @@ class RedditSource(Source[RedditOptions]):
         kind = response.meta.get("kind")
         if kind == "token":
             return self._parse_token(response, data)
-        if kind == "thread":
+        if kind == "thread" or isinstance(data, list):  # /comments/ID: [post, comments]
             return self._parse_thread(response, data)
         return self._parse_listing(response, data)
 

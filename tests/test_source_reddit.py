@@ -329,7 +329,7 @@ def test_an_html_page_instead_of_json_raises_value_error_naming_the_url() -> Non
         ('{"reason": "private", "message": "Forbidden", "error": 403}', "Reddit error"),
         ('{"kind": "Listing", "data": {"items": []}}', "not a Reddit listing"),
         ('{"kind": "t3", "data": {"children": []}}', "not a Reddit listing"),
-        ("[]", "not a Reddit listing"),
+        ("[]", "not a Reddit comment page"),  # a list: only a comment page is one
     ],
 )
 def test_error_json_and_changed_listings_raise_value_error(body: str, message: str) -> None:
@@ -782,3 +782,11 @@ def test_recorded_comment_tree_in_other_shapes() -> None:
     assert mentions[1].text.strip() and mentions[1].author.handle == reply["author"]
     assert src.skipped == {"without text (deleted or removed)": 1}
     assert src.unfetched == 7
+
+
+def test_a_recorded_comment_page_is_read_as_one_whatever_the_request_said() -> None:
+    """/comments/ID answers a list of two listings: read as a thread even from a listing."""
+    uri, body = recorded(*THREAD_CASSETTE)
+    as_thread = split(source().parse(respond(uri, body, kind="thread")))[0]
+    as_listing = split(source().parse(respond(uri, body)))[0]
+    assert [m.id for m in as_listing] == [m.id for m in as_thread] and as_thread
