@@ -30,8 +30,9 @@ Decisions a user may want to know about:
   similar ``<meta>`` tags, ``itemprop=datePublished``; never a modification
   date), then the date trafilatura finds in the page, then the sitemap's
   ``lastmod``. A declared time with a zone wins over one without; a declared
-  day without a time takes trafilatura's time that day. A date without a
-  time is midnight UTC. An article with no date
+  day without a time takes trafilatura's time that day, and a day alone the
+  time of the page's first ``<time datetime>`` that day (forums, blog
+  themes). A date without a time is midnight UTC. An article with no date
   at all is skipped and counted: a stamped crawl time would invent a spike.
 - **Title.** The page's own headline (``<h1>``) when it is part of the
   document title, else trafilatura's title with a trailing or leading site
@@ -60,7 +61,7 @@ import re
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -592,16 +593,48 @@ def _declared_dates(tree: Any, url: str, canonical: str) -> list[str]:
     return [value for value in found if value]
 
 
+_DAY_PREFIX = re.compile(r"\s*(\d{4}-\d{2}-\d{2})[T ]\d{1,2}:\d{2}")
+
+
+def _timed(
+    found: tuple[datetime, bool] | None, times: Sequence[str]
+) -> tuple[datetime, bool] | None:
+    """A day without its time, given the time of the page's first ``<time datetime>`` that day.
+
+    Forums and blog themes without date metadata mark the post's time up as
+    ``<time datetime="2020-09-18T08:56:40-0700">``; htmldate finds the day
+    (as written, in the page's zone) and drops the time.
+    """
+    if found is None or found[1]:
+        return found
+    for value in times:
+        day = _DAY_PREFIX.match(value)
+        if day and day.group(1) == found[0].date().isoformat() and _ZONE.search(value.strip()):
+            parsed = parse_date(value)
+            if parsed is not None and parsed[1]:
+                return parsed
+    return found
+
+
 def _published(
-    declared: list[str], extracted: tuple[datetime, bool] | None
+    declared: list[str],
+    extracted: tuple[datetime, bool] | None,
+    times: Sequence[str] = (),
 ) -> tuple[datetime, bool] | None:
     """The publication date: a declared one with a time and zone, else the most precise.
 
     trafilatura's date (htmldate) is often a day without its time, and may be
     the modification date; the page's own declarations say which date is the
     publication's. A declared day without a time yields to trafilatura's
-    time on that same day.
+    time on that same day, and a day alone to a ``<time datetime>`` of that
+    day (see :func:`_timed`).
     """
+    return _timed(_declared_or_extracted(declared, extracted), times)
+
+
+def _declared_or_extracted(
+    declared: list[str], extracted: tuple[datetime, bool] | None
+) -> tuple[datetime, bool] | None:
     readable = [(parsed, value) for value in declared if (parsed := parse_date(value)) is not None]
     for (when, has_time), value in readable:
         if has_time and _ZONE.search(value):
@@ -654,6 +687,7 @@ def extract_article(body: bytes | str, url: str, content_type: str = "") -> Arti
     declared = _declared_language(tree)
     error_title = error_page_title(tree)
     declared_dates = _declared_dates(tree, url, canonical)
+    time_elements = [str(value) for value in tree.xpath("//time/@datetime")[:20]]
     document: Any = trafilatura.bare_extraction(
         text,
         url=url,
@@ -678,7 +712,9 @@ def extract_article(body: bytes | str, url: str, content_type: str = "") -> Arti
         [*([extracted_title] if extracted_title else []), *og_title, *page_title],
         [sitename or "", *og_site, host, host.split(".")[0]],
     )
-    date = _published(declared_dates, _extracted_date(getattr(document, "date", None)))
+    date = _published(
+        declared_dates, _extracted_date(getattr(document, "date", None)), time_elements
+    )
     author = getattr(document, "author", None)
     description = getattr(document, "description", None)
     return Article(

@@ -596,6 +596,9 @@ REAL_PUBLISHED = {
     "threatpost.com.android.html": datetime(2019, 7, 30, 17, 16, 29, tzinfo=UTC),
     "vice.com.amazon.html": datetime(2019, 8, 21, 7, 40, tzinfo=UTC),
     "californiaglobe.com.amazon.html": datetime(2020, 8, 14, 21, 30, 4, tzinfo=UTC),
+    # No date metadata: the first post's <time datetime="2020-09-18T08:56:40-0700">
+    # gives the time of the day htmldate found.
+    "villagersandheroes.com.forums.patchnotes.html": datetime(2020, 9, 18, 15, 56, 40, tzinfo=UTC),
 }
 
 
