@@ -200,10 +200,10 @@ def _status_text(status: Mapping[str, Any]) -> str:
         text = "\n".join(descriptions)
     if not text:  # a poll without a question: its options are what it says
         poll = status.get("poll")
-        options = poll.get("options") if isinstance(poll, dict) else None
+        choices = poll.get("options") if isinstance(poll, dict) else None
         text = "\n".join(
             " ".join(option["title"].split())
-            for option in (options if isinstance(options, list) else [])
+            for option in (choices if isinstance(choices, list) else [])
             if isinstance(option, dict)
             and isinstance(option.get("title"), str)
             and option["title"].strip()
