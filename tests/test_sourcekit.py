@@ -211,6 +211,10 @@ def test_urls_and_text() -> None:
     assert http_url(" https://example.com/ ") == "https://example.com/"
     for refused in ("mailto:a@b.c", "javascript:void(0)", "_:b0", "", None, "/relative", 3):
         assert http_url(refused) is None
+    # Malformed URLs from API data are refused, never raised (Mention.create would raise).
+    for malformed in ("https://[::1/a", "https://x.example:99999/a", "https://x.example:ab/"):
+        assert http_url(malformed) is None
+    assert http_url("https://user@x.example:8443/p") == "https://user@x.example:8443/p"
     assert canonical_url("HTTPS://Example.com:443/p?utm_source=x&id=1#r-1") == (
         "https://example.com/p?id=1"
     )

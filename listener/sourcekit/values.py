@@ -289,13 +289,19 @@ def http_url(value: object, base: str | None = None) -> str | None:
     """``value`` as an absolute http(s) URL (resolved against ``base`` when given); else None.
 
     Blank strings, non-strings, other schemes (``mailto:``, ``javascript:``),
-    URLs without a host and JSON-LD blank nodes (``_:b0``) are ``None``.
+    URLs without a host, malformed ones (``https://[::1/``, a port that is not a
+    number from 0 to 65535, which would fail when the mention is built) and
+    JSON-LD blank nodes (``_:b0``) are ``None``.
     """
     if not isinstance(value, str) or not value.strip() or value.strip().startswith("_:"):
         return None
-    resolved = urljoin(base, value.strip()) if base else value.strip()
-    parts = urlsplit(resolved)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        resolved = urljoin(base, value.strip()) if base else value.strip()
+        parts = urlsplit(resolved)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     return resolved
 
