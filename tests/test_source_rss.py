@@ -730,3 +730,22 @@ def test_a_json_feed_item_whose_html_is_only_an_image_keeps_its_plain_text() -> 
     mentions = parse(source(url), respond(json.dumps(data).encode(), url, JSON_TYPE))
 
     assert mentions[0].text == summary
+
+
+def test_html_entities_in_a_real_feed_are_read_and_not_reported_malformed() -> None:
+    """The real Couchbase feed with HTML entities XML does not define, as templates write them.
+
+    ``&nbsp;`` or ``&mdash;`` made the document not well-formed: the feed was
+    reported malformed on every crawl and read whole by the loose parser.
+    """
+    body = fixture("perceval/couchbase_blog_rss.xml").replace(
+        b"<title>Connect 2016 Developer Workshop</title>",
+        b"<title>Connect&nbsp;2016 &mdash; Developer Workshop &amp; more</title>",
+        1,
+    )
+    src = source()
+    mentions = parse(src, respond(body, "http://blog.couchbase.com/feed", RSS_TYPE))
+
+    assert src.problems == []
+    assert len(mentions) == 30
+    assert mentions[0].title == "Connect 2016 — Developer Workshop & more"

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from html.entities import name2codepoint
 from time import struct_time
 from typing import Any
 
@@ -209,6 +210,29 @@ _XML_DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*encoding\s*=", re.IGNORECASE)
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 
+_XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
+_NAMED_ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def _numeric_entities(body: bytes) -> bytes:
+    """HTML's named entities (``&nbsp;``, ``&rsquo;``) as numeric references XML knows.
+
+    Feeds written by string templates carry them in titles and descriptions;
+    XML defines five, so the document is not well-formed, the feed was
+    reported malformed and read by feedparser's loose parser (whole, never
+    streamed). Entities XML defines, and names HTML does not, are left alone.
+    """
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")) or b"&" not in body:
+        return body
+
+    def numeric(match: re.Match[bytes]) -> bytes:
+        name = match.group(1).decode("ascii")
+        codepoint = None if name in _XML_ENTITIES else name2codepoint.get(name)
+        return f"&#{codepoint};".encode("ascii") if codepoint else match.group(0)
+
+    return _NAMED_ENTITY.sub(numeric, body)
+
+
 def _prepare_xml(body: bytes, content_type: str) -> tuple[bytes, str]:
     """Make a feed body easy for feedparser: trim stray whitespace, settle its encoding.
 
@@ -216,8 +240,10 @@ def _prepare_xml(body: bytes, content_type: str) -> tuple[bytes, str]:
     declaration, which makes a strict XML parser give up and lose the declared
     encoding. A body that declares no encoding anywhere and is not UTF-8 is
     transcoded to UTF-8 using charset detection (feedparser itself only detects
-    with ``chardet``, which listener does not require).
+    with ``chardet``, which listener does not require). HTML entities become
+    numeric references (see :func:`_numeric_entities`).
     """
+    body = _numeric_entities(body)
     if body[:4].rstrip(b" \t\r\n") == b"\xef\xbb\xbf" and body[3:].lstrip().startswith(b"<?xml"):
         # A UTF-8 BOM then blank lines (a template's or plugin file's): the BOM only
         # says UTF-8, which an XML declaration may also say; without it the
