@@ -122,6 +122,26 @@ def test_only_whole_tokens_match(enricher: Enricher, text: str) -> None:
     assert enrich_one(enricher, text).brands == []
 
 
+def test_a_brand_matches_its_plus_product() -> None:
+    # "Disney+" and "Apple TV+" were one token each, so "Disney" and "TV" never matched.
+    config = ProjectConfig.model_validate(
+        {
+            "brands": [
+                {"name": "Disney"},
+                {"name": "Apple TV+", "keywords": ["apple tv+"]},
+                {"name": "Cpp", "keywords": ["c++"]},
+            ]
+        }
+    )
+    enricher = Enricher(config, plugin_manager=plain_plugin_manager())
+    found = enrich_one(enricher, "Disney+ raised prices again; Apple TV+ did not. I code C++.")
+    assert matched_texts(found, "Disney") == ["Disney"]
+    assert matched_texts(found, "Apple TV+") == ["Apple TV+"]
+    assert matched_texts(found, "Cpp") == ["C++"]
+    # The plus keyword needs its plus: plain "Apple TV" is not the product.
+    assert brand(enrich_one(enricher, "Apple TV is a box"), "Apple TV+") is None
+
+
 def test_plain_keyword_matches_hashtag_and_handle(enricher: Enricher) -> None:
     result = enrich_one(enricher, "Loving #Acme today, thanks @acme!")
     assert matched_texts(result, "Acme") == ["#Acme", "@acme"]

@@ -83,6 +83,10 @@ _GLUED_INFIXES = (
 )
 # ".@acme thanks": the old Twitter idiom, at the start of a string.
 _GLUED_PREFIX = rf"^[.,!?:;\u2026]+{_TAG_AHEAD}"
+# "Disney+", "Apple TV+", "Google+": a product named by its maker's name and a plus, which
+# the tokenizer keeps as one token, so the brand "Disney" did not match it. Two letters at
+# least: "C++" and "A+" stay whole (the tokenizer has "C++" but not "c++" as a special case).
+_GLUED_SUFFIX = r"(?<=[^\W\d_]{2})\++$"
 
 
 def _extend(pattern_method: Any, extra: str) -> Any:
@@ -95,7 +99,8 @@ def _extend(pattern_method: Any, extra: str) -> Any:
 
 
 def split_glued_words(nlp: Language) -> None:
-    """Teach the tokenizer to split hashtags, handles and words glued to what comes before."""
+    """Teach the tokenizer to split hashtags, handles, words glued to what comes before, and
+    a product's trailing plus ("Disney+")."""
     tokenizer: Any = nlp.tokenizer
     # Every change of an affix pattern re-adds the tokenizer's ~1,500 special cases
     # (about 0.06 s of CPU each time): set the patterns with no rules loaded, then the
@@ -104,6 +109,7 @@ def split_glued_words(nlp: Language) -> None:
     tokenizer.rules = {}
     tokenizer.infix_finditer = _extend(tokenizer.infix_finditer, "|".join(_GLUED_INFIXES))
     tokenizer.prefix_search = _extend(tokenizer.prefix_search, _GLUED_PREFIX)
+    tokenizer.suffix_search = _extend(tokenizer.suffix_search, _GLUED_SUFFIX)
     tokenizer.rules = rules
 
 
