@@ -749,3 +749,30 @@ def test_html_entities_in_a_real_feed_are_read_and_not_reported_malformed() -> N
     assert src.problems == []
     assert len(mentions) == 30
     assert mentions[0].title == "Connect 2016 — Developer Workshop & more"
+
+
+@pytest.mark.parametrize(
+    ("declaration", "content_type"),
+    [
+        (b'encoding="ISO-8859-1"', "application/rss+xml"),  # a template's old declaration
+        (b'encoding="UTF-8"', "text/xml; charset=ISO-8859-1"),  # a server's default charset
+        (b'encoding="UTF-8"', "text/xml; charset=windows-1252"),
+    ],
+)
+def test_a_real_utf8_feed_declared_as_latin1_is_read_as_utf8(
+    declaration: bytes, content_type: str
+) -> None:
+    """Read as declared, the Couchbase feed's quotes were mojibake ('developerâ€™s')."""
+    body = fixture("perceval/couchbase_blog_rss.xml").replace(b'encoding="UTF-8"', declaration, 1)
+    feed = read_feed(body, "http://blog.couchbase.com/feed", content_type)
+
+    assert "full-day developer’s workshop" in feed.entries[0].text
+    assert not any("â€" in (entry.text + (entry.title or "")) for entry in feed.entries)
+
+
+def test_a_real_feed_truly_in_windows_1252_is_still_read_as_declared() -> None:
+    body = fixture("perceval/couchbase_blog_rss.xml").decode("utf-8")
+    body = body.replace('encoding="UTF-8"', 'encoding="windows-1252"', 1)
+    feed = read_feed(body.encode("cp1252", "replace"), "http://blog.couchbase.com/feed")
+
+    assert "full-day developer’s workshop" in feed.entries[0].text
