@@ -37,7 +37,7 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, Rating, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import html_to_text, http_url, parse_time, to_float, to_int
+from listener.sourcekit import guarded, html_to_text, http_url, parse_time, to_float, to_int
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class AppStoreSource(Source[AppStoreOptions]):
         reached_older = False
         for entry in entries:
             outcome = (
-                entry_to_mention(entry, app, country, self.name)
+                guarded(entry_to_mention, entry, app, country, self.name)
                 if isinstance(entry, dict)
                 else "not an object"
             )

@@ -48,7 +48,7 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import parse_time, search_terms, secret_from_env, to_count
+from listener.sourcekit import guarded, parse_time, search_terms, secret_from_env, to_count
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,9 @@ class BlueskySource(Source[BlueskyOptions]):
         named: dict[str, list[str]] = {}
         for post in posts:
             outcome = (
-                post_to_mention(post, self.name) if isinstance(post, dict) else "not an object"
+                guarded(post_to_mention, post, self.name)
+                if isinstance(post, dict)
+                else "not an object"
             )
             if isinstance(outcome, str):
                 skipped[outcome] += 1

@@ -52,6 +52,7 @@ from listener.errors import ConfigError
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    guarded,
     html_to_text,
     one_line,
     parse_time,
@@ -354,7 +355,9 @@ class DiscourseSource(Source[DiscourseOptions]):
             topic_id = to_int(post.get("topic_id"))
             post_id = to_int(post.get("id"))
             if not self.options.full_text or topic_id is None or post_id is None:
-                outcome = post_to_mention(post, topics.get(topic_id) or {}, forum, self.name)
+                outcome = guarded(
+                    post_to_mention, post, topics.get(topic_id) or {}, forum, self.name
+                )
                 if isinstance(outcome, Mention):
                     self.checkpoint.advance(key, outcome.published_at)
                     results.append(outcome)
@@ -481,7 +484,7 @@ class DiscourseSource(Source[DiscourseOptions]):
             if post is None:
                 missing.append(post_id)
                 continue
-            outcome = post_to_mention(post, topic, forum, self.name)
+            outcome = guarded(post_to_mention, post, topic, forum, self.name)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
                 named.setdefault(outcome, []).append(_ref(post))
@@ -507,7 +510,7 @@ class DiscourseSource(Source[DiscourseOptions]):
         named: dict[str, list[str]] = {}
         for post in posts:
             outcome = (
-                post_to_mention(post, {}, forum, self.name)
+                guarded(post_to_mention, post, {}, forum, self.name)
                 if isinstance(post, dict)
                 else "not an object"
             )

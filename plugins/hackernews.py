@@ -38,7 +38,14 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import from_timestamp, html_to_text, parse_time, search_terms, to_int
+from listener.sourcekit import (
+    from_timestamp,
+    guarded,
+    html_to_text,
+    parse_time,
+    search_terms,
+    to_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +258,11 @@ class HackerNewsSource(Source[HackerNewsOptions]):
         skipped: Counter[str] = Counter()
         named: dict[str, list[str]] = {}
         for hit in hits:
-            outcome = hit_to_mention(hit, self.name) if isinstance(hit, dict) else "not an object"
+            outcome = (
+                guarded(hit_to_mention, hit, self.name)
+                if isinstance(hit, dict)
+                else "not an object"
+            )
             if isinstance(outcome, Mention):
                 results.append(outcome)
                 self.checkpoint.advance(str(response.meta.get("term", "")), outcome.published_at)

@@ -47,6 +47,7 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    guarded,
     host_of,
     http_url,
     parse_time,
@@ -367,7 +368,9 @@ class LemmySource(Source[LemmyOptions]):
         for convert, views in ((post_to_mention, posts), (comment_to_mention, comments)):
             reached_older = False
             for view in views:
-                outcome = convert(view, instance, self.name) if isinstance(view, dict) else None
+                outcome = (
+                    guarded(convert, view, instance, self.name) if isinstance(view, dict) else None
+                )
                 if not isinstance(outcome, Mention):
                     reason = outcome or "not an object"
                     skipped[reason] += 1

@@ -55,6 +55,7 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    guarded,
     host_of,
     html_to_text,
     http_url,
@@ -387,7 +388,9 @@ class MastodonSource(Source[MastodonOptions]):
         reached_older = False
         named: dict[str, list[str]] = {}
         for status in statuses:
-            outcome = status_to_mention(status, self.name) if isinstance(status, dict) else None
+            outcome = (
+                guarded(status_to_mention, status, self.name) if isinstance(status, dict) else None
+            )
             if not isinstance(outcome, Mention):
                 reason = outcome or "not an object"
                 skipped[reason] += 1

@@ -64,6 +64,7 @@ from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKin
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     from_timestamp,
+    guarded,
     html_to_text,
     search_terms,
     secret_from_env,
@@ -516,9 +517,9 @@ class RedditSource(Source[RedditOptions]):
             return "not an object", {}
         kind = child.get("kind")
         if kind == "t3":
-            return post_to_mention(child["data"], self.name), child
+            return guarded(post_to_mention, child["data"], self.name), child
         if kind == "t1":
-            return comment_to_mention(child["data"], self.name), child
+            return guarded(comment_to_mention, child["data"], self.name), child
         return f"of kind {kind!r}", child
 
     def _thread_request(self, post: Mapping[str, Any], meta: Mapping[str, Any]) -> Request | None:
@@ -550,7 +551,7 @@ class RedditSource(Source[RedditOptions]):
         named: dict[str, list[str]] = {}
         for comment in _walk(_children(data[1]) or [], skipped, left):
             total += 1
-            outcome = comment_to_mention(comment, self.name, post_title)
+            outcome = guarded(comment_to_mention, comment, self.name, post_title)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
                 named.setdefault(outcome, []).append(_ref({"kind": "t1", "data": comment}))

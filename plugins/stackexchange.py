@@ -57,6 +57,7 @@ from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKin
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     from_timestamp,
+    guarded,
     html_to_text,
     http_url,
     one_line,
@@ -411,7 +412,7 @@ class StackExchangeSource(Source[StackExchangeOptions]):
             if not isinstance(item, dict):
                 skipped["not an object"] += 1
                 continue
-            outcome = item_to_mention(item, site, titles, self.name)
+            outcome = guarded(item_to_mention, item, site, titles, self.name)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
                 named.setdefault(outcome, []).append(_ref(item))

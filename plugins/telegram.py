@@ -48,7 +48,7 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import html_to_text, parse_time
+from listener.sourcekit import guarded, html_to_text, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -225,28 +225,31 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
         replied = _post_link(message.css("a.tgme_widget_message_reply::attr(href)").get())
         parent = f"{replied[0]}/{replied[1]}" if replied else None
         own_id = f"{channel}/{number}"
-        posts.append(
-            Mention.create(
-                source=source,
-                source_kind=SourceKind.SOCIAL,
-                url=url_of_post,
-                canonical_url=public,
-                text=text,
-                published_at=published,
-                author=Author(
-                    name=signature or owner,
-                    handle=channel,
-                    url=f"{PUBLIC_URL}/{quote(channel)}",
-                    followers=subscribers,
-                ),
-                engagement=Engagement(
-                    views=parse_count(_text_of(message.css(".tgme_widget_message_views"))),
-                    likes=sum(counted) if counted else None,
-                ),
-                thread_id=parent or own_id,
-                parent_id=parent,
-            )
+        outcome = guarded(
+            Mention.create,
+            source=source,
+            source_kind=SourceKind.SOCIAL,
+            url=url_of_post,
+            canonical_url=public,
+            text=text,
+            published_at=published,
+            author=Author(
+                name=signature or owner,
+                handle=channel,
+                url=f"{PUBLIC_URL}/{quote(channel)}",
+                followers=subscribers,
+            ),
+            engagement=Engagement(
+                views=parse_count(_text_of(message.css(".tgme_widget_message_views"))),
+                likes=sum(counted) if counted else None,
+            ),
+            thread_id=parent or own_id,
+            parent_id=parent,
         )
+        if isinstance(outcome, str):
+            skip(outcome, post_id)
+        else:
+            posts.append(outcome)
 
     before_link = page.css("a.tme_messages_more[data-before]::attr(data-before)").get()
     # Without the link there is nothing older: the first post of the channel is shown.

@@ -48,6 +48,7 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    guarded,
     html_to_text,
     http_url,
     parse_time,
@@ -415,7 +416,7 @@ class YouTubeSource(Source[YouTubeOptions]):
                 continue
             total = to_count(snippet.get("totalReplyCount"))
             thread_video = snippet.get("videoId") or video
-            outcome = comment_to_mention(top, thread_video, title, total, self.name)
+            outcome = guarded(comment_to_mention, top, thread_video, title, total, self.name)
             if isinstance(outcome, str):
                 skipped[outcome] += 1
                 named.setdefault(outcome, []).append(_ref(thread))
@@ -450,7 +451,9 @@ class YouTubeSource(Source[YouTubeOptions]):
                 if not isinstance(reply, dict):
                     skipped["not an object"] += 1
                     continue
-                answer = comment_to_mention(reply, outcome.thread_id, title, None, self.name)
+                answer = guarded(
+                    comment_to_mention, reply, outcome.thread_id, title, None, self.name
+                )
                 if isinstance(answer, str):
                     skipped[answer] += 1
                     named.setdefault(answer, []).append(_ref(reply))
@@ -479,8 +482,8 @@ class YouTubeSource(Source[YouTubeOptions]):
             if not isinstance(reply, dict):
                 skipped["not an object"] += 1
                 continue
-            outcome = comment_to_mention(
-                reply, meta.get("video"), meta.get("title"), None, self.name
+            outcome = guarded(
+                comment_to_mention, reply, meta.get("video"), meta.get("title"), None, self.name
             )
             if isinstance(outcome, str):
                 skipped[outcome] += 1

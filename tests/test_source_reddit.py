@@ -790,3 +790,19 @@ def test_a_recorded_comment_page_is_read_as_one_whatever_the_request_said() -> N
     as_thread = split(source().parse(respond(uri, body, kind="thread")))[0]
     as_listing = split(source().parse(respond(uri, body)))[0]
     assert [m.id for m in as_listing] == [m.id for m in as_thread] and as_thread
+
+
+def test_a_post_whose_values_make_the_mention_fail_is_skipped_not_the_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An absolute permalink that is not a well-formed URL passes the permalink check but
+    makes Mention.create raise: that post is skipped as unreadable and named, the page kept."""
+    uri, page = recorded_page()
+    broken = page["data"]["children"][1]["data"]
+    broken["permalink"] = f"https://[www.reddit.com/r/x/comments/{broken['id']}/"
+    with caplog.at_level("WARNING"):
+        src, mentions = parse_page(uri, page)
+    assert len(mentions) == len(page["data"]["children"]) - 1
+    (reason,) = src.skipped
+    assert reason.startswith("unreadable (ValueError: ")
+    assert f": {broken['name']}" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,6 +17,7 @@ from listener.sourcekit import (
     canonical_url,
     clean_text,
     from_timestamp,
+    guarded,
     http_url,
     one_line,
     parse_date,
@@ -323,3 +324,20 @@ def test_builtin_uses_the_kit_not_another_plugin(path: Path) -> None:
         if any(isinstance(b, ast.Subscript) and ast.unparse(b.value) == "Source" for b in c.bases)
     ]
     assert generic, f"{path.name}: its source must subclass Source[ItsOptions]"
+
+
+def test_guarded_turns_an_item_that_raises_into_a_reason() -> None:
+    def title_of(item: dict[str, Any]) -> str:
+        return str(item["title"]).upper()
+
+    assert guarded(title_of, {"title": "ok"}) == "OK"
+    assert guarded(title_of, {}) == "unreadable (KeyError: 'title')"
+    assert guarded(title_of, item=None).startswith("unreadable (TypeError: ")
+    long = guarded(int, "x" * 500)
+    assert long.startswith("unreadable (ValueError: invalid literal") and len(long) < 160
+
+    def interrupted(item: object) -> str:
+        raise KeyboardInterrupt  # not an item's fault: never swallowed
+
+    with pytest.raises(KeyboardInterrupt):
+        guarded(interrupted, {})

@@ -16,6 +16,7 @@ sources use nothing else. Import from here::
 - Text: :func:`html_to_text`, :func:`clean_text`, :func:`one_line`.
 - URLs: :func:`http_url`, :func:`canonical_url`, :func:`host_of`.
 - Secrets: :func:`secret_from_env`.
+- Items: :func:`guarded` (an item that makes its mapping raise is skipped, with why).
 - Feeds: :func:`read_feed` (RSS, Atom, JSON Feed) into :class:`Feed`/:class:`FeedEntry`;
   :func:`stream_feed` for the same entries one at a time (large feeds).
 - HTML pages: :func:`decode_html`, :func:`parse_html`, :func:`error_page_title`,
@@ -48,6 +49,7 @@ from listener.sourcekit.values import (
     canonical_url,
     clean_text,
     from_timestamp,
+    guarded,
     host_of,
     http_url,
     one_line,
@@ -74,6 +76,7 @@ __all__ = [
     "error_page_title",
     "first_text",
     "from_timestamp",
+    "guarded",
     "host_of",
     "html_to_text",
     "http_url",

@@ -14,22 +14,23 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import overload
+from typing import Any, overload
 from urllib.parse import urljoin, urlsplit
 
 from listener.config import BrandConfig
 from listener.errors import ConfigError
-from listener.mention import canonicalize_url, unwrap_redirect
+from listener.mention import Mention, canonicalize_url, unwrap_redirect
 from listener.text import html_to_text
 
 __all__ = [
     "canonical_url",
     "clean_text",
     "from_timestamp",
+    "guarded",
     "host_of",
     "http_url",
     "one_line",
@@ -347,3 +348,26 @@ def secret_from_env(
             + (f" ({hint})" if hint else "")
         )
     return value
+
+
+# --------------------------------------------------------------------------- items
+
+#: What reading a malformed item can raise: a shape no reader foresaw, a value
+#: ``Mention`` refuses (pydantic's ValidationError is a ValueError).
+_ITEM_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+
+
+def guarded(convert: Callable[..., Mention | str], *args: Any, **kwargs: Any) -> Mention | str:
+    """``convert(*args, **kwargs)``, or why it failed when it raised on a malformed item.
+
+    A source maps each item of a page with a function returning a Mention or the
+    reason it cannot be one; called through this, an item of a shape nobody foresaw
+    is skipped with the reason ``unreadable (TypeError: ...)`` instead of raising out
+    of ``parse()``, which would lose the whole page and its pagination.
+    """
+    try:
+        return convert(*args, **kwargs)
+    except _ITEM_ERRORS as error:
+        detail = " ".join(str(error).split())
+        detail = detail if len(detail) <= 120 else detail[:119] + "…"
+        return f"unreadable ({type(error).__name__}: {detail})"
