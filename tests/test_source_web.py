@@ -635,3 +635,16 @@ def test_related_articles_and_modification_dates_do_not_date_the_page() -> None:
     article = extract_article(body, url, "text/html")
 
     assert article.published == REAL_PUBLISHED[file]
+
+
+@requires_trafilatura_pages
+@pytest.mark.parametrize("file", ["threatpost.com.android.html", "nytimes.com.blackouts.html"])
+def test_a_real_utf8_page_served_with_a_latin1_charset_is_read_as_utf8(file: str) -> None:
+    """A server's default ``charset=ISO-8859-1`` on a UTF-8 page made its quotes mojibake."""
+    body = (TRAFILATURA / file).read_bytes()
+    url = f"https://{file}/"
+    right = extract_article(body, url, "text/html; charset=utf-8")
+    served = extract_article(body, url, "text/html; charset=ISO-8859-1")
+
+    assert (served.title, served.text, served.author) == (right.title, right.text, right.author)
+    assert "\u2019" in right.text and "\u00e2\u20ac" not in served.text

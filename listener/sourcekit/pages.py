@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ __all__ = [
 ACCEPT_HTML = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_DEFAULT_CHARSETS = frozenset({"iso8859-1", "cp1252", "ascii", "iso8859-15"})
 _SNIFFABLE_TYPES = frozenset({"", "text/plain", "application/octet-stream", "binary/octet-stream"})
 _ERROR_TITLE = re.compile(
     r"^\s*(?:error\s*|http\s*)?[45]\d\d\b"
@@ -88,7 +90,8 @@ def decode_html(body: bytes, url: str, content_type: str = "") -> str:
     """The body of an HTML page as text; a :class:`ValueError` naming ``url`` when it is not one.
 
     The encoding comes from the Content-Type header, a BOM or the page's own
-    ``<meta charset>``, as browsers do (w3lib). A body that is empty, declared
+    ``<meta charset>``, as browsers do (w3lib), except that a body declared
+    as Latin-1 or Windows-1252 that is valid UTF-8 is read as UTF-8. A body that is empty, declared
     as something other than HTML (JSON, XML, PDF, an image …) or that looks like
     JSON, PDF or binary data whatever its declared type is refused.
     """
@@ -110,7 +113,14 @@ def decode_html(body: bytes, url: str, content_type: str = "") -> str:
             f"{url} is not an HTML page (Content-Type {media_type}); "
             f"body starts {describe_body(body)!r}"
         )
-    _, text = html_to_unicode(content_type or None, body)
+    encoding, text = html_to_unicode(content_type or None, body)
+    if not body.isascii() and codecs.lookup(encoding).name in _DEFAULT_CHARSETS:
+        # Declared (by a server's default charset= or an old <meta>) as Latin-1 or
+        # Windows-1252 but valid UTF-8: practically never really Latin-1.
+        try:
+            return body.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            pass
     return text
 
 
