@@ -5,7 +5,8 @@ three syntaxes schema.org is published in — JSON-LD (``@graph``, ``@id``
 references and nested ``Product → review`` lists included), microdata and
 RDFa (through extruct) — and every ``Review`` (or subtype: ``UserReview``,
 ``CriticReview``, ``EmployerReview``, ``MediaReview``, ``Recommendation``)
-becomes a Mention of kind ``review``.
+becomes a Mention of kind ``review``. Google's older data-vocabulary.org
+``Review`` markup (``reviewer``, ``dtreviewed``, ``rating``) is read as well.
 
 Decisions a user may want to know about:
 
@@ -285,6 +286,9 @@ class _Graph:
         if depth > 40:
             return None
         if isinstance(value, Mapping):
+            if syntax == "microdata" and "@type" not in value and "properties" in value:
+                # An item without itemtype: extruct wraps its properties.
+                value = value["properties"] if isinstance(value["properties"], Mapping) else {}
             if "@value" in value:
                 inner = value["@value"]
                 if inner is None or isinstance(inner, (Mapping, list)):
@@ -537,7 +541,7 @@ def _item(node: _Node, base: str) -> ReviewedItem:
 
 
 def _author(node: _Node, base: str) -> tuple[str | None, str | None]:
-    value = node.first("author") or node.first("creator")
+    value = node.first("author") or node.first("creator") or node.first("reviewer")
     if isinstance(value, _Node):
         name = value.text("name", "alternateName")
         if not name:
@@ -585,17 +589,18 @@ def _interactions(node: _Node) -> tuple[int | None, int | None]:
 
 
 def _review(node: _Node, item: ReviewedItem | None, base: str) -> ExtractedReview:
-    rating_node = node.first("reviewRating")
+    rating_node = node.first("reviewRating") or node.first("rating")
     if isinstance(rating_node, _Node):
         rating = rating_from(
-            rating_node.text("ratingValue"),
-            rating_node.text("bestRating"),
-            rating_node.text("worstRating"),
+            rating_node.text("ratingValue", "value"),  # value, best, worst: data-vocabulary
+            rating_node.text("bestRating", "best"),
+            rating_node.text("worstRating", "worst"),
         )
     else:
         rating = rating_from(rating_node)
     published = None
-    for name in ("datePublished", "dateCreated", "dateModified"):
+    # dtreviewed: Google's older data-vocabulary.org Review, still on many shop pages.
+    for name in ("datePublished", "dateCreated", "dateModified", "dtreviewed"):
         published = parse_date(node.text(name))
         if published:
             break
@@ -604,7 +609,7 @@ def _review(node: _Node, item: ReviewedItem | None, base: str) -> ExtractedRevie
     language = node.text("inLanguage")
     return ExtractedReview(
         item=item,
-        title=one_line(node.text("name", "headline")),
+        title=one_line(node.text("name", "headline", "summary")),
         text=clean_text(node.text("reviewBody", "description", "text")),
         author_name=author_name,
         author_url=author_url,
@@ -655,7 +660,7 @@ def _read_graph(graph: _Graph, base: str) -> tuple[list[ReviewedItem], list[Extr
         if node.is_a(REVIEW_TYPES) and not node.is_a(frozenset({"ClaimReview"})):
             if id(node) in claimed:
                 continue
-            reviewed = node.first("itemReviewed")
+            reviewed = node.first("itemReviewed") or node.first("itemreviewed")
             if isinstance(reviewed, _Node) and not reviewed.is_reference:
                 claimed[id(node)] = (node, item_for(reviewed))
             elif isinstance(reviewed, (str, _Node)):
@@ -668,7 +673,7 @@ def _read_graph(graph: _Graph, base: str) -> tuple[list[ReviewedItem], list[Extr
             else:
                 loose[id(node)] = node
         elif node.is_a(AGGREGATE_TYPES):
-            reviewed = node.first("itemReviewed")
+            reviewed = node.first("itemReviewed") or node.first("itemreviewed")
             if isinstance(reviewed, _Node) and not reviewed.is_reference:
                 item = item_for(reviewed)
                 if item.aggregate is None:

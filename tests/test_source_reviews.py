@@ -573,3 +573,47 @@ def test_microdata_reviews_added_to_a_real_shop_page_are_all_read_with_their_dat
     ]
     assert [m.rating.raw if m.rating else None for m in mentions] == [5.0, 2.0, 4.0]
     assert all("Johnsons 4 Fleas Cats & Kittens Tablets" in (m.title or "") for m in mentions)
+
+
+@requires_extruct_pages
+def test_older_review_markup_added_to_a_real_shop_page_is_read() -> None:
+    """monsterpetsupplies' real page with review markup older shops still carry.
+
+    Google's data-vocabulary.org Review (reviewer, dtreviewed, rating, summary,
+    itemreviewed) had no date as schema.org reads it, so the review was skipped;
+    a review whose itemscope has no itemtype was not found at all.
+    """
+    name = "monsterpetsupplies_product_microdata.html"
+    markup = (
+        '<div itemscope itemtype="http://data-vocabulary.org/Review">'
+        '<span itemprop="itemreviewed">Johnsons 4 Fleas</span> by <span itemprop="reviewer">Ann'
+        '</span> <time itemprop="dtreviewed" datetime="2019-05-02">2 May</time>'
+        '<span itemprop="summary">Does the job</span>'
+        '<span itemprop="rating" itemscope itemtype="http://data-vocabulary.org/Rating">'
+        '<span itemprop="value">8</span>/<span itemprop="best">10</span></span>'
+        '<span itemprop="description">Fleas gone in a day.</span></div>'
+    )
+    product = b'<div class="product-page" itemscope itemtype="http://schema.org/Product">'
+    untyped = (
+        '<div itemprop="review" itemscope><span itemprop="author">Bo</span>'
+        '<meta itemprop="datePublished" content="2019-05-03">'
+        '<p itemprop="reviewBody">Fine.</p></div>'
+    )
+    body = (EXTRUCT / name).read_bytes()
+    body = body.replace(product, product + untyped.encode(), 1)
+    body = body.replace(b"</body>", markup.encode() + b"</body>", 1)
+    page = extract_reviews(body, f"https://www.monsterpetsupplies.co.uk/{name}")
+
+    found = {r.author_name: r for r in page.reviews}
+    assert set(found) == {"Ann", "Bo"}
+    ann = found["Ann"]
+    assert (ann.title, ann.text, ann.published) == (
+        "Does the job",
+        "Fleas gone in a day.",
+        utc(2019, 5, 2),
+    )
+    assert ann.rating is not None and (ann.rating.raw, ann.rating.scale_max) == (8.0, 10.0)
+    assert ann.item is not None and ann.item.name == "Johnsons 4 Fleas"
+    bo = found["Bo"]
+    assert (bo.text, bo.published) == ("Fine.", utc(2019, 5, 3))
+    assert bo.item is not None and bo.item.name == "Johnsons 4 Fleas Cats & Kittens Tablets"
