@@ -83,6 +83,10 @@ class TrainConfig:
     nb_alpha: float = 1.0
     # Label smoothing: every target (hard or soft) is mixed with the uniform distribution.
     label_smoothing: float = 0.0
+    # "Hashed-block dropout": this weight times the loss of the model with its hashed
+    # features removed is added, so the dense part (VADER, lexicons, brand-risk terms) must
+    # predict on its own too and the words a training set over-uses matter less.
+    dense_alone_weight: float = 0.0
 
 
 def sample_weights(domains: Sequence[str], labels: Sequence[str], balance: bool) -> np.ndarray:
@@ -218,13 +222,21 @@ def fit(
         loss += 0.5 * train.l2_sparse * float((w * w).sum())
         loss += 0.5 * train.l2_dense * float((v * v).sum())
         r = (np.exp(logp) - onehot) * sw[:, None]
+        if train.dense_alone_weight > 0:
+            za = dense_std @ v + b
+            za -= za.max(axis=1, keepdims=True)
+            logpa = za - np.log(np.exp(za).sum(axis=1, keepdims=True))
+            loss -= train.dense_alone_weight * float((sw * (logpa * onehot).sum(axis=1)).sum())
+            ra = train.dense_alone_weight * (np.exp(logpa) - onehot) * sw[:, None]
+        else:
+            ra = np.zeros_like(r)
         gw = (
             np.stack([np.bincount(inv, vals * r[rows, j], minlength=u_all) for j in range(k)], 1)
             * nb
             + train.l2_sparse * w
         )
-        gv = dense_std.T @ r + train.l2_dense * v
-        gb = r.sum(axis=0)
+        gv = dense_std.T @ (r + ra) + train.l2_dense * v
+        gb = (r + ra).sum(axis=0)
         return loss, np.concatenate([gw.ravel(), gv.ravel(), gb])
 
     # Adam, full batch: deterministic and needs no tuning of a schedule per data size.

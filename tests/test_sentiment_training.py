@@ -81,3 +81,24 @@ def test_label_smoothing_keeps_the_model_less_certain(ts: ModuleType) -> None:
     assert (smooth < sharp).all()
     # with smoothing 0.3 the best a model can do is put 0.8 on the right class
     assert smooth.max() < 0.85
+
+
+def test_dense_alone_weight_teaches_the_dense_features_to_stand_alone(ts: ModuleType) -> None:
+    # AFINN scores "superb"/"lovely" positive and "awful"/"dreadful" negative: the dense part
+    # can tell those texts apart, but the hashed words fit them faster and take the credit.
+    features = FeatureConfig(
+        hash_bits=10, word_bigrams=False, vader=False, pattern=False, afinn=True
+    )
+    gold = np.array([["negative", "neutral", "positive"].index(label) for label in LABELS3])
+
+    def loss_without_words(weight: float) -> float:
+        train = ts.TrainConfig(
+            iterations=200, tweets_weight=1.0, domain_bias=False, dense_alone_weight=weight
+        )
+        model = ts.fit(TEXTS, LABELS3, ["toy"] * len(TEXTS), features, train, verbose=False)
+        assert [label for label, _ in model.score_texts(TEXTS)] == LABELS3
+        model.sparse_weights[:] = 0.0  # the dense part alone
+        proba = model.predict_proba(TEXTS)
+        return float(-np.log(proba[np.arange(len(TEXTS)), gold]).mean())
+
+    assert loss_without_words(1.0) < loss_without_words(0.0)
