@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.resources
 import itertools
+import json
 import logging
 import os
 import subprocess
@@ -399,3 +400,34 @@ def run_cli(
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))
     return subprocess.CompletedProcess(["listener", *args], result.exit_code, result.stdout, stderr)
+
+
+#: Stand-ins for one field of a recorded API item: gone, null, or of another JSON type.
+BROKEN_VALUES: tuple[Any, ...] = ("<deleted>", None, "", "x", -7, 2.5, True, [], {})
+
+
+def each_field_broken(item: dict[str, Any], depth: int = 2) -> Iterator[tuple[str, Any]]:
+    """Copies of ``item`` with one field at a time (to ``depth`` levels of objects) deleted,
+    null or of another type, each with a label naming the field and the value.
+
+    For the API sources' held-out-shape tests: a real recorded item broken in every way a
+    field can be, one field at a time.
+    """
+
+    def fields(node: dict[str, Any], prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        for key, value in node.items():
+            yield (*prefix, key)
+            if isinstance(value, dict) and len(prefix) + 1 < depth:
+                yield from fields(value, (*prefix, key))
+
+    for path in list(fields(item, ())):
+        for value in BROKEN_VALUES:
+            broken = json.loads(json.dumps(item))
+            node = broken
+            for key in path[:-1]:
+                node = node[key]
+            if value == "<deleted>":
+                del node[path[-1]]
+            else:
+                node[path[-1]] = value
+            yield f"{'.'.join(path)}={value!r}", broken

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SHARED_FIXTURES, RecordedSite
+from conftest import SHARED_FIXTURES, RecordedSite, each_field_broken
 from pydantic import ValidationError
 
 from listener import testing
@@ -354,3 +354,16 @@ def test_a_feed_in_other_shapes_keeps_the_rest(caplog: pytest.LogCaptureFixture)
     assert found["9003"].engagement.likes is None and found["9003"].author.name == "Ünï Cödé"
     assert found["9004"].text == review["title"]["label"]
     assert found["9006"].text == "Odd"
+
+
+def test_no_broken_field_of_a_review_raises() -> None:
+    """Every field of a review entry (and its author and content), one at a time, deleted,
+    null or of another type: mapped or skipped with a reason, never raised."""
+    data = json.loads(body("us_page1.json"))
+    entries = data["feed"]["entry"]
+    review = next(e for e in entries if "im:rating" in e)
+    for label, broken in each_field_broken(review):
+        src = source()
+        page = {**data, "feed": {**data["feed"], "entry": [broken]}}
+        mentions, _ = split(src.parse(page_response(src, json.dumps(page).encode())))
+        assert len(mentions) + src.skipped.total() == 1, label

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES, RecordedSite
+from conftest import SHARED_FIXTURES, RecordedSite, each_field_broken
 from pydantic import ValidationError
 
 from listener import testing
@@ -596,3 +596,15 @@ def test_recorded_thread_reads_the_post_its_parent_and_replies() -> None:
         root["post"]["uri"].rsplit("/", 1)[1]
     ]
     assert mentions[-1].canonical_url.endswith("r") and src.skipped.total() == 0
+
+
+def test_no_broken_field_of_a_recorded_post_raises() -> None:
+    """Every field of a recorded post (its author, record and embed too), one at a time,
+    deleted, null or of another type: mapped or skipped with a reason, never raised."""
+    uri, page = recorded_search()
+    post = next(p for p in page["posts"] if p["record"].get("embed"))
+    other = page["posts"][0]
+    for label, broken in each_field_broken(post, depth=3):
+        src = source()
+        mentions, _ = split(src.parse(respond(uri, json.dumps({"posts": [broken, other]}))))
+        assert len(mentions) + src.skipped.total() == 2, label

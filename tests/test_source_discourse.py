@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES, RecordedSite
+from conftest import SHARED_FIXTURES, RecordedSite, each_field_broken
 from pydantic import ValidationError
 
 from listener import testing
@@ -580,3 +580,23 @@ def test_recorded_latest_posts_are_read_as_a_page() -> None:
     for post, mention in zip(posts, mentions, strict=True):
         assert mention.canonical_url == f"{FORUM}/t/{post['topic_id']}/{post['post_number']}"
         assert mention.text == html_to_text(post["cooked"])
+
+
+def test_no_broken_field_of_a_recorded_post_raises() -> None:
+    """Every field of a recorded topic's post, and of a search hit, one at a time, deleted,
+    null or of another type: mapped, asked for or skipped with a reason, never raised."""
+    data = recorded("perceval_topic_1149.json")
+    first, other = data["post_stream"]["posts"]
+    ids = [first["id"], other["id"]]
+    kept = f"{FORUM}/t/{data['id']}/{other['post_number']}"
+    for label, broken in each_field_broken(first, depth=1):
+        topic = {**data, "post_stream": {"posts": [broken, other]}}
+        payload = json.dumps(topic).encode()
+        mentions, _ = split(source().parse(topic_response(payload, data["id"], ids)))
+        assert kept in {m.canonical_url for m in mentions}, label
+    search = json.loads(body("search_acme_page1.json"))
+    for label, broken in each_field_broken(search["posts"][0], depth=1):
+        page = json.dumps({**search, "posts": [broken]}).encode()
+        src = source(full_text=False)
+        mentions, _ = split(src.parse(search_response(page)))
+        assert len(mentions) + src.skipped.total() == 1, label

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES
+from conftest import SHARED_FIXTURES, each_field_broken
 from pydantic import ValidationError
 
 from listener import demo_site, testing
@@ -549,3 +549,20 @@ def test_an_algolia_item_tree_and_a_single_firebase_item() -> None:
         ("Initech", "9", "11"),
     ]
     assert src.skipped == {"without text (deleted or empty)": 1}
+
+
+def test_no_broken_field_of_a_recorded_item_or_a_hit_raises() -> None:
+    """Every field of a recorded Firebase item and of a search hit, one at a time, deleted,
+    null or of another type: mapped or skipped with a reason, never raised."""
+    first, other = firebase_items()[:2]
+    for label, broken in each_field_broken(first):
+        src = source()
+        mentions, _ = split(src.parse(item_response(f"{BASE}/v0/items", [broken, other])))
+        assert len(mentions) + src.skipped.total() == 2, label
+    page = json.loads(PAGE_FILES[("acme", 0)].read_text(encoding="utf-8"))
+    for hit in page["hits"][:2]:  # a story and a comment
+        for label, broken in each_field_broken(hit):
+            src = source()
+            body = json.dumps({**page, "hits": [broken]}).encode()
+            mentions, _ = split(src.parse(page_response(src, "acme", 0, body)))
+            assert len(mentions) + src.skipped.total() == 1, label

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES, RecordedSite
+from conftest import SHARED_FIXTURES, RecordedSite, each_field_broken
 from pydantic import ValidationError
 
 from listener import testing
@@ -471,3 +471,15 @@ def test_a_page_in_other_shapes_keeps_the_rest(caplog: pytest.LogCaptureFixture)
     older = found["https://old.example/post/2"]
     assert older.published_at == datetime(2026, 11, 21, 7, 0, 0, 123456, tzinfo=UTC)
     assert older.author.name == first["creator"]["name"]
+
+
+def test_no_broken_field_of_a_post_or_comment_raises() -> None:
+    """Every field of a post view and of a comment view (and their post, creator and
+    counts), one at a time, deleted, null or of another type: never raised."""
+    page = load("search_acme_page1.json")
+    for kind in ("posts", "comments"):
+        for label, broken in each_field_broken(page[kind][0]):
+            src = source(limit=50)
+            changed = {**page, kind: [broken, *page[kind][1:]]}
+            mentions, _ = split(src.parse(respond(src, json.dumps(changed))))
+            assert len(mentions) + src.skipped.total() == 3, label

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES, RecordedSite
+from conftest import SHARED_FIXTURES, RecordedSite, each_field_broken
 from pydantic import ValidationError
 
 from listener import testing
@@ -626,3 +626,14 @@ def test_recorded_single_statuses_are_read_as_pages() -> None:
         assert [m.canonical_url for m in mentions] == [expected["url"] or expected["uri"]]
         assert requests == []
     assert checked > 0
+
+
+def test_no_broken_field_of_a_recorded_status_raises() -> None:
+    """Every field of a recorded status (and of its account), one at a time, deleted, null
+    or of another type: mapped or skipped with a reason, never raised, the page kept."""
+    uri, statuses = recorded_timeline()
+    for label, broken in each_field_broken(statuses[0]):
+        src = source(limit=40)
+        mentions, _ = split(src.parse(respond(uri, json.dumps([broken, statuses[1]]))))
+        assert len(mentions) + src.skipped.total() == 2, label
+        assert statuses[1]["url"] in {m.canonical_url for m in mentions}, label

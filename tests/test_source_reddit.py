@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES, RecordedSite
+from conftest import SHARED_FIXTURES, RecordedSite, each_field_broken
 from pydantic import ValidationError
 
 from listener import testing
@@ -806,3 +806,23 @@ def test_a_post_whose_values_make_the_mention_fail_is_skipped_not_the_page(
     (reason,) = src.skipped
     assert reason.startswith("unreadable (ValueError: ")
     assert f": {broken['name']}" in caplog.text
+
+
+def test_no_broken_field_of_a_recorded_post_or_comment_raises() -> None:
+    """Every field of a recorded post and comment, one at a time, deleted, null or of
+    another type: the item is mapped or skipped with a reason, parse() never raises."""
+    uri, page = recorded_page()
+    post = page["data"]["children"][0]
+    for label, broken in each_field_broken(post["data"]):
+        listing = {"kind": "Listing", "data": {"after": None, "children": [
+            {"kind": "t3", "data": broken}, page["data"]["children"][1]]}}  # fmt: skip
+        src, mentions = parse_page(uri, listing)
+        assert len(mentions) + src.skipped.total() == 2, label
+    thread_uri, body = recorded(*THREAD_CASSETTE)
+    raw = json.loads(body)
+    comment = raw[1]["data"]["children"][0]["data"]
+    for label, broken in each_field_broken(comment, depth=1):
+        raw[1]["data"]["children"][0]["data"] = broken
+        src = source()
+        mentions, _ = split(src.parse(respond(thread_uri, json.dumps(raw), kind="thread")))
+        assert len(mentions) + src.skipped.total() >= 1, label

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES, RecordedSite
+from conftest import SHARED_FIXTURES, RecordedSite, each_field_broken
 from pydantic import ValidationError
 
 from listener import testing
@@ -524,3 +524,21 @@ def test_an_empty_last_page_and_a_throttle_error() -> None:
     }
     with pytest.raises(ValueError, match="502 throttle_violation"):
         list(src.parse(search_response(src, json.dumps(throttled).encode())))
+
+
+def test_no_broken_field_of_a_recorded_question_or_answer_raises() -> None:
+    """Every field of a recorded question (and its owner) and of its embedded answer, one
+    at a time, deleted, null or of another type: mapped or skipped, never raised."""
+    data = recorded("perceval_questions_page1.json")
+    question = {**data["items"][0], "body_markdown": "About Acme"}
+    question["answers"] = [{**question["answers"][0], "body_markdown": "Use Acme"}]
+    for label, broken in each_field_broken(question):
+        src = source()
+        page = json.dumps({**data, "items": [broken]}).encode()
+        mentions, _ = split(src.parse(search_response(src, page)))
+        assert mentions or src.skipped, label
+    for label, broken in each_field_broken(question["answers"][0]):
+        src = source()
+        page = json.dumps({**data, "items": [{**question, "answers": [broken]}]}).encode()
+        mentions, _ = split(src.parse(search_response(src, page)))
+        assert len(mentions) + src.skipped.total() == 2, label

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SHARED_FIXTURES, RecordedSite
+from conftest import SHARED_FIXTURES, RecordedSite, each_field_broken
 from pydantic import ValidationError
 
 from listener import testing
@@ -557,3 +557,25 @@ def test_recorded_reply_page_without_video_ids_or_raw_text() -> None:
     assert {(m.text, m.thread_id, m.title) for m in mentions} == {
         ('It\'s "fine"', V1, "Re: A  video")
     }
+
+
+def test_no_broken_field_of_a_recorded_thread_or_reply_raises() -> None:
+    """Every field of a recorded comment thread (down to its comment's snippet) and of a
+    reply, one at a time, deleted, null or of another type: never raised, the page kept."""
+    data = recorded("comment_threads_by_video_paged_1.json")
+    video = data["items"][0]["snippet"]["videoId"]
+    first, other = data["items"][:2]
+    for label, broken in each_field_broken(first, depth=4):
+        src = source()
+        page = json.dumps({**data, "items": [broken, other]}).encode()
+        mentions, _ = split(src.parse(threads_response(src, page, video)))
+        assert other["id"] in {m.canonical_url.rsplit("lc=", 1)[1] for m in mentions}, label
+    replies = recorded("comments_by_parent_paged_1.json")
+    parent = replies["items"][0]["snippet"]["parentId"]
+    meta = {"kind": "replies", "key": "video:x", "video": V1, "title": None, "parent": parent,
+            "page": 1}  # fmt: skip
+    for label, broken in each_field_broken(replies["items"][0]):
+        src = source()
+        page = json.dumps({**replies, "items": [broken]}).encode()
+        mentions, _ = split(src.parse(respond(src.replies_url(parent), page, meta)))
+        assert len(mentions) + src.skipped.total() == 1, label
