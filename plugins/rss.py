@@ -21,8 +21,9 @@ Decisions a user may want to know about:
   feed has no date either, the entry is skipped (logged and counted in
   :attr:`RssSource.skipped`) rather than stamped with the crawl time, which would
   invent a spike.
-- An entry without a usable http(s) link (nor a permalink guid) is skipped: a
-  mention must point somewhere, and its id is derived from its URL.
+- An entry without a usable http(s) link (nor a permalink guid, nor an
+  enclosure such as a podcast episode's audio file) is skipped: a mention
+  must point somewhere, and its id is derived from its URL.
 - Atom and JSON Feed entries without an author inherit the feed's author (both
   specifications say so); RSS entries do not (``managingEditor`` is an editor).
 - An entry's id derives from its link. Entries that are anchors of one page

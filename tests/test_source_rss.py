@@ -776,3 +776,23 @@ def test_a_real_feed_truly_in_windows_1252_is_still_read_as_declared() -> None:
     feed = read_feed(body.encode("cp1252", "replace"), "http://blog.couchbase.com/feed")
 
     assert "full-day developer’s workshop" in feed.entries[0].text
+
+
+def test_podcast_episodes_without_a_link_or_permalink_guid_point_at_their_audio() -> None:
+    """The real iTunes podcast feed with guids that are no URLs (as many hosts write them).
+
+    Its items have no <link>, so every episode was skipped "without a link".
+    """
+    body = fixture("feedjira/itunes.xml")
+    count = iter(range(100))
+    body = re.sub(
+        rb"<guid>[^<]*</guid>",
+        lambda _: f'<guid isPermaLink="false">episode-{next(count)}</guid>'.encode(),
+        body,
+    )
+    src = source()
+    mentions = parse(src, respond(body, "http://example.com/podcasts/everything.xml"))
+
+    enclosures = re.findall(r'<enclosure url="([^"]+)"', body.decode())
+    assert [m.url for m in mentions] == enclosures
+    assert src.skipped == {}

@@ -449,6 +449,15 @@ def _read_xml_feed(body: bytes, url: str, content_type: str) -> Feed:
         link = http_url(entry.get("link"), url)
         if link is None and isinstance(guid, str) and guid.startswith(("http://", "https://")):
             link = http_url(guid, url)  # a permalink guid (isPermaLink or not)
+        if link is None:
+            # A podcast episode without <link> whose guid is no URL: its audio file.
+            # ("enclosures" is a key FeedParserDict computes; the plain dict has "links".)
+            enclosures = [
+                item.get("href")
+                for item in entry.get("links") or []
+                if isinstance(item, Mapping) and item.get("rel") == "enclosure"
+            ]
+            link = next((found for href in enclosures if (found := http_url(href, url))), None)
         canonical = http_url(entry.get("feedburner_origlink"), url) or link
         published = (
             _from_struct(entry.get("published_parsed"), entry.get("published"))
