@@ -56,6 +56,7 @@ Decisions a user may want to know about:
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import unicodedata
@@ -657,6 +658,23 @@ _DATE_PARAMS = {
 }
 
 
+_ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def _decoded(value: str | None) -> str | None:
+    """A title or author on one line, with entities a CMS escaped twice decoded.
+
+    (``&amp;#039;Parasite&amp;#039;`` in the page reads ``&#039;Parasite&#039;``
+    once parsed, and a brand named with an apostrophe or ampersand would not be
+    found in it.)
+    """
+    if not value:
+        return None
+    if _ENTITY.search(value):
+        value = html.unescape(value)
+    return " ".join(value.split()) or None
+
+
 def extract_article(body: bytes | str, url: str, content_type: str = "") -> Article:
     """Main text, title, author, date and language of an article page, with trafilatura.
 
@@ -720,8 +738,8 @@ def extract_article(body: bytes | str, url: str, content_type: str = "") -> Arti
     return Article(
         url=url,
         canonical_url=canonical,
-        title=title,
-        author=" ".join(author.split()) if author else None,
+        title=_decoded(title),
+        author=_decoded(author),
         published=date[0] if date else None,
         has_time=date[1] if date else False,
         text=main_text.strip(),

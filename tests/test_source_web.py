@@ -648,3 +648,18 @@ def test_a_real_utf8_page_served_with_a_latin1_charset_is_read_as_utf8(file: str
 
     assert (served.title, served.text, served.author) == (right.title, right.text, right.author)
     assert "\u2019" in right.text and "\u00e2\u20ac" not in served.text
+
+
+@requires_trafilatura_pages
+def test_a_title_a_cms_escaped_twice_is_decoded() -> None:
+    """The real Reuters page with its headline escaped twice, as some CMSs and SEO plugins do."""
+    file = "reuters.com.parasite.html"
+    [(url, gold)] = [(u, g) for u, g in _gold().items() if g["file"] == file]
+    body = (
+        (TRAFILATURA / file)
+        .read_bytes()
+        .replace(b"&#x27;Parasite&#x27;", b"&amp;#039;Parasite&amp;#039;")
+    )
+    article = extract_article(body, url, "text/html")
+
+    assert article.title == gold["title"]
