@@ -25,12 +25,19 @@ The markup read (the ``tgme_`` widget classes of https://t.me/s/…):
 - older posts: ``a.tme_messages_more[data-before]``.
 
 Posts without text (a photo without caption, a sticker) are skipped: there is
-nothing to match a brand in. Ids: ``thread_id`` is the post itself
-(``CHANNEL/ID``), or the post it replies to, which is also its ``parent_id``.
+nothing to match a brand in. A Telegram Bot API answer handed to the source
+(``{"ok": true, "result": [updates]}``, as ``getUpdates`` gives a bot added to a
+channel or group) is read too: the posts and messages of public chats (those with
+a username), at the same ``t.me/USERNAME/ID`` address a preview page gives them;
+messages of private chats are skipped, an ``{"ok": false}`` answer raises.
+
+Ids: ``thread_id`` is the post itself (``CHANNEL/ID``), or the post it replies to,
+which is also its ``parent_id``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -48,7 +55,7 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import guarded, html_to_text, parse_time
+from listener.sourcekit import from_timestamp, guarded, html_to_text, parse_time, to_int
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +314,9 @@ class TelegramSource(Source[TelegramOptions]):
         """The page's posts newer than the checkpoint, then older posts while useful."""
         if response.status >= 400:
             raise ValueError(f"{response.url} answered HTTP {response.status}")
+        updates = _bot_api_body(response.text)
+        if updates is not None:
+            return self._parse_updates(response, updates)
         page = read_channel_page(response.text, response.url, self.name)
         channel: str = response.meta["channel"]
         key = self.key(channel)
@@ -344,6 +354,135 @@ class TelegramSource(Source[TelegramOptions]):
                 )
             )
         return results
+
+    def _parse_updates(self, response: Response, data: dict[str, Any]) -> list[Mention | Request]:
+        """A Bot API answer (``getUpdates``): the posts of public chats among its updates."""
+        if data.get("ok") is not True:
+            raise ValueError(
+                f"{response.url} answered with Telegram Bot API error "
+                f"{data.get('error_code')}: {data.get('description')}"
+            )
+        result = data.get("result")
+        updates = result if isinstance(result, list) else [result]
+        results: list[Mention | Request] = []
+        skipped: Counter[str] = Counter()
+        named: dict[str, list[str]] = {}
+        for update in updates:
+            message = _update_message(update)
+            outcome = (
+                guarded(message_to_mention, message, self.name)
+                if message is not None
+                else "not a message or channel post"
+            )
+            if isinstance(outcome, str):
+                skipped[outcome] += 1
+                ref = update.get("update_id") if isinstance(update, dict) else None
+                named.setdefault(outcome, []).append(f"update {ref}")
+                continue
+            key = self.key(outcome.author.handle or "")
+            if self.is_new(key, outcome):
+                self.checkpoint.advance(key, outcome.published_at, outcome.id)
+                results.append(outcome)
+        if skipped:
+            self.skipped.update(skipped)
+            log.warning(
+                "%s: skipped %d of %d Bot API updates of %s (%s)",
+                self.label,
+                skipped.total(),
+                len(updates),
+                response.url,
+                ", ".join(
+                    f"{count} {reason} ({', '.join(named[reason][:5])})"
+                    for reason, count in sorted(skipped.items())
+                ),
+            )
+        return results
+
+
+def _bot_api_body(text: str) -> dict[str, Any] | None:
+    """The JSON of a Telegram Bot API answer (``{"ok": …}``), or None for anything else."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "ok" in data else None
+
+
+_MESSAGE_KINDS = ("channel_post", "message", "edited_channel_post", "edited_message")
+
+
+def _update_message(update: object) -> dict[str, Any] | None:
+    """The message an update carries (a channel post, a group message, or their edits)."""
+    if not isinstance(update, dict):
+        return None
+    if "message_id" in update and "chat" in update:  # a Message itself (sendMessage, …)
+        return update
+    for kind in _MESSAGE_KINDS:
+        message = update.get(kind)
+        if isinstance(message, dict):
+            return message
+    return None
+
+
+def message_to_mention(message: dict[str, Any], source: str = "telegram") -> Mention | str:
+    """A Bot API message of a public chat as a Mention, or why it cannot be one.
+
+    Only chats with a username are public (``https://t.me/USERNAME/ID`` opens the
+    post, the same URL a preview page gives it); messages of private groups and
+    chats have no public address and are skipped.
+    """
+    chat = message.get("chat")
+    if not isinstance(chat, dict):
+        return "without a chat"
+    username = chat.get("username")
+    if not isinstance(username, str) or not _USERNAME.match(username):
+        return "not in a public chat (the chat has no username)"
+    number = to_int(message.get("message_id"))
+    if number is None or number <= 0:
+        return "without a message id"
+    published = from_timestamp(message.get("date"))
+    if published is None:
+        return "without a date"
+    text = message.get("text") if isinstance(message.get("text"), str) else None
+    caption = message.get("caption") if isinstance(message.get("caption"), str) else None
+    text = (text or caption or "").strip()
+    if not text:
+        return "without text (media only)"
+    sender = message.get("from")
+    sender = sender if isinstance(sender, dict) else {}
+    title = chat.get("title") if isinstance(chat.get("title"), str) else None
+    signature = message.get("author_signature")
+    name: str | None
+    handle: str | None
+    if chat.get("type") == "channel" or not sender:
+        name = signature if isinstance(signature, str) and signature.strip() else title
+        handle = username
+    else:
+        parts = [sender.get("first_name"), sender.get("last_name")]
+        name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip()) or None
+        who = sender.get("username")
+        handle = who if isinstance(who, str) and who.strip() else None
+    public = f"{PUBLIC_URL}/{quote(username)}/{number}"
+    replied = message.get("reply_to_message")
+    reply_to = to_int(replied.get("message_id")) if isinstance(replied, dict) else None
+    parent = f"{username}/{reply_to}" if reply_to else None
+    return Mention.create(
+        source=source,
+        source_kind=SourceKind.SOCIAL,
+        url=public,
+        canonical_url=public,
+        text=text,
+        published_at=published,
+        author=Author(
+            name=name,
+            handle=handle,
+            url=f"{PUBLIC_URL}/{quote(handle)}" if handle else None,
+        ),
+        thread_id=parent or f"{username}/{number}",
+        parent_id=parent,
+    )
 
 
 @hookimpl

@@ -183,7 +183,8 @@ def test_a_changed_post_degrades_alone() -> None:
         (page("initechhq_not_preview.html"), "without a public preview"),
         (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "not a public channel preview"),
         (b'{"ok": false, "error_code": 429, "description": "Too Many Requests"}',
-         "not a public channel preview"),
+         "Bot API error 429: Too Many Requests"),
+        (b'{"error": "not found"}', "not a public channel preview"),
     ],
 )  # fmt: skip
 def test_pages_that_are_not_previews_raise_value_error_naming_the_url(
@@ -202,17 +203,84 @@ def test_the_plugin_registers_the_source() -> None:
     assert TelegramSource.obey_robots_txt is True
 
 
-def test_recorded_bot_api_updates_are_not_channel_pages() -> None:
-    """The only recorded Telegram data is Bot API JSON: the source must refuse it, loudly."""
+def test_recorded_bot_api_updates_of_private_groups_are_skipped_and_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The recorded Telegram data is Bot API JSON (getUpdates) from groups without a
+    username: no public address exists for those messages, so each is skipped, by name."""
     path = RECORDED / "perceval_bot_getUpdates.json"
     if not path.is_file():
         pytest.skip(f"recorded fixture {path} is not available")
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["ok"] is True and data["result"]
     src = source()
-    response = page_response(src, path.read_bytes())
-    with pytest.raises(ValueError, match=re.escape(response.url) + ".*not a public channel"):
-        list(src.parse(response))
+    with caplog.at_level("WARNING"):
+        assert split(src.parse(page_response(src, path.read_bytes()))) == ([], [])
+    assert src.skipped == {"not in a public chat (the chat has no username)": len(data["result"])}
+    assert f"update {data['result'][0]['update_id']}" in caplog.text
+
+
+def test_recorded_bot_api_updates_of_public_chats_become_mentions() -> None:
+    """The recorded updates, changed into what a bot in a public channel and a public group
+    receives: channel posts (with a caption, a signature, an edit, a reply) and messages."""
+    path = RECORDED / "perceval_bot_getUpdates.json"
+    if not path.is_file():
+        pytest.skip(f"recorded fixture {path} is not available")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    group, other, third = (u["message"] for u in data["result"])
+    group["chat"].update(type="supergroup", username="acme_users")
+    other["chat"].update(type="private", username="sdd_private", title=None)
+    del other["chat"]["username"]
+    channel = {
+        **third,
+        "chat": {"id": -100, "type": "channel", "title": "Acme News", "username": "acmenews"},
+        "message_id": 7,
+    }
+    del channel["from"], channel["text"]
+    channel.update(caption="Acme  Rocket 14 photo", author_signature="Jo")
+    edited = {
+        **channel,
+        "message_id": 8,
+        "caption": None,
+        "text": "Edited: Acme",
+        "edit_date": third["date"] + 60,
+        "author_signature": None,
+        "reply_to_message": {"message_id": 7, "chat": channel["chat"], "date": 1},
+    }
+    data["result"] += [
+        {"update_id": 9, "channel_post": channel},
+        {"update_id": 10, "edited_channel_post": edited},
+        {"update_id": 11, "my_chat_member": {"chat": channel["chat"]}},
+    ]
+    src = source()
+    mentions, requests = split(src.parse(page_response(src, json.dumps(data).encode())))
+    assert requests == []
+    by_url = {m.url: m for m in mentions}
+    assert set(by_url) == {
+        f"https://t.me/acme_users/{group['message_id']}",
+        "https://t.me/acmenews/7",
+        "https://t.me/acmenews/8",
+    }
+    said = by_url[f"https://t.me/acme_users/{group['message_id']}"]
+    assert (said.text, said.author.name, said.author.handle) == (group["text"], "Santi", "sdd")
+    assert said.published_at == datetime.fromtimestamp(group["date"], UTC)
+    post = by_url["https://t.me/acmenews/7"]
+    assert (post.text, post.author.name, post.author.handle) == (
+        "Acme  Rocket 14 photo",
+        "Jo",
+        "acmenews",
+    )
+    assert post.id == mention_id("telegram", "https://t.me/acmenews/7")  # as a preview page's
+    reply = by_url["https://t.me/acmenews/8"]
+    assert (reply.author.name, reply.parent_id, reply.thread_id) == (
+        "Acme News",
+        "acmenews/7",
+        "acmenews/7",
+    )
+    assert src.skipped == {
+        "not in a public chat (the chat has no username)": 2,
+        "not a message or channel post": 1,
+    }
 
 
 # --------------------------------------------------------------------------- real crawls
