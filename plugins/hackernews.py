@@ -107,8 +107,9 @@ def _as_hit(item: Mapping[str, Any]) -> Mapping[str, Any]:
         text_key: item.get("text"),
         "points": item.get("score", item.get("points")),
         "num_comments": item.get("descendants"),
-        "parent_id": item.get("parent", item.get("parent_id")),
-        "story_id": item.get("story_id"),
+        # A poll option names its poll ("poll"), which is its thread and its parent.
+        "parent_id": item.get("parent", item.get("parent_id", item.get("poll"))),
+        "story_id": item.get("story_id", item.get("poll")),
     }
 
 

@@ -566,3 +566,36 @@ def test_no_broken_field_of_a_recorded_item_or_a_hit_raises() -> None:
             body = json.dumps({**page, "hits": [broken]}).encode()
             mentions, _ = split(src.parse(page_response(src, "acme", 0, body)))
             assert len(mentions) + src.skipped.total() == 1, label
+
+
+def test_a_poll_and_its_options_as_firebase_items() -> None:
+    """A poll (type poll, parts) and its options (type pollopt, poll): an option is part of
+    the poll's thread; the shapes are those of the API's documentation."""
+    story = firebase_items()[0]
+    poll = {
+        **story,
+        "id": 126809,
+        "type": "poll",
+        "parts": [126810, 126811],
+        "text": "Which Acme product?",
+        "title": "Poll: Acme",
+    }
+    option = {
+        "by": "pg",
+        "id": 126810,
+        "poll": 126809,
+        "score": 335,
+        "text": "Acme Rocket",
+        "time": 1204403652,
+        "type": "pollopt",
+    }
+    src = source()
+    mentions, _ = split(src.parse(item_response(f"{BASE}/v0/items", [poll, option])))
+    asked, answer = mentions
+    assert (asked.title, asked.text, asked.thread_id) == (
+        "Poll: Acme",
+        "Which Acme product?",
+        "126809",
+    )
+    assert (answer.text, answer.thread_id, answer.parent_id) == ("Acme Rocket", "126809", "126809")
+    assert answer.engagement.score == 335
