@@ -796,3 +796,15 @@ def test_podcast_episodes_without_a_link_or_permalink_guid_point_at_their_audio(
     enclosures = re.findall(r'<enclosure url="([^"]+)"', body.decode())
     assert [m.url for m in mentions] == enclosures
     assert src.skipped == {}
+
+
+def test_a_feed_date_that_is_only_a_time_is_no_date() -> None:
+    """'T00:00:00-05:00' (a static site generator's empty date): feedparser dated it today."""
+    body = fixture("perceval/couchbase_blog_rss.xml").replace(
+        b"Tue, 06 Dec 2016 17:17:00 +0000", b"T00:00:00-05:00", 1
+    )
+    src = source()
+    mentions = parse(src, respond(body, "http://blog.couchbase.com/feed", RSS_TYPE))
+
+    assert len(mentions) == 29
+    assert src.skipped == {"without a date (nor a feed date)": 1}

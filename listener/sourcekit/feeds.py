@@ -128,6 +128,7 @@ _ZONE_NAMES = {
     "NZDT": 780, "HST": -600, "AKST": -540, "AKDT": -480,
 }  # fmt: skip
 _NAMED_ZONE = re.compile(r"(?<![A-Za-z])(" + "|".join(_ZONE_NAMES) + r")(?![A-Za-z])")
+_CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?|[+-]\d{2}:?\d{2}\b")
 _NUMERIC_ZONE = re.compile(r"[+-]\d{2}:?\d{2}\b|\d[zZ]\b")
 # What feedparser misreads without a word: a 12-hour clock (05:17 PM is read as 05:17),
 # slashed dates (2016/12/06 becomes 1 December), Unix timestamps (year 1481).
@@ -178,6 +179,10 @@ def _from_struct(value: object, raw: object = None) -> datetime | None:
     Unix timestamp), it is read by :func:`_written_time`.
     """
     if isinstance(raw, str) and raw.strip():
+        if not re.search(r"\d", _CLOCK.sub(" ", raw)):
+            # A time without a day ("T00:00:00-05:00"): feedparser dates it today,
+            # which would invent a spike.
+            return None
         zone = _NAMED_ZONE.search(raw)
         named = zone is not None and not _NUMERIC_ZONE.search(raw)
         if not isinstance(value, struct_time) or named or _MISREAD.search(raw):
