@@ -31,6 +31,7 @@ zone (UTC) before. Errors are ``{"error": "…"}``.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from collections import Counter
@@ -135,9 +136,14 @@ def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 
 def _markdown(value: object) -> str:
-    """Lemmy's Markdown with its whitespace tidied (kept as Markdown: it reads as text)."""
+    """Lemmy's Markdown with its whitespace tidied (kept as Markdown: it reads as text).
+
+    Entities are decoded, as Markdown renders them: Lemmy 0.18.3 and 0.18.4 stored
+    ``&``, ``<`` and ``>`` of titles, bodies and comments as ``&amp;``, ``&lt;``, ``&gt;``.
+    """
     if not isinstance(value, str):
         return ""
+    value = html.unescape(value)
     lines = [line.rstrip() for line in value.replace("\r\n", "\n").strip().split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -189,7 +195,7 @@ def post_to_mention(view: Mapping[str, Any], instance: str, source: str = "lemmy
     if published is None:
         return "without a date"
     url = http_url(post.get("ap_id")) or f"{instance}/post/{post_id}"
-    title = " ".join(post["name"].split()) if isinstance(post.get("name"), str) else ""
+    title = " ".join(_markdown(post.get("name")).split())
     text = _markdown(post.get("body")) or title
     if not text:
         return "without text"
@@ -239,8 +245,7 @@ def comment_to_mention(
     parent = f"comment/{path[-2]}" if len(path) >= 2 else None
     if parent is None and post_id is not None:
         parent = f"post/{post_id}"
-    story = post.get("name")
-    story = " ".join(story.split()) if isinstance(story, str) else ""
+    story = " ".join(_markdown(post.get("name")).split())
     counts = _counts(view, comment)
     engagement = Engagement(
         likes=to_count(counts.get("upvotes")),

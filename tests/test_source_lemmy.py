@@ -483,3 +483,20 @@ def test_no_broken_field_of_a_post_or_comment_raises() -> None:
             changed = {**page, kind: [broken, *page[kind][1:]]}
             mentions, _ = split(src.parse(respond(src, json.dumps(changed))))
             assert len(mentions) + src.skipped.total() == 3, label
+
+
+def test_titles_and_texts_escaped_by_lemmy_0_18_are_decoded() -> None:
+    """Lemmy 0.18.3 and 0.18.4 stored '&', '<' and '>' as entities in titles, bodies and
+    comments (LemmyNet/lemmy#3754, #3987): read as Markdown renders them."""
+    page = load("search_acme_page1.json")
+    post, comment = page["posts"][0], page["comments"][0]
+    post["post"].update(name="Acme &amp; Globex: Q&amp;A", body="a &lt;b&gt; &amp;&amp; c")
+    comment["comment"]["content"] = "AT&amp;T &gt; Acme"
+    comment["post"]["name"] = "Acme &amp; Globex: Q&amp;A"
+    src = source(limit=50)
+    mentions, _ = split(src.parse(respond(src, json.dumps(page))))
+    found = {m.canonical_url: m for m in mentions}
+    asked = found[post["post"]["ap_id"]]
+    assert (asked.title, asked.text) == ("Acme & Globex: Q&A", "a <b> && c")
+    said = found[comment["comment"]["ap_id"]]
+    assert (said.text, said.title) == ("AT&T > Acme", "Re: Acme & Globex: Q&A")
