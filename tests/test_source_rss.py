@@ -762,7 +762,8 @@ def test_html_entities_in_a_real_feed_are_read_and_not_reported_malformed() -> N
 def test_a_real_utf8_feed_declared_as_latin1_is_read_as_utf8(
     declaration: bytes, content_type: str
 ) -> None:
-    """Read as declared, the Couchbase feed's quotes were mojibake ('developerâ€™s')."""
+    """feedparser reads these as UTF-8 (its quotes would be mojibake, 'developerâ€™s', read
+    as declared); kept as a guard for the servers' and templates' wrong declarations."""
     body = fixture("perceval/couchbase_blog_rss.xml").replace(b'encoding="UTF-8"', declaration, 1)
     feed = read_feed(body, "http://blog.couchbase.com/feed", content_type)
 

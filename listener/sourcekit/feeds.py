@@ -238,46 +238,6 @@ def _numeric_entities(body: bytes) -> bytes:
     return _NAMED_ENTITY.sub(numeric, body)
 
 
-# Encodings a server or template declares by default whatever the file holds.
-_DEFAULT_CHARSETS = frozenset({"iso8859-1", "cp1252", "ascii", "iso8859-15"})
-_DECLARATION_ENCODING = re.compile(
-    rb"^(<\?xml[^>]*?encoding\s*=\s*[\"'])([A-Za-z0-9._-]+)", re.IGNORECASE
-)
-_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)[\"']?", re.IGNORECASE)
-
-
-def _utf8_declared_otherwise(body: bytes, content_type: str) -> tuple[bytes, str]:
-    """A UTF-8 body declared (by header or XML declaration) as Latin-1, Windows-1252 or ASCII.
-
-    Servers add ``charset=ISO-8859-1`` to every text/xml response and
-    templates keep an old declaration while the file is written in UTF-8;
-    read as declared, every accent and typographic quote is mojibake
-    (``developerâ€™s``). Non-ASCII text that is valid UTF-8 is practically never
-    Latin-1, so such a body is read as UTF-8 and its declarations say so.
-    """
-    if body.isascii() or body.startswith(_BOMS):
-        return body, content_type
-    header = _CHARSET.search(content_type)
-    declaration = _DECLARATION_ENCODING.match(body)
-    names = [header.group(1)] if header else []
-    names += [declaration.group(2).decode("ascii")] if declaration else []
-    try:
-        wrong = any(codecs.lookup(name).name in _DEFAULT_CHARSETS for name in names)
-    except LookupError:
-        return body, content_type
-    if not wrong:
-        return body, content_type
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return body, content_type  # really a single-byte encoding
-    if declaration is not None:
-        body = _DECLARATION_ENCODING.sub(rb"\1utf-8", body, count=1)
-    if header is not None:
-        content_type = _CHARSET.sub("charset=utf-8", content_type, count=1)
-    return body, content_type
-
-
 def _prepare_xml(body: bytes, content_type: str) -> tuple[bytes, str]:
     """Make a feed body easy for feedparser: trim stray whitespace, settle its encoding.
 
@@ -298,7 +258,6 @@ def _prepare_xml(body: bytes, content_type: str) -> tuple[bytes, str]:
         stripped = body.lstrip()
         if stripped.startswith(b"<"):
             body = stripped
-    body, content_type = _utf8_declared_otherwise(body, content_type)
     declared = "charset=" in content_type.lower() or body.startswith(_BOMS)
     declared = declared or bool(_XML_DECLARED_ENCODING.match(body))
     if declared:
