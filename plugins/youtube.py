@@ -377,6 +377,8 @@ class YouTubeSource(Source[YouTubeOptions]):
         for item in items:
             ident = item.get("id") if isinstance(item, dict) else None
             video = ident.get("videoId") if isinstance(ident, dict) else None
+            if isinstance(ident, str) and item.get("kind") == "youtube#video":
+                video = ident  # a videos.list item: its id is the video id itself
             if not isinstance(video, str) or not video:
                 self.skipped["search results that are not videos"] += 1
                 continue

@@ -579,3 +579,17 @@ def test_no_broken_field_of_a_recorded_thread_or_reply_raises() -> None:
         page = json.dumps({**replies, "items": [broken]}).encode()
         mentions, _ = split(src.parse(respond(src.replies_url(parent), page, meta)))
         assert len(mentions) + src.skipped.total() == 1, label
+
+
+def test_a_recorded_video_list_read_as_search_results_asks_for_each_video_s_comments() -> None:
+    """videos.list items carry the video id as their 'id' (not id.videoId): read as search
+    results, each video's comments are asked for."""
+    data = recorded("videos_info_multi.json")
+    src = source()
+    meta = {"kind": "search", "term": "acme", "page": 1}
+    _, requests = split(src.parse(respond(src.search_url("acme"), json.dumps(data).encode(), meta)))
+    threads = [r for r in requests if urlsplit(r.url).path.endswith("commentThreads")]
+    assert [query(r.url)["videoId"] for r in threads] == [i["id"] for i in data["items"]]
+    assert [r.meta["title"] for r in threads] == [
+        " ".join(html.unescape(i["snippet"]["title"]).split()) for i in data["items"]
+    ]
