@@ -401,6 +401,48 @@ def _texts(tree: Any, xpath: str, limit: int = 3) -> list[str]:
     return found
 
 
+# Classes of the badges forums and news sites put before a headline, inside its <h1>
+# (XenForo's thread prefixes "Patch Notes", "Solved"; "Exclusive", "Live").
+_BADGE_CLASS = re.compile(r"(?:^|\s)(?:label|prefix|badge|tag|kicker)(?:\s|$|--|-)", re.IGNORECASE)
+
+
+def _post_author(tree: Any) -> str | None:
+    """The author forum software and blog themes put on the post's ``<article data-author>``.
+
+    (XenForo writes ``<article class="message" data-author="Tiberius">`` for each
+    post, the thread's first one first; WordPress themes do the same for the
+    article.) Used when trafilatura finds no author.
+    """
+    for value in tree.xpath("//article[@data-author]/@data-author")[:1]:
+        name = " ".join(str(value).split())
+        if name and len(name) <= 100 and not re.match(r"https?://", name):
+            return name
+    return None
+
+
+def _heading_text(heading: Any) -> str:
+    """An ``<h1>``'s text without the badges (see :data:`_BADGE_CLASS`) before its words."""
+    parts: list[str] = []
+
+    def walk(element: Any) -> None:
+        parts.append(element.text or "")
+        for child in element:
+            if isinstance(child.tag, str):  # not a comment
+                badge = _BADGE_CLASS.search(child.get("class") or "")
+                if not (badge and not "".join(parts).strip()):
+                    walk(child)
+            parts.append(child.tail or "")
+
+    walk(heading)
+    return " ".join("".join(parts).split())
+
+
+def _headings(tree: Any, limit: int = 3) -> list[str]:
+    """The text of the page's first ``<h1>`` elements (badges before the words left out)."""
+    found = [text for heading in tree.xpath("//h1") if (text := _heading_text(heading))]
+    return found[:limit]
+
+
 def _strip_site_name(title: str, names: Iterable[str]) -> str:
     """``title`` without a leading or trailing segment that is the site's name."""
     wanted = [_norm(name) for name in names if name and _norm(name)]
@@ -697,7 +739,7 @@ def extract_article(body: bytes | str, url: str, content_type: str = "") -> Arti
     except (etree.ParserError, ValueError) as error:
         raise ValueError(f"{url} could not be parsed as HTML: {error}") from None
     # Read what trafilatura does not give before it parses (and prunes) its own tree.
-    headings = _texts(tree, "//h1")
+    headings = _headings(tree)
     og_title = _texts(tree, "//meta[@property='og:title']/@content", 1)
     page_title = _texts(tree, "//title", 1)
     og_site = _texts(tree, "//meta[@property='og:site_name']/@content", 1)
@@ -705,6 +747,7 @@ def extract_article(body: bytes | str, url: str, content_type: str = "") -> Arti
     declared = _declared_language(tree)
     error_title = error_page_title(tree)
     declared_dates = _declared_dates(tree, url, canonical)
+    post_author = _post_author(tree)
     time_elements = [str(value) for value in tree.xpath("//time/@datetime")[:20]]
     document: Any = trafilatura.bare_extraction(
         text,
@@ -733,7 +776,7 @@ def extract_article(body: bytes | str, url: str, content_type: str = "") -> Arti
     date = _published(
         declared_dates, _extracted_date(getattr(document, "date", None)), time_elements
     )
-    author = getattr(document, "author", None)
+    author = getattr(document, "author", None) or post_author
     description = getattr(document, "description", None)
     return Article(
         url=url,
