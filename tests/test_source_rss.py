@@ -641,6 +641,10 @@ def test_a_real_feed_after_a_bom_and_blank_lines_is_not_reported_malformed() -> 
         "Tue, 06 Dec 2016 18:17:00 CET",  # feedparser read 18:17 UTC
         "Tue, 06 Dec 2016 20:17:00 MSK",
         "1481044620",  # Unix seconds: feedparser read the year 1481
+        # ISO 8601 basic format: feedparser kept the day and lost the time and zone
+        "20161206T171700Z",
+        "20161206T1817+0100",
+        "20161206T121700-0500",
     ],
 )
 def test_feed_dates_written_in_the_wild_are_read_with_their_zone(written: str) -> None:
@@ -797,6 +801,18 @@ def test_podcast_episodes_without_a_link_or_permalink_guid_point_at_their_audio(
     enclosures = re.findall(r'<enclosure url="([^"]+)"', body.decode())
     assert [m.url for m in mentions] == enclosures
     assert src.skipped == {}
+
+
+def test_an_impossible_basic_format_date_is_no_date() -> None:
+    """'20161345T171700Z' in the real Couchbase feed: feedparser read it as 13 May."""
+    body = fixture("perceval/couchbase_blog_rss.xml").replace(
+        b"Tue, 06 Dec 2016 17:17:00 +0000", b"20161345T171700Z", 1
+    )
+    src = source()
+    mentions = parse(src, respond(body, "http://blog.couchbase.com/feed", RSS_TYPE))
+
+    assert len(mentions) == 29
+    assert src.skipped == {"without a date (nor a feed date)": 1}
 
 
 def test_a_feed_date_that_is_only_a_time_is_no_date() -> None:

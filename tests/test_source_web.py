@@ -641,6 +641,24 @@ def test_related_articles_and_modification_dates_do_not_date_the_page() -> None:
 
 
 @requires_trafilatura_pages
+def test_a_publication_time_in_iso_basic_format_keeps_its_time() -> None:
+    """The real Reuters page with its publication time written ``20200119T122536Z``.
+
+    Read as a day without a time, it yielded to the modification time, a day late.
+    """
+    file = "reuters.com.parasite.html"
+    [url] = [u for u, g in _gold().items() if g["file"] == file]
+    body = (TRAFILATURA / file).read_bytes()
+    assert body.count(b"2020-01-19T12:25:36Z") == 7
+    article = extract_article(
+        body.replace(b"2020-01-19T12:25:36Z", b"20200119T122536Z"), url, "text/html"
+    )
+
+    assert article.published == REAL_PUBLISHED[file]
+    assert article.has_time
+
+
+@requires_trafilatura_pages
 @pytest.mark.parametrize("file", ["threatpost.com.android.html", "nytimes.com.blackouts.html"])
 def test_a_real_utf8_page_served_with_a_latin1_charset_is_read_as_utf8(file: str) -> None:
     """A server's default ``charset=ISO-8859-1`` on a UTF-8 page made its quotes mojibake."""

@@ -164,6 +164,10 @@ def test_parse_date_rejects_impossible_dates_instead_of_rolling_them_over(text: 
         ("5 mars 2024", datetime(2024, 3, 5, tzinfo=UTC), False),
         ("5 de marzo de 2024", datetime(2024, 3, 5, tzinfo=UTC), False),
         ("5 dicembre 2024", datetime(2024, 12, 5, tzinfo=UTC), False),
+        # ISO 8601 basic format carries its time (it was read as a day without one)
+        ("20161206T171700Z", datetime(2016, 12, 6, 17, 17, tzinfo=UTC), True),
+        ("20161206T1817+0100", datetime(2016, 12, 6, 17, 17, tzinfo=UTC), True),
+        ("20161206", datetime(2016, 12, 6, tzinfo=UTC), False),
     ],
 )
 def test_parse_date_reads_written_dates(text: str, expected: datetime, has_time: bool) -> None:

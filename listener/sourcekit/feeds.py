@@ -131,14 +131,19 @@ _NAMED_ZONE = re.compile(r"(?<![A-Za-z])(" + "|".join(_ZONE_NAMES) + r")(?![A-Za
 _CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?|[+-]\d{2}:?\d{2}\b")
 _NUMERIC_ZONE = re.compile(r"[+-]\d{2}:?\d{2}\b|\d[zZ]\b")
 # What feedparser misreads without a word: a 12-hour clock (05:17 PM is read as 05:17),
-# slashed dates (2016/12/06 becomes 1 December), Unix timestamps (year 1481).
-_MISREAD = re.compile(r"\d\s*[AaPp]\.?[Mm]\b\.?|\d{1,4}/\d{1,2}/\d{1,4}|^\s*\d{9,13}\s*$")
+# slashed dates (2016/12/06 becomes 1 December), Unix timestamps (year 1481), ISO 8601
+# basic format (20161206T171700Z is read as the day, its time and zone lost).
+_BASIC_ISO = re.compile(r"\s*\d{8}T\d{2}")
+_MISREAD = re.compile(
+    r"\d\s*[AaPp]\.?[Mm]\b\.?|\d{1,4}/\d{1,2}/\d{1,4}|^\s*\d{9,13}\s*$|^\s*\d{8}T\d{2}"
+)
 
 
 def _written_time(raw: str) -> datetime | None:
     """A feed date feedparser could not read or misreads, read here; None when unreadable.
 
-    Unix seconds or milliseconds; a leading weekday in any language dropped;
+    Unix seconds or milliseconds; ISO 8601 basic format (``20161206T171700Z``,
+    ``20161206T1717+0100``) with its zone; a leading weekday in any language dropped;
     month names in German, French, Spanish, Italian, Dutch or Portuguese read;
     a zone abbreviation from :data:`_ZONE_NAMES` applied when no numeric offset
     is given; the rest read by dateutil (12-hour clocks, slashed dates).
@@ -146,6 +151,8 @@ def _written_time(raw: str) -> datetime | None:
     text = " ".join(raw.split())
     if re.fullmatch(r"\d{9,13}", text):
         return from_timestamp(int(text) / 1000 if len(text) == 13 else int(text))
+    if _BASIC_ISO.match(text):
+        return parse_time(text)  # impossible dates (20161345T...) are refused
     offset = None
     zone = _NAMED_ZONE.search(text)
     if zone is not None and not _NUMERIC_ZONE.search(text):
@@ -189,6 +196,8 @@ def _from_struct(value: object, raw: object = None) -> datetime | None:
             written = _written_time(raw)
             if written is not None:
                 return written
+            if _BASIC_ISO.match(raw):
+                return None  # 20161345T...: feedparser would roll it over
     if not isinstance(value, struct_time):
         return None
     day = _ISO_DAY.match(raw) if isinstance(raw, str) else None

@@ -198,13 +198,15 @@ _TWELVE_HOUR = re.compile(r"\d\s*[AaPp]\.?\s?[Mm]\b\.?")
 # Dates with dots are day first wherever they are written (05.03.2024, 5. März 2024).
 _DOTTED_DAY = re.compile(r"^\s*\d{1,2}\.\s*(?:\d{1,2}\.|[^\W\d_])")
 _PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2}))?")
-_TIME = re.compile(r"\d{1,2}:\d{2}")
+# A clock (10:00), or an ISO 8601 time in basic format (20161206T171700Z, 2016-12-06T1717).
+_TIME = re.compile(r"\d{1,2}:\d{2}|\dT\d{2}")
 
 
 def parse_date(value: object) -> tuple[datetime, bool] | None:
     """A date as written on web pages: an aware UTC datetime and whether it carried a time.
 
-    Reads what :func:`parse_time` reads, W3C partial dates (``2024``,
+    Reads what :func:`parse_time` reads (ISO 8601 basic format too:
+    ``20161206T171700Z`` carries its time and zone), W3C partial dates (``2024``,
     ``2024-03``: the first of the period) and written dates with a four-digit
     year (``March 5, 2024``, ``5 March 2024 10:00``, ``Feb 1, 2023 10:00 PM``;
     ``05.03.2024`` is day first; month names in German, French, Spanish,
