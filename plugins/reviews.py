@@ -25,7 +25,8 @@ Decisions a user may want to know about:
   no ``worstRating`` on a scale starting at 0. The raw value is kept.
 - **Dates.** ``datePublished`` (else ``dateCreated``, else ``dateModified``)
   is parsed as ISO 8601,
-  RFC 822 or a written date with a four-digit year; a date without a time is
+  RFC 822, a written date with a four-digit year or Unix seconds or
+  milliseconds (``1481044620``, ``1481044620000``, as numbers or strings); a date without a time is
   midnight UTC, a time without a zone is UTC. A review without any usable date
   is skipped and counted (:attr:`ReviewsSource.skipped`): a stamped crawl time
   would invent a spike.
@@ -96,6 +97,7 @@ from listener.sourcekit import (
     decode_html,
     error_page_title,
     first_text,
+    from_timestamp,
     http_url,
     link_rel,
     load_json_ld,
@@ -153,6 +155,21 @@ def _number(value: object) -> float | None:
         return float(value)
     match = _NUMBER.search(str(value).replace("\u2212", "-"))
     return float(match.group().replace(",", ".")) if match else None
+
+
+# Unix seconds (9-10 digits: 1973-2286) or milliseconds (12-13 digits), as shops' review
+# widgets and JavaScript-rendered JSON-LD write them: 1481044620, "1481044620000".
+_EPOCH = re.compile(r"(\d{9,10}|\d{12,13})(?:\.\d+)?")
+
+
+def _review_date(value: str | None) -> tuple[datetime, bool] | None:
+    """A review's date as :func:`parse_date` reads it, or a Unix timestamp (with its time)."""
+    epoch = _EPOCH.fullmatch(value.strip()) if value is not None else None
+    if epoch is None:
+        return parse_date(value)
+    number = float(epoch.group())
+    moment = from_timestamp(number / 1000 if len(epoch.group(1)) >= 12 else number)
+    return (moment, True) if moment is not None else None
 
 
 def _count(value: object) -> int | None:
@@ -601,7 +618,7 @@ def _review(node: _Node, item: ReviewedItem | None, base: str) -> ExtractedRevie
     published = None
     # dtreviewed: Google's older data-vocabulary.org Review, still on many shop pages.
     for name in ("datePublished", "dateCreated", "dateModified", "dtreviewed"):
-        published = parse_date(node.text(name))
+        published = _review_date(node.text(name))
         if published:
             break
     author_name, author_url = _author(node, base)

@@ -617,3 +617,52 @@ def test_older_review_markup_added_to_a_real_shop_page_is_read() -> None:
     bo = found["Bo"]
     assert (bo.text, bo.published) == ("Fine.", utc(2019, 5, 3))
     assert bo.item is not None and bo.item.name == "Johnsons 4 Fleas Cats & Kittens Tablets"
+
+
+@requires_extruct_pages
+def test_review_dates_given_as_unix_timestamps_are_read_with_their_time() -> None:
+    """schema.org's real Executive Anvil page with reviews dated as review widgets date them.
+
+    Unix seconds and milliseconds, as JSON numbers or strings (JavaScript-rendered
+    JSON-LD, ``<meta itemprop=datePublished content=…>``), were no date: every
+    such review was skipped.
+    """
+    name = "schemaorg_product_aggregaterating.html"
+    jsonld = {
+        "@context": "https://schema.org",
+        "@type": "Product",
+        "name": "Executive Anvil",
+        "review": [
+            {"@type": "Review", "author": "Ann", "datePublished": 1481044620, "reviewBody": "A"},
+            {"@type": "Review", "author": "Bo", "datePublished": 1481044620123, "reviewBody": "B"},
+            {"@type": "Review", "author": "Cy", "datePublished": "1481044620", "reviewBody": "C"},
+            {"@type": "Review", "author": "Di", "datePublished": 1481044620.5, "reviewBody": "D"},
+        ],
+    }
+    microdata = (
+        '<div itemprop="review" itemscope itemtype="http://schema.org/Review">'
+        '<span itemprop="author">Ed</span><meta itemprop="datePublished" content="1481044620000">'
+        '<p itemprop="reviewBody">E</p></div>'
+    )
+    product = b'<span itemprop="name">Executive Anvil</span>'
+    body = (EXTRUCT / name).read_bytes()
+    body = body.replace(product, product + microdata.encode(), 1).replace(
+        b"</head>",
+        f'<script type="application/ld+json">{json.dumps(jsonld)}</script></head>'.encode(),
+    )
+    page = extract_reviews(body, "https://shop.example/anvil")
+
+    moment = utc(2016, 12, 6, 17, 17)
+    assert {(r.author_name, r.published, r.has_time) for r in page.reviews} == {
+        ("Ann", moment, True),
+        ("Bo", moment.replace(microsecond=123000), True),
+        ("Cy", moment, True),
+        ("Di", moment.replace(microsecond=500000), True),
+        ("Ed", moment, True),
+    }
+    assert all(r.item is not None and r.item.name == "Executive Anvil" for r in page.reviews)
+
+
+@pytest.mark.parametrize("written", ["20161206", "2016", "12345", "1481044620 stars"])
+def test_numbers_that_are_no_timestamp_are_read_as_dates_or_not_at_all(written: str) -> None:
+    assert reviews._review_date(written) == parse_date(written)
