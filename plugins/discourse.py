@@ -26,7 +26,14 @@ fetched and their opening posts yielded. ``/t/ID.json`` answers the topic
 ``score`` and ``actions_summary`` (likes are action id 2). Older forums give no
 ``like_count`` on posts; the ``actions_summary`` count is used then. The forum's
 latest posts (``/posts.json``: ``{"latest_posts": [...]}``, each post naming its
-``topic_title`` and ``topic_slug``) are read as a page of posts too.
+``topic_title`` and ``topic_slug``) are read as a page of posts too, and a topic
+list (``/latest.json``, ``/top.json``, ``/c/SLUG/ID.json``: ``{"topic_list":
+{"topics": [...], "more_topics_url": "/latest?page=1"}}``, each topic with ``id``,
+``title``, ``slug``, ``created_at``, ``bumped_at`` but no post text) as a page of
+topics: each topic is fetched (``/t/ID.json``) once for its opening post, which is
+what the list shows, and ``more_topics_url`` is followed up to ``max_pages``. A
+search answered with a topic list is still an error: it names the ``forums``
+option, which takes each forum's base URL.
 
 Ids: ``thread_id`` is the topic id; a post's own id within the thread is the
 topic id for the opening post and ``TOPIC/POST_NUMBER`` for the others, so
@@ -37,6 +44,7 @@ particular) and ``TOPIC/N`` for a reply to post N.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC
@@ -315,6 +323,8 @@ class DiscourseSource(Source[DiscourseOptions]):
             raise ValueError(f"{response.url} answered with a Discourse error: {error}")
         if response.meta.get("kind") == "search":
             return self._parse_search(response, data)
+        if isinstance(data, dict) and isinstance(data.get("topic_list"), dict):
+            return self._parse_topic_list(response, data["topic_list"])
         return self._parse_topic(response, data)
 
     def _parse_search(self, response: Response, data: Any) -> list[Mention | Request]:
@@ -322,6 +332,15 @@ class DiscourseSource(Source[DiscourseOptions]):
         forum: str = meta["forum"]
         if isinstance(data, list):
             return self._parse_legacy_search(response, data)
+        if isinstance(data, dict) and isinstance(data.get("topic_list"), dict):
+            # A search request answered with a topic list: a forum URL that points
+            # at a page (…/latest) rather than at the forum, or a proxy in between.
+            raise ValueError(
+                f"{response.url} is not a Discourse search response: it answered a topic "
+                "list (as /latest.json does). List each forum's base URL under 'forums' "
+                "(e.g. https://meta.discourse.org, not …/latest); the source searches it "
+                "for the brands' keywords"
+            )
         if not isinstance(data, dict) or not (
             isinstance(data.get("posts"), list) or "grouped_search_result" in data
         ):
@@ -455,9 +474,76 @@ class DiscourseSource(Source[DiscourseOptions]):
             )
         return requests
 
+    def _parse_topic_list(
+        self, response: Response, topic_list: Mapping[str, Any]
+    ) -> list[Mention | Request]:
+        """A topic list (``/latest.json`` and alike): fetch each topic for its opening post.
+
+        A listed topic carries no post text (at most an excerpt of a pinned
+        topic), so its topic is asked for as an old-style search hit is: the
+        opening post is yielded, dated and checked against the checkpoint then.
+        """
+        meta = response.meta
+        forum = _forum_of(response)
+        term = str(meta.get("term") or "")
+        topics = topic_list.get("topics")
+        if not isinstance(topics, list):
+            raise ValueError(
+                f"{response.url} is not a Discourse topic list: 'topic_list.topics' is not a list"
+            )
+        newer = self.newer_than(self.key(forum, term))
+        results: list[Mention | Request] = []
+        skipped: Counter[str] = Counter()
+        named: dict[str, list[str]] = {}
+        reached_older = False
+        for topic in topics:
+            topic_id = to_int(topic.get("id")) if isinstance(topic, dict) else None
+            if not isinstance(topic, dict) or topic_id is None:
+                reason = "not an object" if not isinstance(topic, dict) else "without a topic id"
+                skipped[reason] += 1
+                named.setdefault(reason, []).append(
+                    f"topic {one_line(topic.get('title')) or '?'}"
+                    if isinstance(topic, dict)
+                    else "?"
+                )
+                continue
+            bumped = parse_time(topic.get("bumped_at")) or parse_time(topic.get("last_posted_at"))
+            if newer is not None and bumped is not None and bumped <= newer:
+                reached_older = True  # lists are ordered by activity: the rest is older
+            known = {
+                k: topic[k]
+                for k in ("id", "title", "fancy_title", "slug", "views", "posts_count")
+                if topic.get(k) is not None
+            }
+            results.extend(self._topic_requests(forum, term, topic_id, [], known))
+        self._report(skipped, len(topics), response.url, named, "topics")
+        following = topic_list.get("more_topics_url")
+        page = to_int(meta.get("page")) or 1
+        if (
+            isinstance(following, str)
+            and following.strip()
+            and topics
+            and not reached_older
+            and page < self.options.max_pages
+        ):
+            parts = urlsplit(following.strip())
+            path = parts.path if parts.path.endswith(".json") else f"{parts.path}.json"
+            base = forum if not parts.netloc else f"{parts.scheme or 'https'}://{parts.netloc}"
+            if not parts.netloc and path.startswith(urlsplit(forum).path + "/"):
+                base = forum[: len(forum) - len(urlsplit(forum).path)]  # already has the folder
+            url = f"{base}{path}" + (f"?{parts.query}" if parts.query else "")
+            results.append(
+                Request(
+                    url=url,
+                    headers=dict(self.headers),
+                    meta={**meta, "kind": "topics", "forum": forum, "term": term, "page": page + 1},
+                )
+            )
+        return results
+
     def _parse_topic(self, response: Response, data: Any) -> list[Mention | Request]:
         meta = response.meta
-        forum: str = meta["forum"]
+        forum = _forum_of(response)
         stream = data.get("post_stream") if isinstance(data, dict) else None
         posts = stream.get("posts") if isinstance(stream, dict) else None
         if isinstance(data, dict) and isinstance(data.get("latest_posts"), list):
@@ -503,7 +589,7 @@ class DiscourseSource(Source[DiscourseOptions]):
     def _parse_latest(self, response: Response, posts: list[Any]) -> list[Mention | Request]:
         """``/posts.json`` (the forum's latest posts, each naming its topic): every post."""
         meta = response.meta
-        forum: str = meta["forum"]
+        forum = _forum_of(response)
         key = self.key(forum, meta.get("term", ""))
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
@@ -524,16 +610,22 @@ class DiscourseSource(Source[DiscourseOptions]):
         return results
 
     def _report(
-        self, skipped: Counter[str], total: int, url: str, named: Mapping[str, list[str]]
+        self,
+        skipped: Counter[str],
+        total: int,
+        url: str,
+        named: Mapping[str, list[str]],
+        items: str = "posts",
     ) -> None:
         if not skipped:
             return
         self.skipped.update(skipped)
         log.warning(
-            "%s: skipped %d of %d posts of %s (%s)",
+            "%s: skipped %d of %d %s of %s (%s)",
             self.label,
             skipped.total(),
             total,
+            items,
             url,
             ", ".join(
                 f"{count} {reason}"
@@ -541,6 +633,22 @@ class DiscourseSource(Source[DiscourseOptions]):
                 for reason, count in sorted(skipped.items())
             ),
         )
+
+
+#: The first path segment of Discourse's own pages, where a forum's base URL ends.
+_FORUM_PAGES = re.compile(
+    r"/(?:latest|top|new|hot|posts|t|c|tag|tags|categories|search|u|users)(?:[/.?]|$)"
+)
+
+
+def _forum_of(response: Response) -> str:
+    """The forum a response belongs to: the request's, else its URL up to Discourse's pages."""
+    forum = response.meta.get("forum")
+    if isinstance(forum, str) and forum:
+        return forum
+    parts = urlsplit(response.url)
+    folder = _FORUM_PAGES.split(parts.path, maxsplit=1)[0].rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}{folder}"
 
 
 def _ref(post: Mapping[str, Any]) -> str:

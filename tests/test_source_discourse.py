@@ -600,3 +600,65 @@ def test_no_broken_field_of_a_recorded_post_raises() -> None:
         src = source(full_text=False)
         mentions, _ = split(src.parse(search_response(page)))
         assert len(mentions) + src.skipped.total() == 1, label
+
+
+@pytest.mark.parametrize("name", ["latest.json", "perceval_latest_topics.json"])
+def test_recorded_topic_list_answering_a_search_names_the_option(name: str) -> None:
+    """A search answered with a topic list stays an error, now naming what to configure."""
+    response = search_response(json.dumps(recorded(name)).encode())
+    with pytest.raises(ValueError, match=r"topic list .*base URL under 'forums'"):
+        list(source().parse(response))
+
+
+def test_recorded_topic_list_is_read_as_a_page_of_topics(caplog: pytest.LogCaptureFixture) -> None:
+    """/latest.json handed to the source: each topic is fetched once for its opening post
+    (what the list shows), and the recorded topic 1149 answers with that post."""
+    data = recorded("perceval_latest_topics.json")
+    listed = data["topic_list"]["topics"]
+    data["topic_list"]["topics"] = [*listed, listed[0], {"title": "no id"}, None]
+    data["topic_list"]["more_topics_url"] = "/latest?page=1"
+    src = source()
+    # Handed over as a bare page (no request meta): the forum is read from its URL.
+    response = respond(f"{FORUM}/latest.json", json.dumps(data).encode(), {})
+    with caplog.at_level("WARNING"):
+        mentions, requests = split(src.parse(response))
+    assert mentions == []
+    assert [r.url for r in requests] == [
+        *(f"{FORUM}/t/{t['id']}.json" for t in listed),  # the repeated topic asked once
+        f"{FORUM}/latest.json?page=1",
+    ]
+    assert src.skipped == {"without a topic id": 1, "not an object": 1}
+    assert "skipped 2 of 5 topics" in caplog.text and "(topic no id)" in caplog.text
+    ask = requests[1]
+    assert ask.meta["topic"]["title"] == listed[1]["title"] and ask.meta["posts"] == []
+
+    topic = recorded("perceval_topic_1149.json")
+    assert topic["id"] == listed[1]["id"]
+    answer = respond(ask.url, json.dumps(topic).encode(), ask.meta)
+    (opening,), more = split(src.parse(answer))
+    first = topic["post_stream"]["posts"][0]
+    assert more == [] and first["post_number"] == 1
+    # The topic's own title (recorded later than the list) wins over the listed one.
+    assert opening.title == topic["title"] and opening.text == html_to_text(first["cooked"])
+    assert opening.canonical_url == f"{FORUM}/t/{topic['id']}/1"
+
+    # The next page is read the same way; a list older than the checkpoint is not followed.
+    older = source(max_pages=2)
+    older.since = datetime(2030, 1, 1, tzinfo=UTC)
+    page = respond(f"{FORUM}/latest.json?page=1", json.dumps(data).encode(), requests[-1].meta)
+    _, asked = split(older.parse(page))
+    assert all("/t/" in r.url for r in asked)
+
+
+def test_recorded_try_discourse_latest_with_a_subfolder_forum() -> None:
+    """try.discourse.org's recorded /latest.json, its three listed topics sharing id 1, on a
+    forum in a sub-folder: one topic request, the next page under the same folder."""
+    data = recorded("latest.json")
+    forum = "https://talk.example/community"
+    meta = {"kind": "topics", "forum": forum, "term": "acme"}
+    response = respond(f"{forum}/latest.json", json.dumps(data).encode(), meta)
+    _, requests = split(source().parse(response))
+    assert [r.url for r in requests] == [
+        f"{forum}/t/1.json",
+        f"{forum}/latest.json?page=1",
+    ]
