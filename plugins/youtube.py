@@ -21,8 +21,10 @@ Pages follow ``nextPageToken`` up to ``max_pages``. The formats: a list answer i
 and ``snippet.totalReplyCount``, and ``replies.comments``; a comment has ``id``
 and ``snippet`` (``textOriginal``, ``textDisplay``, ``authorDisplayName``,
 ``authorChannelUrl``, ``authorChannelId.value``, ``likeCount``,
-``publishedAt``, ``videoId``, ``parentId`` for replies). An error is
-``{"error": {"code", "message", "errors": [{"reason"}]}}``.
+``publishedAt``, ``updatedAt``, ``videoId``, ``parentId`` for replies). An error is
+``{"error": {"code", "message", "errors": [{"reason"}]}}``. A comment or video
+without a readable ``publishedAt`` is dated by its ``updatedAt`` (when it was
+last edited, never before it was published), and the page's log says which.
 
 Ids: ``thread_id`` is the video id; ``parent_id`` is the video id for a
 top-level comment and the top-level comment's id for a reply. The URL is the
@@ -136,6 +138,27 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _date(snippet: Mapping[str, Any]) -> datetime | None:
+    """When a comment or video was published: ``publishedAt``, else ``updatedAt``.
+
+    ``updatedAt`` is the last edit (the same as ``publishedAt`` for an unedited
+    comment), so a missing publication time is replaced by a time at or after it.
+    """
+    published = parse_time(snippet.get("publishedAt"))
+    return published if published is not None else parse_time(snippet.get("updatedAt"))
+
+
+def _dated_by_update(item: object) -> bool:
+    """Whether a comment (or a thread's top-level comment) was dated by its ``updatedAt``."""
+    snippet = item.get("snippet") if isinstance(item, Mapping) else None
+    top = snippet.get("topLevelComment") if isinstance(snippet, Mapping) else None
+    if isinstance(top, Mapping):
+        snippet = top.get("snippet")
+    if not isinstance(snippet, Mapping):
+        return False
+    return parse_time(snippet.get("publishedAt")) is None and _date(snippet) is not None
+
+
 def _text(snippet: Mapping[str, Any]) -> str:
     original = snippet.get("textOriginal")
     if isinstance(original, str) and original.strip():
@@ -178,7 +201,7 @@ def comment_to_mention(
     video = snippet.get("videoId") or video_id
     if not isinstance(video, str) or not video:
         return "without a video (a channel discussion comment)"
-    published = parse_time(snippet.get("publishedAt"))
+    published = _date(snippet)
     if published is None:
         return "without a date"
     text = _text(snippet)
@@ -247,6 +270,8 @@ class YouTubeSource(Source[YouTubeOptions]):
         self.headers = {"Accept": "application/json", "X-Goog-Api-Key": key}
         #: Items left out so far, by reason.
         self.skipped: Counter[str] = Counter()
+        #: Items dated by their ``updatedAt`` because they had no ``publishedAt``, so far.
+        self.dated_by_update = 0
         self._videos_requested: set[str] = set()
 
     # -- requests --------------------------------------------------------------------------
@@ -374,6 +399,7 @@ class YouTubeSource(Source[YouTubeOptions]):
         term: str = response.meta["term"]
         key = f"search:{term}"
         results: list[Mention | Request] = []
+        named: dict[str, list[str]] = {}
         for item in items:
             ident = item.get("id") if isinstance(item, dict) else None
             video = ident.get("videoId") if isinstance(ident, dict) else None
@@ -383,15 +409,18 @@ class YouTubeSource(Source[YouTubeOptions]):
                 self.skipped["search results that are not videos"] += 1
                 continue
             snippet = item.get("snippet") if isinstance(item.get("snippet"), dict) else {}
-            published = parse_time(snippet.get("publishedAt"))
+            published = _date(snippet)
             if published is not None:
                 self.checkpoint.advance(key, published)
+            if _dated_by_update(item):
+                named.setdefault(DATED_BY_UPDATE, []).append(f"video {video}")
             if video in self._videos_requested:
                 continue
             self._videos_requested.add(video)
             title = snippet.get("title")
             title = " ".join(html.unescape(title).split()) if isinstance(title, str) else None
             results.append(self._threads_request("video", video, title or None))
+        self._report(Counter(), len(items), response.url, named)
         following = self._next_page(response, data, lambda token: self.search_url(term, token))
         if following is not None and items:
             results.append(following)
@@ -428,6 +457,8 @@ class YouTubeSource(Source[YouTubeOptions]):
                 continue
             self.checkpoint.advance(key, outcome.published_at)
             results.append(outcome)
+            if _dated_by_update(thread):
+                named.setdefault(DATED_BY_UPDATE, []).append(_ref(thread))
             replies = thread.get("replies")
             listed = replies.get("comments") if isinstance(replies, dict) else None
             embedded: list[Any] = listed if isinstance(listed, list) else []
@@ -462,6 +493,8 @@ class YouTubeSource(Source[YouTubeOptions]):
                 elif newer is None or answer.published_at > newer:
                     self.checkpoint.advance(key, answer.published_at)
                     results.append(answer)
+                    if _dated_by_update(reply):
+                        named.setdefault(DATED_BY_UPDATE, []).append(_ref(reply))
         self._report(skipped, len(items), response.url, named)
         if not reached_older and items:
             following = self._next_page(
@@ -493,6 +526,8 @@ class YouTubeSource(Source[YouTubeOptions]):
             elif newer is None or outcome.published_at > newer:
                 self.checkpoint.advance(key, outcome.published_at)
                 results.append(outcome)
+                if _dated_by_update(reply):
+                    named.setdefault(DATED_BY_UPDATE, []).append(_ref(reply))
         self._report(skipped, len(items), response.url, named)
         following = self._next_page(
             response, data, lambda token: self.replies_url(meta["parent"], token)
@@ -508,10 +543,21 @@ class YouTubeSource(Source[YouTubeOptions]):
         url: str,
         named: Mapping[str, list[str]] | None = None,
     ) -> None:
+        named = named or {}
+        updated = named.get(DATED_BY_UPDATE) or []
+        if updated:
+            self.dated_by_update += len(updated)
+            log.info(
+                "%s: %d items of %s have no publishedAt and are dated by their updatedAt "
+                "(their last edit) (%s)",
+                self.label,
+                len(updated),
+                url,
+                ", ".join(updated[:5]),
+            )
         if not skipped:
             return
         self.skipped.update(skipped)
-        named = named or {}
         log.warning(
             "%s: skipped %d of %d items of %s (%s)",
             self.label,
@@ -524,6 +570,10 @@ class YouTubeSource(Source[YouTubeOptions]):
                 for reason, count in sorted(skipped.items())
             ),
         )
+
+
+#: The key under which a page's items dated by ``updatedAt`` are named for the log.
+DATED_BY_UPDATE = "dated by updatedAt"
 
 
 def _ref(item: object) -> str:

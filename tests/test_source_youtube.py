@@ -593,3 +593,62 @@ def test_a_recorded_video_list_read_as_search_results_asks_for_each_video_s_comm
     assert [r.meta["title"] for r in threads] == [
         " ".join(html.unescape(i["snippet"]["title"]).split()) for i in data["items"]
     ]
+
+
+def test_recorded_comments_without_published_at_are_dated_by_updated_at(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A recorded commentThreads page whose comments lack publishedAt (or carry one that
+    cannot be read): each is dated by its updatedAt, the log names them; a comment with
+    neither is skipped by name."""
+    data = recorded("comment_threads_by_video_paged_1.json")
+    video = data["items"][0]["snippet"]["videoId"]
+    missing, unreadable, edited, neither = data["items"][:4]
+    top = [t["snippet"]["topLevelComment"]["snippet"] for t in data["items"][:4]]
+    del top[0]["publishedAt"]
+    top[1]["publishedAt"] = "yesterday"
+    top[2]["updatedAt"] = "2020-01-02T03:04:05Z"  # edited later: publishedAt still wins
+    del top[3]["publishedAt"], top[3]["updatedAt"]
+    src = source()
+
+    with caplog.at_level("INFO"):
+        mentions, _ = split(src.parse(threads_response(src, json.dumps(data).encode(), video)))
+
+    found = {m.canonical_url.rsplit("lc=", 1)[1]: m for m in mentions}
+    assert found[missing["id"]].published_at == utc(top[0]["updatedAt"])
+    assert found[unreadable["id"]].published_at == utc(top[1]["updatedAt"])
+    assert found[edited["id"]].published_at == utc(top[2]["publishedAt"])
+    assert neither["id"] not in found and src.skipped == {"without a date": 1}
+    assert len(mentions) == len(data["items"]) - 1
+    assert src.dated_by_update == 2
+    assert "2 items" in caplog.text and "dated by their updatedAt" in caplog.text
+    assert f"id {missing['id']}" in caplog.text and f"id {unreadable['id']}" in caplog.text
+
+
+def test_recorded_replies_and_videos_without_published_at_use_updated_at() -> None:
+    """The recorded replies page and videos.list page without publishedAt: replies dated by
+    updatedAt; a video's updatedAt advances the search checkpoint as publishedAt would."""
+    replies = recorded("comments_by_parent_paged_1.json")
+    for item in replies["items"]:
+        del item["snippet"]["publishedAt"]
+    parent = replies["items"][0]["snippet"]["parentId"]
+    src = source()
+    meta = {"kind": "replies", "key": "video:x", "video": V1, "title": None, "parent": parent,
+            "page": 1}  # fmt: skip
+    mentions, _ = split(
+        src.parse(respond(src.replies_url(parent), json.dumps(replies).encode(), meta))
+    )
+    assert [m.published_at for m in mentions] == [
+        utc(i["snippet"]["updatedAt"]) for i in replies["items"]
+    ]
+    assert src.dated_by_update == len(replies["items"])
+
+    videos = recorded("videos_info_multi.json")
+    for item in videos["items"]:
+        item["snippet"]["updatedAt"] = item["snippet"].pop("publishedAt")
+    newest = max(utc(i["snippet"]["updatedAt"]) for i in videos["items"])
+    src = source()
+    search = {"kind": "search", "term": "acme", "page": 1}
+    src.parse(respond(src.search_url("acme"), json.dumps(videos).encode(), search))
+    assert src.checkpoint.values["search:acme"] == newest.isoformat()
+    assert src.dated_by_update == len(videos["items"])
