@@ -666,3 +666,99 @@ def test_review_dates_given_as_unix_timestamps_are_read_with_their_time() -> Non
 @pytest.mark.parametrize("written", ["20161206", "2016", "12345", "1481044620 stars"])
 def test_numbers_that_are_no_timestamp_are_read_as_dates_or_not_at_all(written: str) -> None:
     assert reviews._review_date(written) == parse_date(written)
+
+
+# hReview and hReview-aggregate as Google's rich-snippet documentation wrote them
+# (value-title dates), with a vcard reviewer and a permalink, and a microformats2 h-review.
+HREVIEWS = """
+<div class="hreview-aggregate">
+  <span class="item"><span class="fn">Johnsons 4 Fleas Tablets</span></span>
+  Rating: <span class="rating"><span class="average">3.5</span> out of <span class="best">5</span>
+  </span> based on <span class="count">11</span> reviews.
+</div>
+<div class="hreview">
+  <span class="item"><span class="fn">Johnsons 4 Fleas Tablets</span></span>
+  Reviewed by <span class="reviewer">Ulysses Grant</span> on
+  <span class="dtreviewed">Jan 6<span class="value-title" title="2019-01-06"></span></span>.
+  <span class="summary">Fleas gone overnight</span>
+  <span class="description">Gave one to each cat in the evening; none by morning.</span>
+  Rating: <span class="rating">4.5</span>
+</div>
+<div class="hreview">
+  <span class="item"><span class="fn">Johnsons 4 Fleas Tablets</span></span>
+  <span class="reviewer vcard"><a class="url fn" href="/users/ann">Ann</a></span>
+  <abbr class="dtreviewed" title="2019-01-07T18:30:00+01:00">7 January</abbr>
+  <abbr class="rating" title="2">**</abbr>
+  <div class="description"><p>Hard to give.</p><p>Our cat spat it out twice.</p></div>
+  <a rel="self bookmark" href="/reviews/2">Permalink</a>
+</div>
+<article class="h-review">
+  <span class="p-name">Works</span> by <a class="p-author h-card" href="https://bo.example/">Bo</a>
+  <time class="dt-published" datetime="2019-01-08T09:00:00Z">8 Jan</time>
+  <data class="p-rating" value="5">5 stars</data> <div class="e-content">Simple and quick.</div>
+</article>
+"""
+
+
+@requires_extruct_pages
+def test_hreview_microformats_added_to_a_real_shop_page_are_read_as_reviews() -> None:
+    """monsterpetsupplies' real page with hReview markup: it was not read at all."""
+    name = "monsterpetsupplies_product_microdata.html"
+    body = (EXTRUCT / name).read_bytes().replace(b"</body>", HREVIEWS.encode() + b"</body>", 1)
+    url = "https://www.monsterpetsupplies.co.uk/cats/johnsons-4-fleas-cats-kittens-tablets"
+    src = make_source(ReviewsSource, urls=[url])
+    mentions = mentions_of(list(src.parse(respond(url, body))))
+
+    assert src.skipped == {}
+    assert [
+        (m.author.name, m.published_at, m.rating.raw if m.rating else None, m.text)
+        for m in mentions
+    ] == [
+        (
+            "Ulysses Grant",
+            utc(2019, 1, 6),
+            4.5,
+            "Gave one to each cat in the evening; none by morning.",
+        ),
+        ("Ann", utc(2019, 1, 7, 17, 30), 2.0, "Hard to give.\n\nOur cat spat it out twice."),
+        ("Bo", utc(2019, 1, 8, 9), 5.0, "Simple and quick."),
+    ]
+    assert [m.title for m in mentions] == [
+        "Fleas gone overnight (review of Johnsons 4 Fleas Tablets)",
+        "Review of Johnsons 4 Fleas Tablets",
+        "Works (review of Johnsons 4 Fleas Tablets)",
+    ]
+    assert mentions[1].author.url == "https://www.monsterpetsupplies.co.uk/users/ann"
+    assert mentions[1].url == "https://www.monsterpetsupplies.co.uk/reviews/2"
+    assert mentions[2].author.url == "https://bo.example/"
+    page = extract_reviews(body, url)
+    [item] = [item for item in page.items if item.aggregate]
+    assert item.aggregate is not None
+    assert (item.name, item.aggregate.value, item.aggregate.review_count) == (
+        "Johnsons 4 Fleas Tablets",
+        3.5,
+        11,
+    )
+    assert all(review.item is item for review in page.reviews)
+
+
+@requires_extruct_pages
+def test_h_reviews_inside_an_h_product_review_that_product() -> None:
+    """A microformats2 h-product on the real Executive Anvil page, its reviews nested."""
+    markup = (
+        '<div class="h-product"><h2 class="p-name">Executive Anvil</h2>'
+        '<span class="p-brand">ACME</span><div class="h-review-aggregate">'
+        '<data class="p-rating" value="4.2">4.2</data> from <span class="p-votes">30</span></div>'
+        '<div class="h-review"><span class="p-author">Cy</span> '
+        '<time class="dt-published" datetime="2019-02-01">1 Feb</time>'
+        '<data class="p-rating" value="4">4</data><p class="e-content">Heavy.</p></div></div>'
+    )
+    name = "schemaorg_product_aggregaterating.html"
+    body = (EXTRUCT / name).read_bytes().replace(b"</body>", markup.encode() + b"</body>", 1)
+    page = extract_reviews(body, "https://shop.example/anvil")
+
+    [review] = page.reviews
+    assert (review.author_name, review.published, review.text) == ("Cy", utc(2019, 2, 1), "Heavy.")
+    assert review.item is not None and review.item.display_name == "ACME Executive Anvil"
+    assert review.item.aggregate is not None
+    assert (review.item.aggregate.value, review.item.aggregate.rating_count) == (4.2, 30)
