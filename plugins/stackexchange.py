@@ -29,6 +29,16 @@ bodies and display names are HTML-encoded. Custom filters may add
 ``body_markdown``, ``up_vote_count``, ``comment_count`` and the question's
 ``answers`` (used directly, without asking for them again).
 
+Items of two more endpoints are read wherever they are handed over: ``/posts``
+(questions and answers mixed: ``post_id``, ``post_type`` "question"|"answer",
+``title`` for questions, ``body`` with ``filter=withbody``, ``link``, ``owner``,
+``creation_date``, ``score``, ``comment_count``; an answer's question is read from
+its link ``/questions/QID/SLUG/AID``) and ``/comments`` (``comment_id``, ``post_id``,
+``post_type`` of the commented post, ``body`` only with ``filter=withbody``,
+``link``, ``owner``, ``creation_date``, ``score``). A comment's canonical URL is
+``https://HOST/posts/comments/ID``; its ``parent_id`` is the question id for a
+comment on a question and ``a/ANSWER`` for a comment on an answer.
+
 Incremental crawling: the search asks only for questions active since the
 newest item of the previous run (``min``), and the answers request only for
 answers created since then (``fromdate``); questions created earlier are not
@@ -42,12 +52,13 @@ from __future__ import annotations
 import gzip
 import html
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from pydantic import Field, field_validator
 
@@ -72,6 +83,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "StackExchangeOptions",
     "StackExchangeSource",
+    "comment_to_mention",
     "item_to_mention",
     "listener_register_sources",
     "site_host",
@@ -174,20 +186,103 @@ def _body(item: Mapping[str, Any]) -> str:
     return ""
 
 
+#: An answer's link: ``/questions/QUESTION/SLUG/ANSWER`` (``#ANSWER`` after it).
+_ANSWER_LINK = re.compile(r"/questions/(\d+)/[^/?#]*/(\d+)")
+#: Why a comment has no text: the API sends comment bodies only with a body filter.
+NO_COMMENT_BODY = "without text (comment bodies come only with filter=withbody)"
+
+
+def _question_of(item: Mapping[str, Any], answer_id: int) -> int | None:
+    """An answer's question id: its own field, else from its link."""
+    question_id = to_int(item.get("question_id"))
+    if question_id is not None:
+        return question_id
+    link = item.get("link")
+    match = _ANSWER_LINK.search(link) if isinstance(link, str) else None
+    if match and int(match.group(2)) == answer_id:
+        return int(match.group(1))
+    return None
+
+
+def _from_posts(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A ``/posts`` item (``post_id`` + ``post_type``) in the fields of a question or answer."""
+    post_id = to_int(item.get("post_id"))
+    kind = item.get("post_type")
+    if post_id is None or "comment_id" in item:
+        return item
+    if kind == "question" and item.get("question_id") is None:
+        return {**item, "question_id": post_id}
+    if kind == "answer" and item.get("answer_id") is None:
+        return {**item, "answer_id": post_id, "question_id": _question_of(item, post_id)}
+    return item
+
+
+def comment_to_mention(
+    item: Mapping[str, Any],
+    site: str,
+    titles: Mapping[str, str] | None = None,
+    source: str = "stackexchange",
+) -> Mention | str:
+    """A comment (``/comments``, or embedded by a custom filter) as a Mention, or why not.
+
+    ``titles`` maps question ids to titles: a comment on a question is titled
+    ``Re: <question title>`` when the title is known.
+    """
+    comment_id = to_int(item.get("comment_id"))
+    post_id = to_int(item.get("post_id"))
+    kind = item.get("post_type")
+    if comment_id is None or post_id is None:
+        return "a comment without its id or its post's id"
+    published = from_timestamp(item.get("creation_date"))
+    if published is None:
+        return "without a date"
+    text = _body(item)
+    if not text:
+        return NO_COMMENT_BODY
+    link = http_url(item.get("link"))
+    host = (urlsplit(link).hostname if link else None) or site_host(site)
+    canonical = f"https://{host}/posts/comments/{comment_id}"
+    question_id: int | None
+    if kind == "answer":
+        question_id = _question_of(item, post_id)
+        parent = f"a/{post_id}"
+    else:
+        question_id = to_int(item.get("question_id")) or post_id
+        parent = str(post_id)
+    question_title = (titles or {}).get(str(question_id)) if question_id is not None else None
+    return Mention.create(
+        source=source,
+        source_kind=SourceKind.FORUM,
+        url=link or canonical,
+        canonical_url=canonical,
+        title=f"Re: {question_title}" if question_title else None,
+        text=text,
+        published_at=published,
+        author=_author(item.get("owner")),
+        engagement=Engagement(score=to_int(item.get("score"))),
+        thread_id=str(question_id) if question_id is not None else None,
+        parent_id=parent,
+    )
+
+
 def item_to_mention(
     item: Mapping[str, Any],
     site: str,
     titles: Mapping[str, str] | None = None,
     source: str = "stackexchange",
 ) -> Mention | str:
-    """A question or an answer as a Mention, or the reason it cannot be one (a string).
+    """A question, an answer or a comment as a Mention, or the reason it cannot be one.
 
     ``titles`` maps question ids (as strings) to titles, for answers whose
-    filter leaves their question's title out.
+    filter leaves their question's title out. ``/posts`` items are read as the
+    question or answer they are; ``/comments`` items by :func:`comment_to_mention`.
     """
+    if "comment_id" in item:
+        return comment_to_mention(item, site, titles, source)
+    item = _from_posts(item)
     question_id = to_int(item.get("question_id"))
     answer_id = to_int(item.get("answer_id"))
-    if question_id is None:
+    if question_id is None and answer_id is None:
         return "not a question or an answer"
     published = from_timestamp(item.get("creation_date"))
     if published is None:
@@ -200,6 +295,8 @@ def item_to_mention(
         title = own_title
         text = _body(item) or own_title or ""
         comments = to_count(item.get("answer_count"))
+        if comments is None and item.get("post_type") == "question":
+            comments = to_count(item.get("comment_count"))  # /posts gives no answer_count
         parent = None
     else:
         canonical = f"https://{host}/a/{answer_id}"
@@ -207,7 +304,7 @@ def item_to_mention(
         title = f"Re: {question_title}" if question_title else None
         text = _body(item)
         comments = to_count(item.get("comment_count"))
-        parent = str(question_id)
+        parent = str(question_id) if question_id is not None else None
     if not text:
         return "without text"
     engagement = Engagement(
@@ -226,13 +323,15 @@ def item_to_mention(
         published_at=published,
         author=_author(item.get("owner")),
         engagement=engagement,
-        thread_id=str(question_id),
+        thread_id=str(question_id) if question_id is not None else None,
         parent_id=parent,
     )
 
 
 def _ref(item: Mapping[str, Any]) -> str:
     """How a log line names an item: ``answer 123``, ``question 45``, else its keys."""
+    if item.get("post_id") is not None and "comment_id" not in item:
+        return f"{item.get('post_type') or 'post'} {item['post_id']}"
     for key in ("answer_id", "comment_id", "question_id"):
         if item.get(key) is not None:
             return f"{key.removesuffix('_id')} {item[key]}"
@@ -503,15 +602,17 @@ class StackExchangeSource(Source[StackExchangeOptions]):
         self, response: Response, data: Mapping[str, Any], items: list[Any]
     ) -> list[Mention | Request]:
         meta = response.meta
-        site: str = meta["site"]
-        term: str = meta["term"]
+        site = _site_of(response)
+        term = str(meta.get("term") or "")
         titles: dict[str, str] = dict(meta.get("titles") or {})
         results: list[Mention | Request] = list(
             self._mentions(items, site, self.key(site, term), titles, response.url)
         )
         page = to_int(meta.get("page")) or 1
-        if items and data.get("has_more") is True and page < self.options.max_pages:
-            url = self.answers_url(site, term, list(meta.get("questions") or []), page + 1)
+        questions = list(meta.get("questions") or [])
+        # A page this source did not ask for (/posts, /comments) has no next page to build.
+        if questions and items and data.get("has_more") is True and page < self.options.max_pages:
+            url = self.answers_url(site, term, questions, page + 1)
             if self._may_ask(ANSWERS_METHOD, url):
                 results.append(
                     Request(
@@ -522,6 +623,15 @@ class StackExchangeSource(Source[StackExchangeOptions]):
                     )
                 )
         return results
+
+
+def _site_of(response: Response) -> str:
+    """The site a page answers for: the request's, else the URL's ``site`` parameter."""
+    site = response.meta.get("site")
+    if isinstance(site, str) and site:
+        return site
+    named = parse_qs(urlsplit(response.url).query).get("site")
+    return named[-1] if named else "stackoverflow"
 
 
 @hookimpl

@@ -542,3 +542,91 @@ def test_no_broken_field_of_a_recorded_question_or_answer_raises() -> None:
         page = json.dumps({**data, "items": [{**question, "answers": [broken]}]}).encode()
         mentions, _ = split(src.parse(search_response(src, page)))
         assert len(mentions) + src.skipped.total() == 2, label
+
+
+def recorded_comments() -> list[dict[str, Any]]:
+    """The comments perceval recorded embedded in its questions (no body: default filter)."""
+    data = recorded("perceval_questions_page1.json")
+    comments = [c for q in data["items"] for c in q.get("comments", [])]
+    assert comments and all("body" not in c for c in comments)
+    return comments
+
+
+def test_recorded_comments_page_maps_comments_or_names_the_filter(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A /comments page: without bodies (the default filter) each comment is skipped with
+    the filter that adds them named; with bodies each maps to a reply to its post."""
+    comments = recorded_comments()
+    url = f"{BASE}/2.3/comments?site=stackoverflow&order=desc&sort=creation"
+    page = {"items": comments, "has_more": True, "quota_max": 300, "quota_remaining": 290}
+    src = source()
+    with caplog.at_level("WARNING"):
+        mentions, requests = split(src.parse(respond(url, json.dumps(page).encode(), {})))
+    assert mentions == [] and requests == []  # no answers URL built from nothing
+    assert src.skipped == {
+        "without text (comment bodies come only with filter=withbody)": len(comments)
+    }
+    assert f"comment {comments[0]['comment_id']}" in caplog.text
+
+    on_question, on_answer = (dict(c) for c in comments[:2])
+    on_question["body"] = "Does this work with <code>acme</code> &amp; Globex?"
+    on_answer.update(
+        comment_id=777, post_id=2, post_type="answer", body="Thanks, Acme fixed it",
+        link="https://stackoverflow.com/questions/1/acme-fails/2#comment777_2",
+    )  # fmt: skip
+    page["items"] = [on_question, on_answer]
+    src = source()
+    mentions, _ = split(src.parse(answers_response(src, json.dumps(page).encode(), ["1"])))
+    asked, answered = mentions
+    assert (
+        asked.canonical_url
+        == f"https://stackoverflow.com/posts/comments/{on_question['comment_id']}"
+    )
+    assert asked.url == asked.canonical_url  # the recorded link is blank
+    assert asked.text == "Does this work with acme & Globex?"
+    assert (asked.thread_id, asked.parent_id) == ("1", "1")
+    assert asked.published_at == at(on_question["creation_date"])
+    owner = on_question["owner"]
+    assert (asked.author.name, asked.author.handle) == (
+        owner["display_name"],
+        str(owner["user_id"]),
+    )
+    assert asked.engagement.score == on_question["score"]
+    assert (answered.thread_id, answered.parent_id) == ("1", "a/2")
+    assert answered.url == on_answer["link"]
+
+
+def test_recorded_questions_and_answers_as_a_posts_page() -> None:
+    """/posts items (questions and answers mixed, told apart by post_type) built from the
+    recorded question and answer: each maps as the question or answer it is."""
+    data = recorded("perceval_questions_page1.json")
+    question = data["items"][0]
+    answer = question["answers"][0]
+    fields = ("owner", "creation_date", "score", "last_activity_date", "comment_count")
+    asked = {
+        "post_id": question["question_id"], "post_type": "question", "title": "Acme &amp; Co?",
+        "body": "<p>Acme fails</p>", "link": "https://stackoverflow.com/questions/1/acme-co",
+        **{k: question[k] for k in fields},
+    }  # fmt: skip
+    answered = {
+        "post_id": answer["answer_id"], "post_type": "answer", "body": "<p>Use Acme 2</p>",
+        "link": f"https://stackoverflow.com/questions/1/acme-co/{answer['answer_id']}#{answer['answer_id']}",
+        **{k: answer[k] for k in fields},
+    }  # fmt: skip
+    unlinked = {**answered, "post_id": 55, "link": None}
+    page = {"items": [asked, answered, unlinked, {"post_id": 9, "post_type": "tag_wiki"}],
+            "has_more": False}  # fmt: skip
+    src = source()
+    url = f"{BASE}/2.3/posts?site=superuser&filter=withbody"
+    mentions, _ = split(src.parse(respond(url, json.dumps(page).encode(), {})))
+    q, a, loose = mentions
+    assert q.canonical_url == f"https://stackoverflow.com/questions/{question['question_id']}"
+    assert (q.title, q.text, q.parent_id) == ("Acme & Co?", "Acme fails", None)
+    assert q.engagement.comments == question["comment_count"]
+    assert a.canonical_url == f"https://stackoverflow.com/a/{answer['answer_id']}"
+    assert (a.thread_id, a.parent_id, a.text) == ("1", "1", "Use Acme 2")
+    assert a.published_at == at(answer["creation_date"])
+    # An answer whose link does not name its question: read, on the site's own host.
+    assert loose.canonical_url == "https://superuser.com/a/55" and loose.thread_id is None
+    assert src.skipped == {"not a question or an answer": 1}
