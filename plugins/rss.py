@@ -31,6 +31,9 @@ Decisions a user may want to know about:
   without one are told apart by their guid (see :func:`_entry_canonical`).
 - FeedBurner's ``feedburner:origLink`` is used as the canonical URL, so the same
   article read through the proxy and directly is one mention.
+- Google News items link to an opaque ``news.google.com`` redirect; their
+  ``<source url="…">`` (the publisher) gives the mention's domain and author,
+  and the `` - Publisher`` Google appends to the title is dropped.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from pydantic import Field
 
 from listener import hookimpl
 from listener.config import BrandConfig
-from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
+from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind, domain_of
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     FEED_ACCEPT,
@@ -55,6 +58,7 @@ from listener.sourcekit import (
     FeedEntry,
     FeedStream,
     canonical_url,
+    host_of,
     http_url,
     read_feed,
     response_header,
@@ -170,25 +174,57 @@ class RssSource(Source[RssOptions]):
         published = entry.published or feed.updated
         if published is None:
             return None, "without a date (nor a feed date)"
-        text = entry.text or entry.title or ""
+        title, text = entry.title, entry.text or entry.title or ""
         if not text.strip():
             return None, "without text"
         author = Author(name=entry.author_name, url=entry.author_url)
-        return (
-            Mention.create(
-                source=self.name,
-                source_kind=self.options.kind,
-                url=entry.link,
-                canonical_url=canonical,
-                title=entry.title,
-                text=text,
-                published_at=published,
-                author=author,
-                engagement=Engagement(comments=entry.comments),
-                keep_fragment=anchored,
-            ),
-            "",
+        publisher = _google_news_publisher(entry)
+        if publisher is not None:
+            title, text = _without_publisher(entry.title, text, publisher)
+            author = Author(name=entry.author_name or publisher, url=entry.source_url)
+        mention = Mention.create(
+            source=self.name,
+            source_kind=self.options.kind,
+            url=entry.link,
+            canonical_url=canonical,
+            title=title,
+            text=text,
+            published_at=published,
+            author=author,
+            engagement=Engagement(comments=entry.comments),
+            keep_fragment=anchored,
         )
+        if publisher is not None and entry.source_url:
+            # The link is Google's redirect; the article is on the publisher's site.
+            mention.domain = domain_of(entry.source_url)
+        return mention, ""
+
+
+def _google_news_publisher(entry: FeedEntry) -> str | None:
+    """The publisher Google News names for an item linking to its redirect; else None.
+
+    Google News feeds link every item to ``news.google.com/rss/articles/…`` (an
+    opaque redirect) and name the publisher in ``<source url="…">``.
+    """
+    host = host_of(entry.link or "")
+    if not entry.source_url or not (host == "news.google.com" or host.endswith(".news.google.com")):
+        return None
+    return entry.source_name or domain_of(entry.source_url)
+
+
+def _without_publisher(title: str | None, text: str, publisher: str) -> tuple[str | None, str]:
+    """A Google News title and text without the publisher Google appends to both.
+
+    Titles read ``Headline - Publisher``, and the description is the headline
+    linked, then the publisher's name: the text is the headline then.
+    """
+    suffix = f" - {publisher}"
+    if title and title.endswith(suffix) and len(title) > len(suffix):
+        title = title[: -len(suffix)].rstrip()
+    words = " ".join(text.split())
+    if title and words in (f"{title} {publisher}", f"{title}{suffix}", title):
+        text = title
+    return title, text
 
 
 # Fragments that are no anchor of their own: tracking (#xtor=RSS-1, #ixzz…, #utm_…,

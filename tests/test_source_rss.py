@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -825,3 +826,64 @@ def test_a_feed_date_that_is_only_a_time_is_no_date() -> None:
 
     assert len(mentions) == 29
     assert src.skipped == {"without a date (nor a feed date)": 1}
+
+
+def _as_google_news(body: bytes) -> bytes:
+    """The real Couchbase feed in the shape of a Google News search feed.
+
+    Google News links every item to its own opaque redirect, appends the
+    publisher to the title, describes the item as the linked headline then the
+    publisher, and names the publisher in ``<source url="…">``.
+    """
+
+    def item(match: re.Match[bytes]) -> bytes:
+        title = re.search(rb"<title>(.*?)</title>", match[0])
+        date = re.search(rb"<pubDate>(.*?)</pubDate>", match[0])
+        assert title is not None and date is not None
+        token = b"CBMi" + hashlib.sha1(title[1]).hexdigest().encode()
+        link = b"https://news.google.com/rss/articles/" + token + b"?oc=5"
+        description = (
+            b'&lt;a href="' + link + b'" target="_blank"&gt;' + title[1] + b"&lt;/a&gt;"
+            b'&amp;nbsp;&amp;nbsp;&lt;font color="#6f6f6f"&gt;Couchbase Blog&lt;/font&gt;'
+        )
+        return (
+            b"<item><title>" + title[1] + b" - Couchbase Blog</title><link>" + link + b"</link>"
+            b'<guid isPermaLink="false">' + token + b"</guid><pubDate>" + date[1] + b"</pubDate>"
+            b"<description>" + description + b"</description>"
+            b'<source url="https://blog.couchbase.com">Couchbase Blog</source></item>'
+        )
+
+    return re.sub(rb"<item>.*?</item>", item, body, flags=re.S)
+
+
+def test_google_news_items_are_the_publishers_mentions() -> None:
+    """Each item names its publisher: the mention's domain and author, not news.google.com."""
+    real = fixture("perceval/couchbase_blog_rss.xml")
+    feed_url = "https://news.google.com/rss/search?q=couchbase&hl=en-US&gl=US&ceid=US:en"
+    mentions = parse(source(), respond(_as_google_news(real), feed_url, RSS_TYPE))
+    direct = parse(source(), respond(real, "http://blog.couchbase.com/feed", RSS_TYPE))
+
+    assert len(mentions) == len(direct) == 30
+    assert {m.domain for m in mentions} == {"blog.couchbase.com"}
+    assert {(m.author.name, m.author.url) for m in mentions} == {
+        ("Couchbase Blog", "https://blog.couchbase.com")
+    }
+    # Titles and texts without the " - Couchbase Blog" Google appends to both.
+    assert [m.title for m in mentions] == [m.title for m in direct]
+    assert [m.text for m in mentions] == [m.title for m in direct]
+    assert mentions[0].url.startswith("https://news.google.com/rss/articles/CBMi")
+    assert len({m.id for m in mentions}) == 30
+
+
+def test_a_source_element_in_another_feed_changes_nothing() -> None:
+    """``<source>`` in a feed linking to the articles themselves (an aggregator's feed)."""
+    real = fixture("perceval/couchbase_blog_rss.xml")
+    body = real.replace(
+        b"</item>", b'<source url="https://planet.example/feed">Planet Couchbase</source></item>'
+    )
+    mentions = parse(source(), respond(body, "http://blog.couchbase.com/feed", RSS_TYPE))
+    direct = parse(source(), respond(real, "http://blog.couchbase.com/feed", RSS_TYPE))
+
+    assert [(m.domain, m.author, m.title, m.text) for m in mentions] == [
+        (m.domain, m.author, m.title, m.text) for m in direct
+    ]

@@ -95,6 +95,10 @@ class FeedEntry:
     author_url: str | None = None
     comments: int | None = None
     guid: str | None = None
+    #: RSS ``<source url="…">name</source>``: the channel (for Google News, the
+    #: publisher) the item came from.
+    source_name: str | None = None
+    source_url: str | None = None
 
 
 @dataclass
@@ -438,6 +442,8 @@ def _read_xml_feed(body: bytes, url: str, content_type: str) -> Feed:
             or _from_struct(entry.get("created_parsed"), entry.get("created"))
         )
         author_name, author_url = _entry_author(entry, inherited, url)
+        origin = entry.get("source")
+        origin = origin if isinstance(origin, Mapping) else {}
         feed.entries.append(
             FeedEntry(
                 link=link,
@@ -449,6 +455,8 @@ def _read_xml_feed(body: bytes, url: str, content_type: str) -> Feed:
                 author_url=author_url,
                 comments=_entry_comments(entry),
                 guid=guid if isinstance(guid, str) else None,
+                source_name=_clean(origin.get("title")),
+                source_url=http_url(origin.get("href") or origin.get("link"), url),
             )
         )
     readable = [e for e in feed.entries if e.link or e.title or e.text]
