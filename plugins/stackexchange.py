@@ -26,8 +26,9 @@ a compressed body without that header is decompressed here. A question has
 ``answer_count`` and ``link``; an answer has ``answer_id``, ``question_id``,
 ``body``, ``owner``, ``creation_date``, ``score`` and ``is_accepted``. Titles,
 bodies and display names are HTML-encoded. Custom filters may add
-``body_markdown``, ``up_vote_count``, ``comment_count`` and the question's
-``answers`` (used directly, without asking for them again).
+``body_markdown``, ``up_vote_count``, ``comment_count``, the question's
+``answers`` (used directly, without asking for them again) and the ``comments``
+of questions and answers (read as replies, see below).
 
 Items of two more endpoints are read wherever they are handed over: ``/posts``
 (questions and answers mixed: ``post_id``, ``post_type`` "question"|"answer",
@@ -557,6 +558,9 @@ class StackExchangeSource(Source[StackExchangeOptions]):
             if isinstance(answer, dict)
         ]
         results.extend(self._mentions(embedded, site, key, titles, response.url))
+        comments = _embedded_comments([*questions, *embedded])
+        if comments:
+            results.extend(self._mentions(comments, site, key, titles, response.url))
 
         if self.options.answers:
             wanted = [
@@ -608,6 +612,11 @@ class StackExchangeSource(Source[StackExchangeOptions]):
         results: list[Mention | Request] = list(
             self._mentions(items, site, self.key(site, term), titles, response.url)
         )
+        comments = _embedded_comments([item for item in items if isinstance(item, dict)])
+        if comments:
+            results.extend(
+                self._mentions(comments, site, self.key(site, term), titles, response.url)
+            )
         page = to_int(meta.get("page")) or 1
         questions = list(meta.get("questions") or [])
         # A page this source did not ask for (/posts, /comments) has no next page to build.
@@ -623,6 +632,17 @@ class StackExchangeSource(Source[StackExchangeOptions]):
                     )
                 )
         return results
+
+
+def _embedded_comments(posts: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ``comments`` a filter embeds in questions and answers, naming their question."""
+    return [
+        {"question_id": post.get("question_id"), **comment}
+        for post in posts
+        if isinstance(post.get("comments"), list)
+        for comment in post["comments"]
+        if isinstance(comment, dict)
+    ]
 
 
 def _site_of(response: Response) -> str:

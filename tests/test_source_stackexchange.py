@@ -21,6 +21,7 @@ from listener.errors import ConfigError, PluginError
 from listener.mention import Mention, SourceKind, mention_id
 from listener.plugins import stackexchange
 from listener.plugins.stackexchange import (
+    NO_COMMENT_BODY,
     StackExchangeOptions,
     StackExchangeSource,
     item_to_mention,
@@ -412,7 +413,10 @@ def test_recorded_question_pages(name: str) -> None:
     answers = [a for q in items for a in q.get("answers", [])]
     with_text = [i for i in items + answers if (i.get("title") or i.get("body_markdown"))]
     assert len(mentions) == len(with_text) == 0  # the anonymised data has no text at all
-    assert src.skipped == {"without text": len(items) + len(answers)}
+    comments = [c for post in items + answers for c in post.get("comments", [])]
+    assert src.skipped == {"without text": len(items) + len(answers)} | (
+        {NO_COMMENT_BODY: len(comments)} if comments else {}
+    )
     # Embedded answers are used as they are: no answers request.
     assert all(urlsplit(r.url).path == SEARCH for r in requests)
     assert len(requests) == (1 if data["has_more"] else 0)
@@ -506,7 +510,8 @@ def test_recorded_page_in_other_shapes_keeps_the_rest(caplog: pytest.LogCaptureF
     assert answered.title == "Re: Acme's C&C <tool> fails"
     everything = [*data["items"], *(a for q in data["items"] for a in q["answers"])]
     assert len(mentions) == len(everything) - 2
-    assert src.skipped == {"without text": 1, "without a date": 1}
+    comments = [c for post in everything for c in post.get("comments", [])]
+    assert src.skipped == {"without text": 1, "without a date": 1, NO_COMMENT_BODY: len(comments)}
     assert "without text (answer 999)" in caplog.text
     assert "without a date (answer 1000)" in caplog.text
 
@@ -530,7 +535,7 @@ def test_no_broken_field_of_a_recorded_question_or_answer_raises() -> None:
     """Every field of a recorded question (and its owner) and of its embedded answer, one
     at a time, deleted, null or of another type: mapped or skipped, never raised."""
     data = recorded("perceval_questions_page1.json")
-    question = {**data["items"][0], "body_markdown": "About Acme"}
+    question = {**data["items"][0], "body_markdown": "About Acme", "comments": []}
     question["answers"] = [{**question["answers"][0], "body_markdown": "Use Acme"}]
     for label, broken in each_field_broken(question):
         src = source()
@@ -630,3 +635,27 @@ def test_recorded_questions_and_answers_as_a_posts_page() -> None:
     # An answer whose link does not name its question: read, on the site's own host.
     assert loose.canonical_url == "https://superuser.com/a/55" and loose.thread_id is None
     assert src.skipped == {"not a question or an answer": 1}
+
+
+def test_recorded_embedded_comments_are_read_as_replies() -> None:
+    """Perceval's questions embed their comments (a custom filter); given bodies, each is a
+    reply to its post in its question's thread, titled after the question."""
+    data = recorded("perceval_questions_page1.json")
+    question = data["items"][0]
+    question.update(title="Acme on CI", body_markdown="Acme fails on CI")
+    comment = question["comments"][0]
+    comment["body"] = "Which <b>Acme</b> version?"
+    answer = question["answers"][0]
+    answer.update(body_markdown="Update Acme", comments=[
+        {**comment, "comment_id": 4242, "post_type": "answer", "post_id": answer["answer_id"],
+         "body": "That did it"},
+    ])  # fmt: skip
+    src = source()
+    mentions, _ = split(src.parse(search_response(src, json.dumps(data).encode())))
+    found = {m.canonical_url.rsplit("/", 1)[1]: m for m in mentions}
+    on_question = found[str(comment["comment_id"])]
+    assert on_question.text == "Which Acme version?" and on_question.title == "Re: Acme on CI"
+    assert (on_question.thread_id, on_question.parent_id) == (str(question["question_id"]),) * 2
+    on_answer = found["4242"]
+    assert on_answer.thread_id == str(question["question_id"])
+    assert on_answer.parent_id == f"a/{answer['answer_id']}"
