@@ -19,7 +19,9 @@ The formats (checked against Discourse's serializers and recorded responses):
 a topic has ``id``, ``title``, ``fancy_title``, ``slug``, ``posts_count``,
 ``reply_count``, ``created_at``. Very old forums answer a list of groups
 (``[{"type": "topic", "results": [{"id", "title", "url"}]}]``); their topics are
-fetched and their opening posts yielded. ``/t/ID.json`` answers the topic
+fetched and their opening posts yielded. A topic page handed to the source
+without being asked for (no posts named in its request) is read whole: every
+post of its ``post_stream``. ``/t/ID.json`` answers the topic
 (``id``, ``title``, ``slug``, ``views``, ``like_count``, ``posts_count``, …) with
 ``post_stream: {"posts": [...], "stream": [post ids]}``; a post there adds
 ``cooked`` (HTML), ``reply_to_post_number``, ``reply_count``, ``reads``,
@@ -557,10 +559,12 @@ class DiscourseSource(Source[DiscourseOptions]):
             topic.update({k: v for k, v in data.items() if k != "post_stream" and v is not None})
         wanted: list[int] = list(meta.get("posts") or [])
         by_id = {to_int(p.get("id")): p for p in posts if isinstance(p, dict)}
-        if not wanted:  # an old-style search hit: the opening post
+        if "posts" not in meta:  # a topic this source did not ask for: every post in it
+            wanted = [post_id for post_id in by_id if post_id is not None]
+        elif not wanted:  # an old-style search hit or a listed topic: the opening post
             opening = next((p for p in by_id.values() if to_int(p.get("post_number")) == 1), None)
             wanted = [to_int(opening.get("id")) or 0] if opening else []
-        key = self.key(forum, meta["term"])
+        key = self.key(forum, meta.get("term", ""))
         results: list[Mention | Request] = []
         skipped: Counter[str] = Counter()
         named: dict[str, list[str]] = {}

@@ -662,3 +662,18 @@ def test_recorded_try_discourse_latest_with_a_subfolder_forum() -> None:
         f"{forum}/t/1.json",
         f"{forum}/latest.json?page=1",
     ]
+
+
+@pytest.mark.parametrize("name", ["topic.json", "perceval_topic_1149.json"])
+def test_recorded_topic_handed_over_alone_is_read_whole(name: str) -> None:
+    """A /t/ID.json page handed to the source without a request of its own (no meta): every
+    post with text is read, the forum taken from the page's URL."""
+    data = recorded(name)
+    posts = [p for p in data["post_stream"]["posts"] if re.sub(r"<[^>]*>", "", p["cooked"]).strip()]
+    src = source()
+    url = f"{FORUM}/t/{data['slug']}/{data['id']}.json"
+    mentions, requests = split(src.parse(respond(url, json.dumps(data).encode(), {})))
+    assert requests == [] and len(mentions) == len(posts) > 1
+    numbers = [m.canonical_url for m in mentions]
+    assert numbers == [f"{FORUM}/t/{data['id']}/{p['post_number']}" for p in posts]
+    assert mentions[0].title == data["title"]
