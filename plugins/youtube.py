@@ -33,6 +33,7 @@ comment's public link, ``https://www.youtube.com/watch?v=VIDEO&lc=COMMENT``.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import re
@@ -41,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -372,6 +373,14 @@ class YouTubeSource(Source[YouTubeOptions]):
                 f"{response.url} is not a YouTube Data API list: the JSON has no 'items' list"
             )
         kind = response.meta.get("kind")
+        shape = _page_kind(items)
+        if kind not in ("search", "threads", "replies") or (
+            {kind, shape} == {"threads", "replies"}
+        ):
+            # A page handed over without this source's request, or comments where
+            # threads were expected (or back): read as what its items are.
+            kind = shape or "replies"
+            response = _with_meta(response, _meta_of(response, kind, items))
         if kind == "search":
             return self._parse_search(response, data, items)
         if kind == "threads":
@@ -570,6 +579,63 @@ class YouTubeSource(Source[YouTubeOptions]):
                 for reason, count in sorted(skipped.items())
             ),
         )
+
+
+#: The page an item's ``kind`` belongs to.
+_PAGE_OF_KIND = {
+    "youtube#commentThread": "threads",
+    "youtube#comment": "replies",
+    "youtube#searchResult": "search",
+    "youtube#video": "search",
+}
+
+
+def _page_kind(items: list[Any]) -> str | None:
+    """What a page holds, by its first item with a known ``kind``."""
+    for item in items:
+        kind = item.get("kind") if isinstance(item, dict) else None
+        if isinstance(kind, str) and kind in _PAGE_OF_KIND:
+            return _PAGE_OF_KIND[kind]
+    return None
+
+
+def _first_snippet_value(items: list[Any], name: str) -> str | None:
+    for item in items:
+        snippet = item.get("snippet") if isinstance(item, dict) else None
+        value = snippet.get(name) if isinstance(snippet, dict) else None
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _meta_of(response: Response, kind: str, items: list[Any]) -> dict[str, Any]:
+    """The request meta a page would have had, from its URL and items, over what it has."""
+    query = {k: v[-1] for k, v in parse_qs(urlsplit(response.url).query).items()}
+    meta: dict[str, Any] = {"page": 1, **response.meta, "kind": kind}
+    if kind == "search":
+        meta.setdefault("term", query.get("q", ""))
+    elif kind == "threads":
+        if "scope" not in meta or "id" not in meta:
+            channel = query.get("allThreadsRelatedToChannelId")
+            video = query.get("videoId") or _first_snippet_value(items, "videoId")
+            if channel:
+                meta.update(scope="channel", id=channel)
+            else:
+                meta.update(scope="video", id=video or "")
+        meta.setdefault("title", None)
+    else:
+        parent = meta.get("parent") or query.get("parentId")
+        meta["parent"] = parent or _first_snippet_value(items, "parentId") or ""
+        if not meta.get("video"):
+            own = meta.get("id") if meta.get("scope") == "video" else None
+            meta["video"] = own or query.get("videoId") or _first_snippet_value(items, "videoId")
+        if "key" not in meta:  # a video's replies count with its threads, as asked for
+            meta["key"] = f"video:{meta['video']}" if meta["video"] else f"replies:{meta['parent']}"
+    return meta
+
+
+def _with_meta(response: Response, meta: dict[str, Any]) -> Response:
+    return dataclasses.replace(response, request=dataclasses.replace(response.request, meta=meta))
 
 
 #: The key under which a page's items dated by ``updatedAt`` are named for the log.

@@ -652,3 +652,43 @@ def test_recorded_replies_and_videos_without_published_at_use_updated_at() -> No
     src.parse(respond(src.search_url("acme"), json.dumps(videos).encode(), search))
     assert src.checkpoint.values["search:acme"] == newest.isoformat()
     assert src.dated_by_update == len(videos["items"])
+
+
+def test_recorded_pages_handed_over_without_their_request_are_read_by_their_items() -> None:
+    """Recorded commentThreads, comments and search pages handed to the source with no
+    request meta, or comments where threads were expected: each read as what its items are,
+    its video, parent or term taken from its URL or items."""
+    threads = recorded("comment_threads_by_video_paged_1.json")
+    video = threads["items"][0]["snippet"]["videoId"]
+    src = source()
+    url = src.threads_url("video", video)
+    mentions, requests = split(src.parse(respond(url, json.dumps(threads).encode(), {})))
+    assert len(mentions) >= len(threads["items"])
+    assert {m.thread_id for m in mentions} == {video}
+    following = [r for r in requests if r.meta.get("kind") == "threads"]
+    assert [query(r.url)["pageToken"] for r in following] == [threads["nextPageToken"]]
+
+    replies = recorded("comments_by_parent_paged_1.json")
+    parent = replies["items"][0]["snippet"]["parentId"]
+    meta = {"kind": "threads", "scope": "video", "id": V1, "title": None, "page": 1}
+    src = source()
+    url = src.replies_url(parent)
+    mentions, _ = split(src.parse(respond(url, json.dumps(replies).encode(), meta)))
+    assert len(mentions) == len(replies["items"]) and src.skipped.total() == 0
+    assert {(m.parent_id, m.thread_id) for m in mentions} == {(parent, V1)}
+    # Alone, a reply page names no video (comments.list leaves videoId out): no link to
+    # build, so each reply is skipped by name rather than the page lost to a KeyError.
+    src = source()
+    mentions, requests = split(src.parse(respond(url, json.dumps(replies).encode(), {})))
+    assert mentions == [] and [query(r.url)["pageToken"] for r in requests] == [
+        replies["nextPageToken"]
+    ]
+    assert src.skipped == {"without a video (a channel discussion comment)": len(replies["items"])}
+
+    search = recorded("search_by_keywords_p1.json")
+    src = source()
+    url = src.search_url("python")
+    _, requests = split(src.parse(respond(url, json.dumps(search).encode(), {})))
+    videos = [i["id"]["videoId"] for i in search["items"] if i["id"].get("videoId")]
+    asked = [query(r.url)["videoId"] for r in requests if r.meta.get("kind") == "threads"]
+    assert asked == list(dict.fromkeys(videos)) and asked
