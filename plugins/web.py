@@ -745,8 +745,10 @@ def extract_article(body: bytes | str, url: str, content_type: str = "") -> Arti
     og_site = _texts(tree, "//meta[@property='og:site_name']/@content", 1)
     canonical = _canonical(tree, url)
     declared = _declared_language(tree)
-    error_title = error_page_title(tree)
     declared_dates = _declared_dates(tree, url, canonical)
+    # An error page declares no publication date; a short article ("Not found: the
+    # missing shipment") does.
+    error_title = None if declared_dates else error_page_title(tree)
     post_author = _post_author(tree)
     time_elements = [str(value) for value in tree.xpath("//time/@datetime")[:20]]
     document: Any = trafilatura.bare_extraction(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -684,3 +685,51 @@ def test_a_title_a_cms_escaped_twice_is_decoded() -> None:
     article = extract_article(body, url, "text/html")
 
     assert article.title == gold["title"]
+
+
+def _short_verge_article(title: str) -> bytes:
+    """The Verge's real iOS 13 article cut to its first paragraph (a news brief), retitled."""
+    body = (TRAFILATURA / "theverge.com.ios13.html").read_bytes()
+    for paragraph in (b"ekj5su", b"IjHS6V", b"VgeC0w", b"aQ3qyM"):
+        body = re.sub(rb'<p id="' + paragraph + rb'".*?</p>', b"", body, count=1, flags=re.S)
+    for cut in (
+        rb'<blockquote class="twitter-tweet">.*?</blockquote>',
+        rb'<figure class="e-image">.*?</figure>',
+        rb"<p>We use cookies.*?</p>",  # else trafilatura takes the cookie banner for the text
+    ):
+        body = re.sub(cut, b"", body, flags=re.S)
+    return body.replace(b"iOS 13 will fix the FaceTime eye contact problem", title.encode())
+
+
+@requires_trafilatura_pages
+@pytest.mark.parametrize(
+    "title",
+    [
+        "FaceTime eye contact bug not found in iOS 13 beta",  # "not found" in a headline
+        "Not found: the FaceTime eye contact problem",  # status-like, but a dated article
+        "500 testers get FaceTime eye contact in iOS 13",
+    ],
+)
+def test_a_short_article_whose_title_reads_like_an_error_is_an_article(title: str) -> None:
+    """It was taken for an error page and raised: the title alone decided."""
+    request = article_request("/2019/7/3/20680681/ios-13-facetime-eye-contact")
+    body = _short_verge_article(title)
+    src = source([BrandConfig(name="Apple", keywords=["FaceTime"])])
+    [mention] = mentions_of(src.parse(respond(request, body)))
+
+    assert mention.title == title
+    assert len(mention.text) < 500
+    assert mention.published_at == REAL_PUBLISHED["theverge.com.ios13.html"]
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["404 Not Found", "Page not found | Acme Daily", "Oops! Page not found", "Just a moment..."],
+)
+def test_status_like_titles_still_make_an_undated_short_page_an_error(title: str) -> None:
+    body = fixture("articles/page-not-found.html").replace(
+        b"Page not found | Acme Daily", title.encode()
+    )
+    request = article_request("/2026/03/acme-plant-closure.html")
+    with pytest.raises(ValueError, match="is an error page"):
+        list(source().parse(respond(request, body)))

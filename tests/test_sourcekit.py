@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import lxml.html
 import pytest
 
 from listener.config import BrandConfig
@@ -16,6 +17,7 @@ from listener.source import Source, SourceOptions
 from listener.sourcekit import (
     canonical_url,
     clean_text,
+    error_page_title,
     from_timestamp,
     guarded,
     http_url,
@@ -345,3 +347,25 @@ def test_guarded_turns_an_item_that_raises_into_a_reason() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         guarded(interrupted, {})
+
+
+@pytest.mark.parametrize(
+    ("title", "error"),
+    [
+        ("404 Not Found", True),
+        ("Page not found | Acme Daily", True),
+        ("Error 404 - Page Not Found", True),
+        ("Oops! Page not found", True),
+        ("Attention Required! | Cloudflare", True),
+        ("Just a moment...", True),
+        ("503 Service Unavailable", True),
+        # headlines that merely contain the words
+        ("FaceTime eye contact bug not found in iOS 13 beta", False),
+        ("500 jobs cut at Acme plant", False),
+        ("Forbidden City reopens after five months", False),
+        ("Just a moment with Acme's CEO", False),
+    ],
+)
+def test_error_page_titles_must_be_status_like(title: str, error: bool) -> None:
+    tree = lxml.html.fromstring(f"<html><head><title>{title}</title></head><body></body></html>")
+    assert (error_page_title(tree) == title) is error

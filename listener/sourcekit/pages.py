@@ -35,13 +35,30 @@ ACCEPT_HTML = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _DEFAULT_CHARSETS = frozenset({"iso8859-1", "cp1252", "ascii", "iso8859-15"})
 _SNIFFABLE_TYPES = frozenset({"", "text/plain", "application/octet-stream", "binary/octet-stream"})
-_ERROR_TITLE = re.compile(
-    r"^\s*(?:error\s*|http\s*)?[45]\d\d\b"
-    r"|\b(?:page not found|not found|access denied|forbidden|bad gateway|service unavailable"
+# What error and bot-wall pages are titled. A title is status-like when one of its parts
+# (split at " | ", " - ", ": " …) is such a phrase or a 4xx/5xx status code, with at most
+# one other word ("Oops! Page not found", "Error 404 (Not Found)", "Just a moment...").
+_ERROR_PHRASE = re.compile(
+    r"\b(?:page not found|not found|access denied|forbidden|bad gateway|service unavailable"
     r"|internal server error|gateway time-?out|too many requests|just a moment"
     r"|attention required|are you a robot|captcha|under maintenance|temporarily unavailable)\b",
     re.IGNORECASE,
 )
+_STATUS_CODE = re.compile(r"^\W*(?:http\s*)?(?:error\s*)?[45]\d\d(?!\d)", re.IGNORECASE)
+_TITLE_PARTS = re.compile(r"\s[|\-\u2013\u2014\u00b7\u00bb]\s|[|\u00b7\u00bb]|:\s")
+_FILLER_WORDS = frozenset({"oops", "whoops", "sorry", "error", "http", "page", "the", "this", "a"})
+
+
+def _status_like(part: str) -> bool:
+    """Whether one part of a title says no more than an error status."""
+    rest, phrases = _ERROR_PHRASE.subn(" ", part)
+    code = _STATUS_CODE.match(rest)
+    if code is not None:
+        rest = rest[code.end() :]
+    if not phrases and code is None:
+        return False
+    others = [word for word in re.findall(r"[^\W_]+", rest.casefold()) if word not in _FILLER_WORDS]
+    return len(others) <= 1
 
 
 def response_header(headers: Mapping[str, Any], name: str) -> str:
@@ -150,10 +167,17 @@ def first_text(tree: Any, xpath: str) -> str | None:
 
 
 def error_page_title(tree: Any) -> str | None:
-    """The page's title (or first heading) when it reads like an error or bot-wall page."""
+    """The page's title (or first heading) when it reads like an error or bot-wall page.
+
+    The title must be status-like (``404 Not Found``, ``Page not found | Acme``,
+    ``Just a moment...``), not merely contain such words: a headline such as
+    ``FaceTime bug not found in iOS 13 beta`` or ``500 jobs cut at Acme`` is no
+    error page. Sources add what the page carries (little text, no structured
+    data) before calling a page an error.
+    """
     for xpath in ("//title", "//h1"):
         text = first_text(tree, xpath)
-        if text and _ERROR_TITLE.search(text):
+        if text and any(_status_like(part) for part in _TITLE_PARTS.split(text)):
             return text
     return None
 
