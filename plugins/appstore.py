@@ -245,8 +245,12 @@ class AppStoreSource(Source[AppStoreOptions]):
                 f"{response.url} is not an App Store customer-reviews feed: the JSON has no 'feed'"
             )
         meta = response.meta
-        app: str = meta["app"]
-        country: str = meta["country"]
+        app, country = _feed_of(response, feed)
+        if not app or not country:
+            raise ValueError(
+                f"{response.url} names no app and storefront: neither its request nor its "
+                "URL or feed id has /COUNTRY/rss/customerreviews/…/id=APP"
+            )
         key = self.key(app, country)
         newer = self.newer_than(key)
         entries = entries_of(feed)
@@ -292,17 +296,42 @@ class AppStoreSource(Source[AppStoreOptions]):
                     for reason, count in sorted(skipped.items())
                 ),
             )
-        page = int(meta.get("page") or 1)
+        page = to_int(meta.get("page")) or _feed_page(response.url) or 1
         last = min(_last_page(feed) or LAST_PAGE, LAST_PAGE, self.options.max_pages)
         if reviews and not reached_older and page < last:
             results.append(
                 Request(
                     url=self.feed_url(app, country, page + 1),
                     headers=dict(response.request.headers),
-                    meta={**meta, "page": page + 1},
+                    meta={**meta, "app": app, "country": country, "page": page + 1},
                 )
             )
         return results
+
+
+#: A customer-reviews feed URL: its storefront, page and app.
+_FEED_URL = re.compile(r"/([A-Za-z]{2})/rss/customerreviews/(?:page=(\d+)/)?id=(\d+)")
+
+
+def _feed_page(url: str) -> int | None:
+    match = _FEED_URL.search(url)
+    return int(match.group(2)) if match and match.group(2) else None
+
+
+def _feed_of(response: Response, feed: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The app and storefront of a feed page: its request's, else from its URL or feed id.
+
+    A feed handed over without this source's request still names both: in its
+    URL and in ``feed.id.label`` (``…/us/rss/customerreviews/page=1/id=APP/…``).
+    """
+    app, country = response.meta.get("app"), response.meta.get("country")
+    if isinstance(app, str) and app and isinstance(country, str) and country:
+        return app, country
+    for url in (response.url, _label(feed.get("id")) or ""):
+        match = _FEED_URL.search(url)
+        if match:
+            return match.group(3), match.group(1).lower()
+    return None, None
 
 
 @hookimpl

@@ -367,3 +367,26 @@ def test_no_broken_field_of_a_review_raises() -> None:
         page = {**data, "feed": {**data["feed"], "entry": [broken]}}
         mentions, _ = split(src.parse(page_response(src, json.dumps(page).encode())))
         assert len(mentions) + src.skipped.total() == 1, label
+
+
+def test_a_feed_page_handed_over_without_its_request_names_its_app_and_storefront() -> None:
+    """The recorded feed page handed to the source with no request meta: the app and
+    storefront come from its URL, else from its feed id; a page naming neither is an
+    error that says what is missing."""
+    payload = body("us_page1.json")
+    expected = split(source().parse(page_response(source(), payload, "us", 1)))[0]
+    src = source()
+    url = f"{BASE}{feed_path('gb', 1)}"
+    mentions, requests = split(src.parse(testing.respond(url, payload, meta={})))
+    assert [m.url for m in mentions] == [m.url.replace("/us/", "/gb/") for m in expected]
+    assert [(r.url, r.meta["app"], r.meta["country"]) for r in requests] == [
+        (f"{BASE}{feed_path('gb', 2)}", APP, "gb")
+    ]
+    # A mirror's URL that names nothing: the feed's own id names the US storefront.
+    src = source()
+    mentions, _ = split(src.parse(testing.respond(f"{BASE}/cache/1.json", payload, meta={})))
+    assert [m.url for m in mentions] == [m.url for m in expected]
+    unnamed = json.loads(payload)
+    unnamed["feed"].pop("id")
+    with pytest.raises(ValueError, match="names no app and storefront"):
+        list(source().parse(testing.respond(f"{BASE}/cache/1.json", json.dumps(unnamed), meta={})))
