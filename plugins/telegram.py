@@ -318,7 +318,7 @@ class TelegramSource(Source[TelegramOptions]):
         if updates is not None:
             return self._parse_updates(response, updates)
         page = read_channel_page(response.text, response.url, self.name)
-        channel: str = response.meta["channel"]
+        channel = _channel_of(response, page)
         key = self.key(channel)
         newer = self.newer_than(key)
         results: list[Mention | Request] = []
@@ -350,7 +350,7 @@ class TelegramSource(Source[TelegramOptions]):
                 Request(
                     url=self.page_url(channel, page.before),
                     headers=dict(response.request.headers),
-                    meta={**response.meta, "page": number + 1},
+                    meta={**response.meta, "channel": channel, "page": number + 1},
                 )
             )
         return results
@@ -482,6 +482,25 @@ def message_to_mention(message: dict[str, Any], source: str = "telegram") -> Men
         ),
         thread_id=parent or f"{username}/{number}",
         parent_id=parent,
+    )
+
+
+def _channel_of(response: Response, page: ChannelPage) -> str:
+    """The channel a preview page shows: its request's, else its posts' (``t.me/NAME/ID``),
+    else its URL's (``/s/NAME``), so a page handed over without its request is read."""
+    channel = response.meta.get("channel")
+    if isinstance(channel, str) and channel:
+        return channel
+    for post in page.posts:
+        first = urlsplit(str(post.url)).path.strip("/").split("/")[0]
+        if _USERNAME.match(first):
+            return first
+    parts = [p for p in urlsplit(response.url).path.split("/") if p]
+    if len(parts) > 1 and parts[0] == "s" and _USERNAME.match(parts[1]):
+        return parts[1]  # a page without posts still names its channel in its URL
+    raise ValueError(
+        f"{response.url} names no channel: neither its request, its URL (/s/NAME) nor its "
+        "posts' links (t.me/NAME/ID) do"
     )
 
 

@@ -386,3 +386,17 @@ def test_a_post_that_cannot_be_read_is_named_and_the_rest_kept(
     warning = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warning) == 1 and "1 without a date (acmenews/103)" in warning[0].getMessage()
     assert "(acmenews/104)" in warning[0].getMessage()  # the photo without caption, named too
+
+
+def test_a_preview_page_handed_over_without_its_request_names_its_channel() -> None:
+    """The channel page handed to the source with no request meta: the channel comes from
+    the URL (/s/NAME), else from its posts' links; older posts are asked for under it."""
+    expected, _ = split(source().parse(page_response(source(), page("acmenews.html"))))
+    for url in (f"{BASE}/s/acmenews", f"{BASE}/cache/page.html"):
+        src = source()
+        answer = testing.respond(url, page("acmenews.html"), content_type="text/html", meta={})
+        mentions, requests = split(src.parse(answer))
+        assert [m.url for m in mentions] == [m.url for m in expected]
+        assert [(r.url, r.meta["channel"]) for r in requests] == [
+            (f"{BASE}/s/acmenews?before=101", "acmenews")
+        ]
