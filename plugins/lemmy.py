@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -401,13 +401,25 @@ class LemmySource(Source[LemmyOptions]):
                     for reason, count in sorted(skipped.items())
                 ),
             )
-        page = meta.get("page", 1)
-        if wants_more and page < self.options.max_pages:
+        # A page handed over without this source's request: its term, community and
+        # page are in its URL's query.
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(response.url).query).items()}
+        term = meta.get("term") or query.get("q")
+        page = to_int(meta.get("page")) or to_int(query.get("page")) or 1
+        if wants_more and term and page < self.options.max_pages:
+            community = meta.get("community") or query.get("community_name")
             results.append(
                 Request(
-                    url=self.search_url(instance, meta["term"], meta.get("community"), page + 1),
+                    url=self.search_url(instance, term, community, page + 1),
                     headers=dict(response.request.headers),
-                    meta={**meta, "page": page + 1},
+                    meta={
+                        **meta,
+                        "key": key,
+                        "instance": instance,
+                        "term": term,
+                        "community": community,
+                        "page": page + 1,
+                    },
                 )
             )
         return results

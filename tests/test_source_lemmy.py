@@ -500,3 +500,17 @@ def test_titles_and_texts_escaped_by_lemmy_0_18_are_decoded() -> None:
     assert (asked.title, asked.text) == ("Acme & Globex: Q&A", "a <b> && c")
     said = found[comment["comment"]["ap_id"]]
     assert (said.text, said.title) == ("AT&T > Acme", "Re: Acme & Globex: Q&A")
+
+
+def test_a_search_page_handed_over_without_its_request_follows_its_own_query() -> None:
+    """The recorded search page handed to the source with no request meta: its posts and
+    comments are read, and the next page is asked for with the term, community and page
+    of its own URL (it used to fail on the missing 'term' whenever the page was full)."""
+    src = source(limit=2)
+    url = src.search_url(BASE, "acme", "tech@lemmy.example", 1)
+    payload = (DATA / "search_acme_page1.json").read_bytes()
+    mentions, requests = split(src.parse(testing.respond(url, payload, meta={})))
+    data = load("search_acme_page1.json")
+    assert len(mentions) == len(data["posts"]) + len(data["comments"])
+    assert [r.url for r in requests] == [src.search_url(BASE, "acme", "tech@lemmy.example", 2)]
+    assert requests[0].meta["term"] == "acme" and requests[0].meta["page"] == 2
