@@ -45,6 +45,7 @@ particular) and ``TOPIC/N`` for a reply to post N.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections import Counter
@@ -52,7 +53,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from pydantic import Field, field_validator
 
@@ -323,6 +324,10 @@ class DiscourseSource(Source[DiscourseOptions]):
         error = _error_of(data)
         if error:
             raise ValueError(f"{response.url} answered with a Discourse error: {error}")
+        if response.meta.get("kind") != "search" and _is_search(data):
+            # A search page handed over without this source's request: its forum, term
+            # and page are in its URL (and the term in the answer itself).
+            response = _as_search(response, data)
         if response.meta.get("kind") == "search":
             return self._parse_search(response, data)
         if isinstance(data, dict) and isinstance(data.get("topic_list"), dict):
@@ -643,6 +648,36 @@ class DiscourseSource(Source[DiscourseOptions]):
 _FORUM_PAGES = re.compile(
     r"/(?:latest|top|new|hot|posts|t|c|tag|tags|categories|search|u|users)(?:[/.?]|$)"
 )
+
+
+def _is_search(data: object) -> bool:
+    """Whether an answer is a search page: ``grouped_search_result``, or the old groups."""
+    if isinstance(data, dict):
+        return "grouped_search_result" in data
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(group, dict) and "results" in group for group in data)
+    )
+
+
+def _as_search(response: Response, data: object) -> Response:
+    """``response`` with the meta of this source's search request filled in from the page."""
+    query = {k: v[-1] for k, v in parse_qs(urlsplit(response.url).query).items()}
+    grouped = data.get("grouped_search_result") if isinstance(data, dict) else None
+    said = grouped.get("term") if isinstance(grouped, dict) else None
+    asked = query.get("q") or query.get("term") or (said if isinstance(said, str) else "")
+    # The words of the query without its filters (order:latest, after:2026-11-19, …).
+    term = " ".join(word for word in asked.split() if ":" not in word)
+    meta = {
+        **response.meta,
+        "kind": "search",
+        "forum": _forum_of(response),
+        "term": term,
+        "page": to_int(response.meta.get("page")) or to_int(query.get("page")) or 1,
+    }
+    request = dataclasses.replace(response.request, meta=meta)
+    return dataclasses.replace(response, request=request)
 
 
 def _forum_of(response: Response) -> str:

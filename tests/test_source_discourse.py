@@ -677,3 +677,19 @@ def test_recorded_topic_handed_over_alone_is_read_whole(name: str) -> None:
     numbers = [m.canonical_url for m in mentions]
     assert numbers == [f"{FORUM}/t/{data['id']}/{p['post_number']}" for p in posts]
     assert mentions[0].title == data["title"]
+
+
+def test_a_search_page_handed_over_without_its_request_is_read_as_one() -> None:
+    """The plugin's recorded search page and the recorded legacy search, handed to the
+    source with no request meta: read as searches (they used to raise 'not a Discourse
+    topic'), the forum from the URL, the term from its q or the answer's own term."""
+    payload = body("search_acme_page1.json")
+    _, expected = split(source().parse(search_response(payload)))
+    for url in (f"{FORUM}/search.json?q=acme%20order%3Alatest", f"{FORUM}/search.json"):
+        src = source()
+        _, requests = split(src.parse(respond(url, payload, {})))
+        assert [r.url for r in requests] == [r.url for r in expected]
+        assert {r.meta["term"] for r in requests} == {"acme"}
+    legacy = json.dumps(recorded("search_legacy_minimal.json")).encode()
+    _, requests = split(source().parse(respond(f"{FORUM}/search.json?term=test", legacy, {})))
+    assert [r.url for r in requests] == [f"{FORUM}/t/{n}.json" for n in (1, 2, 3)]
