@@ -19,7 +19,9 @@ responses carry every field with null where it does not apply; both shapes are
 read. Items of the official Firebase API (``/v0/item/ID.json``: ``id``, ``by``,
 ``time``, ``type``, ``text``, ``score``, ``descendants``, ``parent``) and of
 Algolia's ``/api/v1/items/ID`` (the item with its ``children`` replies) are read
-as hits too; deleted and dead items are skipped.
+as hits too; deleted and dead items are skipped. A Firebase story list
+(``/v0/topstories.json``, ``newstories``, ``askstories``…: a JSON list of item ids)
+is read as requests for its first ``hits_per_page`` items (``/v0/item/ID.json``).
 """
 
 from __future__ import annotations
@@ -192,6 +194,20 @@ def _hits(data: object) -> list[Any] | None:
     return None
 
 
+#: Where the official Firebase API serves items, when a list's URL does not say.
+FIREBASE_API = "https://hacker-news.firebaseio.com/v0"
+
+
+def _item_ids(data: object) -> list[int] | None:
+    """A Firebase story list (``/v0/topstories.json`` and alike): its item ids, else None."""
+    if not isinstance(data, list) or not data:
+        return None
+    ids = [to_int(item) for item in data if not isinstance(item, (dict, list))]
+    if len(ids) != len(data) or any(item is None for item in ids):
+        return None
+    return [item for item in ids if item is not None]
+
+
 def _with_page(url: str, page: int) -> str:
     """``url`` with its ``page`` query parameter set to ``page``."""
     parts = urlsplit(url)
@@ -245,11 +261,32 @@ class HackerNewsSource(Source[HackerNewsOptions]):
                 meta={"term": term, "brands": brands, "page": 0},
             )
 
+    def _item_requests(self, response: Response, ids: list[int]) -> list[Mention | Request]:
+        """A Firebase story list: its first ``hits_per_page`` items, each asked for once."""
+        url = response.url
+        api = url.split("/v0/", 1)[0] + "/v0" if "/v0/" in url else FIREBASE_API
+        wanted = list(dict.fromkeys(ids))[: self.options.hits_per_page]
+        if len(wanted) < len(ids):
+            log.info(
+                "%s: %s lists %d items; reading the first %d (hits_per_page)",
+                self.label,
+                url,
+                len(ids),
+                len(wanted),
+            )
+        return [
+            Request(url=f"{api}/item/{item}.json", meta={**response.meta, "item": item})
+            for item in wanted
+        ]
+
     def parse(self, response: Response) -> Iterable[Mention | Request]:
         """The page's hits as Mentions, then the next page's request when there is one."""
         if response.status >= 400:
             raise ValueError(f"{response.url} answered HTTP {response.status}")
         data = response.json()
+        ids = _item_ids(data)
+        if ids is not None:
+            return self._item_requests(response, ids)
         hits = _hits(data)
         if hits is None:
             raise ValueError(

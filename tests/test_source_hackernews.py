@@ -599,3 +599,21 @@ def test_a_poll_and_its_options_as_firebase_items() -> None:
     )
     assert (answer.text, answer.thread_id, answer.parent_id) == ("Acme Rocket", "126809", "126809")
     assert answer.engagement.score == 335
+
+
+def test_recorded_firebase_story_list_asks_for_its_items() -> None:
+    """The recorded /v0/topstories.json (a list of 500 item ids): its first hits_per_page
+    items are asked for at the list's own API, each once; the recorded items answer."""
+    path = RECORDED / "hack_pop_firebase_topstories_items.json"
+    if not path.is_file():
+        pytest.skip(f"recorded responses not available: {path}")
+    interactions = json.loads(path.read_text(encoding="utf-8"))
+    listing = next(i for i in interactions if i["request"]["url"].endswith("/topstories.json"))
+    url, ids = listing["request"]["url"], json.loads(listing["response"]["body"])
+    src = source(hits_per_page=30)
+    mentions, requests = split(src.parse(testing.respond(url, json.dumps([*ids, ids[0]]), meta={})))
+    api = url.split("/v0/", 1)[0] + "/v0"
+    assert mentions == [] and len(ids) > 30
+    assert [r.url for r in requests] == [f"{api}/item/{item}.json" for item in ids[:30]]
+    recorded_items = {i["request"]["url"] for i in interactions}
+    assert {r.url for r in requests} <= recorded_items  # the cassette answers every one
