@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import logging
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +17,7 @@ from listener.errors import ConfigError
 from listener.mention import Mention, SourceKind
 from listener.source import Source, SourceOptions
 from listener.sourcekit import (
+    SkipReport,
     canonical_url,
     clean_text,
     error_page_title,
@@ -347,6 +350,43 @@ def test_guarded_turns_an_item_that_raises_into_a_reason() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         guarded(interrupted, {})
+
+
+def test_skip_report_counts_names_and_logs_one_line_a_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = logging.getLogger("test.skips")
+    counted: Counter[str] = Counter({"without a date": 1})
+    quiet = SkipReport("posts")
+    quiet.log(log, "acme", "https://x.test/p", 3, into=counted)
+    assert not quiet and counted == {"without a date": 1} and not caplog.records
+
+    skips = SkipReport("posts")
+    for number in range(7):
+        skips.skip("without a date", f"id {number}")
+    skips.skip("not an object")
+    assert skips.total() == 8 and not skips.only("without a date")
+    with caplog.at_level(logging.INFO):
+        skips.log(log, "acme", "https://x.test/p", 9, into=counted)
+    assert counted == {"without a date": 8, "not an object": 1}
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        "acme: skipped 8 of 9 posts of https://x.test/p (1 not an object, "
+        "7 without a date (id 0, id 1, id 2, id 3, id 4 and 2 more))"
+    )
+
+    caplog.clear()
+    usual = SkipReport("posts")
+    usual.skip("a service message", "acme/3")
+    assert usual.only("a service message", "without text")
+    with caplog.at_level(logging.INFO):
+        usual.log(log, "acme", "https://x.test/s", level=logging.INFO)
+    [record] = caplog.records
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == (
+        "acme: skipped 1 posts of https://x.test/s (1 a service message (acme/3))"
+    )
 
 
 @pytest.mark.parametrize(

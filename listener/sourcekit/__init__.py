@@ -16,7 +16,8 @@ sources use nothing else. Import from here::
 - Text: :func:`html_to_text`, :func:`clean_text`, :func:`one_line`.
 - URLs: :func:`http_url`, :func:`canonical_url`, :func:`host_of`.
 - Secrets: :func:`secret_from_env`.
-- Items: :func:`guarded` (an item that makes its mapping raise is skipped, with why).
+- Items: :func:`guarded` (an item that makes its mapping raise is skipped, with why);
+  :class:`SkipReport` (a page's skipped items counted by reason, named, logged in one line).
 - Feeds: :func:`read_feed` (RSS, Atom, JSON Feed) into :class:`Feed`/:class:`FeedEntry`;
   :func:`stream_feed` for the same entries one at a time (large feeds).
 - HTML pages: :func:`decode_html`, :func:`parse_html`, :func:`error_page_title`,
@@ -45,6 +46,7 @@ from listener.sourcekit.pages import (
     same_site,
     sniff_body,
 )
+from listener.sourcekit.skips import SkipReport
 from listener.sourcekit.values import (
     canonical_url,
     clean_text,
@@ -69,6 +71,7 @@ __all__ = [
     "Feed",
     "FeedEntry",
     "FeedStream",
+    "SkipReport",
     "canonical_url",
     "clean_text",
     "decode_html",
