@@ -63,6 +63,7 @@ from listener.errors import ConfigError
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    SkipReport,
     guarded,
     html_to_text,
     one_line,
@@ -366,13 +367,12 @@ class DiscourseSource(Source[DiscourseOptions]):
         key = self.key(forum, meta["term"])
         newer = self.newer_than(key)
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
+        skips = SkipReport("posts")
         wanted: dict[int, list[int]] = {}
-        named: dict[str, list[str]] = {}
         reached_older = False
         for post in posts:
             if not isinstance(post, dict):
-                skipped["not an object"] += 1
+                skips.skip("not an object")
                 continue
             created = parse_time(post.get("created_at"))
             if newer is not None and created is not None and created <= newer:
@@ -388,8 +388,7 @@ class DiscourseSource(Source[DiscourseOptions]):
                     self.checkpoint.advance(key, outcome.published_at)
                     results.append(outcome)
                 else:
-                    skipped[outcome] += 1
-                    named.setdefault(outcome, []).append(_ref(post))
+                    skips.skip(outcome, _ref(post))
                 continue
             if created is not None:
                 self.checkpoint.advance(key, created)
@@ -397,7 +396,7 @@ class DiscourseSource(Source[DiscourseOptions]):
                 continue  # another search already asked for it
             self._posts_requested.add((forum, post_id))
             wanted.setdefault(topic_id, []).append(post_id)
-        self._report(skipped, len(posts), response.url, named)
+        skips.log(log, self.label, response.url, len(posts), into=self.skipped)
 
         for topic_id, post_ids in wanted.items():
             results.extend(
@@ -500,18 +499,17 @@ class DiscourseSource(Source[DiscourseOptions]):
             )
         newer = self.newer_than(self.key(forum, term))
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
-        named: dict[str, list[str]] = {}
+        skips = SkipReport("topics")
         reached_older = False
         for topic in topics:
             topic_id = to_int(topic.get("id")) if isinstance(topic, dict) else None
             if not isinstance(topic, dict) or topic_id is None:
                 reason = "not an object" if not isinstance(topic, dict) else "without a topic id"
-                skipped[reason] += 1
-                named.setdefault(reason, []).append(
+                skips.skip(
+                    reason,
                     f"topic {one_line(topic.get('title')) or '?'}"
                     if isinstance(topic, dict)
-                    else "?"
+                    else "?",
                 )
                 continue
             bumped = parse_time(topic.get("bumped_at")) or parse_time(topic.get("last_posted_at"))
@@ -523,7 +521,7 @@ class DiscourseSource(Source[DiscourseOptions]):
                 if topic.get(k) is not None
             }
             results.extend(self._topic_requests(forum, term, topic_id, [], known))
-        self._report(skipped, len(topics), response.url, named, "topics")
+        skips.log(log, self.label, response.url, len(topics), into=self.skipped)
         following = topic_list.get("more_topics_url")
         page = to_int(meta.get("page")) or 1
         if (
@@ -571,8 +569,7 @@ class DiscourseSource(Source[DiscourseOptions]):
             wanted = [to_int(opening.get("id")) or 0] if opening else []
         key = self.key(forum, meta.get("term", ""))
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
-        named: dict[str, list[str]] = {}
+        skips = SkipReport("posts")
         missing: list[int] = []
         for post_id in wanted:
             post = by_id.get(post_id)
@@ -581,12 +578,11 @@ class DiscourseSource(Source[DiscourseOptions]):
                 continue
             outcome = guarded(post_to_mention, post, topic, forum, self.name)
             if isinstance(outcome, str):
-                skipped[outcome] += 1
-                named.setdefault(outcome, []).append(_ref(post))
+                skips.skip(outcome, _ref(post))
             elif self.is_new(key, outcome):  # newer, or a late one no run has had
                 self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 results.append(outcome)
-        self._report(skipped, len(wanted), response.url, named)
+        skips.log(log, self.label, response.url, len(wanted), into=self.skipped)
         if missing and "/posts.json" not in response.url:
             topic_id = to_int(topic.get("id")) or to_int(data.get("id"))
             if topic_id is not None:
@@ -601,8 +597,7 @@ class DiscourseSource(Source[DiscourseOptions]):
         forum = _forum_of(response)
         key = self.key(forum, meta.get("term", ""))
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
-        named: dict[str, list[str]] = {}
+        skips = SkipReport("posts")
         for post in posts:
             outcome = (
                 guarded(post_to_mention, post, {}, forum, self.name)
@@ -610,38 +605,12 @@ class DiscourseSource(Source[DiscourseOptions]):
                 else "not an object"
             )
             if isinstance(outcome, str):
-                skipped[outcome] += 1
-                named.setdefault(outcome, []).append(_ref(post) if isinstance(post, dict) else "?")
+                skips.skip(outcome, _ref(post) if isinstance(post, dict) else "?")
             elif self.is_new(key, outcome):
                 self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 results.append(outcome)
-        self._report(skipped, len(posts), response.url, named)
+        skips.log(log, self.label, response.url, len(posts), into=self.skipped)
         return results
-
-    def _report(
-        self,
-        skipped: Counter[str],
-        total: int,
-        url: str,
-        named: Mapping[str, list[str]],
-        items: str = "posts",
-    ) -> None:
-        if not skipped:
-            return
-        self.skipped.update(skipped)
-        log.warning(
-            "%s: skipped %d of %d %s of %s (%s)",
-            self.label,
-            skipped.total(),
-            total,
-            items,
-            url,
-            ", ".join(
-                f"{count} {reason}"
-                + (f" ({', '.join(named[reason][:5])})" if named.get(reason) else "")
-                for reason, count in sorted(skipped.items())
-            ),
-        )
 
 
 #: The first path segment of Discourse's own pages, where a forum's base URL ends.

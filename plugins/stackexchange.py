@@ -68,6 +68,7 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    SkipReport,
     from_timestamp,
     guarded,
     html_to_text,
@@ -506,33 +507,18 @@ class StackExchangeSource(Source[StackExchangeOptions]):
     ) -> list[Mention]:
         """The items newer than the checkpoint as Mentions; the rest counted as skipped."""
         mentions: list[Mention] = []
-        skipped: Counter[str] = Counter()
-        named: dict[str, list[str]] = {}
+        skips = SkipReport()
         for item in items:
             if not isinstance(item, dict):
-                skipped["not an object"] += 1
+                skips.skip("not an object")
                 continue
             outcome = guarded(item_to_mention, item, site, titles, self.name)
             if isinstance(outcome, str):
-                skipped[outcome] += 1
-                named.setdefault(outcome, []).append(_ref(item))
+                skips.skip(outcome, _ref(item))
             elif self.is_new(key, outcome):  # newer, or a late one no run has had
                 self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 mentions.append(outcome)
-        if skipped:
-            self.skipped.update(skipped)
-            log.warning(
-                "%s: skipped %d of %d items of %s (%s)",
-                self.label,
-                skipped.total(),
-                len(items),
-                url,
-                ", ".join(
-                    f"{count} {reason}"
-                    + (f" ({', '.join(named[reason][:5])})" if named.get(reason) else "")
-                    for reason, count in sorted(skipped.items())
-                ),
-            )
+        skips.log(log, self.label, url, len(items), into=self.skipped)
         return mentions
 
     def _parse_search(
