@@ -51,6 +51,7 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    SkipReport,
     guarded,
     html_to_text,
     http_url,
@@ -408,7 +409,7 @@ class YouTubeSource(Source[YouTubeOptions]):
         term: str = response.meta["term"]
         key = f"search:{term}"
         results: list[Mention | Request] = []
-        named: dict[str, list[str]] = {}
+        dated: list[str] = []
         for item in items:
             ident = item.get("id") if isinstance(item, dict) else None
             video = ident.get("videoId") if isinstance(ident, dict) else None
@@ -422,14 +423,14 @@ class YouTubeSource(Source[YouTubeOptions]):
             if published is not None:
                 self.checkpoint.advance(key, published)
             if _dated_by_update(item):
-                named.setdefault(DATED_BY_UPDATE, []).append(f"video {video}")
+                dated.append(f"video {video}")
             if video in self._videos_requested:
                 continue
             self._videos_requested.add(video)
             title = snippet.get("title")
             title = " ".join(html.unescape(title).split()) if isinstance(title, str) else None
             results.append(self._threads_request("video", video, title or None))
-        self._report(Counter(), len(items), response.url, named)
+        self._report(SkipReport(), dated, response.url, len(items))
         following = self._next_page(response, data, lambda token: self.search_url(term, token))
         if following is not None and items:
             results.append(following)
@@ -444,22 +445,20 @@ class YouTubeSource(Source[YouTubeOptions]):
         title: str | None = meta.get("title")
         video: str | None = meta["id"] if meta["scope"] == "video" else None
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
-        named: dict[str, list[str]] = {}
+        skips = SkipReport()
+        dated: list[str] = []
         reached_older = False
         for thread in items:
             snippet = thread.get("snippet") if isinstance(thread, dict) else None
             top = snippet.get("topLevelComment") if isinstance(snippet, dict) else None
             if not isinstance(snippet, dict) or not isinstance(top, dict):
-                skipped["threads without a top-level comment"] += 1
-                named.setdefault("threads without a top-level comment", []).append(_ref(thread))
+                skips.skip("threads without a top-level comment", _ref(thread))
                 continue
             total = to_count(snippet.get("totalReplyCount"))
             thread_video = snippet.get("videoId") or video
             outcome = guarded(comment_to_mention, top, thread_video, title, total, self.name)
             if isinstance(outcome, str):
-                skipped[outcome] += 1
-                named.setdefault(outcome, []).append(_ref(thread))
+                skips.skip(outcome, _ref(thread))
                 continue
             if newer is not None and outcome.published_at <= newer:
                 reached_older = True
@@ -467,7 +466,7 @@ class YouTubeSource(Source[YouTubeOptions]):
             self.checkpoint.advance(key, outcome.published_at)
             results.append(outcome)
             if _dated_by_update(thread):
-                named.setdefault(DATED_BY_UPDATE, []).append(_ref(thread))
+                dated.append(_ref(thread))
             replies = thread.get("replies")
             listed = replies.get("comments") if isinstance(replies, dict) else None
             embedded: list[Any] = listed if isinstance(listed, list) else []
@@ -491,20 +490,19 @@ class YouTubeSource(Source[YouTubeOptions]):
                 continue
             for reply in embedded:
                 if not isinstance(reply, dict):
-                    skipped["not an object"] += 1
+                    skips.skip("not an object")
                     continue
                 answer = guarded(
                     comment_to_mention, reply, outcome.thread_id, title, None, self.name
                 )
                 if isinstance(answer, str):
-                    skipped[answer] += 1
-                    named.setdefault(answer, []).append(_ref(reply))
+                    skips.skip(answer, _ref(reply))
                 elif newer is None or answer.published_at > newer:
                     self.checkpoint.advance(key, answer.published_at)
                     results.append(answer)
                     if _dated_by_update(reply):
-                        named.setdefault(DATED_BY_UPDATE, []).append(_ref(reply))
-        self._report(skipped, len(items), response.url, named)
+                        dated.append(_ref(reply))
+        self._report(skips, dated, response.url, len(items))
         if not reached_older and items:
             following = self._next_page(
                 response, data, lambda token: self.threads_url(meta["scope"], meta["id"], token)
@@ -520,24 +518,23 @@ class YouTubeSource(Source[YouTubeOptions]):
         key: str = meta["key"]
         newer = self.newer_than(key)
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
-        named: dict[str, list[str]] = {}
+        skips = SkipReport()
+        dated: list[str] = []
         for reply in items:
             if not isinstance(reply, dict):
-                skipped["not an object"] += 1
+                skips.skip("not an object")
                 continue
             outcome = guarded(
                 comment_to_mention, reply, meta.get("video"), meta.get("title"), None, self.name
             )
             if isinstance(outcome, str):
-                skipped[outcome] += 1
-                named.setdefault(outcome, []).append(_ref(reply))
+                skips.skip(outcome, _ref(reply))
             elif newer is None or outcome.published_at > newer:
                 self.checkpoint.advance(key, outcome.published_at)
                 results.append(outcome)
                 if _dated_by_update(reply):
-                    named.setdefault(DATED_BY_UPDATE, []).append(_ref(reply))
-        self._report(skipped, len(items), response.url, named)
+                    dated.append(_ref(reply))
+        self._report(skips, dated, response.url, len(items))
         following = self._next_page(
             response, data, lambda token: self.replies_url(meta["parent"], token)
         )
@@ -545,40 +542,19 @@ class YouTubeSource(Source[YouTubeOptions]):
             results.append(following)
         return results
 
-    def _report(
-        self,
-        skipped: Counter[str],
-        total: int,
-        url: str,
-        named: Mapping[str, list[str]] | None = None,
-    ) -> None:
-        named = named or {}
-        updated = named.get(DATED_BY_UPDATE) or []
-        if updated:
-            self.dated_by_update += len(updated)
+    def _report(self, skips: SkipReport, dated: list[str], url: str, total: int) -> None:
+        """A page's skipped items, and at INFO its items dated by their last edit."""
+        if dated:
+            self.dated_by_update += len(dated)
             log.info(
                 "%s: %d items of %s have no publishedAt and are dated by their updatedAt "
                 "(their last edit) (%s)",
                 self.label,
-                len(updated),
+                len(dated),
                 url,
-                ", ".join(updated[:5]),
+                ", ".join(dated[:5]),
             )
-        if not skipped:
-            return
-        self.skipped.update(skipped)
-        log.warning(
-            "%s: skipped %d of %d items of %s (%s)",
-            self.label,
-            skipped.total(),
-            total,
-            url,
-            ", ".join(
-                f"{count} {reason}"
-                + (f" ({', '.join(named[reason][:5])})" if named.get(reason) else "")
-                for reason, count in sorted(skipped.items())
-            ),
-        )
+        skips.log(log, self.label, url, total, into=self.skipped)
 
 
 #: The page an item's ``kind`` belongs to.
@@ -636,10 +612,6 @@ def _meta_of(response: Response, kind: str, items: list[Any]) -> dict[str, Any]:
 
 def _with_meta(response: Response, meta: dict[str, Any]) -> Response:
     return dataclasses.replace(response, request=dataclasses.replace(response.request, meta=meta))
-
-
-#: The key under which a page's items dated by ``updatedAt`` are named for the log.
-DATED_BY_UPDATE = "dated by updatedAt"
 
 
 def _ref(item: object) -> str:
