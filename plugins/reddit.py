@@ -66,6 +66,7 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    SkipReport,
     from_timestamp,
     guarded,
     html_to_text,
@@ -517,15 +518,13 @@ class RedditSource(Source[RedditOptions]):
         key: str = meta.get("key", response.url)
         newer_than = self.newer_than(key)
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
+        skips = SkipReport()
         reached_older = False
         threads: list[Request] = []
-        named: dict[str, list[str]] = {}
         for child in children:
             outcome, item = self._child(child)
             if isinstance(outcome, str):
-                skipped[outcome] += 1
-                named.setdefault(outcome, []).append(_ref(item))
+                skips.skip(outcome, _ref(item))
                 continue
             if newer_than is not None and outcome.published_at <= newer_than:
                 reached_older = True
@@ -537,7 +536,7 @@ class RedditSource(Source[RedditOptions]):
                 thread = self._thread_request(item["data"], meta)
                 if thread is not None:
                     threads.append(thread)
-        self._report(skipped, len(children), response.url, named)
+        skips.log(log, self.label, response.url, len(children), into=self.skipped)
         results.extend(threads)
         listing = data["data"]
         after = listing.get("after")
@@ -588,22 +587,20 @@ class RedditSource(Source[RedditOptions]):
         post_title = None
         if posts and isinstance(posts[0], dict) and isinstance(posts[0].get("data"), dict):
             post_title = _title(posts[0]["data"].get("title"))
-        skipped: Counter[str] = Counter()
+        skips = SkipReport()
         mentions: list[Mention | Request] = []
         total = 0
         left: Counter[str] = Counter()
         # The thread's comments are not checkpointed: the key's checkpoint bounds the
         # search listing, and comment times would push it past posts not yet seen.
-        named: dict[str, list[str]] = {}
-        for comment in _walk(_children(data[1]) or [], skipped, left):
+        for comment in _walk(_children(data[1]) or [], skips, left):
             total += 1
             outcome = guarded(comment_to_mention, comment, self.name, post_title)
             if isinstance(outcome, str):
-                skipped[outcome] += 1
-                named.setdefault(outcome, []).append(_ref({"kind": "t1", "data": comment}))
+                skips.skip(outcome, _ref({"kind": "t1", "data": comment}))
             else:
                 mentions.append(outcome)
-        self._report(skipped, total, response.url, named)
+        skips.log(log, self.label, response.url, total, into=self.skipped)
         if left["comments"]:
             self.unfetched += left["comments"]
             log.info(
@@ -613,29 +610,6 @@ class RedditSource(Source[RedditOptions]):
                 response.url,
             )
         return mentions
-
-    def _report(
-        self,
-        skipped: Counter[str],
-        total: int,
-        url: str,
-        named: Mapping[str, list[str]] | None = None,
-    ) -> None:
-        if not skipped:
-            return
-        self.skipped.update(skipped)
-        named = named or {}
-        log.warning(
-            "%s: skipped %d of %d items of %s (%s)",
-            self.label,
-            skipped.total(),
-            total,
-            url,
-            ", ".join(
-                f"{count} {reason}" + _listed(named.get(reason, []))
-                for reason, count in sorted(skipped.items())
-            ),
-        )
 
 
 def _ref(child: Mapping[str, Any]) -> str:
@@ -651,32 +625,24 @@ def _ref(child: Mapping[str, Any]) -> str:
     return "an item without an id"
 
 
-def _listed(refs: list[str], most: int = 5) -> str:
-    """``: t3_a, t3_b`` (at most ``most`` named, then how many more) for a log line."""
-    if not refs:
-        return ""
-    shown = ", ".join(refs[:most])
-    return f": {shown}" + (f" and {len(refs) - most} more" if len(refs) > most else "")
-
-
 def _walk(
-    children: list[Any], skipped: Counter[str], left: Counter[str]
+    children: list[Any], skips: SkipReport, left: Counter[str]
 ) -> Iterator[Mapping[str, Any]]:
     """Every comment of a comment tree, depth first; ``more`` stubs are counted, not followed."""
     for child in children:
         if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
-            skipped["not an object"] += 1
+            skips.skip("not an object")
             continue
         if child.get("kind") == "more":
             left["comments"] += to_count(child["data"].get("count")) or 0
             continue
         if child.get("kind") != "t1":
-            skipped[f"of kind {child.get('kind')!r}"] += 1
+            skips.skip(f"of kind {child.get('kind')!r}")
             continue
         yield child["data"]
         replies = _children(child["data"].get("replies"))
         if replies:
-            yield from _walk(replies, skipped, left)
+            yield from _walk(replies, skips, left)
 
 
 def _with_after(url: str, after: str, count: int) -> str:

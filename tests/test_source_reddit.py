@@ -718,7 +718,7 @@ def test_recorded_posts_in_other_shapes_keep_the_rest_of_the_page(
     assert undated["name"] not in found
     assert src.skipped == {"without a date": 1, "of kind 'more'": 1}
     # The warning names the skipped item and why.
-    assert f"1 without a date: {undated['name']}" in caplog.text
+    assert f"1 without a date ({undated['name']})" in caplog.text
     assert found[deleted["name"]].author.name is None
     assert found[deleted["name"]].text.strip()
     assert found[removed["name"]].text == " ".join(removed["title"].split())
@@ -806,7 +806,7 @@ def test_a_post_whose_values_make_the_mention_fail_is_skipped_not_the_page(
     assert len(mentions) == len(page["data"]["children"]) - 1
     (reason,) = src.skipped
     assert reason.startswith("unreadable (ValueError: ")
-    assert f": {broken['name']}" in caplog.text
+    assert f"({broken['name']})" in caplog.text
 
 
 def test_no_broken_field_of_a_recorded_post_or_comment_raises() -> None:
