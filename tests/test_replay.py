@@ -423,6 +423,30 @@ def test_make_source_validates_options_like_a_crawl() -> None:
         make_source(RssSource, feedz=["https://example.com/feed.xml"])
 
 
+def test_make_source_takes_brands_as_replay_crawl_does() -> None:
+    from listener.config import BrandConfig
+    from listener.plugins.hackernews import HackerNewsSource
+    from listener.testing import make_source
+
+    source = make_source(HackerNewsSource, brands=[{"name": "Acme", "keywords": ["acme", "#acme"]}])
+    assert source.brands == [BrandConfig(name="Acme", keywords=["acme", "#acme"])]
+    # A bare name used to fail deep inside search_terms ('str' object has no attribute 'terms').
+    with pytest.raises(TypeError, match=r"'Acme' is not a brand; pass mappings"):
+        make_source(HackerNewsSource, brands=["Acme"])
+
+
+def test_replay_routes_given_as_a_path_string_or_not_routes() -> None:
+    import listener.plugins
+    from listener.sdk.testing import _routes
+    from listener.testing import replay_crawl
+
+    site = Path(listener.plugins.__file__).parent / "fixtures" / "hackernews"
+    # A folder given as a string used to be read as a list of one-letter routes.
+    assert _routes(str(site), load_site) == load_site(site)
+    with pytest.raises(TypeError, match="route 1 is 'x', not a Route"):
+        replay_crawl("hackernews", {}, ["x"])  # type: ignore[list-item]
+
+
 def test_respond_keeps_a_yielded_requests_url_and_meta() -> None:
     from listener.testing import respond
 

@@ -21,7 +21,7 @@ For unit tests of ``Source.parse`` without a crawl, :func:`make_source` builds
 a source as a crawl would, :func:`respond` makes the Response the spider would
 hand it, and :func:`split` separates what it yielded::
 
-    source = make_source(MySource, brands=[BrandConfig(name="Acme")], base_url=BASE)
+    source = make_source(MySource, brands=[{"name": "Acme"}], base_url=BASE)
     mentions, requests = split(source.parse(respond(f"{BASE}/search", recorded_json)))
 """
 
@@ -57,15 +57,32 @@ SourceT = TypeVar("SourceT", bound="Source")
 
 
 def make_source(
-    cls: type[SourceT], *, brands: Sequence[BrandConfig] = (), **options: Any
+    cls: type[SourceT],
+    *,
+    brands: Sequence[BrandConfig | Mapping[str, Any]] = (),
+    **options: Any,
 ) -> SourceT:
     """An instance of source ``cls`` as a crawl creates it for one ``[[sources]]`` entry.
 
     ``options`` are the entry's options, validated by ``cls.Options`` (``plugin``
-    defaults to the source's name); ``brands`` are the project's brands.
+    defaults to the source's name); ``brands`` are the project's brands, each a
+    ``BrandConfig`` or a mapping of its ``[[brands]]`` keys, as ``replay_crawl``
+    takes them (``{"name": "Acme", "keywords": ["acme"]}``).
     """
+    from listener.config import BrandConfig
+
+    project_brands: list[BrandConfig] = []
+    for brand in brands:
+        if isinstance(brand, Mapping):
+            brand = BrandConfig(**brand)
+        if not isinstance(brand, BrandConfig):
+            raise TypeError(
+                f"make_source(brands=...): {brand!r} is not a brand; pass mappings of the "
+                '[[brands]] keys, e.g. brands=[{"name": "Acme", "keywords": ["acme"]}]'
+            )
+        project_brands.append(brand)
     settings = {"plugin": cls.name, **options}
-    return cls(cls.Options(**settings), list(brands))
+    return cls(cls.Options(**settings), project_brands)
 
 
 def respond(
@@ -205,10 +222,28 @@ def write_project(
     return path
 
 
+def _routes(
+    routes: Sequence[Route] | Path | str, load_site: Callable[[Path], list[Route]]
+) -> list[Route]:
+    """The routes to serve: a folder (a Path or a path string) with routes.json, or Routes."""
+    from listener.sdk.replay import Route
+
+    if isinstance(routes, str | os.PathLike):
+        return load_site(Path(routes))
+    routes_list = list(routes)
+    for number, route in enumerate(routes_list, 1):
+        if not isinstance(route, Route):
+            raise TypeError(
+                f"replay_crawl: route {number} is {route!r}, not a Route; pass a list of "
+                "listener.testing.Route or the folder holding routes.json"
+            )
+    return routes_list
+
+
 def replay_crawl(
     plugin: str,
     options: Mapping[str, Any],
-    routes: Sequence[Route] | Path,
+    routes: Sequence[Route] | Path | str,
     *,
     brands: Sequence[Mapping[str, Any]] = DEFAULT_BRANDS,
     home: Path | None = None,
@@ -237,7 +272,7 @@ def replay_crawl(
     with tempfile.TemporaryDirectory(prefix="listener-replay-") as scratch:
         folder = Path(scratch)
         state = home or folder / "home"
-        routes_list = load_site(routes) if isinstance(routes, Path) else list(routes)
+        routes_list = _routes(routes, load_site)
         context = (
             contextlib.nullcontext(server) if server is not None else ReplayServer(routes_list)
         )
