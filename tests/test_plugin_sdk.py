@@ -247,7 +247,7 @@ def test_scaffolded_plugin_installs_and_passes_its_own_tests(tmp_path: Path) -> 
             cwd=package, capture_output=True, text=True, check=False, timeout=300,
         )  # fmt: skip
         assert tests.returncode == 0, tests.stdout[-3000:]
-        assert "4 passed" in tests.stdout
+        assert "5 passed" in tests.stdout
     finally:
         subprocess.run(
             [sys.executable, "-m", "pip", "uninstall", "--quiet", "-y", "listener-shoutbox"],

@@ -80,25 +80,56 @@ Request: ``GET {{base_url}}/api/search?q=TERM&page=N``; response::
                    "author": {{"name": "…", "handle": "…"}}, "likes": 3, "replies": 1}}],
      "next_page": 2}}
 
-Adapt the URL, the options and ``parse`` to the API you are adding.
+Adapt the URL, the options, ``item_to_mention`` and ``parse`` to the API you are adding.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from listener import hookimpl
 from listener.mention import Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import parse_time, search_terms, to_count
+from listener.sourcekit import guarded, http_url, parse_time, search_terms, to_count
+
+log = logging.getLogger(__name__)
 
 
 class {cls}Options(SourceOptions):
-    """Options of the ``{name}`` source (every key of its ``[[sources]]`` entry)."""
+    """Options of the ``{name}`` source (every key of its ``[[sources]]`` entry).
+
+    ``SourceOptions`` already has ``plugin``, ``name``, ``max_pages`` (used
+    below), ``download_delay``, ``concurrency`` and a few more: see
+    ``listener plugins list``.
+    """
 
     base_url: str = "https://api.example.com"
+
+
+def item_to_mention(item: dict[str, Any], source: str) -> Mention | str:
+    """One result of the API as a Mention, or the reason it cannot be one."""
+    published = parse_time(item.get("created_at"))
+    if published is None:
+        return "no created_at"
+    url = http_url(item.get("url"))
+    if url is None:
+        return "no url"
+    author = item.get("author") or {{}}
+    return Mention.create(
+        source=source,
+        source_kind={cls}Source.kind,
+        url=url,
+        text=item.get("text") or "",
+        published_at=published,
+        author=Author(name=author.get("name"), handle=author.get("handle")),
+        engagement=Engagement(
+            likes=to_count(item.get("likes")), comments=to_count(item.get("replies"))
+        ),
+    )
 
 
 class {cls}Source(Source[{cls}Options]):
@@ -121,32 +152,38 @@ class {cls}Source(Source[{cls}Options]):
             yield Request(self.search_url(term), meta={{"term": term, "page": 1}})
 
     def parse(self, response: Response) -> Iterable[Mention | Request]:
-        data = response.json()
+        data = response.json()  # a ValueError naming the URL when the body is not JSON
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
             raise ValueError(f"{{response.url}}: expected an object with a 'results' list")
         term = response.meta["term"]
-        newer_than = self.newer_than(term)
+        skipped: list[str] = []
+        seen_before = False
         for item in data["results"]:
-            published = parse_time(item.get("created_at"))
-            if published is None:
-                raise ValueError(f"{{response.url}}: item {{item.get('id')!r}} has no created_at")
-            if newer_than is not None and published <= newer_than:
-                return  # newest first: everything after this was seen by an earlier run
-            self.checkpoint.advance(term, published)
-            author = item.get("author") or {{}}
-            yield Mention.create(
-                source=self.name,
-                source_kind=self.kind,
-                url=item["url"],
-                text=item.get("text") or "",
-                published_at=published,
-                author=Author(name=author.get("name"), handle=author.get("handle")),
-                engagement=Engagement(
-                    likes=to_count(item.get("likes")), comments=to_count(item.get("replies"))
-                ),
+            # guarded: an item of a shape nobody foresaw is skipped, never the page.
+            outcome = (
+                guarded(item_to_mention, item, self.name)
+                if isinstance(item, dict)
+                else "not an object"
+            )
+            if isinstance(outcome, str):
+                ref = item.get("id") if isinstance(item, dict) else None
+                skipped.append(f"{{outcome}} (id {{ref}})")
+            elif self.is_new(term, outcome):  # newer than the checkpoint, or never yielded
+                self.checkpoint.advance(term, outcome.published_at, outcome.id)
+                yield outcome
+            else:
+                seen_before = True  # newest first: an earlier run read from here on
+        if skipped:
+            log.warning(
+                "%s: skipped %d of %d results of %s: %s",
+                self.label,
+                len(skipped),
+                len(data["results"]),
+                response.url,
+                "; ".join(skipped),
             )
         page = response.meta["page"]
-        if data.get("next_page") and page < self.options.max_pages:
+        if data.get("next_page") and not seen_before and page < self.options.max_pages:
             yield Request(
                 self.search_url(term, page + 1), meta={{"term": term, "page": page + 1}}
             )
@@ -163,13 +200,16 @@ TEST = '''\
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
-from listener.source import Request, Response
+import pytest
+from listener.testing import make_source, respond, split
 
-from {package}.source import {cls}Options, {cls}Source
+from {package}.source import {cls}Source
 
 FIXTURES = Path(__file__).resolve().parent.parent / "{package}" / "fixtures"
+BRANDS = [{{"name": "Acme", "keywords": ["acme"]}}]
 
 
 def test_crawl_replays_both_pages(replay_crawl):
@@ -187,17 +227,21 @@ def test_second_run_asks_only_for_newer_items(replay_crawl, tmp_path):
     assert second.mentions == []
 
 
+def test_an_item_that_cannot_be_read_is_skipped_with_a_warning(caplog):
+    source = make_source({cls}Source, brands=BRANDS)
+    (request,) = source.start_requests()
+    body = (FIXTURES / "search-acme-2.json").read_bytes()
+    with caplog.at_level(logging.WARNING):
+        mentions, _ = split(source.parse(respond(request, body)))
+    assert [m.author.handle for m in mentions] == ["linus"]
+    assert "no created_at (id 100)" in caplog.text
+
+
 def test_parse_rejects_an_error_page():
-    source = {cls}Source({cls}Options(plugin="{name}"), [])
-    url = "https://api.example.com/api/search?q=acme"
-    request = Request(url, meta={{"term": "acme", "page": 1}})
-    response = Response(request.url, 200, {{}}, b"<html>oops</html>", request)
-    try:
-        list(source.parse(response))
-    except ValueError as error:
-        assert "did not return JSON" in str(error)
-    else:
-        raise AssertionError("an HTML page must be rejected")
+    source = make_source({cls}Source, brands=BRANDS)
+    (request,) = source.start_requests()
+    with pytest.raises(ValueError, match="did not return JSON"):
+        split(source.parse(respond(request, "<html>oops</html>", content_type="text/html")))
 
 
 def test_fixtures_are_valid_json():
@@ -238,7 +282,13 @@ PAGE_TWO = {
             "author": {"name": "Linus T.", "handle": "linus"},
             "likes": 1,
             "replies": 5,
-        }
+        },
+        {
+            "id": "100",
+            "url": "https://social.example.com/@margaret/100",
+            "text": "An item without its date: the source skips it with a warning.",
+            "author": {"name": "Margaret H.", "handle": "margaret"},
+        },
     ],
     "next_page": None,
 }
