@@ -48,7 +48,14 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import guarded, parse_time, search_terms, secret_from_env, to_count
+from listener.sourcekit import (
+    SkipReport,
+    guarded,
+    parse_time,
+    search_terms,
+    secret_from_env,
+    to_count,
+)
 
 log = logging.getLogger(__name__)
 
@@ -310,9 +317,8 @@ class BlueskySource(Source[BlueskyOptions]):
         term: str = response.meta.get("term", "")
         newer_than = self.newer_than(term)
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
+        skips = SkipReport("posts")
         reached_older = False
-        named: dict[str, list[str]] = {}
         for post in posts:
             outcome = (
                 guarded(post_to_mention, post, self.name)
@@ -320,9 +326,8 @@ class BlueskySource(Source[BlueskyOptions]):
                 else "not an object"
             )
             if isinstance(outcome, str):
-                skipped[outcome] += 1
                 uri = post.get("uri") if isinstance(post, dict) else None
-                named.setdefault(outcome, []).append(str(uri) if uri else "no uri")
+                skips.skip(outcome, str(uri) if uri else "no uri")
                 continue
             if newer_than is not None and outcome.published_at <= newer_than:
                 reached_older = True
@@ -330,19 +335,7 @@ class BlueskySource(Source[BlueskyOptions]):
                     continue  # an earlier run had it (a late, unseen one is kept)
             self.checkpoint.advance(term, outcome.published_at, outcome.id)
             results.append(outcome)
-        if skipped:
-            self.skipped.update(skipped)
-            log.warning(
-                "%s: skipped %d of %d posts of %s (%s)",
-                self.label,
-                skipped.total(),
-                len(posts),
-                response.url,
-                ", ".join(
-                    f"{count} {reason} ({', '.join(named[reason][:5])})"
-                    for reason, count in sorted(skipped.items())
-                ),
-            )
+        skips.log(log, self.label, response.url, len(posts), into=self.skipped)
         cursor = data.get("cursor")
         page = response.meta.get("page", 0)
         # Only newest-first results end where earlier runs left off.

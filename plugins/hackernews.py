@@ -41,6 +41,7 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    SkipReport,
     from_timestamp,
     guarded,
     html_to_text,
@@ -293,8 +294,7 @@ class HackerNewsSource(Source[HackerNewsOptions]):
                 f"{response.url} is not an Algolia HN search response: the JSON has no 'hits' list"
             )
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
-        named: dict[str, list[str]] = {}
+        skips = SkipReport("hits")
         for hit in hits:
             outcome = (
                 guarded(hit_to_mention, hit, self.name)
@@ -305,22 +305,9 @@ class HackerNewsSource(Source[HackerNewsOptions]):
                 results.append(outcome)
                 self.checkpoint.advance(str(response.meta.get("term", "")), outcome.published_at)
             else:
-                skipped[outcome] += 1
                 ref = hit.get("objectID", hit.get("id")) if isinstance(hit, dict) else None
-                named.setdefault(outcome, []).append(f"id {ref}" if ref is not None else "no id")
-        if skipped:
-            self.skipped.update(skipped)
-            log.warning(
-                "%s: skipped %d of %d hits of %s (%s)",
-                self.label,
-                skipped.total(),
-                len(hits),
-                response.url,
-                ", ".join(
-                    f"{count} {reason} ({', '.join(named[reason][:5])})"
-                    for reason, count in sorted(skipped.items())
-                ),
-            )
+                skips.skip(outcome, f"id {ref}" if ref is not None else "no id")
+        skips.log(log, self.label, response.url, len(hits), into=self.skipped)
         if not isinstance(data, dict) or "hits" not in data:
             return results  # an item (and its replies), not a search page: nothing follows
         page = to_int(data.get("page"))
