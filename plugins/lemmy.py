@@ -48,6 +48,7 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    SkipReport,
     guarded,
     host_of,
     http_url,
@@ -365,10 +366,9 @@ class LemmySource(Source[LemmyOptions]):
         posts: list[Any] = data["posts"] if isinstance(data.get("posts"), list) else []
         comments: list[Any] = data["comments"] if isinstance(data.get("comments"), list) else []
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
+        skips = SkipReport()
         # Posts and comments are two lists, each newest first: page on while either is
         # full and has not yet reached what earlier runs saw.
-        named: dict[str, list[str]] = {}
         wants_more = False
         for convert, views in ((post_to_mention, posts), (comment_to_mention, comments)):
             reached_older = False
@@ -378,8 +378,7 @@ class LemmySource(Source[LemmyOptions]):
                 )
                 if not isinstance(outcome, Mention):
                     reason = outcome or "not an object"
-                    skipped[reason] += 1
-                    named.setdefault(reason, []).append(_ref(view))
+                    skips.skip(reason, _ref(view))
                     continue
                 if newer_than is not None and outcome.published_at <= newer_than:
                     reached_older = True
@@ -388,19 +387,7 @@ class LemmySource(Source[LemmyOptions]):
                 self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 results.append(outcome)
             wants_more = wants_more or (len(views) >= self.options.limit and not reached_older)
-        if skipped:
-            self.skipped.update(skipped)
-            log.warning(
-                "%s: skipped %d of %d items of %s (%s)",
-                self.label,
-                skipped.total(),
-                len(posts) + len(comments),
-                response.url,
-                ", ".join(
-                    f"{count} {reason} ({', '.join(named[reason][:5])})"
-                    for reason, count in sorted(skipped.items())
-                ),
-            )
+        skips.log(log, self.label, response.url, len(posts) + len(comments), into=self.skipped)
         # A page handed over without this source's request: its term, community and
         # page are in its URL's query.
         query = {k: v[-1] for k, v in parse_qs(urlsplit(response.url).query).items()}

@@ -55,6 +55,7 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
+    SkipReport,
     guarded,
     host_of,
     html_to_text,
@@ -384,17 +385,15 @@ class MastodonSource(Source[MastodonOptions]):
         # With snowflake ids the server already left out what is older (since_id).
         newer_than = None if self.options.snowflake_ids else self.newer_than(key)
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
+        skips = SkipReport("statuses")
         reached_older = False
-        named: dict[str, list[str]] = {}
         for status in statuses:
             outcome = (
                 guarded(status_to_mention, status, self.name) if isinstance(status, dict) else None
             )
             if not isinstance(outcome, Mention):
                 reason = outcome or "not an object"
-                skipped[reason] += 1
-                named.setdefault(reason, []).append(_ref(status))
+                skips.skip(reason, _ref(status))
                 continue
             if newer_than is not None and outcome.published_at <= newer_than:
                 reached_older = True
@@ -402,19 +401,7 @@ class MastodonSource(Source[MastodonOptions]):
                     continue  # an earlier run had it (a late, unseen one is kept)
             self.checkpoint.advance(key, outcome.published_at, outcome.id)
             results.append(outcome)
-        if skipped:
-            self.skipped.update(skipped)
-            log.warning(
-                "%s: skipped %d of %d statuses of %s (%s)",
-                self.label,
-                skipped.total(),
-                len(statuses),
-                response.url,
-                ", ".join(
-                    f"{count} {reason} ({', '.join(named[reason][:5])})"
-                    for reason, count in sorted(skipped.items())
-                ),
-            )
+        skips.log(log, self.label, response.url, len(statuses), into=self.skipped)
         page = to_int(meta.get("page")) or 0
         full = paged and len(statuses) >= self.options.limit
         if full and not reached_older and page + 1 < self.options.max_pages:
