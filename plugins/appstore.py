@@ -37,7 +37,15 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, Rating, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import guarded, html_to_text, http_url, parse_time, to_float, to_int
+from listener.sourcekit import (
+    SkipReport,
+    guarded,
+    html_to_text,
+    http_url,
+    parse_time,
+    to_float,
+    to_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +263,7 @@ class AppStoreSource(Source[AppStoreOptions]):
         newer = self.newer_than(key)
         entries = entries_of(feed)
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
-        named: dict[str, list[str]] = {}
+        skips = SkipReport("entries")
         reviews = 0
         reached_older = False
         for entry in entries:
@@ -266,9 +273,8 @@ class AppStoreSource(Source[AppStoreOptions]):
                 else "not an object"
             )
             if isinstance(outcome, str):
-                skipped[outcome] += 1
                 review = _label(entry.get("id")) if isinstance(entry, dict) else None
-                named.setdefault(outcome, []).append(f"id {review}" if review else "no id")
+                skips.skip(outcome, f"id {review}" if review else "no id")
                 continue
             reviews += 1
             if newer is not None and outcome.published_at <= newer:
@@ -277,25 +283,15 @@ class AppStoreSource(Source[AppStoreOptions]):
                     continue  # an earlier run had it (a late, unseen one is kept)
             self.checkpoint.advance(key, outcome.published_at, outcome.id)
             results.append(outcome)
-        if skipped:
-            self.skipped.update(skipped)
-            level = (
-                logging.DEBUG
-                if set(skipped) == {"the app's own entry, not a review"}
-                else logging.WARNING
-            )
-            log.log(
-                level,
-                "%s: skipped %d of %d entries of %s (%s)",
-                self.label,
-                skipped.total(),
-                len(entries),
-                response.url,
-                ", ".join(
-                    f"{count} {reason} ({', '.join(named[reason][:5])})"
-                    for reason, count in sorted(skipped.items())
-                ),
-            )
+        own_entry_only = skips.only("the app's own entry, not a review")
+        skips.log(
+            log,
+            self.label,
+            response.url,
+            len(entries),
+            into=self.skipped,
+            level=logging.DEBUG if own_entry_only else logging.WARNING,
+        )
         page = to_int(meta.get("page")) or _feed_page(response.url) or 1
         last = min(_last_page(feed) or LAST_PAGE, LAST_PAGE, self.options.max_pages)
         if reviews and not reached_older and page < last:
