@@ -42,7 +42,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from listener import hookimpl
 from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import from_timestamp, guarded, html_to_text, parse_time, to_int
+from listener.sourcekit import SkipReport, from_timestamp, guarded, html_to_text, parse_time, to_int
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +141,10 @@ class ChannelPage:
     title: str | None
     subscribers: int | None
     posts: list[Mention]
-    skipped: Counter[str]
+    #: The posts that could not be read, by reason and named (``CHANNEL/ID``).
+    skipped: SkipReport
     before: int | None
     oldest: datetime | None
-    #: The skipped posts (``CHANNEL/ID``) by reason, for the log.
-    skipped_posts: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _text_of(selector: Selector | Any) -> str | None:
@@ -186,28 +185,22 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
             subscribers = parse_count(_text_of(counter.css(".counter_value")))
 
     posts: list[Mention] = []
-    skipped: Counter[str] = Counter()
+    skips = SkipReport("posts")
     dates: list[datetime] = []
-    named: dict[str, list[str]] = {}
-
-    def skip(reason: str, post: str) -> None:
-        skipped[reason] += 1
-        named.setdefault(reason, []).append(post)
-
     for message in messages:
         post_id = message.attrib.get("data-post") or ""
         channel, _, number = post_id.partition("/")
         if not channel or not number.isdigit():
-            skip("without a post id", repr(post_id))
+            skips.skip("without a post id", repr(post_id))
             continue
         if "service_message" in (message.attrib.get("class") or ""):
-            skip("a service message", post_id)
+            skips.skip("a service message", post_id)
             continue
         published = parse_time(message.css(".tgme_widget_message_date time::attr(datetime)").get())
         if published is None:
             published = parse_time(message.css("time::attr(datetime)").get())
         if published is None:
-            skip("without a date", post_id)
+            skips.skip("without a date", post_id)
             continue
         dates.append(published)
         own = message.xpath(_OWN_TEXT)
@@ -215,7 +208,7 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
         if not text:
             text = _text_of(message.css(".tgme_widget_message_poll_question")) or ""
         if not text:
-            skip("without text (media only)", post_id)
+            skips.skip("without text (media only)", post_id)
             continue
         public = f"{PUBLIC_URL}/{quote(channel)}/{number}"
         link = message.css("a.tgme_widget_message_date::attr(href)").get()
@@ -254,7 +247,7 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
             parent_id=parent,
         )
         if isinstance(outcome, str):
-            skip(outcome, post_id)
+            skips.skip(outcome, post_id)
         else:
             posts.append(outcome)
 
@@ -265,10 +258,9 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
         title=title,
         subscribers=subscribers,
         posts=posts,
-        skipped=skipped,
+        skipped=skips,
         before=before if messages else None,
         oldest=min(dates) if dates else None,
-        skipped_posts=named,
     )
 
 
@@ -327,22 +319,16 @@ class TelegramSource(Source[TelegramOptions]):
                 continue  # an earlier run had it (a late, unseen one is kept)
             self.checkpoint.advance(key, post.published_at, post.id)
             results.append(post)
-        if page.skipped:
-            self.skipped.update(page.skipped)
-            # Photos without captions and service messages are ordinary; anything else
-            # is a post that could not be read.
-            usual = set(page.skipped) <= {"without text (media only)", "a service message"}
-            log.log(
-                logging.INFO if usual else logging.WARNING,
-                "%s: skipped %d posts of %s (%s)",
-                self.label,
-                page.skipped.total(),
-                response.url,
-                ", ".join(
-                    f"{count} {reason} ({', '.join(page.skipped_posts.get(reason, [])[:5])})"
-                    for reason, count in sorted(page.skipped.items())
-                ),
-            )
+        # Photos without captions and service messages are ordinary; anything else
+        # is a post that could not be read.
+        usual = page.skipped.only("without text (media only)", "a service message")
+        page.skipped.log(
+            log,
+            self.label,
+            response.url,
+            into=self.skipped,
+            level=logging.INFO if usual else logging.WARNING,
+        )
         reached_older = newer is not None and page.oldest is not None and page.oldest <= newer
         number = int(response.meta.get("page") or 1)
         if page.before is not None and not reached_older and number < self.options.max_pages:
@@ -365,8 +351,7 @@ class TelegramSource(Source[TelegramOptions]):
         result = data.get("result")
         updates = result if isinstance(result, list) else [result]
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
-        named: dict[str, list[str]] = {}
+        skips = SkipReport("Bot API updates")
         for update in updates:
             message = _update_message(update)
             outcome = (
@@ -375,27 +360,14 @@ class TelegramSource(Source[TelegramOptions]):
                 else "not a message or channel post"
             )
             if isinstance(outcome, str):
-                skipped[outcome] += 1
                 ref = update.get("update_id") if isinstance(update, dict) else None
-                named.setdefault(outcome, []).append(f"update {ref}")
+                skips.skip(outcome, f"update {ref}")
                 continue
             key = self.key(outcome.author.handle or "")
             if self.is_new(key, outcome):
                 self.checkpoint.advance(key, outcome.published_at, outcome.id)
                 results.append(outcome)
-        if skipped:
-            self.skipped.update(skipped)
-            log.warning(
-                "%s: skipped %d of %d Bot API updates of %s (%s)",
-                self.label,
-                skipped.total(),
-                len(updates),
-                response.url,
-                ", ".join(
-                    f"{count} {reason} ({', '.join(named[reason][:5])})"
-                    for reason, count in sorted(skipped.items())
-                ),
-            )
+        skips.log(log, self.label, response.url, len(updates), into=self.skipped)
         return results
 
 
