@@ -95,6 +95,7 @@ from listener.mention import (
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     ACCEPT_HTML,
+    SkipReport,
     canonical_url,
     clean_text,
     decode_html,
@@ -1058,15 +1059,15 @@ class ReviewsSource(Source[ReviewsOptions]):
         origin = str(response.meta.get("origin") or response.request.url)
         cutoff = self.newer_than(origin)
         results: list[Mention | Request] = []
-        skipped: Counter[str] = Counter()
+        skips = SkipReport("reviews")
         anchors = self._anchors(page)
         fresh = 0
         for review, (url, canonical) in zip(page.reviews, anchors, strict=True):
             if review.published is None:
-                skipped["without a date"] += 1
+                skips.skip("without a date")
                 continue
             if not (review.text or review.title or review.rating):
-                skipped["without text, headline or rating"] += 1
+                skips.skip("without text, headline or rating")
                 continue
             mention = self._mention(review, page, url, canonical)
             if (
@@ -1074,7 +1075,7 @@ class ReviewsSource(Source[ReviewsOptions]):
                 and review.published < cutoff
                 and not self.is_new(origin, mention)
             ):
-                skipped["older than the checkpoint"] += 1
+                skips.skip("older than the checkpoint")
                 continue
             results.append(mention)
             # A date in the future (a bad clock) must not hide every later review.
@@ -1091,16 +1092,9 @@ class ReviewsSource(Source[ReviewsOptions]):
                 response.url,
                 f" (only an AggregateRating for {len(rated)} item(s))" if rated else "",
             )
-        if skipped:
-            self.skipped.update(skipped)
-            log.info(
-                "%s: skipped %d of %d reviews of %s (%s)",
-                self.label,
-                skipped.total(),
-                len(page.reviews),
-                response.url,
-                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
-            )
+        skips.log(
+            log, self.label, response.url, len(page.reviews), into=self.skipped, level=logging.INFO
+        )
         following = self._next_page(response, page, fresh)
         if following is not None:
             results.append(following)

@@ -57,6 +57,7 @@ from listener.sourcekit import (
     Feed,
     FeedEntry,
     FeedStream,
+    SkipReport,
     canonical_url,
     host_of,
     http_url,
@@ -126,7 +127,7 @@ class RssSource(Source[RssOptions]):
 
     def _mentions(self, stream: FeedStream, response: Response) -> Iterator[Mention]:
         feed = stream.feed
-        skipped: Counter[str] = Counter()
+        skips = SkipReport("entries")
         feed_key = response.request.url
         seen_before = yielded = entries = 0
         owners: dict[str, str] = {}  # canonical URL -> the first entry that links to it
@@ -136,7 +137,7 @@ class RssSource(Source[RssOptions]):
             shared = owners.setdefault(base, _identity(entry)) != _identity(entry)
             mention, reason = self._mention(entry, feed, shared)
             if mention is None:
-                skipped[reason] += 1
+                skips.skip(reason)
             elif not self.is_new(feed_key, mention):
                 seen_before += 1  # incremental: an earlier run already had it
             else:
@@ -153,17 +154,7 @@ class RssSource(Source[RssOptions]):
             log.info(
                 "%s: %d entries of %s seen in an earlier run", self.label, seen_before, feed_key
             )
-        if skipped:
-            self.skipped.update(skipped)
-            details = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))
-            log.warning(
-                "%s: skipped %d of %d entries of %s (%s)",
-                self.label,
-                skipped.total(),
-                entries,
-                response.url,
-                details,
-            )
+        skips.log(log, self.label, response.url, entries, into=self.skipped)
 
     def _mention(
         self, entry: FeedEntry, feed: Feed, shared: bool = False
