@@ -82,6 +82,7 @@ from listener.sourcekit import (
     ACCEPT_HTML,
     FEED_ACCEPT,
     Feed,
+    SkipReport,
     decode_html,
     describe_body,
     error_page_title,
@@ -1059,21 +1060,21 @@ class WebSource(Source[WebOptions]):
         hints: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[Request]:
         """Requests for the new same-site article entries, newest first, within ``limit``."""
-        skipped: Counter[str] = Counter()
+        skips = SkipReport("entries")
         candidates: list[SitemapEntry] = []
         for entry in entries:
             url = _without_fragment(entry.url)
             canonical = canonicalize_url(url)
             if not same_site(url, site.home):
-                skipped["on another site"] += 1
+                skips.skip("on another site")
             elif _NOT_PAGES.search(urlsplit(url).path):
-                skipped["not a web page"] += 1
+                skips.skip("not a web page")
             elif site.robots is not None and not site.robots.can_fetch(url, ROBOTS_AGENT):
-                skipped["disallowed by robots.txt"] += 1
+                skips.skip("disallowed by robots.txt")
             elif canonical in site.seen_articles:
-                skipped["listed twice"] += 1
+                skips.skip("listed twice")
             elif self._unchanged(entry, site):
-                skipped["unchanged since the last run"] += 1
+                skips.skip("unchanged since the last run")
             else:
                 site.seen_articles.add(canonical)
                 entry.url = url
@@ -1082,7 +1083,7 @@ class WebSource(Source[WebOptions]):
         requests: list[Request] = []
         for entry in ordered:
             if site.articles >= self.options.limit:
-                skipped["over the limit"] += 1
+                skips.skip("over the limit")
                 if not site.warned_limit:
                     site.warned_limit = True
                     log.warning(
@@ -1104,15 +1105,7 @@ class WebSource(Source[WebOptions]):
             }
             meta.update((hints or {}).get(entry.url, {}))
             requests.append(Request(url=entry.url, headers={"Accept": ACCEPT_HTML}, meta=meta))
-        if skipped:
-            self.skipped.update(skipped)
-            log.info(
-                "%s: %s lists %d entries; %s",
-                self.label,
-                listed_in,
-                len(entries),
-                ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())),
-            )
+        skips.log(log, self.label, listed_in, len(entries), into=self.skipped, level=logging.INFO)
         return requests
 
     def _article(self, response: Response, site: _Site) -> list[Mention]:
