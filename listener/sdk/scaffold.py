@@ -94,7 +94,7 @@ from urllib.parse import urlencode
 from listener import hookimpl
 from listener.mention import Author, Engagement, Mention, SourceKind
 from listener.source import Request, Response, Source, SourceOptions
-from listener.sourcekit import guarded, http_url, parse_time, search_terms, to_count
+from listener.sourcekit import SkipReport, guarded, http_url, parse_time, search_terms, to_count
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class {cls}Source(Source[{cls}Options]):
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
             raise ValueError(f"{{response.url}}: expected an object with a 'results' list")
         term = response.meta["term"]
-        skipped: list[str] = []
+        skips = SkipReport("results")  # one warning a page naming each skipped item
         seen_before = False
         for item in data["results"]:
             # guarded: an item of a shape nobody foresaw is skipped, never the page.
@@ -166,22 +166,13 @@ class {cls}Source(Source[{cls}Options]):
                 else "not an object"
             )
             if isinstance(outcome, str):
-                ref = item.get("id") if isinstance(item, dict) else None
-                skipped.append(f"{{outcome}} (id {{ref}})")
+                skips.skip(outcome, f"id {{item.get('id')}}" if isinstance(item, dict) else None)
             elif self.is_new(term, outcome):  # newer than the checkpoint, or never yielded
                 self.checkpoint.advance(term, outcome.published_at, outcome.id)
                 yield outcome
             else:
                 seen_before = True  # newest first: an earlier run read from here on
-        if skipped:
-            log.warning(
-                "%s: skipped %d of %d results of %s: %s",
-                self.label,
-                len(skipped),
-                len(data["results"]),
-                response.url,
-                "; ".join(skipped),
-            )
+        skips.log(log, self.label, response.url, len(data["results"]))
         page = response.meta["page"]
         if data.get("next_page") and not seen_before and page < self.options.max_pages:
             yield Request(
@@ -234,7 +225,8 @@ def test_an_item_that_cannot_be_read_is_skipped_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING):
         mentions, _ = split(source.parse(respond(request, body)))
     assert [m.author.handle for m in mentions] == ["linus"]
-    assert "no created_at (id 100)" in caplog.text
+    assert "skipped 1 of 2 results" in caplog.text
+    assert "1 no created_at (id 100)" in caplog.text
 
 
 def test_parse_rejects_an_error_page():
