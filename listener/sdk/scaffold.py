@@ -175,9 +175,7 @@ class {cls}Source(Source[{cls}Options]):
         skips.log(log, self.label, response.url, len(data["results"]))
         page = response.meta["page"]
         if data.get("next_page") and not seen_before and page < self.options.max_pages:
-            yield Request(
-                self.search_url(term, page + 1), meta={{"term": term, "page": page + 1}}
-            )
+            yield Request(self.search_url(term, page + 1), meta={{"term": term, "page": page + 1}})
 
 
 @hookimpl
