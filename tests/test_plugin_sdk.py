@@ -106,6 +106,24 @@ def test_contract_checks_pass_for_the_example() -> None:
     assert len(checks) == 6
 
 
+def test_a_request_no_recorded_route_answers_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """The check used to say only "HTTP 404 at URL" (and "ids stable: ok" with no mentions)."""
+    (tmp_path / "routes.json").write_text(
+        json.dumps([{"path": "/api/v1/search_by_date", "query": {"query": "other"}, "body": "{}"}])
+    )
+    reset_registry()
+    checks = {c.name: c for c in check_plugin("hackernews", fixtures=tmp_path)}
+    detail = checks["parse recorded responses"].detail
+    assert not checks["parse recorded responses"].ok
+    assert (
+        f"matched no route of {tmp_path / 'routes.json'}, first GET /api/v1/search_by_date?"
+        in detail
+    )
+    assert "add a route with that path and query" in detail
+    assert not checks["ids stable across runs"].ok
+    assert checks["ids stable across runs"].detail == "no mentions to compare"
+
+
 FAILING_PLUGIN = """
 from listener import hookimpl
 from listener.source import Request, Source, SourceOptions

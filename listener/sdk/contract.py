@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -19,6 +19,9 @@ from listener.config import BrandConfig
 from listener.mention import AbsoluteURL, Mention
 from listener.sdk.plugin_manager import get_registry
 from listener.sdk.source import Request, Source, SourceOptions
+
+if TYPE_CHECKING:
+    from listener.sdk.replay import RecordedRequest, Route
 
 CHECK_BRANDS = [BrandConfig(name="Acme", keywords=["acme", "#acme"])]
 PLACEHOLDER_URL = "http://127.0.0.1:9"
@@ -138,8 +141,9 @@ def check_replay(
     brands = [b.model_dump(exclude_none=True) for b in CHECK_BRANDS]
     # A local replay needs no politeness delay, whatever the source's default.
     options = {**options, "download_delay": 0}
+    routes = load_site(fixtures)
     # One server for both runs: ids derived from its address must not change.
-    with ReplayServer(load_site(fixtures)) as server:
+    with ReplayServer(routes) as server:
         first = crawl(cls.name, options, fixtures, brands=brands, server=server)
         second = crawl(cls.name, options, fixtures, brands=brands, server=server)
     checks = []
@@ -151,7 +155,8 @@ def check_replay(
             errors == 0 and bool(first.mentions),
             f"{len(first.mentions)} mentions from {summary['pages']} responses, "
             f"{summary['parse_errors']} parse errors, {summary['fetch_errors']} fetch errors"
-            + (f" — last: {summary['last_error']}" if summary.get("last_error") else ""),
+            + (f" — last: {summary['last_error']}" if summary.get("last_error") else "")
+            + _unrouted(first.requests, routes, fixtures),
         )
     )
     problems = []
@@ -176,11 +181,34 @@ def check_replay(
     checks.append(
         Check(
             "ids stable across runs",
-            ids_first == ids_second,
-            "same ids" if ids_first == ids_second else "a second run produced different ids",
+            bool(ids_first) and ids_first == ids_second,
+            "no mentions to compare"
+            if not ids_first
+            else "same ids"
+            if ids_first == ids_second
+            else "a second run produced different ids",
         )
     )
     return checks
+
+
+def _unrouted(requests: list[RecordedRequest], routes: list[Route], fixtures: Path) -> str:
+    """What to do about requests no route of the recorded site answered (its 404s)."""
+    unrouted = [
+        request
+        for request in requests
+        if request.status == 404
+        and request.path != "/robots.txt"
+        and not any(route.matches(request.method, request.path, request.query) for route in routes)
+    ]
+    if not unrouted:
+        return ""
+    first = unrouted[0]
+    return (
+        f"; {len(unrouted)} request(s) matched no route of {fixtures / 'routes.json'}, "
+        f"first {first.method} {first.target}: add a route with that path and query "
+        "(a route's query must be a subset of the request's), or fix the URL the source builds"
+    )
 
 
 def check_plugin(name: str, fixtures: Path | None = None) -> list[Check]:
