@@ -732,15 +732,16 @@ def test_the_plugin_guide_example_runs_as_written() -> None:
                     "url": "https://shoutbox.example/s/1",
                     "text": "Acme rocks",
                     "created_at": "2026-11-01T10:00:00Z",
-                }
+                },
+                {"id": 2, "url": "https://shoutbox.example/s/2", "text": "no date"},
             ]
         }
     ).encode()
-    response = Response(
-        url=request.url, status=200, headers={}, body=body, request=Request(url=request.url)
-    )
-    [mention] = list(source.parse(response))
+    assert isinstance(request, Request)
+    response = Response(url=request.url, status=200, headers={}, body=body, request=request)
+    [mention] = list(source.parse(response))  # the item without a date is skipped, not raised
     assert mention.published_at.isoformat() == "2026-11-01T10:00:00+00:00"
+    assert source.checkpoint.to_dict()["newest"] == {"Acme": "2026-11-01T10:00:00+00:00"}
 
 
 def test_every_routes_json_key_is_documented() -> None:
