@@ -210,11 +210,10 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
         if not text:
             skips.skip("without text (media only)", post_id)
             continue
-        public = f"{PUBLIC_URL}/{quote(channel)}/{number}"
-        link = message.css("a.tgme_widget_message_date::attr(href)").get()
-        url_of_post = link if link and _post_link(link) == (channel, number) else public
-        if urlsplit(url_of_post).scheme not in ("http", "https"):
-            url_of_post = public
+        # The post's date links to it: its URL, when it is an http(s) link to this post.
+        link = message.css("a.tgme_widget_message_date::attr(href)").get() or ""
+        to_post = _post_link(link) == (channel, number)
+        link_ok = to_post and urlsplit(link).scheme in ("http", "https")
         signature = _text_of(message.css(".tgme_widget_message_from_author"))
         owner = _text_of(message.css(".tgme_widget_message_owner_name")) or title
         reactions = [
@@ -224,27 +223,25 @@ def read_channel_page(html: str, url: str, source: str = "telegram") -> ChannelP
         counted = [count for count in reactions if count is not None]
         replied = _post_link(message.css("a.tgme_widget_message_reply::attr(href)").get())
         parent = f"{replied[0]}/{replied[1]}" if replied else None
-        own_id = f"{channel}/{number}"
         outcome = guarded(
-            Mention.create,
-            source=source,
-            source_kind=SourceKind.SOCIAL,
-            url=url_of_post,
-            canonical_url=public,
-            text=text,
-            published_at=published,
-            author=Author(
+            _post_mention,
+            source,
+            channel,
+            number,
+            text,
+            published,
+            Author(
                 name=signature or owner,
                 handle=channel,
                 url=f"{PUBLIC_URL}/{quote(channel)}",
                 followers=subscribers,
             ),
+            parent,
+            link=link if link_ok else None,
             engagement=Engagement(
                 views=parse_count(_text_of(message.css(".tgme_widget_message_views"))),
                 likes=sum(counted) if counted else None,
             ),
-            thread_id=parent or own_id,
-            parent_id=parent,
         )
         if isinstance(outcome, str):
             skips.skip(outcome, post_id)
@@ -436,23 +433,43 @@ def message_to_mention(message: dict[str, Any], source: str = "telegram") -> Men
         name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip()) or None
         who = sender.get("username")
         handle = who if isinstance(who, str) and who.strip() else None
-    public = f"{PUBLIC_URL}/{quote(username)}/{number}"
     replied = message.get("reply_to_message")
     reply_to = to_int(replied.get("message_id")) if isinstance(replied, dict) else None
     parent = f"{username}/{reply_to}" if reply_to else None
+    url = f"{PUBLIC_URL}/{quote(handle)}" if handle else None
+    author = Author(name=name, handle=handle, url=url)
+    return _post_mention(source, username, str(number), text, published, author, parent)
+
+
+def _post_mention(
+    source: str,
+    channel: str,
+    number: str,
+    text: str,
+    published: datetime,
+    author: Author,
+    parent: str | None,
+    *,
+    link: str | None = None,
+    engagement: Engagement | None = None,
+) -> Mention:
+    """Post ``number`` of ``channel`` as a Mention, from a preview page or the Bot API alike.
+
+    Its id comes from its public address ``t.me/CHANNEL/NUMBER`` (``link``, the address
+    the preview page gives it, is its URL when there is one); its thread is the post it
+    replies to (``parent``, ``CHANNEL/NUMBER``), else itself.
+    """
+    public = f"{PUBLIC_URL}/{quote(channel)}/{number}"
     return Mention.create(
         source=source,
         source_kind=SourceKind.SOCIAL,
-        url=public,
+        url=link or public,
         canonical_url=public,
         text=text,
         published_at=published,
-        author=Author(
-            name=name,
-            handle=handle,
-            url=f"{PUBLIC_URL}/{quote(handle)}" if handle else None,
-        ),
-        thread_id=parent or f"{username}/{number}",
+        author=author,
+        engagement=engagement or Engagement(),
+        thread_id=parent or f"{channel}/{number}",
         parent_id=parent,
     )
 
