@@ -124,6 +124,18 @@ def test_a_request_no_recorded_route_answers_is_named_with_what_to_do(tmp_path: 
     assert checks["ids stable across runs"].detail == "no mentions to compare"
 
 
+def test_start_requests_that_miss_the_replay_server_are_named_before_any_fetch() -> None:
+    """example_options without "{base_url}" used to crawl the real API (a DNS error here)."""
+    from listener.plugins.hackernews import HackerNewsSource
+
+    options = HackerNewsSource.Options(plugin="hackernews")  # base_url: the real Algolia API
+    check = check_requests(HackerNewsSource, options)
+    assert not check.ok
+    assert check.detail.startswith("https://hn.algolia.com/api/v1/search_by_date?")
+    assert "would be fetched from the network, not from the recorded responses" in check.detail
+    assert 'example_options = {"base_url": "{base_url}"}' in check.detail
+
+
 FAILING_PLUGIN = """
 from listener import hookimpl
 from listener.source import Request, Source, SourceOptions

@@ -129,6 +129,16 @@ def check_requests(cls: type[Source], options: SourceOptions) -> Check:
             return Check("start requests", False, f"unexpected method {request.method!r}")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in request.headers.items()):
             return Check("start requests", False, "header names and values must be strings")
+    replay = urlsplit(PLACEHOLDER_URL).netloc
+    elsewhere = [r.url for r in requests if urlsplit(r.url).netloc != replay]
+    if elsewhere and not any(urlsplit(r.url).netloc == replay for r in requests):
+        return Check(
+            "start requests",
+            False,
+            f"{elsewhere[0]} would be fetched from the network, not from the recorded "
+            f"responses: give {cls.__qualname__}.example_options the URL option your requests "
+            'are built from as "{base_url}" (e.g. example_options = {"base_url": "{base_url}"})',
+        )
     return Check("start requests", True, f"{len(requests)} request(s), first {requests[0].url}")
 
 
@@ -264,6 +274,12 @@ def _contract_checks(
     checks.append(options_check)
     if options is not None:
         checks.append(check_requests(cls, options))
+        if "fetched from the network" in checks[-1].detail:
+            # Replaying would crawl the real site: say so instead.
+            checks.append(
+                Check("parse recorded responses", False, "not replayed: see start requests")
+            )
+            return checks
     if fixture_dir is None:
         checks.append(
             Check(
