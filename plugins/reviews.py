@@ -725,6 +725,14 @@ class ExtractedReview:
             self.item = other.item
 
 
+def _review_name(review: ExtractedReview, position: int) -> str:
+    """How the log names a skipped review: its author and day, else its place on the page."""
+    day = review.published.date().isoformat() if review.published else None
+    if review.author_name:
+        return f"by {review.author_name}" + (f", {day}" if day else "")
+    return f"review {position}" + (f", {day}" if day else "")
+
+
 @dataclass
 class PageReviews:
     """Everything the reviews parser read from one page."""
@@ -1062,12 +1070,14 @@ class ReviewsSource(Source[ReviewsOptions]):
         skips = SkipReport("reviews")
         anchors = self._anchors(page)
         fresh = 0
-        for review, (url, canonical) in zip(page.reviews, anchors, strict=True):
+        for position, (review, (url, canonical)) in enumerate(
+            zip(page.reviews, anchors, strict=True), 1
+        ):
             if review.published is None:
-                skips.skip("without a date")
+                skips.skip("without a date", _review_name(review, position))
                 continue
             if not (review.text or review.title or review.rating):
-                skips.skip("without text, headline or rating")
+                skips.skip("without text, headline or rating", _review_name(review, position))
                 continue
             mention = self._mention(review, page, url, canonical)
             if (
@@ -1075,7 +1085,7 @@ class ReviewsSource(Source[ReviewsOptions]):
                 and review.published < cutoff
                 and not self.is_new(origin, mention)
             ):
-                skips.skip("older than the checkpoint")
+                skips.skip("older than the checkpoint", _review_name(review, position))
                 continue
             results.append(mention)
             # A date in the future (a bad clock) must not hide every later review.

@@ -137,7 +137,7 @@ class RssSource(Source[RssOptions]):
             shared = owners.setdefault(base, _identity(entry)) != _identity(entry)
             mention, reason = self._mention(entry, feed, shared)
             if mention is None:
-                skips.skip(reason)
+                skips.skip(reason, _entry_name(entry, entries))
             elif not self.is_new(feed_key, mention):
                 seen_before += 1  # incremental: an earlier run already had it
             else:
@@ -225,6 +225,11 @@ _NO_ANCHOR = re.compile(
     r"|(?:comments?|top|main|content|article|start|body|page)$)",
     re.IGNORECASE,
 )
+
+
+def _entry_name(entry: FeedEntry, position: int) -> str:
+    """How the log names a skipped entry: its link, else its guid, else its place in the feed."""
+    return entry.link or entry.guid or f"entry {position}"
 
 
 def _identity(entry: FeedEntry) -> str:

@@ -11,6 +11,7 @@ test samples are parsed directly when the shared fixtures exist.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,27 @@ def test_missing_fields_degrade_the_mention() -> None:
     assert lee.rating.value == pytest.approx(6 / 9)
 
 
-def test_undated_reviews_are_skipped_and_counted() -> None:
+def test_undated_reviews_are_skipped_counted_and_named(caplog: pytest.LogCaptureFixture) -> None:
     src = source()
-    parse(src, "/shop/rocket-14", "rocket-14.html")
+    with caplog.at_level("INFO", logger=reviews.log.name):
+        parse(src, "/shop/rocket-14", "rocket-14.html")
     assert src.skipped["without a date"] == 1
+    assert "skipped 1 of 5 reviews" in caplog.text
+    assert "1 without a date (by Anonymous)" in caplog.text  # its author names it
+
+
+def test_a_skipped_review_without_an_author_is_named_by_its_place_on_the_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The recorded page with its undated review's author taken out."""
+    body = fixture("rocket-14.html")
+    assert body.count(b'"Anonymous"') == 1
+    body = body.replace(b'"Anonymous"', b'""')
+    src = source()
+    with caplog.at_level("INFO", logger=reviews.log.name):
+        list(src.parse(respond(f"{BASE}/shop/rocket-14", body)))
+    assert src.skipped["without a date"] == 1
+    assert re.search(r"1 without a date \(review \d\)", caplog.text), caplog.text
 
 
 def test_the_next_review_page_is_followed_and_keeps_the_thread() -> None:
@@ -280,16 +298,18 @@ def test_loose_reviews_attach_to_the_item_they_review() -> None:
 
 
 def test_reviews_older_than_the_checkpoint_are_skipped_same_day_ones_reread(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"{BASE}/shop/rocket-14"
     src = source()
     src.checkpoint = previous_run(tmp_path, {url: "2026-02-27T00:00:00+00:00"})
-    results = parse(src, "/shop/rocket-14", "rocket-14.html")
+    with caplog.at_level("INFO", logger=reviews.log.name):
+        results = parse(src, "/shop/rocket-14", "rocket-14.html")
 
     authors = sorted(m.author.name or "" for m in mentions_of(results))
     assert authors == ["Jonas Weber", "Mia K.", "Priya R."]  # Lee (Feb 20) is older
     assert src.skipped["older than the checkpoint"] == 1
+    assert "1 older than the checkpoint (by Lee, 2026-02-20)" in caplog.text
     assert src.checkpoint.values[url] == "2026-03-05T09:15:00+00:00"
 
 

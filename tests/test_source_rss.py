@@ -816,6 +816,30 @@ def test_an_impossible_basic_format_date_is_no_date() -> None:
     assert src.skipped == {"without a date (nor a feed date)": 1}
 
 
+def test_a_skipped_entry_is_named_by_its_link_else_its_guid_else_its_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The real Couchbase feed with three entries made unreadable, each named in the log.
+
+    Its items carry no guid; the second gets one that is no URL, as many hosts write them.
+    """
+    body = fixture("perceval/couchbase_blog_rss.xml").decode("utf-8")
+    items = re.findall(r"<item>.*?</item>", body, re.DOTALL)
+    link = re.findall(r"<link>([^<]+)</link>", items[0])[0]
+    guid = "couchbase-blog-post-2"
+    undated = re.sub(r"<pubDate>[^<]*</pubDate>", "", items[0])
+    no_link = re.sub(r"<link>[^<]*</link>", f'<guid isPermaLink="false">{guid}</guid>', items[1])
+    bare = re.sub(r"<link>[^<]*</link>", "", items[2])
+    body = body.replace(items[0], undated).replace(items[1], no_link).replace(items[2], bare)
+    src = source()
+    mentions = parse(src, respond(body.encode(), "http://blog.couchbase.com/feed", RSS_TYPE))
+
+    assert len(mentions) == len(items) - 3
+    assert src.skipped == {"without a date (nor a feed date)": 1, "without a link": 2}
+    assert f"1 without a date (nor a feed date) ({link})" in caplog.text
+    assert f"2 without a link ({guid}, entry 3)" in caplog.text
+
+
 def test_a_feed_date_that_is_only_a_time_is_no_date() -> None:
     """'T00:00:00-05:00' (a static site generator's empty date): feedparser dated it today."""
     body = fixture("perceval/couchbase_blog_rss.xml").replace(
