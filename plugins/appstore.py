@@ -39,7 +39,7 @@ from listener.mention import AbsoluteURL, Author, Engagement, Mention, Rating, S
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     SkipReport,
-    guarded,
+    guarded_object,
     html_to_text,
     http_url,
     parse_time,
@@ -267,11 +267,7 @@ class AppStoreSource(Source[AppStoreOptions]):
         reviews = 0
         reached_older = False
         for entry in entries:
-            outcome = (
-                guarded(entry_to_mention, entry, app, country, self.name)
-                if isinstance(entry, dict)
-                else "not an object"
-            )
+            outcome = guarded_object(entry_to_mention, entry, app, country, self.name)
             if isinstance(outcome, str):
                 review = _label(entry.get("id")) if isinstance(entry, dict) else None
                 skips.skip(outcome, f"id {review}" if review else "no id")

@@ -50,7 +50,7 @@ from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKin
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     SkipReport,
-    guarded,
+    guarded_object,
     parse_time,
     search_terms,
     secret_from_env,
@@ -320,11 +320,7 @@ class BlueskySource(Source[BlueskyOptions]):
         skips = SkipReport("posts")
         reached_older = False
         for post in posts:
-            outcome = (
-                guarded(post_to_mention, post, self.name)
-                if isinstance(post, dict)
-                else "not an object"
-            )
+            outcome = guarded_object(post_to_mention, post, self.name)
             if isinstance(outcome, str):
                 uri = post.get("uri") if isinstance(post, dict) else None
                 skips.skip(outcome, str(uri) if uri else "no uri")

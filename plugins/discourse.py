@@ -65,6 +65,7 @@ from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     SkipReport,
     guarded,
+    guarded_object,
     html_to_text,
     one_line,
     parse_time,
@@ -599,11 +600,7 @@ class DiscourseSource(Source[DiscourseOptions]):
         results: list[Mention | Request] = []
         skips = SkipReport("posts")
         for post in posts:
-            outcome = (
-                guarded(post_to_mention, post, {}, forum, self.name)
-                if isinstance(post, dict)
-                else "not an object"
-            )
+            outcome = guarded_object(post_to_mention, post, {}, forum, self.name)
             if isinstance(outcome, str):
                 skips.skip(outcome, _ref(post) if isinstance(post, dict) else "?")
             elif self.is_new(key, outcome):

@@ -43,7 +43,7 @@ from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     SkipReport,
     from_timestamp,
-    guarded,
+    guarded_object,
     html_to_text,
     parse_time,
     search_terms,
@@ -296,11 +296,7 @@ class HackerNewsSource(Source[HackerNewsOptions]):
         results: list[Mention | Request] = []
         skips = SkipReport("hits")
         for hit in hits:
-            outcome = (
-                guarded(hit_to_mention, hit, self.name)
-                if isinstance(hit, dict)
-                else "not an object"
-            )
+            outcome = guarded_object(hit_to_mention, hit, self.name)
             if isinstance(outcome, Mention):
                 results.append(outcome)
                 self.checkpoint.advance(str(response.meta.get("term", "")), outcome.published_at)

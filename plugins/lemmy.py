@@ -49,7 +49,7 @@ from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKin
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     SkipReport,
-    guarded,
+    guarded_object,
     host_of,
     http_url,
     parse_time,
@@ -373,12 +373,9 @@ class LemmySource(Source[LemmyOptions]):
         for convert, views in ((post_to_mention, posts), (comment_to_mention, comments)):
             reached_older = False
             for view in views:
-                outcome = (
-                    guarded(convert, view, instance, self.name) if isinstance(view, dict) else None
-                )
-                if not isinstance(outcome, Mention):
-                    reason = outcome or "not an object"
-                    skips.skip(reason, _ref(view))
+                outcome = guarded_object(convert, view, instance, self.name)
+                if isinstance(outcome, str):
+                    skips.skip(outcome, _ref(view))
                     continue
                 if newer_than is not None and outcome.published_at <= newer_than:
                     reached_older = True

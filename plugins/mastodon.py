@@ -56,7 +56,7 @@ from listener.mention import AbsoluteURL, Author, Engagement, Mention, SourceKin
 from listener.source import Request, Response, Source, SourceOptions
 from listener.sourcekit import (
     SkipReport,
-    guarded,
+    guarded_object,
     host_of,
     html_to_text,
     http_url,
@@ -388,12 +388,9 @@ class MastodonSource(Source[MastodonOptions]):
         skips = SkipReport("statuses")
         reached_older = False
         for status in statuses:
-            outcome = (
-                guarded(status_to_mention, status, self.name) if isinstance(status, dict) else None
-            )
-            if not isinstance(outcome, Mention):
-                reason = outcome or "not an object"
-                skips.skip(reason, _ref(status))
+            outcome = guarded_object(status_to_mention, status, self.name)
+            if isinstance(outcome, str):
+                skips.skip(outcome, _ref(status))
                 continue
             if newer_than is not None and outcome.published_at <= newer_than:
                 reached_older = True

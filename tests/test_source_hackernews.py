@@ -568,6 +568,19 @@ def test_no_broken_field_of_a_recorded_item_or_a_hit_raises() -> None:
             assert len(mentions) + src.skipped.total() == 1, label
 
 
+def test_hits_that_are_no_objects_are_skipped_and_the_rest_of_the_page_read() -> None:
+    """The recorded search page with a null and a string among its hits."""
+    page = json.loads(PAGE_FILES[("acme", 0)].read_text(encoding="utf-8"))
+    hits = page["hits"]
+    body = json.dumps({**page, "hits": [None, *hits, "48125321"]}).encode()
+    src = source()
+    mentions, _ = split(src.parse(page_response(src, "acme", 0, body)))
+
+    original, _ = split(source().parse(page_response(src, "acme", 0)))
+    assert [m.id for m in mentions] == [m.id for m in original]
+    assert src.skipped == {"not an object": 2}
+
+
 def test_a_poll_and_its_options_as_firebase_items() -> None:
     """A poll (type poll, parts) and its options (type pollopt, poll): an option is part of
     the poll's thread; the shapes are those of the API's documentation."""

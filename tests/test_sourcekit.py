@@ -23,6 +23,7 @@ from listener.sourcekit import (
     error_page_title,
     from_timestamp,
     guarded,
+    guarded_object,
     http_url,
     one_line,
     parse_date,
@@ -350,6 +351,16 @@ def test_guarded_turns_an_item_that_raises_into_a_reason() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         guarded(interrupted, {})
+
+
+def test_guarded_object_skips_an_item_that_is_no_object_and_guards_the_rest() -> None:
+    def title_of(item: dict[str, Any], suffix: str = "") -> str:
+        return str(item["title"]).upper() + suffix
+
+    assert guarded_object(title_of, {"title": "ok"}, suffix="!") == "OK!"
+    assert guarded_object(title_of, {}) == "unreadable (KeyError: 'title')"
+    for item in (None, "a string", 7, ["a", "list"]):
+        assert guarded_object(title_of, item) == "not an object"
 
 
 def test_skip_report_counts_names_and_logs_one_line_a_page(

@@ -16,7 +16,8 @@ sources use nothing else. Import from here::
 - Text: :func:`html_to_text`, :func:`clean_text`, :func:`one_line`.
 - URLs: :func:`http_url`, :func:`canonical_url`, :func:`host_of`.
 - Secrets: :func:`secret_from_env`.
-- Items: :func:`guarded` (an item that makes its mapping raise is skipped, with why);
+- Items: :func:`guarded` (an item that makes its mapping raise is skipped, with why),
+  :func:`guarded_object` (the same, and an item that is no JSON object is skipped too);
   :class:`SkipReport` (a page's skipped items counted by reason, named, logged in one line).
 - Feeds: :func:`read_feed` (RSS, Atom, JSON Feed) into :class:`Feed`/:class:`FeedEntry`;
   :func:`stream_feed` for the same entries one at a time (large feeds).
@@ -52,6 +53,7 @@ from listener.sourcekit.values import (
     clean_text,
     from_timestamp,
     guarded,
+    guarded_object,
     host_of,
     http_url,
     one_line,
@@ -80,6 +82,7 @@ __all__ = [
     "first_text",
     "from_timestamp",
     "guarded",
+    "guarded_object",
     "host_of",
     "html_to_text",
     "http_url",

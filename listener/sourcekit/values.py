@@ -373,3 +373,14 @@ def guarded(convert: Callable[..., Mention | str], *args: Any, **kwargs: Any) ->
         detail = " ".join(str(error).split())
         detail = detail if len(detail) <= 120 else detail[:119] + "…"
         return f"unreadable ({type(error).__name__}: {detail})"
+
+
+def guarded_object(
+    convert: Callable[..., Mention | str], item: object, *args: Any, **kwargs: Any
+) -> Mention | str:
+    """:func:`guarded` for an item that should be a JSON object: ``"not an object"`` when
+    ``item`` is no dict (a ``null`` or a string in a page's list), else
+    ``guarded(convert, item, *args, **kwargs)``."""
+    if not isinstance(item, dict):
+        return "not an object"
+    return guarded(convert, item, *args, **kwargs)
