@@ -66,6 +66,37 @@ def test_plugins_list_shows_version_package_options_and_hooks() -> None:
     assert sources["rss"]["package"] == "listener"
 
 
+def test_a_plugins_tests_extend_its_shipped_site_through_the_public_test_kit(
+    tmp_path: Path,
+) -> None:
+    """docs/plugins.md's recipe by its public path: the tests' routes.json adds a route
+    (a 503 answered once, so the search is retried) and takes the recorded hackernews
+    page from the shipped site, with no copy."""
+    from listener import testing
+    from listener.plugins.hackernews import HackerNewsSource
+    from listener.sdk import replay
+
+    assert (testing.Hold, testing.load_site, testing.Route) == (
+        replay.Hold,
+        replay.load_site,
+        replay.Route,
+    )
+    shipped = Path(str(HackerNewsSource.fixtures_dir))
+    recorded = json.loads((shipped / "routes.json").read_text(encoding="utf-8"))["routes"][0]
+    own = tmp_path / "fixtures"
+    own.mkdir()
+    flaky = {**recorded, "status": 503, "body": "busy", "times": 1}
+    del flaky["file"]
+    (own / "routes.json").write_text(json.dumps([flaky, recorded]), encoding="utf-8")
+
+    routes = testing.load_site(own, also=[shipped])
+    assert routes[1].body == (shipped / recorded["file"]).read_bytes()
+    result = replay_crawl("hackernews", {"base_url": "{base_url}"}, routes)
+    hits = json.loads(routes[1].body)["hits"]
+    assert [r.status for r in result.requests if r.path == recorded["path"]] == [503, 200]
+    assert len(result.mentions) == len(hits)
+
+
 def test_example_plugin_is_crawled_through_the_real_engine() -> None:
     result = replay_crawl(
         "shopreviews", {"base_url": "{base_url}", "skus": ["RKT-14"]}, EXAMPLE_FIXTURES
