@@ -22,6 +22,10 @@ Algolia's ``/api/v1/items/ID`` (the item with its ``children`` replies) are read
 as hits too; deleted and dead items are skipped. A Firebase story list
 (``/v0/topstories.json``, ``newstories``, ``askstories``…: a JSON list of item ids)
 is read as requests for its first ``hits_per_page`` items (``/v0/item/ID.json``).
+A single Firebase item's replies (``kids``, ids only) are asked for in turn and read
+as comments of its story's thread (``Re:`` its title): the first ``hits_per_page``
+of an item, and at most ``hits_per_page * max_pages`` replies a thread, as many as a
+search could yield.
 """
 
 from __future__ import annotations
@@ -113,6 +117,7 @@ def _as_hit(item: Mapping[str, Any]) -> Mapping[str, Any]:
         # A poll option names its poll ("poll"), which is its thread and its parent.
         "parent_id": item.get("parent", item.get("parent_id", item.get("poll"))),
         "story_id": item.get("story_id", item.get("poll")),
+        "story_title": item.get("story_title"),
     }
 
 
@@ -234,6 +239,8 @@ class HackerNewsSource(Source[HackerNewsOptions]):
         super().__init__(options, brands)
         #: Hits left out so far, by reason.
         self.skipped: Counter[str] = Counter()
+        #: Replies (Firebase ``kids``) asked for so far, by thread (story id).
+        self._replies: Counter[str] = Counter()
 
     def search_url(self, term: str, page: int = 0) -> str:
         """The search URL for one term and page (only hits newer than the last run's newest)."""
@@ -280,14 +287,55 @@ class HackerNewsSource(Source[HackerNewsOptions]):
             for item in wanted
         ]
 
+    def _reply_requests(self, response: Response, item: Mapping[str, Any]) -> list[Request]:
+        """A Firebase item's ``kids``: each reply asked for as an item of the same thread,
+        the first ``hits_per_page`` of the item, ``hits_per_page * max_pages`` a thread."""
+        kids = item.get("kids")
+        if not isinstance(kids, list):
+            return []
+        meta = response.meta
+        is_comment = item.get("type") == "comment"
+        story = meta.get("story") if is_comment else item.get("id")
+        title = meta.get("story_title") if is_comment else item.get("title")
+        thread = str(story) if story is not None else f"item {item.get('id')}"
+        ids = [kid for kid in map(to_int, kids) if kid is not None][: self.options.hits_per_page]
+        room = self.options.hits_per_page * self.options.max_pages - self._replies[thread]
+        if len(ids) > room:
+            log.info(
+                "%s: thread %s has more replies than hits_per_page * max_pages (%d); "
+                "%d of %s's are not asked for",
+                self.label,
+                thread,
+                self.options.hits_per_page * self.options.max_pages,
+                len(ids) - max(room, 0),
+                response.url,
+            )
+            ids = ids[: max(room, 0)]
+        self._replies[thread] += len(ids)
+        api = response.url.split("/item/", 1)[0] if "/item/" in response.url else FIREBASE_API
+        return [
+            Request(
+                url=f"{api}/item/{kid}.json",
+                meta={**meta, "item": kid, "story": story, "story_title": title},
+            )
+            for kid in ids
+        ]
+
     def parse(self, response: Response) -> Iterable[Mention | Request]:
-        """The page's hits as Mentions, then the next page's request when there is one."""
+        """The page's hits as Mentions, then the next page's request when there is one (or,
+        for a Firebase item, the requests for its replies)."""
         if response.status >= 400:
             raise ValueError(f"{response.url} answered HTTP {response.status}")
         data = response.json()
         ids = _item_ids(data)
         if ids is not None:
             return self._item_requests(response, ids)
+        replies: list[Request] = []
+        if isinstance(data, dict) and "id" in data and not {"children", "hits"} & data.keys():
+            replies = self._reply_requests(response, data)  # a Firebase item: its kids
+            story = response.meta.get("story")
+            if data.get("type") == "comment" and story is not None and "story_id" not in data:
+                data = {**data, "story_id": story, "story_title": response.meta.get("story_title")}
         hits = _hits(data)
         if hits is None:
             raise ValueError(
@@ -305,7 +353,7 @@ class HackerNewsSource(Source[HackerNewsOptions]):
                 skips.skip(outcome, f"id {ref}" if ref is not None else "no id")
         skips.log(log, self.label, response.url, len(hits), into=self.skipped)
         if not isinstance(data, dict) or "hits" not in data:
-            return results  # an item (and its replies), not a search page: nothing follows
+            return [*results, *replies]  # an item (and its replies), not a search page
         page = to_int(data.get("page"))
         if page is None:
             page = to_int(response.meta.get("page")) or 0

@@ -614,6 +614,50 @@ def test_a_poll_and_its_options_as_firebase_items() -> None:
     assert answer.engagement.score == 335
 
 
+def test_a_firebase_items_replies_are_asked_for_and_read_in_its_thread(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A recorded story's kids (reply ids), each asked for as an item; a reply (in the
+    API's documented comment shape) is a comment of the story's thread, and its own kids
+    are asked for too, up to hits_per_page an item and hits_per_page * max_pages a thread."""
+    story = next(item for item in firebase_items() if len(item.get("kids", [])) >= 6)
+    url = f"https://hacker-news.firebaseio.com/v0/item/{story['id']}.json"
+    src = source(hits_per_page=3, max_pages=2)  # 3 replies an item, 6 a thread
+    mentions, requests = split(src.parse(testing.respond(url, json.dumps(story), meta={})))
+
+    assert [m.title for m in mentions] == [story["title"]]
+    api = "https://hacker-news.firebaseio.com/v0"
+    assert [r.url for r in requests] == [f"{api}/item/{kid}.json" for kid in story["kids"][:3]]
+    assert {(r.meta["story"], r.meta["story_title"]) for r in requests} == {
+        (story["id"], story["title"])
+    }
+
+    def reply(request: Request, kids: list[int], **fields: Any) -> list[Mention | Request]:
+        item = {
+            "by": "norvig",
+            "id": request.meta["item"],
+            "kids": kids,
+            "parent": story["id"],
+            "text": "Acme&#x27;s answer",
+            "time": story["time"] + 60,
+            "type": "comment",
+            **fields,
+        }
+        return list(src.parse(testing.respond(request, json.dumps(item))))
+
+    first, first_asks = split(reply(requests[0], [9001, 9002, 9003, 9004]))
+    assert [(m.thread_id, m.parent_id, m.title, m.text) for m in first] == [
+        (str(story["id"]), str(story["id"]), f"Re: {story['title']}", "Acme's answer")
+    ]
+    assert [r.meta["item"] for r in first_asks] == [9001, 9002, 9003]  # the thread's 6
+    assert {r.meta["story"] for r in first_asks} == {story["id"]}
+    with caplog.at_level("INFO", logger=hackernews.log.name):
+        deleted, deleted_asks = split(reply(requests[1], [9005], deleted=True, text=None))
+    assert deleted == [] and src.skipped == {"deleted or dead": 1}
+    assert deleted_asks == []  # the thread's bound is reached
+    assert "are not asked for" in caplog.text
+
+
 def test_recorded_firebase_story_list_asks_for_its_items() -> None:
     """The recorded /v0/topstories.json (a list of 500 item ids): its first hits_per_page
     items are asked for at the list's own API, each once; the recorded items answer."""
